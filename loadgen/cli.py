@@ -1,0 +1,177 @@
+"""`loadgen` command line: venue | bench (run, report, compare and probe come in later issues)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from loadgen.ratelimit import TIERS
+from loadgen.venue.knobs import PROTOCOLS, KnobError, Knobs
+
+
+def _latency(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        proto, sep, spec = item.partition("=")
+        if not sep or proto not in PROTOCOLS:
+            raise KnobError(
+                f"--latency {item!r}: expected PROTOCOL=SPEC with PROTOCOL one of "
+                f"{', '.join(PROTOCOLS)}, e.g. rest=uniform:1:5"
+            )
+        out[proto] = spec
+    return out
+
+
+def add_venue_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)"
+    )
+    p.add_argument(
+        "--rest-port", type=int, default=0, help="REST port (0 = any free port, reported)"
+    )
+    p.add_argument("--ws-port", type=int, default=0, help="WebSocket v2 port (0 = any free port)")
+    p.add_argument("--fix-port", type=int, default=0, help="FIX 4.4 port (0 = any free port)")
+    p.add_argument("--keys", type=int, default=100, help="number of test API keys (default 100)")
+    p.add_argument(
+        "--tier",
+        default="pro",
+        help=f"rate-limit tier of the keys, or a comma list cycled over them "
+        f"({', '.join(TIERS)}; default pro)",
+    )
+    p.add_argument("--seed", default="loadgen", help="seed the test keys derive from")
+    p.add_argument("--pairs", type=int, default=720, help="number of markets (default 720)")
+    p.add_argument(
+        "--keys-file",
+        type=Path,
+        default=Path("results/venue-keys.json"),
+        help="where the keys and secrets are written, mode 0600 (default results/venue-keys.json)",
+    )
+    p.add_argument(
+        "--max-notional",
+        type=float,
+        default=10_000_000.0,
+        help="largest order value in quote units; above it: EOrder:Insufficient funds",
+    )
+    p.add_argument(
+        "--latency",
+        action="append",
+        default=[],
+        metavar="PROTO=SPEC",
+        help="added reply latency in ms per protocol: rest=fixed:2, ws=uniform:1:5, "
+        "fix=normal:3:0.5, rest=lognormal:2:0.6, ws=exp:1 (default none)",
+    )
+    p.add_argument(
+        "--unavailable",
+        type=float,
+        default=0.0,
+        help="share of requests answered EService:Unavailable, 0..1 (default 0)",
+    )
+    p.add_argument(
+        "--stall-every",
+        type=float,
+        default=0.0,
+        help="seconds between engine stalls (0 = no stalls)",
+    )
+    p.add_argument("--stall-for", type=float, default=0.0, help="seconds each stall lasts")
+    p.add_argument(
+        "--drop",
+        type=float,
+        default=0.0,
+        help="chance per request, 0..1, that the venue drops the connection instead "
+        "of answering (default 0)",
+    )
+    p.add_argument("--fault-seed", type=int, default=0, help="seed of the fault knobs' RNG")
+
+
+def venue_config(args: argparse.Namespace):  # -> VenueConfig
+    from loadgen.venue.app import VenueConfig
+
+    knobs = Knobs(
+        latency=_latency(args.latency),
+        unavailable_ratio=args.unavailable,
+        stall_every_s=args.stall_every,
+        stall_for_s=args.stall_for,
+        drop_ratio=args.drop,
+        seed=args.fault_seed,
+    )
+    return VenueConfig(
+        host=args.host,
+        rest_port=args.rest_port,
+        ws_port=args.ws_port,
+        fix_port=args.fix_port,
+        keys=args.keys,
+        tiers=args.tier.split(","),
+        seed=args.seed,
+        pairs=args.pairs,
+        keys_file=args.keys_file,
+        max_notional=args.max_notional,
+        knobs=knobs,
+    )
+
+
+def cmd_venue(args: argparse.Namespace) -> int:
+    from loadgen.venue.app import serve
+
+    config = venue_config(args)
+
+    def ready(venue) -> None:
+        e = venue.endpoints
+        print(
+            f"loadgen venue: {len(venue.pairs)} pairs, {len(venue.accounts.all)} keys "
+            f"(tier {args.tier})",
+            flush=True,
+        )
+        print(f"  REST      {e['rest']}/0/public/Time", flush=True)
+        print(f"  WebSocket {e['ws']}", flush=True)
+        print(f"  FIX 4.4   {e['fix']}  (TargetCompID KRAKEN-TRD)", flush=True)
+        if config.keys_file is not None:
+            print(f"  keys      {config.keys_file} (secrets are in that file only)", flush=True)
+        print("ready; Ctrl-C or SIGTERM to stop", flush=True)
+
+    serve(config, ready)
+    print("loadgen venue: stopped", flush=True)
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from loadgen.bench.venue import main as bench_venue
+
+    return bench_venue(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="loadgen", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    venue = sub.add_parser("venue", help="run the embedded Kraken-compatible venue on loopback")
+    add_venue_args(venue)
+    venue.set_defaults(func=cmd_venue)
+    bench = sub.add_parser("bench", help="benchmarks (venue CPU per request)")
+    bench_sub = bench.add_subparsers(dest="target", required=True)
+    bv = bench_sub.add_parser(
+        "venue", help="venue CPU microseconds per order request, per protocol"
+    )
+    from loadgen.bench.venue import add_args
+
+    add_args(bv)
+    bv.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from loadgen.venue.app import VenueConfigError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (KnobError, VenueConfigError) as exc:
+        print(f"loadgen: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"loadgen: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

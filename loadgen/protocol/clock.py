@@ -1,0 +1,41 @@
+"""Timestamp formats the wire uses, made cheap for hot paths (the seconds part is cached)."""
+
+from __future__ import annotations
+
+import time
+
+_cache_sec = -1
+_cache_rfc = ""
+_cache_fix = ""
+
+
+def _refresh(sec: int) -> None:
+    global _cache_sec, _cache_rfc, _cache_fix
+    tm = time.gmtime(sec)
+    _cache_sec = sec
+    _cache_rfc = time.strftime("%Y-%m-%dT%H:%M:%S", tm)
+    _cache_fix = time.strftime("%Y%m%d-%H:%M:%S", tm)
+
+
+def rfc3339(t: float) -> str:
+    """'2023-09-21T14:15:07.197274Z' (WS v2 time_in/time_out, executions timestamps)."""
+    sec = int(t)
+    if sec != _cache_sec:
+        _refresh(sec)
+    return f"{_cache_rfc}.{int((t - sec) * 1e6):06d}Z"
+
+
+def rfc3339_seconds(t: float) -> str:
+    """'2023-03-24T17:41:56Z' (REST CancelAllOrdersAfter)."""
+    sec = int(t)
+    if sec != _cache_sec:
+        _refresh(sec)
+    return f"{_cache_rfc}Z"
+
+
+def fix_time(t: float) -> str:
+    """FIX UTCTimestamp with milliseconds: '20240101-12:00:00.123' (tags 52, 60, 122)."""
+    sec = int(t)
+    if sec != _cache_sec:
+        _refresh(sec)
+    return f"{_cache_fix}.{int((t - sec) * 1e3):03d}"

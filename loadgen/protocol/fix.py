@@ -1,0 +1,222 @@
+"""FIX 4.4 messages, sans-IO: framing, encoding, decoding, Kraken's logon signature (facts section 5).
+
+Why not simplefix here: its parser costs about 70 us a message (measured), more than twice the
+venue's whole budget per FIX message; this framer costs a few microseconds. simplefix remains the
+independent codec the tests talk to the venue with, so a mistake here cannot hide behind itself.
+
+Framing rules:
+- A message is `8=FIX.4.4|9=<len>|...|10=<ccc>|` where <len> counts the bytes after the SOH
+  that ends tag 9 up to and including the SOH before `10=`, and <ccc> is the byte sum of
+  everything before `10=`, modulo 256, as three digits.
+- A stream that does not start with `8=FIX.4.4|9=` cannot be re-synchronised: FixFramingError.
+- A message whose BodyLength or CheckSum is wrong is returned as garbled (with its text), so the
+  session can answer with a Reject and carry on with the next message.
+- Decoded fields are a dict tag -> str; repeating groups are not used by any message the venue
+  serves, so the last value of a repeated tag wins.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from collections.abc import Iterable
+
+SOH = "\x01"
+BEGIN_STRING = "FIX.4.4"
+_BEGIN = b"8=FIX.4.4\x019="
+MAX_MESSAGE = 64 * 1024  # An order message is ~200 bytes; a 64 KiB one is garbage or an attack.
+
+# Tags used by the codec and the session (FIX 4.4 numbering).
+BEGIN_SEQ_NO = 7
+BODY_LENGTH = 9
+CHECKSUM = 10
+END_SEQ_NO = 16
+MSG_SEQ_NUM = 34
+MSG_TYPE = 35
+NEW_SEQ_NO = 36
+POSS_DUP = 43
+REF_SEQ_NUM = 45
+SENDER_COMP_ID = 49
+SENDING_TIME = 52
+TARGET_COMP_ID = 56
+TEXT = 58
+ENCRYPT_METHOD = 98
+HEARTBT_INT = 108
+TEST_REQ_ID = 112
+ORIG_SENDING_TIME = 122
+GAP_FILL = 123
+RESET_SEQ_NUM = 141
+REF_TAG_ID = 371
+REF_MSG_TYPE = 372
+SESSION_REJECT_REASON = 373
+BUSINESS_REJECT_REF_ID = 379
+BUSINESS_REJECT_REASON = 380
+USERNAME = 553
+PASSWORD = 554
+KRAKEN_NONCE = 5025
+CANCEL_ON_DISCONNECT = 8674
+
+# Session-level MsgTypes.
+HEARTBEAT = "0"
+TEST_REQUEST = "1"
+RESEND_REQUEST = "2"
+REJECT = "3"
+SEQUENCE_RESET = "4"
+LOGOUT = "5"
+LOGON = "A"
+ADMIN_TYPES = frozenset(
+    (HEARTBEAT, TEST_REQUEST, RESEND_REQUEST, REJECT, SEQUENCE_RESET, LOGOUT, LOGON)
+)
+
+# SessionRejectReason (373) values used by the venue.
+REJECT_INVALID_TAG = 0
+REJECT_REQUIRED_TAG_MISSING = 1
+REJECT_VALUE_INCORRECT = 5
+REJECT_INCORRECT_FORMAT = 6
+REJECT_INVALID_MSGTYPE = 11
+REJECT_OTHER = 99
+
+
+class FixFramingError(Exception):
+    """The byte stream is not FIX 4.4 and cannot be re-synchronised: close the connection."""
+
+
+class Garbled:
+    """A framed message whose BodyLength or CheckSum is wrong."""
+
+    __slots__ = ("reason", "text")
+
+    def __init__(self, text: str, reason: str) -> None:
+        self.text = text
+        self.reason = reason
+
+    def seq_num(self) -> int | None:
+        """The MsgSeqNum, when the damage spared it (used as RefSeqNum in the Reject)."""
+        start = self.text.find("\x0134=")
+        if start < 0:
+            return None
+        end = self.text.find(SOH, start + 4)
+        value = self.text[start + 4 : end]
+        return int(value) if value.isdigit() else None
+
+
+def checksum(data: bytes) -> int:
+    return sum(data) & 0xFF
+
+
+def encode(msg_type: str, header: str, body: Iterable[tuple[int, object]] | str = ()) -> bytes:
+    """One message. `header` is the pre-built '49=..|56=..|34=..|52=..|' part (see header())."""
+    if not isinstance(body, str):
+        body = "".join(f"{tag}={value}\x01" for tag, value in body)
+    payload = f"35={msg_type}\x01{header}{body}".encode()
+    head = b"8=FIX.4.4\x019=%d\x01" % len(payload)
+    total = sum(head) + sum(payload)
+    return head + payload + b"10=%03d\x01" % (total & 0xFF)
+
+
+def header(sender: str, target: str, seq: int, sending_time: str, poss_dup: str = "") -> str:
+    """Standard header fields after 35, in the order FIX 4.4 lists them.
+
+    `poss_dup` is the original SendingTime of a resent message (adds 43=Y and 122).
+    """
+    extra = f"43=Y\x01122={poss_dup}\x01" if poss_dup else ""
+    return f"49={sender}\x0156={target}\x0134={seq}\x0152={sending_time}\x01{extra}"
+
+
+def decode(text: str) -> dict[int, str]:
+    """Fields of one framed message (its text as returned by FixReader)."""
+    fields: dict[int, str] = {}
+    for part in text.split(SOH):
+        if not part:
+            continue
+        tag, sep, value = part.partition("=")
+        if not sep or not tag.isdigit():
+            raise ValueError(f"field {part[:20]!r} is not tag=value")
+        fields[int(tag)] = value
+    return fields
+
+
+class FixReader:
+    """Bytes in, framed messages out: feed() returns a list of str (good) or Garbled."""
+
+    __slots__ = ("_buf", "max_message")
+
+    def __init__(self, max_message: int = MAX_MESSAGE) -> None:
+        self._buf = b""
+        self.max_message = max_message
+
+    def feed(self, data: bytes) -> list[str | Garbled]:
+        buf = self._buf + data if self._buf else data
+        out: list[str | Garbled] = []
+        pos = 0
+        end = len(buf)
+        while pos < end:
+            if end - pos < len(_BEGIN):
+                if not _BEGIN.startswith(buf[pos:]):
+                    raise FixFramingError("stream does not start with 8=FIX.4.4")
+                break
+            if not buf.startswith(_BEGIN, pos):
+                raise FixFramingError("stream does not start with 8=FIX.4.4|9=")
+            len_start = pos + len(_BEGIN)
+            len_end = buf.find(b"\x01", len_start, len_start + 8)
+            if len_end < 0:
+                if end - len_start >= 8:
+                    raise FixFramingError("BodyLength (9) is not a number")
+                break
+            length_text = buf[len_start:len_end]
+            if not length_text.isdigit():
+                raise FixFramingError("BodyLength (9) is not a number")
+            body_end = len_end + 1 + int(length_text)
+            msg_end = body_end + 7
+            if msg_end - pos > self.max_message:
+                raise FixFramingError(f"message over {self.max_message} bytes")
+            if end < msg_end:
+                break
+            if buf[body_end : body_end + 3] != b"10=" or buf[msg_end - 1] != 1:
+                # BodyLength lies: find where this message really ends and report it garbled.
+                real_end = _find_trailer(buf, len_end, end)
+                if real_end < 0:
+                    if end - pos > self.max_message:
+                        raise FixFramingError(f"message over {self.max_message} bytes")
+                    break
+                out.append(Garbled(buf[pos:real_end].decode("latin-1"), "BodyLength (9) is wrong"))
+                pos = real_end
+                continue
+            text = buf[pos:msg_end].decode("latin-1")
+            digits = buf[body_end + 3 : msg_end - 1]
+            if not digits.isdigit() or int(digits) != checksum(buf[pos:body_end]):
+                out.append(Garbled(text, "CheckSum (10) is wrong"))
+            else:
+                out.append(text)
+            pos = msg_end
+        self._buf = buf[pos:]
+        return out
+
+
+def _find_trailer(buf: bytes, start: int, end: int) -> int:
+    """End offset of the first `|10=ddd|` trailer after start, or -1."""
+    at = buf.find(b"\x0110=", start, end)
+    while at >= 0:
+        if at + 8 <= end and buf[at + 4 : at + 7].isdigit() and buf[at + 7] == 1:
+            return at + 8
+        if at + 8 > end:
+            return -1
+        at = buf.find(b"\x0110=", at + 1, end)
+    return -1
+
+
+# ---- Kraken logon ------------------------------------------------------------------------------
+
+
+def logon_password(
+    secret: bytes, seq: int, sender: str, target: str, api_key: str, nonce: str
+) -> str:
+    """Tag 554 for a Kraken Logon (facts section 5; `secret` is base64-decoded).
+
+    password = base64(HMAC-SHA512(secret, SHA256(input + nonce))), where input is
+    "35=A|34=<seq>|49=<sender>|56=<target>|553=<api key>|" with | = SOH.
+    """
+    signed = f"35=A\x0134={seq}\x0149={sender}\x0156={target}\x01553={api_key}\x01{nonce}"
+    digest = hashlib.sha256(signed.encode()).digest()
+    return base64.b64encode(hmac.new(secret, digest, hashlib.sha512).digest()).decode()

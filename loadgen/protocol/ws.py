@@ -1,0 +1,114 @@
+"""Kraken WebSocket v2 messages, sans-IO (facts section 4).
+
+Requests: {"method": m, "params": {...}, "req_id": n}. Replies echo method and req_id and carry
+success, result or error (one string, not an array), time_in and time_out. Channel messages
+(executions, heartbeat, status) have no method. Both ends build and read these here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from loadgen.protocol.clock import rfc3339
+
+# Methods the venue serves (facts 4.2, plus ping and the executions subscription).
+TRADING_METHODS = (
+    "add_order",
+    "amend_order",
+    "edit_order",
+    "cancel_order",
+    "cancel_all",
+    "cancel_all_orders_after",
+    "batch_add",
+    "batch_cancel",
+)
+ALL_METHODS = (*TRADING_METHODS, "ping", "subscribe", "unsubscribe")
+
+HEARTBEAT = orjson.dumps({"channel": "heartbeat"})
+
+
+class WsMessageError(ValueError):
+    """A text frame that is not a well-formed v2 message."""
+
+
+def request(method: str, params: dict[str, Any] | None = None, req_id: int | None = None) -> bytes:
+    msg: dict[str, Any] = {"method": method}
+    if params is not None:
+        msg["params"] = params
+    if req_id is not None:
+        msg["req_id"] = req_id
+    return orjson.dumps(msg)
+
+
+def parse(payload: bytes | str) -> dict[str, Any]:
+    """Any v2 message (request, reply or channel message) as a dict."""
+    try:
+        msg = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        raise WsMessageError("malformed JSON") from exc
+    if not isinstance(msg, dict):
+        raise WsMessageError("message must be a JSON object")
+    return msg
+
+
+def reply_ok(
+    method: str, req_id: Any, result: Any, time_in: float, time_out: float, **extra: Any
+) -> bytes:
+    msg: dict[str, Any] = {"method": method}
+    if req_id is not None:
+        msg["req_id"] = req_id
+    msg["result"] = result
+    msg["success"] = True
+    msg["time_in"] = rfc3339(time_in)
+    msg["time_out"] = rfc3339(time_out)
+    if extra:
+        msg.update(extra)
+    return orjson.dumps(msg)
+
+
+def reply_error(
+    method: str | None, req_id: Any, error: str, time_in: float, time_out: float
+) -> bytes:
+    msg: dict[str, Any] = {"error": error}
+    if method is not None:
+        msg["method"] = method
+    if req_id is not None:
+        msg["req_id"] = req_id
+    msg["success"] = False
+    msg["time_in"] = rfc3339(time_in)
+    msg["time_out"] = rfc3339(time_out)
+    return orjson.dumps(msg)
+
+
+def pong(req_id: Any, time_in: float, time_out: float) -> bytes:
+    msg: dict[str, Any] = {"method": "pong"}
+    if req_id is not None:
+        msg["req_id"] = req_id
+    msg["time_in"] = rfc3339(time_in)
+    msg["time_out"] = rfc3339(time_out)
+    return orjson.dumps(msg)
+
+
+def channel(name: str, kind: str, data: list[Any], sequence: int | None = None) -> bytes:
+    msg: dict[str, Any] = {"channel": name, "type": kind, "data": data}
+    if sequence is not None:
+        msg["sequence"] = sequence
+    return orjson.dumps(msg)
+
+
+def status(connection_id: int, system: str = "online") -> bytes:
+    """The status message a v2 connection receives first."""
+    return channel(
+        "status",
+        "update",
+        [
+            {
+                "api_version": "v2",
+                "connection_id": connection_id,
+                "system": system,
+                "version": "2.0.0",
+            }
+        ],
+    )

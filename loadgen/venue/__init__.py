@@ -1,0 +1,1 @@
+"""The embedded Kraken-compatible venue: engine, accounts, REST/WS/FIX servers, knobs."""

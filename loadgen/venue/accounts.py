@@ -1,0 +1,137 @@
+"""API keys, secrets, nonces, WebSocket tokens and per-key rate-limit state.
+
+Test keys are deterministic (derived from a seed and an index), so a test or a trader can
+recreate them, and they are also written to a keys file (mode 0600) for tools that prefer to
+read them. Secrets never go to stdout or logs: `Account.__repr__` leaves them out.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from loadgen import ratelimit
+from loadgen.ratelimit import Counter, Tier
+
+if TYPE_CHECKING:
+    from loadgen.venue.book import Order
+
+DEFAULT_SEED = "loadgen"
+DEFAULT_KEY_COUNT = 100
+TOKEN_TTL_S = 900.0  # GetWebSocketsToken: "use within 15 minutes" (facts 4.1)
+DEFAULT_MAX_NOTIONAL = 10_000_000.0  # an order worth more (in quote units) is "Insufficient funds"
+
+
+def test_key(seed: str, index: int) -> tuple[str, str]:
+    """(api_key, base64 secret) for test key `index`; deterministic for a seed."""
+    digest = hashlib.sha512(f"{seed}:{index}".encode()).digest()
+    api_key = base64.b64encode(hashlib.sha256(digest).digest()).decode().rstrip("=")
+    api_key = api_key.replace("+", "A").replace("/", "B")
+    return f"LG{index:05d}{api_key[:49]}", base64.b64encode(digest).decode()
+
+
+class Account:
+    """One API key: its secret, tier, nonces, counters, open orders and event listeners."""
+
+    def __init__(self, api_key: str, secret_b64: str, tier: Tier, index: int) -> None:
+        self.api_key = api_key
+        self.secret = base64.b64decode(secret_b64)
+        self.secret_b64 = secret_b64
+        self.tier = tier
+        self.index = index
+        self.last_nonce = 0
+        self.last_fix_nonce = 0
+        self.rest_counter: Counter = ratelimit.rest_counter(tier)
+        self.trade_counters: dict[str, Counter] = {}
+        self.orders: dict[str, Order] = {}  # open orders by txid
+        self.by_cl_ord_id: dict[str, Order] = {}
+        self.open_per_pair: dict[str, int] = {}
+        self.listeners: list[Any] = []  # WS connections subscribed to executions
+        self.max_notional = DEFAULT_MAX_NOTIONAL
+        self.dead_man: Any = None  # CancelAllOrdersAfter timer handle
+        self.dead_man_at = 0.0
+
+    def __repr__(self) -> str:  # never the secret
+        return f"Account({self.api_key[:10]}..., tier={self.tier.name})"
+
+    def trade_counter(self, pair: str) -> Counter:
+        counter = self.trade_counters.get(pair)
+        if counter is None:
+            counter = self.trade_counters[pair] = ratelimit.trading_counter(self.tier)
+        return counter
+
+
+@dataclass(slots=True)
+class Token:
+    account: Account
+    expires: float  # wall-clock; a token in use by a live connection stays valid (facts 4.1)
+
+
+class Accounts:
+    def __init__(self, accounts: list[Account], seed: str) -> None:
+        self.seed = seed
+        self.by_key = {a.api_key: a for a in accounts}
+        self.all = accounts
+        self.tokens: dict[str, Token] = {}
+
+    @classmethod
+    def generate(cls, count: int, tiers: list[str] | str, seed: str = DEFAULT_SEED) -> Accounts:
+        """`count` test keys; `tiers` is one tier name for all or a list cycled over the keys."""
+        names = [tiers] if isinstance(tiers, str) else tiers
+        accounts = []
+        for i in range(count):
+            tier = ratelimit.TIERS[names[i % len(names)]]
+            api_key, secret_b64 = test_key(seed, i)
+            accounts.append(Account(api_key, secret_b64, tier, i))
+        return cls(accounts, seed)
+
+    def get(self, api_key: str) -> Account | None:
+        return self.by_key.get(api_key)
+
+    def issue_token(self, account: Account, now: float) -> str:
+        token = secrets.token_urlsafe(32)
+        self.tokens[token] = Token(account, now + TOKEN_TTL_S)
+        return token
+
+    def by_token(self, token: str, now: float) -> Account | None:
+        entry = self.tokens.get(token)
+        if entry is None:
+            return None
+        if entry.expires < now:
+            del self.tokens[token]
+            return None
+        return entry.account
+
+    def keep_token(self, token: str, now: float) -> None:
+        """A token used by a live connection does not expire while the connection lives."""
+        entry = self.tokens.get(token)
+        if entry is not None:
+            entry.expires = max(entry.expires, now + TOKEN_TTL_S)
+
+    def write_keys_file(self, path: Path, endpoints: dict[str, Any]) -> None:
+        """Keys, secrets and tiers for clients: written atomically, readable by the owner only."""
+        data = {
+            "seed": self.seed,
+            "endpoints": endpoints,
+            "keys": [
+                {
+                    "api_key": a.api_key,
+                    "secret": a.secret_b64,
+                    "tier": a.tier.name,
+                    "index": a.index,
+                }
+                for a in self.all
+            ],
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh, indent=1)
+        os.replace(tmp, path)

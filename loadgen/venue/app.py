@@ -1,0 +1,234 @@
+"""The venue process: one asyncio (uvloop) loop serving REST, WebSocket v2 and FIX 4.4.
+
+`Venue` owns the engine, the accounts and the three servers; `serve()` is what `loadgen venue`
+runs (signals, endpoints on stdout); `VenueThread` runs a venue on a thread of its own for
+tests (the tests' clients are plain blocking sockets, never gevent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from loadgen.venue.accounts import DEFAULT_KEY_COUNT, DEFAULT_MAX_NOTIONAL, DEFAULT_SEED, Accounts
+from loadgen.venue.engine import Exchange
+from loadgen.venue.knobs import Faults, Knobs
+from loadgen.venue.pairs import DEFAULT_PAIR_COUNT, PairIndex, catalog
+
+DEFAULT_KEYS_FILE = Path("results/venue-keys.json")
+TICK_S = 1.0  # FIX heartbeats/TestRequests and WS heartbeats are checked this often
+
+
+class VenueConfigError(ValueError):
+    """A venue setting that cannot be used; the message names it."""
+
+
+@dataclass
+class VenueConfig:
+    host: str = "127.0.0.1"
+    rest_port: int = 0  # 0 = any free port (reported at start)
+    ws_port: int = 0
+    fix_port: int = 0
+    keys: int = DEFAULT_KEY_COUNT
+    tiers: list[str] = field(default_factory=lambda: ["pro"])  # cycled over the keys
+    seed: str = DEFAULT_SEED
+    pairs: int = DEFAULT_PAIR_COUNT
+    keys_file: Path | None = DEFAULT_KEYS_FILE
+    max_notional: float = DEFAULT_MAX_NOTIONAL
+    knobs: Knobs = field(default_factory=Knobs)
+
+    def validate(self) -> None:
+        from loadgen.ratelimit import TIERS
+
+        try:
+            address = ipaddress.ip_address(self.host)
+        except ValueError:
+            if self.host != "localhost":
+                raise VenueConfigError(f"host {self.host!r}: give a loopback address") from None
+        else:
+            if not address.is_loopback:
+                raise VenueConfigError(
+                    f"host {self.host!r} is not loopback: the venue serves 127.0.0.0/8 or ::1 only"
+                )
+        for name in ("rest_port", "ws_port", "fix_port"):
+            port = getattr(self, name)
+            if not 0 <= port <= 65535:
+                raise VenueConfigError(f"{name} {port} is not a port (0-65535; 0 = any free port)")
+        if self.keys < 1:
+            raise VenueConfigError("keys must be at least 1")
+        if self.pairs < 1:
+            raise VenueConfigError("pairs must be at least 1")
+        for tier in self.tiers:
+            if tier not in TIERS:
+                raise VenueConfigError(f"tier {tier!r} is unknown (use {', '.join(TIERS)})")
+        self.knobs.validate()
+
+
+class Venue:
+    def __init__(self, config: VenueConfig) -> None:
+        config.validate()
+        self.config = config
+        self.pairs = PairIndex(catalog(config.pairs))
+        self.exchange = Exchange(self.pairs)
+        self.accounts = Accounts.generate(config.keys, config.tiers, config.seed)
+        for account in self.accounts.all:
+            account.max_notional = config.max_notional
+        self.connections: set[Any] = set()
+        self.fix_hosts: dict[str, Any] = {}
+        self.faults = Faults(config.knobs, time.monotonic())
+        self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
+        self.servers: list[asyncio.base_events.Server] = []
+        self.endpoints: dict[str, str] = {}
+        self._ticker: asyncio.TimerHandle | None = None
+        from loadgen.venue.rest_api import RestApi
+        from loadgen.venue.ws_api import WsApi
+
+        self.rest_api = RestApi(self)
+        self.ws_api = WsApi(self)
+
+    async def start(self) -> dict[str, str]:
+        from loadgen.venue.fix_server import FixConnection
+        from loadgen.venue.rest_server import RestConnection
+        from loadgen.venue.ws_server import WsConnection
+
+        self.loop = asyncio.get_running_loop()
+        self.exchange.call_later = self.loop.call_later
+        self.faults.origin = time.monotonic()
+        cfg = self.config
+        ports = {}
+        for name, factory, port in (
+            ("rest", RestConnection, cfg.rest_port),
+            ("ws", WsConnection, cfg.ws_port),
+            ("fix", FixConnection, cfg.fix_port),
+        ):
+            server = await self.loop.create_server(
+                lambda f=factory: f(self), cfg.host, port, reuse_address=True
+            )
+            self.servers.append(server)
+            ports[name] = server.sockets[0].getsockname()[1]
+        host = f"[{cfg.host}]" if ":" in cfg.host else cfg.host
+        self.endpoints = {
+            "rest": f"http://{host}:{ports['rest']}",
+            "ws": f"ws://{host}:{ports['ws']}/v2",
+            "fix": f"tcp://{host}:{ports['fix']}",
+        }
+        if cfg.keys_file is not None:
+            self.accounts.write_keys_file(cfg.keys_file, self.endpoints)
+        self._ticker = self.loop.call_later(TICK_S, self._tick)
+        return self.endpoints
+
+    def _tick(self) -> None:
+        now_wall = self.exchange.wall()
+        now_loop = self.loop.time()
+        for host in list(self.fix_hosts.values()):
+            conn = host.conn
+            if conn is None:
+                continue
+            host.session.tick(now_wall)
+            conn.write_outbox()
+            if host.session.closed:
+                conn.close_after_write()
+                conn.closed = True
+        for conn in list(self.connections):
+            heartbeat = getattr(conn, "heartbeat", None)
+            if heartbeat is not None:
+                heartbeat(now_loop)
+        self._ticker = self.loop.call_later(TICK_S, self._tick)
+
+    async def stop(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+        for server in self.servers:
+            server.close()
+        for conn in list(self.connections):
+            if conn.transport is not None:
+                conn.transport.close()
+        for server in self.servers:
+            await server.wait_closed()
+
+    def open_order_count(self) -> int:
+        return sum(len(a.orders) for a in self.accounts.all)
+
+
+def new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on every POSIX platform
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+def serve(config: VenueConfig, on_ready: Callable[[Venue], None]) -> None:
+    """Run until SIGINT or SIGTERM, then close every connection and return."""
+    loop = new_loop()
+    asyncio.set_event_loop(loop)
+    venue = Venue(config)
+    stop = asyncio.Event()
+
+    async def main() -> None:
+        await venue.start()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        on_ready(venue)
+        await stop.wait()
+        await venue.stop()
+
+    try:
+        loop.run_until_complete(main())
+    finally:
+        loop.close()
+
+
+class VenueThread:
+    """A venue on a background thread with its own loop; `call(fn)` runs fn on that loop."""
+
+    def __init__(self, config: VenueConfig) -> None:
+        self.venue = Venue(config)
+        self.loop = new_loop()
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="venue", daemon=True)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.loop.run_until_complete(self.venue.start())
+        except BaseException as exc:  # report to the starting thread
+            self._error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        self.loop.run_forever()
+        self.loop.run_until_complete(self.venue.stop())
+        self.loop.close()
+
+    def start(self, timeout: float = 10.0) -> VenueThread:
+        self.thread.start()
+        if not self._ready.wait(timeout):
+            raise TimeoutError("venue did not start")
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def call(self, fn: Callable[[], Any], timeout: float = 10.0) -> Any:
+        """Run fn on the venue's loop and return its result (thread-safe inspection)."""
+
+        async def run() -> Any:
+            return fn()
+
+        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(timeout)
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+    @property
+    def endpoints(self) -> dict[str, str]:
+        return self.venue.endpoints

@@ -1,0 +1,76 @@
+"""What the three servers share: ordered, optionally delayed writes and the drop knob.
+
+Every write on a connection goes through `send`, so a reply held back by the latency or stall
+knobs also holds back whatever follows it on that connection (events, the next reply): a
+client never sees replies out of order, as with a real gateway's single TCP stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from loadgen.venue.app import Venue
+
+log = logging.getLogger("loadgen.venue")
+
+
+class Connection(asyncio.Protocol):
+    protocol_name = ""
+
+    def __init__(self, venue: Venue) -> None:
+        self.venue = venue
+        self.faults = venue.faults
+        self.loop = venue.loop
+        self.transport: asyncio.Transport | None = None
+        self._release_at = 0.0  # loop time before which nothing more may be written
+        self.closed = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.venue.connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.venue.connections.discard(self)
+
+    def send(self, data: bytes, delay: float = 0.0) -> None:
+        """Write now, or after `delay` seconds and after anything already held back."""
+        if self.closed:
+            return
+        if delay <= 0.0 and self._release_at == 0.0:
+            self.transport.write(data)  # type: ignore[union-attr]
+            return
+        now = self.loop.time()
+        at = max(now + delay, self._release_at)
+        self._release_at = at
+        self.loop.call_at(at, self._release, data, at)
+
+    def _release(self, data: bytes, at: float) -> None:
+        if self._release_at == at:
+            self._release_at = 0.0
+        if not self.closed:
+            self.transport.write(data)  # type: ignore[union-attr]
+
+    def reply_delay(self) -> float:
+        faults = self.faults
+        return faults.delay(self.protocol_name, self.loop.time()) if faults.any_delay else 0.0
+
+    def abort(self) -> None:
+        """Drop the connection without a word (the drop knob, or a peer beyond help)."""
+        if not self.closed and self.transport is not None:
+            self.closed = True
+            self.transport.abort()
+
+    def close_after_write(self) -> None:
+        """Close once everything queued (including held-back replies) has been written."""
+        if self._release_at:
+            self.loop.call_at(self._release_at + 1e-6, self._close_now)
+        else:
+            self._close_now()
+
+    def _close_now(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()

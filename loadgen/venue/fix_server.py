@@ -1,0 +1,469 @@
+"""The FIX 4.4 acceptor: Kraken's logon, the session layer, orders in, ExecutionReports out.
+
+Validation levels (facts 5): a message the framer cannot trust or that lacks a required field
+gets a session Reject (35=3); a business refusal gets a BusinessMessageReject (35=j) with the
+E-string in 58; accepted orders get ExecutionReports (35=8). A stream that is not FIX at all
+is closed.
+
+A session is identified by SenderCompID and outlives its TCP connection: sequence numbers and
+the resend store carry over to the next Logon (unless 141=Y), and events for its orders while
+it is away are numbered and stored, so a ResendRequest after re-logon recovers them. With
+CancelOrdersOnDisconnect (8674) = 0, the default, the session's orders are cancelled when the
+connection drops.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import TYPE_CHECKING, Any
+
+from loadgen.protocol import fix
+from loadgen.protocol.fix import FixFramingError, FixReader, Garbled
+from loadgen.protocol.fixsession import FixSession
+from loadgen.venue.accounts import Account
+from loadgen.venue.book import BUY, SELL, Order
+from loadgen.venue.conn import Connection, log
+from loadgen.venue.engine import (
+    E_UNAVAILABLE,
+    E_UNKNOWN_ORDER,
+    E_UNKNOWN_PAIR,
+    EV_AMENDED,
+    EV_CANCELED,
+    EV_NEW,
+    EV_TRADE,
+    INVALID,
+    Event,
+    OrderSpec,
+    VenueError,
+    parse_price,
+    parse_qty,
+)
+
+if TYPE_CHECKING:
+    from loadgen.venue.app import Venue
+
+TARGET_COMP_ID = "KRAKEN-TRD"  # facts 5: TargetCompID of the trading session
+NONCE_WINDOW_MS = 5000  # 5025 must be within 5 s of server time (facts 5)
+DEFAULT_HEARTBEAT_S = 60  # 108: 60 recommended
+
+# BusinessRejectReason (380) for the venue's refusals (facts 5, 35=j).
+BR_OTHER = 0
+BR_UNKNOWN_ID = 1
+BR_UNKNOWN_SECURITY = 2
+BR_UNSUPPORTED_MSGTYPE = 3
+BR_APP_NOT_AVAILABLE = 4
+
+_SIDES = {"1": BUY, "2": SELL}
+_SIDE_CODE = {BUY: "1", SELL: "2"}
+_ORD_TYPES = {"1": "market", "2": "limit"}
+_ORD_TYPE_CODE = {"market": "1", "limit": "2"}
+_TIF = {"1": "gtc", "3": "ioc"}
+_FIELD_NAMES = {11: "ClOrdID", 38: "OrderQty", 40: "OrdType", 41: "OrigClOrdID", 44: "Price",
+                54: "Side", 55: "Symbol", 530: "MassCancelRequestType"}  # fmt: skip
+_exec_ids = itertools.count(1)
+
+
+class FixHost:
+    """The venue's side of one FIX session (one SenderCompID), across reconnects."""
+
+    def __init__(self, session: FixSession, account: Account, wall: Any) -> None:
+        self.session = session
+        self.account = account
+        self.wall = wall
+        self.conn: FixConnection | None = None
+        self.cancel_on_disconnect = True
+
+    def on_events(self, events: list[Event]) -> None:
+        now = self.wall()
+        for event in events:
+            body = execution_report(event)
+            if body:
+                self.session.send("8", body, now)
+        if self.conn is not None:
+            self.conn.write_outbox()
+
+
+def execution_report(event: Event) -> str:
+    """The ER body (after the header) for an engine event; '' for events FIX does not report."""
+    order = event.order
+    pair = order.pair
+    kind = event.kind
+    done = event.filled >= order.qty
+    if kind == EV_NEW:
+        exec_type, status = "0", "0"
+    elif kind == EV_TRADE:
+        exec_type, status = "F", "2" if done else "1"
+    elif kind == EV_CANCELED:
+        exec_type, status = "4", "4"
+    elif kind == EV_AMENDED:
+        exec_type, status = "5", "1" if event.filled else "0"
+    else:
+        return ""  # 'filled' is carried by the trade's 39=2
+    cl_ord_id = order.cl_ord_id or ""
+    orig = ""
+    if kind == EV_CANCELED and isinstance(event.ref, str):
+        cl_ord_id, orig = event.ref, order.cl_ord_id or ""
+    elif kind == EV_AMENDED and isinstance(event.ref, str):
+        orig = event.ref
+    leaves = 0 if kind == EV_CANCELED or done else order.qty - event.filled
+    avg = order.cost / order.filled / pair.price_scale if order.filled else 0.0
+    parts = [f"37={order.txid}\x01"]
+    if cl_ord_id:
+        parts.append(f"11={cl_ord_id}\x01")
+    if orig:
+        parts.append(f"41={orig}\x01")
+    parts.append(
+        f"17={event.trade_id or next(_exec_ids)}\x01150={exec_type}\x0139={status}\x01"
+        f"55={pair.wsname}\x0154={_SIDE_CODE[order.side]}\x01"
+        f"40={_ORD_TYPE_CODE[order.order_type]}\x0138={pair.fmt_qty(order.qty)}\x01"
+    )
+    if order.order_type == "limit":
+        parts.append(f"44={pair.fmt_price(order.price)}\x01")
+    if kind == EV_TRADE:
+        parts.append(
+            f"31={pair.fmt_price(event.last_price)}\x0132={pair.fmt_qty(event.last_qty)}\x01"
+        )
+    parts.append(
+        f"14={pair.fmt_qty(event.filled)}\x01151={pair.fmt_qty(leaves)}\x01"
+        f"6={avg:.{pair.price_decimals}f}\x01"
+    )
+    if kind == EV_CANCELED and event.reason:
+        parts.append(f"58={event.reason}\x01")
+    return "".join(parts)
+
+
+class MissingField(Exception):
+    def __init__(self, tag: int) -> None:
+        super().__init__(tag)
+        self.tag = tag
+
+
+class FixConnection(Connection):
+    protocol_name = "fix"
+
+    def __init__(self, venue: Venue) -> None:
+        super().__init__(venue)
+        self.reader = FixReader()
+        self.host: FixHost | None = None
+        self.exchange = venue.exchange
+        self.wall = venue.exchange.wall
+
+    # ---- bytes in ------------------------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        if self.closed:
+            return
+        try:
+            items = self.reader.feed(data)
+        except FixFramingError as exc:
+            self._give_up(str(exc))
+            return
+        for item in items:
+            try:
+                self._on_message(item)
+            except Exception:  # a bug must cost one message, never the venue
+                log.exception("FIX handler failed")
+                if self.host is not None:
+                    self.host.session.logout("internal error", self.wall())
+            if self.closed or (self.host is not None and self.host.session.closed):
+                break
+        self.write_outbox()
+        self.exchange.flush()
+        if self.host is not None and self.host.session.closed:
+            self.close_after_write()
+            self.closed = True
+
+    def _on_message(self, item: str | Garbled) -> None:
+        now = self.wall()
+        host = self.host
+        if host is None:
+            self._on_logon(item, now)
+            return
+        session = host.session
+        if isinstance(item, Garbled):
+            seq = item.seq_num()
+            if seq == session.next_in:
+                session.next_in += 1  # received, refused: the number is used up
+            session.reject(seq, fix.REJECT_OTHER, item.reason, now)
+            return
+        try:
+            fields = fix.decode(item)
+        except ValueError as exc:
+            session.reject(None, fix.REJECT_INCORRECT_FORMAT, str(exc), now)
+            return
+        for app in session.receive(fields, now):
+            self._on_app(app, now)
+
+    def write_outbox(self) -> None:
+        if self.host is not None and self.host.session.outbox:
+            self.send(self.host.session.drain(), self.reply_delay())
+
+    def _give_up(self, reason: str) -> None:
+        """The stream cannot be read: say why if a session exists, then close."""
+        if self.host is not None:
+            self.host.session.logout(reason, self.wall())
+            self.write_outbox()
+        self.close_after_write()
+        self.closed = True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        host = self.host
+        if host is not None and host.conn is self:
+            host.conn = None
+            if host.cancel_on_disconnect:
+                mine = [o for o in host.account.orders.values() if o.session is host]
+                if mine:
+                    self.exchange.cancel_batch(host.account, mine, "cancel on disconnect")
+                    self.exchange.flush()
+        super().connection_lost(exc)
+
+    # ---- logon -------------------------------------------------------------------------------
+
+    def _on_logon(self, item: str | Garbled, now: float) -> None:
+        if isinstance(item, Garbled):
+            self._refuse_logon({}, f"Logon garbled: {item.reason}", now)
+            return
+        try:
+            fields = fix.decode(item)
+        except ValueError as exc:
+            self._refuse_logon({}, str(exc), now)
+            return
+        problem, account = self._authenticate(fields, now)
+        if problem:
+            self._refuse_logon(fields, problem, now)
+            return
+        sender = fields[fix.SENDER_COMP_ID]
+        host = self.venue.fix_hosts.get(sender)
+        if host is None or host.account is not account:
+            host = FixHost(
+                FixSession(TARGET_COMP_ID, sender, DEFAULT_HEARTBEAT_S), account, self.wall
+            )
+            self.venue.fix_hosts[sender] = host
+        if host.conn is not None and not host.conn.closed:
+            self._refuse_logon(fields, "session already logged on", now)
+            return
+        if host.session.logon_too_low(fields):
+            expected = host.session.next_in
+            self._refuse_logon(
+                fields,
+                f"MsgSeqNum too low, expecting {expected} but received {fields[fix.MSG_SEQ_NUM]}",
+                now,
+            )
+            return
+        account.last_fix_nonce = int(fields[fix.KRAKEN_NONCE])
+        host.cancel_on_disconnect = fields.get(fix.CANCEL_ON_DISCONNECT, "0") != "1"
+        host.conn = self
+        self.host = host
+        host.session.accept_logon(fields, now)
+
+    def _authenticate(self, fields: dict[int, str], now: float) -> tuple[str, Any]:
+        if fields.get(fix.MSG_TYPE) != fix.LOGON:
+            return "First message must be Logon", None
+        for tag, name in (
+            (fix.SENDER_COMP_ID, "SenderCompID"),
+            (fix.MSG_SEQ_NUM, "MsgSeqNum"),
+            (fix.USERNAME, "UserName"),
+            (fix.PASSWORD, "Password"),
+            (fix.KRAKEN_NONCE, "Nonce"),
+        ):
+            if not fields.get(tag):
+                return f"Missing Mandatory Field: {name} ({tag})", None
+        if fields.get(fix.TARGET_COMP_ID) != TARGET_COMP_ID:
+            return f"TargetCompID (56) must be {TARGET_COMP_ID}", None
+        if not fields[fix.MSG_SEQ_NUM].isdigit():
+            return "MsgSeqNum (34) is not a number", None
+        hb = fields.get(fix.HEARTBT_INT, str(DEFAULT_HEARTBEAT_S))
+        if not hb.isdigit() or int(hb) < 1:
+            return "HeartBtInt (108) must be a positive number of seconds", None
+        account = self.venue.accounts.get(fields[fix.USERNAME])
+        if account is None:
+            return "EAPI:Invalid key", None
+        nonce = fields[fix.KRAKEN_NONCE]
+        if not nonce.isdigit() or abs(int(nonce) - now * 1000) > NONCE_WINDOW_MS:
+            return (
+                "EAPI:Invalid nonce (5025 must be ms since epoch within 5 s of server time)",
+                None,
+            )
+        if int(nonce) <= account.last_fix_nonce:
+            return "EAPI:Invalid nonce", None
+        expected = fix.logon_password(
+            account.secret,
+            int(fields[fix.MSG_SEQ_NUM]),
+            fields[fix.SENDER_COMP_ID],
+            TARGET_COMP_ID,
+            account.api_key,
+            nonce,
+        )
+        if expected != fields[fix.PASSWORD]:
+            return "EAPI:Invalid signature", None
+        return "", account
+
+    def _refuse_logon(self, fields: dict[int, str], text: str, now: float) -> None:
+        """Logout with the reason, then close (facts 5: "Logout with a reason")."""
+        peer = fields.get(fix.SENDER_COMP_ID) or "UNKNOWN"
+        temp = FixSession(TARGET_COMP_ID, peer)
+        temp.logout(text, now)
+        self.send(temp.drain())
+        self.close_after_write()
+        self.closed = True
+
+    # ---- application messages -------------------------------------------------------------------
+
+    def _on_app(self, fields: dict[int, str], now: float) -> None:
+        assert self.host is not None
+        session = self.host.session
+        msg_type = fields.get(fix.MSG_TYPE, "")
+        handler = _APP_HANDLERS.get(msg_type)
+        seq = int(fields[fix.MSG_SEQ_NUM])
+        if handler is None:
+            self._business_reject(
+                fields, BR_UNSUPPORTED_MSGTYPE, f"Unsupported Message Type {msg_type!r}", now
+            )
+            return
+        if self.faults.drop_ratio and self.faults.drop():
+            self.abort()
+            return
+        if self.faults.unavailable_ratio and self.faults.unavailable():
+            self._business_reject(fields, BR_APP_NOT_AVAILABLE, E_UNAVAILABLE, now)
+            return
+        try:
+            handler(self, fields, now)
+        except MissingField as exc:
+            name = _FIELD_NAMES.get(exc.tag, str(exc.tag))
+            session.reject(
+                seq,
+                fix.REJECT_REQUIRED_TAG_MISSING,
+                f"Missing Mandatory Field: {name} ({exc.tag})",
+                now,
+                ref_tag=exc.tag,
+                ref_msg_type=msg_type,
+            )
+        except VenueError as exc:
+            self._business_reject(fields, _reason_code(exc), exc.message, now)
+
+    def _business_reject(self, fields: dict[int, str], reason: int, text: str, now: float) -> None:
+        assert self.host is not None
+        body: list[tuple[int, object]] = [
+            (fix.REF_SEQ_NUM, fields.get(fix.MSG_SEQ_NUM, "0")),
+            (fix.REF_MSG_TYPE, fields.get(fix.MSG_TYPE, "")),
+        ]
+        if fields.get(11):
+            body.append((fix.BUSINESS_REJECT_REF_ID, fields[11]))
+        body += [(fix.BUSINESS_REJECT_REASON, reason), (fix.TEXT, text)]
+        self.host.session.send("j", body, now)
+
+    def _need(self, fields: dict[int, str], *tags: int) -> None:
+        for tag in tags:
+            if not fields.get(tag):
+                raise MissingField(tag)
+
+    def _new_order(self, fields: dict[int, str], now: float) -> None:
+        self._need(fields, 11, 54, 55, 38, 40)
+        assert self.host is not None
+        pair = self.exchange.pair(fields[55])
+        side = _SIDES.get(fields[54])
+        if side is None:
+            raise VenueError("EGeneral:Invalid arguments:Side (54)", INVALID)
+        order_type = _ORD_TYPES.get(fields[40])
+        if order_type is None:
+            raise VenueError(
+                f"EGeneral:Invalid arguments:OrdType (40) {fields[40]!r} is not "
+                "served by the embedded venue",
+                INVALID,
+            )
+        qty = parse_qty(pair, fields[38], "OrderQty (38)")
+        price = 0
+        if order_type == "limit":
+            self._need(fields, 44)
+            price = parse_price(pair, fields[44])
+        tif = _TIF.get(fields.get(59, "1"))
+        if tif is None:
+            raise VenueError("EGeneral:Invalid arguments:TimeInForce (59)", INVALID)
+        spec = OrderSpec(
+            pair,
+            side,
+            order_type,
+            qty,
+            price,
+            fields[11],
+            post_only="P" in fields.get(18, ""),
+            tif=tif,
+        )
+        self.exchange.add_order(self.host.account, spec, origin="fix", session=self.host)
+
+    def _target(self, fields: dict[int, str]) -> Order:
+        """The order a cancel/replace/status names: 37 wins over 41 (facts 5); own session only."""
+        assert self.host is not None
+        account = self.host.account
+        if fields.get(37):
+            order = account.orders.get(fields[37])
+        elif fields.get(41):
+            order = account.by_cl_ord_id.get(fields[41])
+        else:
+            raise MissingField(41)
+        if order is None or order.session is not self.host:
+            raise VenueError(E_UNKNOWN_ORDER)
+        return order
+
+    def _cancel(self, fields: dict[int, str], now: float) -> None:
+        self._need(fields, 11)
+        order = self._target(fields)
+        assert self.host is not None
+        self.exchange.cancel_order(self.host.account, [order], ref=fields[11])
+
+    def _replace(self, fields: dict[int, str], now: float) -> None:
+        self._need(fields, 11)
+        order = self._target(fields)
+        assert self.host is not None
+        pair = order.pair
+        qty = parse_qty(pair, fields[38], "OrderQty (38)") if fields.get(38) else None
+        price = parse_price(pair, fields[44]) if fields.get(44) else None
+        self.exchange.amend_order(
+            self.host.account,
+            order,
+            qty=qty,
+            price=price,
+            post_only="P" in fields.get(18, ""),
+            new_cl_ord_id=fields[11],
+            ref=order.cl_ord_id or "",
+        )
+
+    def _mass_cancel(self, fields: dict[int, str], now: float) -> None:
+        self._need(fields, 11, 530)
+        assert self.host is not None
+        host = self.host
+        kind = fields[530]
+        orders = [o for o in host.account.orders.values() if kind == "7" or o.session is host]
+        if kind == "1":
+            self._need(fields, 55)
+            pair = self.exchange.pair(fields[55])
+            orders = [o for o in orders if o.pair is pair]
+        elif kind not in ("6", "7"):
+            raise VenueError("EGeneral:Invalid arguments:MassCancelRequestType (530)", INVALID)
+        count = self.exchange.cancel_batch(host.account, orders, fields[11])
+        host.session.send("r", [(11, fields[11]), (530, kind), (531, kind), (533, count)], now)
+
+    def _status(self, fields: dict[int, str], now: float) -> None:
+        order = self._target(fields)
+        assert self.host is not None
+        body = execution_report(Event(EV_NEW, order)).replace(
+            "150=0\x0139=0", "150=I\x0139=" + ("1" if order.filled else "0")
+        )
+        self.host.session.send("8", body, now)
+
+
+def _reason_code(exc: VenueError) -> int:
+    if exc.message == E_UNKNOWN_ORDER:
+        return BR_UNKNOWN_ID
+    if exc.message == E_UNKNOWN_PAIR:
+        return BR_UNKNOWN_SECURITY
+    return BR_OTHER  # rate limits and other business refusals (facts 5: 380=0, text in 58)
+
+
+_APP_HANDLERS = {
+    "D": FixConnection._new_order,
+    "F": FixConnection._cancel,
+    "G": FixConnection._replace,
+    "q": FixConnection._mass_cancel,
+    "H": FixConnection._status,
+}

@@ -1,0 +1,180 @@
+"""The REST gateway: HTTP/1.1 keep-alive (pipelining kept in order) on httptools.
+
+Checks, in Kraken's order: API-Key known (EAPI:Invalid key), API-Sign over the raw body
+(EAPI:Invalid signature), nonce above the key's last (EAPI:Invalid nonce); then the knobs
+(EService:Unavailable), the REST call counter, and the method. Protocol-level garbage gets an
+HTTP error status and a closed connection; API-level errors get Kraken's envelope with HTTP 200.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import httptools
+
+from loadgen.protocol import rest
+from loadgen.venue.conn import Connection, log
+from loadgen.venue.engine import E_UNAVAILABLE, VenueError
+
+if TYPE_CHECKING:
+    from loadgen.venue.app import Venue
+
+MAX_BODY = 64 * 1024  # a 15-order batch is ~2 KiB; 64 KiB is generous, more is abuse
+MAX_HEADERS = 16 * 1024
+
+E_INVALID_KEY = "EAPI:Invalid key"
+E_INVALID_SIGNATURE = "EAPI:Invalid signature"
+E_INVALID_NONCE = "EAPI:Invalid nonce"
+E_UNKNOWN_METHOD = "EGeneral:Unknown method"
+
+_STATUS = {
+    200: b"200 OK",
+    400: b"400 Bad Request",
+    404: b"404 Not Found",
+    405: b"405 Method Not Allowed",
+    413: b"413 Payload Too Large",
+    431: b"431 Request Header Fields Too Large",
+}
+
+
+def http_response(status: int, body: bytes, *, close: bool = False) -> bytes:
+    conn = b"Connection: close\r\n" if close else b""
+    return (
+        b"HTTP/1.1 %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n%s\r\n"
+        % (_STATUS[status], len(body), conn)
+        + body
+    )
+
+
+class RestConnection(Connection):
+    protocol_name = "rest"
+
+    def __init__(self, venue: Venue) -> None:
+        super().__init__(venue)
+        self.api = venue.rest_api
+        self.parser = httptools.HttpRequestParser(self)
+        self.failed = False  # after a protocol error the stream is not read any further
+        self._reset()
+
+    def _reset(self) -> None:
+        self.url = b""
+        self.api_key = b""
+        self.api_sign = b""
+        self.content_type: bytes | None = None
+        self.body: list[bytes] = []
+        self.body_size = 0
+        self.header_size = 0
+
+    # ---- httptools callbacks ---------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        if self.closed or self.failed:
+            return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._fail(400, "upgrade is not served on the REST port")
+        except httptools.HttpParserError as exc:
+            self._fail(400, f"malformed HTTP: {exc}")
+
+    def on_message_begin(self) -> None:
+        self._reset()
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.header_size += len(name) + len(value)
+        if self.header_size > MAX_HEADERS:
+            self._fail(431, "request headers too large")
+            return
+        lname = name.lower()
+        if lname == b"api-key":
+            self.api_key = value
+        elif lname == b"api-sign":
+            self.api_sign = value
+        elif lname == b"content-type":
+            self.content_type = value
+        elif lname == b"content-length" and value.isdigit() and int(value) > MAX_BODY:
+            self._fail(413, f"body over {MAX_BODY} bytes")
+
+    def on_body(self, body: bytes) -> None:
+        self.body_size += len(body)
+        if self.body_size > MAX_BODY:
+            self._fail(413, f"body over {MAX_BODY} bytes")
+            return
+        self.body.append(body)
+
+    def on_message_complete(self) -> None:
+        if self.failed or self.closed:
+            return
+        keep_alive = self.parser.should_keep_alive()
+        try:
+            status, payload = self.handle(self.parser.get_method(), self.url)
+        except Exception:  # a bug must cost one reply, never the venue
+            log.exception("REST handler failed")
+            status, payload = 200, rest.error("EGeneral:Internal error")
+        if self.faults.drop_ratio and self.faults.drop():
+            self.abort()
+            return
+        self.send(http_response(status, payload, close=not keep_alive), self.reply_delay())
+        self.venue.exchange.flush()
+        if not keep_alive:
+            self.close_after_write()
+
+    def _fail(self, status: int, reason: str) -> None:
+        """Protocol-level error: answer once, then close (the stream can't be trusted)."""
+        if self.failed or self.closed:
+            return
+        self.failed = True
+        self.send(
+            http_response(status, rest.error(f"EGeneral:Invalid arguments:{reason}"), close=True)
+        )
+        self.close_after_write()
+
+    # ---- routing -------------------------------------------------------------------------
+
+    def handle(self, http_method: bytes, url: bytes) -> tuple[int, bytes]:
+        path = url.split(b"?", 1)[0].decode("latin-1")
+        if path.startswith(rest.PRIVATE_PREFIX):
+            if http_method != b"POST":
+                return 405, rest.error("EGeneral:Invalid arguments:private calls use POST")
+            name = path[len(rest.PRIVATE_PREFIX) :]
+            if name not in self.api.private_methods:
+                return 404, rest.error(E_UNKNOWN_METHOD)
+            return 200, self.private(name, path.encode())
+        if path.startswith(rest.PUBLIC_PREFIX):
+            name = path[len(rest.PUBLIC_PREFIX) :]
+            method = self.api.public_methods.get(name)
+            if method is None:
+                return 404, rest.error(E_UNKNOWN_METHOD)
+            return 200, rest.ok(method())
+        return 404, rest.error(E_UNKNOWN_METHOD)
+
+    def private(self, name: str, path: bytes) -> bytes:
+        body = b"".join(self.body)
+        account = self.venue.accounts.get(self.api_key.decode("latin-1"))
+        if account is None:
+            return rest.error(E_INVALID_KEY)
+        try:
+            params: dict[str, Any] = rest.decode_body(body, self.content_type)
+        except rest.RestProtocolError as exc:
+            return rest.error(f"EGeneral:Invalid arguments:{exc}")
+        nonce = params.get("nonce")
+        nonce_text = (
+            str(nonce) if isinstance(nonce, (str, int)) and not isinstance(nonce, bool) else ""
+        )
+        if not nonce_text.isdigit():
+            return rest.error(f"{E_INVALID_NONCE}")
+        if not rest.verify(account.secret, path, nonce_text.encode(), body, self.api_sign):
+            return rest.error(E_INVALID_SIGNATURE)
+        value = int(nonce_text)
+        if value <= account.last_nonce:
+            return rest.error(E_INVALID_NONCE)
+        account.last_nonce = value
+        if self.faults.unavailable_ratio and self.faults.unavailable():
+            return rest.error(E_UNAVAILABLE)
+        try:
+            return rest.ok(self.api.call_private(name, account, params))
+        except VenueError as exc:
+            return rest.error(exc.message)

@@ -1,0 +1,263 @@
+"""The WebSocket v2 gateway: RFC 6455 handshake and frames, v2 methods, the executions channel.
+
+Both of Kraken's hosts (public ws.kraken.com/v2, private ws-auth.kraken.com/v2) are served on one
+port at path /v2. Private methods authenticate by `params.token` (from GetWebSocketsToken);
+an unknown or expired token gets `ESession:Invalid session`. A frame that breaks RFC 6455
+closes the connection with the matching close code; a bad message (not JSON, unknown method,
+wrong types) gets an error reply and the connection stays open.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import TYPE_CHECKING, Any
+
+from loadgen.protocol import ws, wsframe
+from loadgen.protocol.wsframe import FrameParser, WsProtocolError
+from loadgen.venue.conn import Connection, log
+from loadgen.venue.engine import E_UNAVAILABLE, Event, VenueError
+from loadgen.venue.ws_api import execution, order_snapshot
+
+if TYPE_CHECKING:
+    from loadgen.venue.accounts import Account
+    from loadgen.venue.app import Venue
+
+MAX_HANDSHAKE = 8 * 1024
+MAX_MESSAGE = 256 * 1024  # a 15-order batch_add is ~3 KiB
+E_INVALID_SESSION = "ESession:Invalid session"  # bad token (the error clients report for v1/v2)
+E_UNKNOWN_METHOD = "EGeneral:Unknown method"
+_connection_ids = itertools.count(1)
+
+
+def _http_error(status: str, text: str) -> bytes:
+    body = text.encode()
+    return b"HTTP/1.1 %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s" % (
+        status.encode(), len(body), body)  # fmt: skip
+
+
+class WsConnection(Connection):
+    protocol_name = "ws"
+
+    def __init__(self, venue: Venue) -> None:
+        super().__init__(venue)
+        self.api = venue.ws_api
+        self.accounts = venue.accounts
+        self.wall = venue.exchange.wall
+        self.frames: FrameParser | None = None  # set once the handshake is done
+        self._handshake = b""
+        self.subscribed: list[Account] = []
+        self.sequence = 0
+        self.last_sent = 0.0
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        for account in self.subscribed:
+            if self in account.listeners:
+                account.listeners.remove(self)
+        self.subscribed.clear()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self.closed:
+            return
+        if self.frames is None:
+            self._on_handshake_bytes(data)
+            return
+        try:
+            messages = self.frames.feed(data)
+        except WsProtocolError as exc:
+            self._close(exc.code, exc.reason)
+            return
+        for opcode, payload in messages:
+            if opcode == wsframe.OP_TEXT:
+                self._on_text(payload)
+            elif opcode == wsframe.OP_PING:
+                self.send(wsframe.encode_frame(wsframe.OP_PONG, payload))
+            elif opcode == wsframe.OP_CLOSE:
+                code, _ = wsframe.parse_close(payload)
+                self._close(code if code < 5000 else wsframe.CLOSE_NORMAL, "")
+            elif opcode == wsframe.OP_BINARY:
+                self._close(wsframe.CLOSE_UNSUPPORTED, "binary frames are not served")
+            if self.closed:
+                return
+
+    # ---- handshake -------------------------------------------------------------------------
+
+    def _on_handshake_bytes(self, data: bytes) -> None:
+        self._handshake += data
+        end = self._handshake.find(b"\r\n\r\n")
+        if end < 0:
+            if len(self._handshake) > MAX_HANDSHAKE:
+                self._refuse("431 Request Header Fields Too Large", "handshake too large")
+            return
+        head, rest = self._handshake[:end], self._handshake[end + 4 :]
+        self._handshake = b""
+        lines = head.split(b"\r\n")
+        parts = lines[0].split(b" ")
+        headers: dict[bytes, bytes] = {}
+        for line in lines[1:]:
+            name, sep, value = line.partition(b":")
+            if not sep:
+                self._refuse("400 Bad Request", "malformed header line")
+                return
+            headers[name.strip().lower()] = value.strip()
+        if len(parts) != 3 or parts[0] != b"GET" or not parts[2].startswith(b"HTTP/1."):
+            self._refuse("400 Bad Request", "expected GET /v2 HTTP/1.1")
+            return
+        if parts[1].split(b"?")[0] not in (b"/v2", b"/v2/"):
+            self._refuse("404 Not Found", "WebSocket v2 is served at /v2")
+            return
+        key = headers.get(b"sec-websocket-key")
+        if headers.get(b"upgrade", b"").lower() != b"websocket" or not key:
+            self._refuse("426 Upgrade Required", "WebSocket upgrade expected")
+            return
+        if headers.get(b"sec-websocket-version") != b"13":
+            self._refuse("426 Upgrade Required", "Sec-WebSocket-Version 13 expected")
+            return
+        self.frames = FrameParser(expect_masked=True, max_size=MAX_MESSAGE)
+        self.send(wsframe.handshake_response(key))
+        self._send_text(ws.status(next(_connection_ids)))
+        if rest:
+            self.data_received(rest)
+
+    def _refuse(self, status: str, text: str) -> None:
+        self.send(_http_error(status, text))
+        self.close_after_write()
+        self.closed = True
+
+    def _close(self, code: int, reason: str) -> None:
+        self.send(wsframe.encode_close(code, reason))
+        self.close_after_write()
+        self.closed = True
+
+    # ---- messages --------------------------------------------------------------------------
+
+    def _send_text(self, payload: bytes, delay: float = 0.0) -> None:
+        self.last_sent = self.loop.time()
+        self.send(wsframe.encode_frame(wsframe.OP_TEXT, payload), delay)
+
+    def _on_text(self, payload: bytes) -> None:
+        time_in = self.wall()
+        try:
+            replies = self._dispatch(payload, time_in)
+        except Exception:  # a bug must cost one reply, never the venue
+            log.exception("WS handler failed")
+            replies = [ws.reply_error(None, None, "EGeneral:Internal error", time_in, self.wall())]
+        if replies is None:  # dropped by the knob
+            return
+        delay = self.reply_delay()
+        for reply in replies:
+            self._send_text(reply, delay)
+        self.venue.exchange.flush()
+
+    def _dispatch(self, payload: bytes, time_in: float) -> list[bytes] | None:
+        try:
+            msg = ws.parse(payload)
+        except ws.WsMessageError as exc:
+            return [
+                ws.reply_error(
+                    None, None, f"EGeneral:Invalid arguments:{exc}", time_in, self.wall()
+                )
+            ]
+        method = msg.get("method")
+        req_id = msg.get("req_id")
+        if req_id is not None and (not isinstance(req_id, int) or isinstance(req_id, bool)):
+            return [
+                self._error(
+                    None, None, "EGeneral:Invalid arguments:req_id must be an integer", time_in
+                )
+            ]
+        if not isinstance(method, str):
+            return [self._error(None, req_id, "EGeneral:Invalid arguments:method", time_in)]
+        if method == "ping":
+            return [ws.pong(req_id, time_in, self.wall())]
+        params = msg.get("params", {})
+        if not isinstance(params, dict):
+            return [self._error(method, req_id, "EGeneral:Invalid arguments:params", time_in)]
+        if method in ("subscribe", "unsubscribe"):
+            return self._subscription(method, params, req_id, time_in)
+        handler = self.api.methods.get(method)
+        if handler is None:
+            return [self._error(method, req_id, E_UNKNOWN_METHOD, time_in)]
+        account = self._account(params)
+        if account is None:
+            return [self._error(method, req_id, E_INVALID_SESSION, time_in)]
+        faults = self.faults
+        if faults.drop_ratio and faults.drop():
+            self.abort()
+            return None
+        if faults.unavailable_ratio and faults.unavailable():
+            return [self._error(method, req_id, E_UNAVAILABLE, time_in)]
+        try:
+            result = handler(account, params)
+        except VenueError as exc:
+            return [self._error(method, req_id, exc.message, time_in)]
+        if method == "cancel_order":
+            return [
+                self._error(method, req_id, r.message, time_in)
+                if isinstance(r, VenueError)
+                else ws.reply_ok(method, req_id, r, time_in, self.wall())
+                for r in result
+            ]
+        return [ws.reply_ok(method, req_id, result, time_in, self.wall())]
+
+    def _error(self, method: str | None, req_id: Any, error: str, time_in: float) -> bytes:
+        return ws.reply_error(method, req_id, error, time_in, self.wall())
+
+    def _account(self, params: dict[str, Any]) -> Account | None:
+        token = params.get("token")
+        if not isinstance(token, str):
+            return None
+        return self.accounts.by_token(token, self.wall())
+
+    # ---- executions channel ------------------------------------------------------------------
+
+    def _subscription(
+        self, method: str, params: dict[str, Any], req_id: Any, time_in: float
+    ) -> list[bytes]:
+        channel = params.get("channel")
+        if channel != "executions":
+            return [
+                self._error(
+                    method,
+                    req_id,
+                    f"EGeneral:Invalid arguments:channel {channel!r} "
+                    "is not served (only executions)",
+                    time_in,
+                )
+            ]
+        account = self._account(params)
+        if account is None:
+            return [self._error(method, req_id, E_INVALID_SESSION, time_in)]
+        if method == "unsubscribe":
+            if self in account.listeners:
+                account.listeners.remove(self)
+                self.subscribed.remove(account)
+            return [ws.reply_ok(method, req_id, {"channel": "executions"}, time_in, self.wall())]
+        self.accounts.keep_token(params["token"], self.wall())
+        snap_orders = params.get("snap_orders", True) is not False
+        if self not in account.listeners:
+            account.listeners.append(self)
+            self.subscribed.append(account)
+        result = {
+            "channel": "executions",
+            "maxratecount": account.tier.trade_threshold,
+            "snap_orders": snap_orders,
+            "snap_trades": False,
+        }
+        replies = [ws.reply_ok(method, req_id, result, time_in, self.wall())]
+        if snap_orders:
+            orders = [order_snapshot(o) for o in account.orders.values()]
+            self.sequence += 1
+            replies.append(ws.channel("executions", "snapshot", orders, self.sequence))
+        return replies
+
+    def on_events(self, events: list[Event]) -> None:
+        now = self.wall()
+        self.sequence += 1
+        data = [execution(e, now) for e in events]
+        self._send_text(ws.channel("executions", "update", data, self.sequence))
+
+    def heartbeat(self, now: float) -> None:
+        """Called every second by the venue: subscribed connections hear at least that often."""
+        if self.subscribed and not self.closed and now - self.last_sent >= 1.0:
+            self._send_text(ws.HEARTBEAT)

@@ -1,0 +1,129 @@
+"""Shared fixtures: one embedded venue on loopback for the session, fresh keys per test."""
+
+from __future__ import annotations
+
+import urllib.parse
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from loadgen.venue.app import VenueConfig, VenueThread
+from tests.clients import Fix, Rest, Ws
+
+TIERS = ["pro", "starter", "intermediate", "unlimited"]
+KEYS = 400
+
+
+@dataclass
+class Key:
+    api_key: str
+    secret: str
+    tier: str
+
+
+@pytest.fixture(scope="session")
+def venue() -> Iterator[VenueThread]:
+    thread = VenueThread(VenueConfig(keys=KEYS, tiers=TIERS, pairs=60, keys_file=None)).start()
+    yield thread
+    thread.stop()
+
+
+@pytest.fixture(scope="session")
+def _key_pool(venue: VenueThread) -> dict[str, list[Key]]:
+    pool: dict[str, list[Key]] = {t: [] for t in TIERS}
+    for account in venue.venue.accounts.all:
+        pool[account.tier.name].append(Key(account.api_key, account.secret_b64, account.tier.name))
+    return pool
+
+
+@pytest.fixture
+def new_key(_key_pool: dict[str, list[Key]]) -> Callable[..., Key]:
+    """A key no other test has used (its counters and orders start empty)."""
+
+    def take(tier: str = "pro") -> Key:
+        return _key_pool[tier].pop()
+
+    return take
+
+
+@pytest.fixture
+def rest(venue: VenueThread, new_key: Callable[..., Key]) -> Iterator[Callable[..., Rest]]:
+    made: list[Rest] = []
+
+    def make(key: Key | None = None, tier: str = "pro") -> Rest:
+        key = key or new_key(tier)
+        client = Rest(venue.endpoints["rest"], key.api_key, key.secret)
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        client.close()
+
+
+@pytest.fixture
+def ws(venue: VenueThread, new_key: Callable[..., Key]) -> Iterator[Callable[..., Ws]]:
+    """A WS client with a token from GetWebSocketsToken for a fresh (or given) key."""
+    made: list[Ws] = []
+
+    def make(key: Key | None = None, tier: str = "pro") -> Ws:
+        key = key or new_key(tier)
+        r = Rest(venue.endpoints["rest"], key.api_key, key.secret)
+        token = r.private("GetWebSocketsToken")["result"]["token"]
+        r.close()
+        client = Ws(venue.endpoints["ws"], token)
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        client.close()
+
+
+def fix_address(venue: VenueThread) -> tuple[str, int]:
+    url = urllib.parse.urlsplit(venue.endpoints["fix"])
+    return url.hostname or "127.0.0.1", url.port or 0
+
+
+@pytest.fixture
+def fix(venue: VenueThread, new_key: Callable[..., Key]) -> Iterator[Callable[..., Fix]]:
+    made: list[Fix] = []
+    senders = iter(range(1_000_000))
+
+    def make(key: Key | None = None, tier: str = "pro", logon: bool = True, **kw: object) -> Fix:
+        key = key or new_key(tier)
+        client = Fix(
+            fix_address(venue), f"LG-{key.api_key[2:7]}-{next(senders)}", key.api_key, key.secret
+        )
+        made.append(client)
+        if logon:
+            client.logon(**kw)
+            reply = client.expect("A")
+            assert reply.get(108) is not None
+        return client
+
+    yield make
+    for client in made:
+        client.close()
+
+
+@pytest.fixture
+def open_count(venue: VenueThread) -> Callable[[str], int]:
+    """Open orders of a key, read on the venue's own loop (no REST call, no rate limit)."""
+
+    def count(api_key: str) -> int:
+        return venue.call(lambda: len(venue.venue.accounts.get(api_key).orders))
+
+    return count
+
+
+@pytest.fixture(scope="session")
+def _pair_pool(venue: VenueThread) -> list[str]:
+    return [p.altname for p in venue.venue.pairs.pairs if p.base.startswith("A")]
+
+
+@pytest.fixture
+def fresh_pair(_pair_pool: list[str]) -> Callable[[], str]:
+    """A synthetic pair (4 price decimals, ordermin 1) whose book no other test touches."""
+    return _pair_pool.pop

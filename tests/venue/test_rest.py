@@ -1,0 +1,462 @@
+"""REST against the real venue over loopback, with an independent HTTP client and signer."""
+
+from __future__ import annotations
+
+import socket
+import time
+import urllib.parse
+
+import pytest
+
+from tests.clients import Rest, wait_until
+
+PAIR = "XBTUSD"
+
+
+def ok(reply: dict) -> dict:
+    assert reply["error"] == [], reply
+    return reply["result"]
+
+
+def err(reply: dict) -> str:
+    assert "result" not in reply and len(reply["error"]) == 1, reply
+    return reply["error"][0]
+
+
+def add(
+    client: Rest,
+    side: str = "buy",
+    price: str = "50000.0",
+    volume: str = "0.01",
+    pair: str = PAIR,
+    **extra: object,
+) -> str:
+    result = ok(
+        client.private(
+            "AddOrder", pair=pair, type=side, ordertype="limit", price=price, volume=volume, **extra
+        )
+    )
+    return result["txid"][0]
+
+
+def open_ids(client: Rest) -> set[str]:
+    return set(ok(client.private("OpenOrders"))["open"])
+
+
+# ---- public -------------------------------------------------------------------------------------
+
+
+def test_public_time_and_status(rest):
+    client = rest()
+    now = client.public("Time")["result"]["unixtime"]
+    assert abs(now - time.time()) < 5
+    assert client.public("SystemStatus")["result"]["status"] == "online"
+    pairs = client.public("AssetPairs")["result"]
+    assert pairs["XBTUSD"]["wsname"] == "BTC/USD"
+
+
+# ---- every private operation ----------------------------------------------------------------------
+
+
+def test_add_order_rests_and_is_listed(rest):
+    client = rest()
+    result = ok(
+        client.private(
+            "AddOrder", pair=PAIR, type="buy", ordertype="limit", price="40000.5", volume="1.25"
+        )
+    )
+    txid = result["txid"][0]
+    assert len(txid) == 19 and txid[6] == "-" and txid[12] == "-"
+    assert result["descr"]["order"] == "buy 1.25000000 XBTUSD @ limit 40000.5"
+    info = ok(client.private("OpenOrders"))["open"][txid]
+    assert info["vol"] == "1.25000000" and info["descr"]["price"] == "40000.5"
+
+
+def test_add_order_json_body_is_accepted(rest):
+    client = rest()
+    result = ok(
+        client.private(
+            "AddOrder",
+            as_json=True,
+            pair="BTC/USD",
+            type="sell",
+            ordertype="limit",
+            price="90000",
+            volume="0.5",
+        )
+    )
+    assert result["txid"][0] in open_ids(client)
+
+
+def test_validate_only_places_nothing(rest):
+    client = rest()
+    result = ok(
+        client.private(
+            "AddOrder",
+            pair=PAIR,
+            type="buy",
+            ordertype="limit",
+            price="40000",
+            volume="1",
+            validate="true",
+        )
+    )
+    assert "txid" not in result and open_ids(client) == set()
+
+
+def test_amend_in_place_keeps_txid(rest):
+    client = rest()
+    txid = add(client, cl_ord_id="amend-me")
+    result = ok(client.private("AmendOrder", txid=txid, order_qty="0.005", limit_price="49999"))
+    assert len(result["amend_id"]) == 19
+    info = ok(client.private("OpenOrders"))["open"][txid]
+    assert info["vol"] == "0.00500000" and info["descr"]["price"] == "49999.0"
+    ok(client.private("AmendOrder", cl_ord_id="amend-me", order_qty="0.004"))
+    assert ok(client.private("OpenOrders"))["open"][txid]["vol"] == "0.00400000"
+
+
+def test_edit_replaces_with_new_txid(rest):
+    client = rest()
+    txid = add(client, userref="77")
+    result = ok(client.private("EditOrder", txid=txid, pair=PAIR, volume="0.02", price="48000"))
+    assert result["originaltxid"] == txid and result["txid"] != txid
+    assert result["descr"]["order"] == "buy 0.02000000 XBTUSD @ limit 48000.0"
+    assert open_ids(client) == {result["txid"]}
+
+
+def test_cancel_by_txid_cl_ord_id_and_userref(rest):
+    client = rest()
+    a = add(client)
+    add(client, cl_ord_id="c-1")
+    add(client, userref="5")
+    add(client, userref="5")
+    assert ok(client.private("CancelOrder", txid=a)) == {"count": 1, "pending": False}
+    assert ok(client.private("CancelOrder", cl_ord_id="c-1"))["count"] == 1
+    assert ok(client.private("CancelOrder", txid="5"))["count"] == 2
+    assert open_ids(client) == set()
+
+
+def test_cancel_all(rest):
+    client = rest()
+    for _ in range(3):
+        add(client)
+    assert ok(client.private("CancelAll"))["count"] == 3
+    assert open_ids(client) == set()
+
+
+def test_batch_add_and_batch_cancel(rest):
+    client = rest()
+    orders = [
+        {"ordertype": "limit", "type": "buy", "volume": "0.01", "price": str(40000 + i)}
+        for i in range(4)
+    ]
+    result = ok(client.private("AddOrderBatch", pair=PAIR, orders=orders))
+    txids = [o["txid"] for o in result["orders"]]
+    assert len(set(txids)) == 4 and set(txids) == open_ids(client)
+    cancelled = ok(client.private("CancelOrderBatch", orders=[{"txid": t} for t in txids[:3]]))
+    assert cancelled == {"count": 3}
+    assert open_ids(client) == {txids[3]}
+
+
+def test_batch_add_json_with_a_failing_order(rest):
+    client = rest()
+    orders = [
+        {"ordertype": "limit", "type": "buy", "volume": "0.01", "price": "40000"},
+        {"ordertype": "limit", "type": "buy", "volume": "0.00001", "price": "40000"},
+    ]
+    result = ok(client.private("AddOrderBatch", as_json=True, pair=PAIR, orders=orders))
+    assert "txid" in result["orders"][0]
+    assert result["orders"][1] == {"error": "EOrder:Order minimum not met"}
+
+
+def test_cancel_all_orders_after_fires(rest, open_count):
+    client = rest()
+    add(client)
+    result = ok(client.private("CancelAllOrdersAfter", timeout="1"))
+    assert result["triggerTime"] > result["currentTime"]
+    assert wait_until(lambda: open_count(client.api_key) == 0)
+
+
+def test_cancel_all_orders_after_zero_disarms(venue, rest, open_count):
+    client = rest()
+    add(client)
+    ok(client.private("CancelAllOrdersAfter", timeout="1"))
+    ok(client.private("CancelAllOrdersAfter", timeout="0"))
+    account = venue.venue.accounts.get(client.api_key)
+    assert venue.call(lambda: account.dead_man is None and account.dead_man_at == 0.0)
+    assert open_count(client.api_key) == 1
+
+
+def test_websockets_token(rest):
+    result = ok(rest().private("GetWebSocketsToken"))
+    assert result["expires"] == 900 and len(result["token"]) >= 32
+
+
+# ---- fills ----------------------------------------------------------------------------------------
+
+
+def test_crossing_orders_fill_price_time_priority(rest, fresh_pair):
+    pair = fresh_pair()
+    maker1, maker2, taker = rest(), rest(), rest()
+    add(maker1, "sell", price="10.0", volume="3", pair=pair)
+    second = add(maker2, "sell", price="10.0", volume="3", pair=pair)
+    ok(
+        taker.private(
+            "AddOrder", pair=pair, type="buy", ordertype="limit", price="10.0", volume="4"
+        )
+    )
+    assert open_ids(taker) == set()  # fully filled
+    assert open_ids(maker1) == set()  # first in time, filled first
+    rest_of_second = ok(maker2.private("OpenOrders"))["open"][second]
+    assert rest_of_second["vol_exec"] == "1.00000000"
+
+
+def test_taker_rests_its_remainder_at_its_limit(rest, fresh_pair):
+    pair = fresh_pair()
+    maker, taker = rest(), rest()
+    add(maker, "sell", price="10.0", volume="2", pair=pair)
+    txid = add(taker, "buy", price="10.5", volume="5", pair=pair)
+    info = ok(taker.private("OpenOrders"))["open"][txid]
+    assert info["vol_exec"] == "2.00000000" and info["price"] == "10.0000"
+
+
+def test_market_order_fills_and_never_rests(rest, fresh_pair):
+    pair = fresh_pair()
+    maker, taker = rest(), rest()
+    add(maker, "sell", price="12.0", volume="1", pair=pair)
+    result = ok(taker.private("AddOrder", pair=pair, type="buy", ordertype="market", volume="2.5"))
+    assert result["descr"]["order"] == f"buy 2.50000000 {pair} @ market"
+    assert open_ids(taker) == set() and open_ids(maker) == set()
+
+
+def test_self_trade_prevention_cancels_the_newest(rest, fresh_pair):
+    pair = fresh_pair()
+    client = rest()
+    resting = add(client, "sell", price="10.0", volume="2", pair=pair)
+    add(client, "buy", price="10.0", volume="2", pair=pair)
+    assert open_ids(client) == {resting}
+
+
+def test_amend_keeps_queue_priority_on_size_down(rest, fresh_pair):
+    pair = fresh_pair()
+    a, b, taker = rest(), rest(), rest()
+    first = add(a, "sell", price="10.0", volume="2", pair=pair)
+    add(b, "sell", price="10.0", volume="2", pair=pair)
+    ok(a.private("AmendOrder", txid=first, order_qty="1"))  # smaller: keeps its place
+    ok(
+        taker.private(
+            "AddOrder", pair=pair, type="buy", ordertype="limit", price="10.0", volume="1"
+        )
+    )
+    assert open_ids(a) == set()
+
+
+def test_amend_price_change_loses_priority(rest, fresh_pair):
+    pair = fresh_pair()
+    a, b, taker = rest(), rest(), rest()
+    first = add(a, "sell", price="10.0", volume="2", pair=pair)
+    add(b, "sell", price="10.0001", volume="2", pair=pair)
+    ok(a.private("AmendOrder", txid=first, limit_price="10.0001"))  # now behind b
+    ok(
+        taker.private(
+            "AddOrder", pair=pair, type="buy", ordertype="limit", price="10.0001", volume="2"
+        )
+    )
+    assert open_ids(b) == set() and open_ids(a) == {first}
+
+
+def test_post_only_that_would_take_is_cancelled(rest, fresh_pair):
+    pair = fresh_pair()
+    maker, poster = rest(), rest()
+    add(maker, "sell", price="10.0", volume="2", pair=pair)
+    add(poster, "buy", price="10.0", volume="2", pair=pair, oflags="post")
+    assert open_ids(poster) == set() and len(open_ids(maker)) == 1
+
+
+# ---- refusals with Kraken's strings ---------------------------------------------------------------
+
+
+def test_unknown_order(rest):
+    assert err(rest().private("CancelOrder", txid="OAAAAA-BBBBB-CCCCCC")) == "EOrder:Unknown order"
+
+
+def test_other_keys_orders_are_untouchable(rest):
+    owner, stranger = rest(), rest()
+    txid = add(owner)
+    assert err(stranger.private("CancelOrder", txid=txid)) == "EOrder:Unknown order"
+    assert err(stranger.private("AmendOrder", txid=txid, order_qty="1")) == "EOrder:Unknown order"
+    assert open_ids(owner) == {txid}
+
+
+@pytest.mark.parametrize(
+    ("fields", "error"),
+    [
+        ({"pair": "NOPE"}, "EQuery:Unknown asset pair"),
+        ({"volume": "0.00001"}, "EOrder:Order minimum not met"),
+        ({"volume": "1000"}, "EOrder:Insufficient funds"),
+        ({"price": "-1"}, "EOrder:Invalid price"),
+        (
+            {"price": "50000.123"},
+            "EOrder:Invalid price:XBTUSD price can only be specified up to 1 decimals",
+        ),
+        ({"type": "hold"}, "EGeneral:Invalid arguments:type"),
+        ({"ordertype": "magic"}, "EGeneral:Invalid arguments:ordertype"),
+        ({"volume": "lots"}, "EGeneral:Invalid arguments:volume"),
+        ({"userref": "x"}, "EGeneral:Invalid arguments:userref"),
+    ],
+)
+def test_add_order_refusals(rest, fields, error):
+    params = {
+        "pair": PAIR,
+        "type": "buy",
+        "ordertype": "limit",
+        "price": "50000",
+        "volume": "0.01",
+        **fields,
+    }
+    assert err(rest().private("AddOrder", **params)) == error
+
+
+def test_orders_limit_exceeded(rest):
+    client = rest(tier="starter")  # 60 open orders per pair
+    orders = [{"ordertype": "limit", "type": "buy", "volume": "0.01", "price": "30000"}] * 15
+    for _ in range(4):
+        ok(
+            client.private(
+                "AddOrderBatch",
+                pair="ETHUSD",
+                orders=[{**o, "volume": "0.01", "price": "1000"} for o in orders],
+            )
+        )
+    assert (
+        err(
+            client.private(
+                "AddOrder",
+                pair="ETHUSD",
+                type="buy",
+                ordertype="limit",
+                price="1000",
+                volume="0.01",
+            )
+        )
+        == "EOrder:Orders limit exceeded"
+    )
+
+
+def test_invalid_key(venue):
+    client = Rest(venue.endpoints["rest"], "NOSUCHKEY", "c2VjcmV0")
+    assert err(client.private("OpenOrders")) == "EAPI:Invalid key"
+
+
+def test_invalid_signature(rest):
+    client = rest()
+    wrong = "a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5"
+    assert err(client.private("OpenOrders", sign_with=wrong)) == "EAPI:Invalid signature"
+
+
+def test_replayed_nonce(rest):
+    client = rest()
+    nonce = int(time.time() * 1000) * 1000 + 999_999_999
+    ok(client.private("OpenOrders", nonce=nonce))
+    assert err(client.private("OpenOrders", nonce=nonce)) == "EAPI:Invalid nonce"
+    assert err(client.private("OpenOrders", nonce=nonce - 1)) == "EAPI:Invalid nonce"
+
+
+def test_signature_over_tampered_body_fails(venue, rest):
+    """A body changed after signing (same nonce) must not pass."""
+    client = rest()
+    body = b"nonce=1&pair=XBTUSD"
+    from tests.clients import kraken_sign
+
+    sig = kraken_sign(client.secret, "/0/private/OpenOrders", "1", body)
+    status, reply = client.raw(
+        "POST",
+        "/0/private/OpenOrders",
+        body + b"&x=1",
+        {"API-Key": client.api_key, "API-Sign": sig},
+    )
+    assert status == 200 and reply["error"] == ["EAPI:Invalid signature"]
+
+
+# ---- bad input ------------------------------------------------------------------------------------
+
+
+def raw_exchange(venue, payload: bytes) -> bytes:
+    url = urllib.parse.urlsplit(venue.endpoints["rest"])
+    with socket.create_connection((url.hostname, url.port), timeout=5) as sock:
+        sock.sendall(payload)
+        chunks = []
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                return b"".join(chunks)
+            chunks.append(data)
+
+
+def test_garbage_http_gets_400_and_close(venue, rest):
+    reply = raw_exchange(venue, b"\x00\x01GARBAGE\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.1 400")
+    assert rest().public("Time")["error"] == []  # others unaffected
+
+
+def test_oversized_body_gets_413(venue):
+    reply = raw_exchange(
+        venue,
+        b"POST /0/private/AddOrder HTTP/1.1\r\nHost: x\r\n"
+        b"Content-Length: 10000000\r\n\r\n" + b"a" * 1000,
+    )
+    assert reply.startswith(b"HTTP/1.1 413")
+
+
+def test_unknown_method_and_path(rest):
+    client = rest()
+    status, reply = client.raw("POST", "/0/private/Teleport", b"nonce=1")
+    assert status == 404 and reply == {"error": ["EGeneral:Unknown method"]}
+    status, reply = client.raw("GET", "/nowhere")
+    assert status == 404
+
+
+def test_private_call_with_get_is_refused(rest):
+    status, _ = rest().raw("GET", "/0/private/OpenOrders")
+    assert status == 405
+
+
+def test_malformed_json_body(rest):
+    client = rest()
+    body = b'{"nonce": "12", "pair": '
+    from tests.clients import kraken_sign
+
+    sig = kraken_sign(client.secret, "/0/private/AddOrder", "12", body)
+    status, reply = client.raw(
+        "POST",
+        "/0/private/AddOrder",
+        body,
+        {"API-Key": client.api_key, "API-Sign": sig, "Content-Type": "application/json"},
+    )
+    assert status == 200 and reply["error"][0].startswith("EGeneral:Invalid arguments")
+
+
+def test_wrong_types_in_json(rest):
+    client = rest()
+    reply = client.private(
+        "AddOrder",
+        as_json=True,
+        pair=PAIR,
+        type="buy",
+        ordertype="limit",
+        price={"x": 1},
+        volume=[1],
+    )
+    assert err(reply) == "EGeneral:Invalid arguments:volume"
+    reply = client.private(
+        "AddOrder", as_json=True, pair=12, type="buy", ordertype="limit", price="1", volume="1"
+    )
+    assert err(reply) == "EQuery:Unknown asset pair"
+
+
+def test_pipelined_requests_answered_in_order(venue):
+    one = b"GET /0/public/Time HTTP/1.1\r\nHost: x\r\n\r\n"
+    last = b"GET /0/public/SystemStatus HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    reply = raw_exchange(venue, one * 3 + last)
+    assert reply.count(b"HTTP/1.1 200") == 4
+    assert reply.rindex(b"unixtime") < reply.index(b'"status":"online"')
