@@ -22,6 +22,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 INF = float("inf")
+# Decay rates like 3.75/s and 2.34/s are not exact in binary floating point: a counter that has
+# decayed by exactly one point may read 179.0000000001. Comparisons allow this much slack.
+EPSILON = 1e-9
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,12 +115,12 @@ class Counter:
         return value if value > 0.0 else 0.0
 
     def would_refuse(self, cost: float, now: float) -> bool:
-        return self.level(now) + cost > self.maximum
+        return self.level(now) + cost > self.maximum + EPSILON
 
     def charge(self, cost: float, now: float) -> bool:
         """Charge if it fits under the maximum; False (and no charge) when refused."""
         value = self.level(now) + cost
-        if value > self.maximum:
+        if value > self.maximum + EPSILON:
             self.value, self.stamp = value - cost, now
             return False
         self.value, self.stamp = value, now

@@ -106,7 +106,8 @@ class Ws:
     """A v2 connection; `call` sends a request and returns the reply with its req_id."""
 
     def __init__(self, url: str, token: str = "") -> None:
-        self.sock = ws_connect(url, open_timeout=10, max_size=2**22)
+        self._cm = ws_connect(url, open_timeout=10, max_size=2**22)
+        self.sock = self._cm.__enter__()
         self.token = token
         self.req_ids = itertools.count(1)
         self.backlog: list[dict[str, Any]] = []
@@ -114,7 +115,7 @@ class Ws:
         assert first["channel"] == "status", first
 
     def close(self) -> None:
-        self.sock.close()
+        self._cm.__exit__(None, None, None)
 
     def send(self, payload: dict[str, Any] | str) -> None:
         self.sock.send(payload if isinstance(payload, str) else json.dumps(payload))

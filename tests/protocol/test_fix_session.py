@@ -1,0 +1,125 @@
+"""The FIX session state machine, row by row of its rule table."""
+
+from __future__ import annotations
+
+from loadgen.protocol import fix
+from loadgen.protocol.fixsession import ACTIVE, FixSession
+
+T = 1_700_000_000.0
+
+
+def msg(msg_type: str, seq: int, **tags: str) -> dict[int, str]:
+    fields = {35: msg_type, 34: str(seq), 49: "PEER", 56: "ME"}
+    fields.update({int(k[1:]): v for k, v in tags.items()})
+    return fields
+
+
+def sent(session: FixSession) -> list[dict[int, str]]:
+    data = session.drain()
+    return [fix.decode(m) for m in fix.FixReader().feed(data)] if data else []
+
+
+def active(next_in: int = 2) -> FixSession:
+    s = FixSession("ME", "PEER", 30)
+    s.accept_logon(msg("A", 1, t108="30"), T)
+    s.drain()
+    s.next_in = next_in
+    return s
+
+
+def test_logon_is_answered_and_activates():
+    s = FixSession("ME", "PEER", 60)
+    s.accept_logon(msg("A", 1, t108="30", t141="Y"), T)
+    (reply,) = sent(s)
+    assert reply[35] == "A" and reply[108] == "30" and reply[141] == "Y" and reply[34] == "1"
+    assert s.state == ACTIVE and s.next_in == 2
+
+
+def test_in_order_app_message_is_delivered():
+    s = active()
+    assert s.receive(msg("D", 2, t11="x"), T) == [msg("D", 2, t11="x")]
+    assert s.next_in == 3
+
+
+def test_gap_queues_and_asks_once_then_drains_in_order():
+    s = active()
+    assert s.receive(msg("D", 4, t11="c"), T) == []
+    assert s.receive(msg("D", 5, t11="d"), T) == []
+    (resend,) = sent(s)
+    assert resend[35] == "2" and resend[7] == "2" and resend[16] == "0"
+    out = s.receive(msg("D", 2, t11="a", t43="Y"), T) + s.receive(msg("D", 3, t11="b", t43="Y"), T)
+    assert [m[11] for m in out] == ["a", "b", "c", "d"] and s.next_in == 6
+
+
+def test_gap_fill_skips_to_new_seq():
+    s = active()
+    s.receive(msg("D", 5, t11="e"), T)
+    s.drain()
+    out = s.receive(msg("4", 2, t123="Y", t36="5"), T)
+    assert [m[11] for m in out] == ["e"] and s.next_in == 6
+
+
+def test_duplicate_with_possdup_is_ignored():
+    s = active(next_in=5)
+    assert s.receive(msg("D", 3, t43="Y"), T) == [] and not s.closed
+
+
+def test_too_low_without_possdup_logs_out_and_closes():
+    s = active(next_in=5)
+    s.receive(msg("D", 3), T)
+    (logout,) = sent(s)
+    assert logout[35] == "5" and "expecting 5 but received 3" in logout[58]
+    assert s.closed
+
+
+def test_test_request_is_answered_with_its_id():
+    s = active()
+    s.receive(msg("1", 2, t112="ping-1"), T)
+    (hb,) = sent(s)
+    assert hb[35] == "0" and hb[112] == "ping-1"
+
+
+def test_resend_request_resends_app_messages_and_gap_fills_admin():
+    s = active()
+    s.send("8", [(37, "O1")], T)  # seq 2
+    s.send("0", (), T)  # seq 3, admin: gap-filled, not resent
+    s.send("8", [(37, "O2")], T)  # seq 4
+    s.drain()
+    s.receive(msg("2", 2, t7="2", t16="0"), T + 1)
+    out = sent(s)
+    assert [(m[35], m[34]) for m in out] == [("8", "2"), ("4", "3"), ("8", "4")]
+    assert out[0][43] == "Y" and 122 in out[0] and out[0][37] == "O1"
+    assert out[1][123] == "Y" and out[1][36] == "4"
+
+
+def test_logout_is_answered_and_closes():
+    s = active()
+    s.receive(msg("5", 2, t58="bye"), T)
+    (reply,) = sent(s)
+    assert reply[35] == "5" and s.closed
+
+
+def test_heartbeat_when_quiet_then_test_request_then_close():
+    s = active()
+    s.tick(T + 30)
+    assert [m[35] for m in sent(s)] == ["0"]
+    s.tick(T + 37)  # 37 s without hearing: over 30 * 1.2
+    (test_req,) = sent(s)
+    assert test_req[35] == "1"
+    s.tick(T + 68)  # no answer for another HeartBtInt
+    assert s.closed
+
+
+def test_heartbeat_answer_clears_the_test_request():
+    s = active()
+    s.tick(T + 37)
+    (test_req,) = sent(s)
+    s.receive(msg("0", 2, t112=test_req[112]), T + 38)
+    s.tick(T + 69)
+    assert not s.closed
+
+
+def test_missing_seq_num_logs_out():
+    s = active()
+    s.receive({35: "D"}, T)
+    assert s.closed and sent(s)[0][35] == "5"

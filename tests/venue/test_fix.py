@@ -1,0 +1,299 @@
+"""FIX 4.4 against the real venue over loopback: raw socket + simplefix, no loadgen codec."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+
+from tests.clients import Fix, fix_time, text, wait_until
+from tests.conftest import fix_address
+
+SYMBOL = "BTC/USD"
+
+
+def nos(
+    client: Fix,
+    cl_ord_id: str,
+    side: str = "1",
+    price: str = "50000",
+    qty: str = "0.01",
+    symbol: str = SYMBOL,
+    **extra: str,
+) -> None:
+    fields = [
+        (11, cl_ord_id),
+        (54, side),
+        (55, symbol),
+        (38, qty),
+        (40, "2"),
+        (44, price),
+        (59, "1"),
+        (60, fix_time()),
+    ]
+    fields += [(int(k[1:]), v) for k, v in extra.items()]
+    client.send("D", fields)
+
+
+def er(client: Fix, exec_type: str, cl_ord_id: str | None = None):
+    return client.expect(
+        "8", lambda m: text(m, 150) == exec_type and (cl_ord_id is None or text(m, 11) == cl_ord_id)
+    )
+
+
+# ---- logon --------------------------------------------------------------------------------------
+
+
+def test_logon_answered_with_heartbeat_interval(fix):
+    client = fix(heartbeat=30)
+    assert client.seq == 2
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "reason"),
+    [
+        ({"password": "d3Jvbmc="}, "EAPI:Invalid signature"),
+        ({"nonce": "1"}, "EAPI:Invalid nonce"),
+    ],
+)
+def test_bad_logon_gets_logout_with_reason_then_close(fix, kwargs, reason):
+    client = fix(logon=False)
+    client.logon(**kwargs)
+    logout = client.expect("5")
+    assert text(logout, 58).startswith(reason)
+    assert client.recv() is None  # closed
+
+
+def test_replayed_logon_nonce_is_refused(fix, new_key):
+    key = new_key()
+    nonce = str(int(time.time() * 1000))
+    first = fix(key, logon=False)
+    first.logon(nonce=nonce)
+    first.expect("A")
+    first.send("5", [])
+    first.expect("5")
+    again = fix(key, logon=False)
+    again.logon(nonce=nonce)
+    assert text(again.expect("5"), 58) == "EAPI:Invalid nonce"
+
+
+def test_unknown_key_and_first_message_not_logon(fix, venue):
+    stranger = Fix(fix_address(venue), "NOBODY", "NOSUCHKEY", "c2VjcmV0")
+    stranger.logon()
+    assert text(stranger.expect("5"), 58) == "EAPI:Invalid key"
+    stranger.close()
+    client = fix(logon=False)
+    nos(client, "x")
+    assert text(client.expect("5"), 58) == "First message must be Logon"
+
+
+# ---- orders -------------------------------------------------------------------------------------
+
+
+def test_new_order_gets_execution_report_new(fix):
+    client = fix()
+    nos(client, "ord-1")
+    report = er(client, "0", "ord-1")
+    assert text(report, 39) == "0" and len(text(report, 37)) == 19
+    assert text(report, 55) == SYMBOL and text(report, 151) == "0.01000000"
+
+
+def test_fill_reports_on_both_sessions(fix, fresh_pair, venue):
+    pair = venue.venue.pairs.get(fresh_pair())
+    maker, taker = fix(), fix()
+    nos(maker, "m1", side="2", price="10.0", qty="3", symbol=pair.wsname)
+    er(maker, "0", "m1")
+    nos(taker, "t1", side="1", price="10.0", qty="3", symbol=pair.wsname)
+    taker_fill = er(taker, "F", "t1")
+    maker_fill = er(maker, "F", "m1")
+    for report in (taker_fill, maker_fill):
+        assert text(report, 39) == "2" and text(report, 32) == "3.00000000"
+        assert text(report, 31) == "10.0000" and text(report, 14) == "3.00000000"
+    assert text(taker_fill, 17) == text(maker_fill, 17)  # one trade
+
+
+def test_cancel_by_orig_cl_ord_id(fix):
+    client = fix()
+    nos(client, "c1")
+    er(client, "0", "c1")
+    client.send("F", [(11, "c1-cancel"), (41, "c1"), (54, "1"), (55, SYMBOL), (60, fix_time())])
+    report = er(client, "4", "c1-cancel")
+    assert text(report, 41) == "c1" and text(report, 39) == "4"
+
+
+def test_cancel_replace_amends_in_place(fix):
+    client = fix()
+    nos(client, "r1")
+    order_id = text(er(client, "0", "r1"), 37)
+    client.send(
+        "G",
+        [
+            (11, "r2"),
+            (41, "r1"),
+            (54, "1"),
+            (55, SYMBOL),
+            (38, "0.02"),
+            (40, "2"),
+            (44, "49000"),
+            (60, fix_time()),
+        ],
+    )
+    report = er(client, "5", "r2")
+    assert text(report, 37) == order_id and text(report, 41) == "r1"
+    assert text(report, 38) == "0.02000000" and text(report, 44) == "49000.0"
+
+
+def test_mass_cancel_and_status(fix):
+    client = fix()
+    for i in range(3):
+        nos(client, f"mc{i}")
+        er(client, "0", f"mc{i}")
+    client.send("H", [(11, "st"), (41, "mc0"), (55, SYMBOL)])
+    assert text(er(client, "I"), 11) == "mc0"
+    client.send("q", [(11, "all"), (530, "6"), (60, fix_time())])
+    report = client.expect("r")
+    assert text(report, 533) == "3" and text(report, 531) == "6"
+    for _ in range(3):
+        er(client, "4")
+
+
+def test_business_rejects(fix):
+    client = fix()
+    client.send("F", [(11, "x"), (41, "never-sent"), (54, "1"), (55, SYMBOL)])
+    reject = client.expect("j")
+    assert text(reject, 380) == "1" and text(reject, 58) == "EOrder:Unknown order"
+    assert text(reject, 372) == "F" and text(reject, 379) == "x"
+    nos(client, "bad-pair", symbol="NOPE/USD")
+    reject = client.expect("j")
+    assert text(reject, 380) == "2" and text(reject, 58) == "EQuery:Unknown asset pair"
+    nos(client, "too-small", qty="0.00001")
+    assert text(client.expect("j"), 58) == "EOrder:Order minimum not met"
+
+
+def test_missing_field_gets_session_reject(fix):
+    client = fix()
+    client.send("D", [(11, "nos"), (55, SYMBOL), (38, "1"), (40, "2"), (44, "1")])
+    reject = client.expect("3")
+    assert text(reject, 58) == "Missing Mandatory Field: Side (54)"
+    assert text(reject, 371) == "54" and text(reject, 373) == "1"
+
+
+def test_unknown_msg_type_gets_business_reject(fix):
+    client = fix()
+    client.send("ZZ", [(11, "q")])
+    reject = client.expect("j")
+    assert text(reject, 380) == "3" and text(reject, 372) == "ZZ"
+
+
+def test_other_sessions_orders_are_untouchable(fix):
+    owner, stranger = fix(), fix()
+    nos(owner, "mine")
+    order_id = text(er(owner, "0", "mine"), 37)
+    stranger.send("F", [(11, "steal"), (37, order_id), (54, "1"), (55, SYMBOL)])
+    assert text(stranger.expect("j"), 58) == "EOrder:Unknown order"
+
+
+# ---- session layer -------------------------------------------------------------------------------
+
+
+def test_test_request_is_answered(fix):
+    client = fix()
+    client.send("1", [(112, "are-you-there")])
+    assert text(client.expect("0"), 112) == "are-you-there"
+
+
+def test_resend_request_replays_with_possdup(fix):
+    client = fix()
+    nos(client, "rr1")
+    first = er(client, "0", "rr1")
+    seq = int(text(first, 34))
+    client.send("2", [(7, seq), (16, 0)])
+    again = client.expect("8", lambda m: text(m, 43) == "Y")
+    assert text(again, 34) == str(seq) and text(again, 11) == "rr1" and again.get(122)
+
+
+def test_client_sequence_gap_is_asked_for(fix):
+    client = fix()
+    client.seq += 2  # skip two numbers
+    nos(client, "after-gap")
+    resend = client.expect("2")
+    assert text(resend, 7) == "2" and text(resend, 16) == "0"
+    client.send("4", [(123, "Y"), (36, 4)], seq=2, header=[(43, "Y")])
+    assert text(er(client, "0", "after-gap"), 39) == "0"
+
+
+def test_seq_too_low_logs_out(fix):
+    client = fix()
+    client.send("0", [], seq=1)
+    assert "MsgSeqNum too low" in text(client.expect("5"), 58)
+
+
+def test_checksum_broken_message_gets_reject_and_session_goes_on(fix):
+    client = fix()
+    raw = client.message("0", [])
+    client.sock.sendall(raw[:-4] + b"000\x01")
+    assert "CheckSum" in text(client.expect("3"), 58)
+    client.send("1", [(112, "still-there")])
+    assert text(client.expect("0"), 112) == "still-there"
+
+
+def test_garbage_stream_is_closed(fix, venue):
+    client = fix()
+    client.sock.sendall(b"HELLO THIS IS NOT FIX\r\n" * 10)
+    logout = client.expect("5")
+    assert "8=FIX.4.4" in text(logout, 58)
+    assert client.recv() is None
+    fix().send("1", [(112, "others-fine")])  # a new session still works
+
+
+def test_truncated_message_then_disconnect_leaves_venue_serving(fix, venue):
+    with socket.create_connection(fix_address(venue), timeout=5) as sock:
+        sock.sendall(b"8=FIX.4.4\x019=200\x0135=A\x0149=X")
+    client = fix()
+    client.send("1", [(112, "ok")])
+    assert text(client.expect("0"), 112) == "ok"
+
+
+def test_logout(fix):
+    client = fix()
+    client.send("5", [(58, "done")])
+    assert client.expect("5") is not None
+    assert client.recv() is None
+
+
+def test_cancel_on_disconnect_by_default(fix, open_count, new_key):
+    key = new_key()
+    client = fix(key)
+    nos(client, "cod")
+    er(client, "0", "cod")
+    client.close()
+    assert wait_until(lambda: open_count(key.api_key) == 0)
+
+
+def test_orders_survive_disconnect_with_8674_1_and_reconnect_recovers_sequence(
+    fix, open_count, new_key
+):
+    key = new_key()
+    client = fix(key, cancel_on_disconnect="1")
+    nos(client, "keep")
+    er(client, "0", "keep")
+    sender, next_seq = client.sender, client.seq
+    client.close()
+    again = fix(key, logon=False)
+    again.sender, again.seq = sender, next_seq
+    again.logon(reset=False, cancel_on_disconnect="1")
+    reply = again.expect("A")
+    assert int(text(reply, 34)) == 3  # venue's sequence went on: Logon 1, ER 2, this Logon 3
+    assert open_count(key.api_key) == 1
+    again.send("F", [(11, "bye"), (41, "keep"), (54, "1"), (55, SYMBOL)])
+    er(again, "4", "bye")
+
+
+def test_second_logon_for_a_live_session_is_refused(fix, new_key):
+    key = new_key()
+    first = fix(key)
+    second = fix(key, logon=False)
+    second.sender = first.sender
+    second.logon()
+    assert text(second.expect("5"), 58) == "session already logged on"

@@ -1,0 +1,120 @@
+"""Fault knobs: the pure runtime, then each knob against a real venue."""
+
+from __future__ import annotations
+
+import random
+import time
+
+import pytest
+
+from loadgen.venue.app import VenueConfig, VenueThread
+from loadgen.venue.knobs import Faults, KnobError, Knobs, parse_latency
+from tests.clients import Fix, Rest, Ws, text
+from tests.conftest import fix_address
+
+
+@pytest.mark.parametrize(
+    ("spec", "low", "high"),
+    [
+        ("fixed:2", 0.002, 0.002),
+        ("3", 0.003, 0.003),
+        ("uniform:1:5", 0.001, 0.005),
+        ("normal:3:0.5", 0.0, 0.01),
+        ("lognormal:2:0.5", 0.0001, 0.1),
+        ("exp:1", 0.0, 0.05),
+    ],
+)
+def test_latency_specs_sample_in_range(spec, low, high):
+    sampler = parse_latency(spec)
+    rng = random.Random(1)
+    samples = [sampler(rng) for _ in range(500)]
+    assert all(low <= s <= high for s in samples)
+
+
+@pytest.mark.parametrize("spec", ["gauss:1", "uniform:1", "fixed:-1", "fixed:x", "exp:1:2"])
+def test_bad_latency_specs_name_the_problem(spec):
+    with pytest.raises(KnobError, match="latency"):
+        parse_latency(spec)
+
+
+@pytest.mark.parametrize(
+    ("knobs", "field"),
+    [
+        (Knobs(unavailable_ratio=1.5), "unavailable_ratio"),
+        (Knobs(drop_ratio=-0.1), "drop_ratio"),
+        (Knobs(stall_every_s=1, stall_for_s=2), "stall_for_s"),
+        (Knobs(latency={"ftp": "1"}), "ftp"),
+    ],
+)
+def test_bad_knobs_name_the_field(knobs, field):
+    with pytest.raises(KnobError, match=field):
+        knobs.validate()
+
+
+def test_stalls_hold_replies_until_the_stall_ends():
+    faults = Faults(Knobs(stall_every_s=10, stall_for_s=2), origin=100.0)
+    assert faults.delay("rest", 100.0) == 0  # healthy at start
+    assert faults.delay("rest", 107.9) == 0
+    assert faults.delay("rest", 108.5) == pytest.approx(1.5)  # last 2 s of each period
+    assert faults.delay("rest", 119.0) == pytest.approx(1.0)
+
+
+def test_off_by_default():
+    faults = Faults(Knobs(), origin=0.0)
+    assert not faults.any_delay and not faults.unavailable() and not faults.drop()
+
+
+def knob_venue(**knobs) -> VenueThread:
+    return VenueThread(VenueConfig(keys=4, pairs=5, keys_file=None, knobs=Knobs(**knobs))).start()
+
+
+def first_key(venue: VenueThread):
+    account = venue.venue.accounts.all[0]
+    return account.api_key, account.secret_b64
+
+
+def test_added_latency_delays_replies():
+    venue = knob_venue(latency={"rest": "fixed:80"})
+    try:
+        client = Rest(venue.endpoints["rest"], *first_key(venue))
+        start = time.perf_counter()
+        assert client.private("OpenOrders")["error"] == []
+        assert time.perf_counter() - start >= 0.08
+        client.close()
+    finally:
+        venue.stop()
+
+
+def test_unavailable_on_every_protocol():
+    venue = knob_venue(unavailable_ratio=1.0)
+    try:
+        key, secret = first_key(venue)
+        rest = Rest(venue.endpoints["rest"], key, secret)
+        assert rest.private("OpenOrders") == {"error": ["EService:Unavailable"]}
+        token = venue.call(
+            lambda: venue.venue.accounts.issue_token(venue.venue.accounts.all[0], time.time())
+        )
+        ws = Ws(venue.endpoints["ws"], token)
+        assert ws.call("cancel_all")["error"] == "EService:Unavailable"
+        fix = Fix(fix_address(venue), "KNOB", key, secret)
+        fix.logon()
+        fix.expect("A")
+        fix.send("q", [(11, "x"), (530, "7")])
+        reject = fix.expect("j")
+        assert text(reject, 58) == "EService:Unavailable" and text(reject, 380) == "4"
+        for c in (rest, ws, fix):
+            c.close()
+    finally:
+        venue.stop()
+
+
+def test_drop_closes_the_connection_without_a_reply():
+    venue = knob_venue(drop_ratio=1.0)
+    try:
+        rest = Rest(venue.endpoints["rest"], *first_key(venue))
+        with pytest.raises((ConnectionError, OSError)):
+            rest.private("OpenOrders")
+        rest.close()
+        assert venue.thread.is_alive()  # the venue dropped a connection, not itself
+    finally:
+        venue.stop()
