@@ -178,6 +178,8 @@ def fix_time() -> str:
 class Fix:
     """A FIX 4.4 initiator on a raw socket, with simplefix as the codec."""
 
+    last_nonce = 0  # logon nonces are ms since epoch, made strictly increasing across clients
+
     def __init__(self, address: tuple[str, int], sender: str, api_key: str, secret: str) -> None:
         self.sock = socket.create_connection(address, timeout=10)
         self.sender = sender
@@ -225,7 +227,9 @@ class Fix:
         password: str | None = None,
         heartbeat: int = 30,
     ) -> None:
-        nonce = nonce or str(int(time.time() * 1000))
+        if nonce is None:
+            Fix.last_nonce = max(int(time.time() * 1000), Fix.last_nonce + 1)
+            nonce = str(Fix.last_nonce)
         if reset:
             self.seq = 1
         pw = password or fix_password(
