@@ -1,25 +1,15 @@
 """Kraken-style identifiers: order ids like `OU22CG-KLAF2-FWUDD7` (6-5-6, facts 1.3).
 
-Ids come from a counter scrambled by a bijection (multiplication by a number coprime with 36
-modulo 36^16), so they are unique, look random, and cost one multiply and a base-36 render.
+An id is a one-letter prefix and 16 characters from Kraken's alphabet (A-Z, 0-9). Here the 16
+characters are a counter scrambled by a bijection on 64 bits (multiplication by an odd constant
+modulo 2^64), written in hex: unique, random-looking, and one multiply plus one format per id,
+a tenth of a base-36 render, since the venue makes one for every order.
 """
 
 from __future__ import annotations
 
-_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-_MOD = 36**16
-_MULT = 0x9E3779B97F4A7C15 | 1  # odd and not a multiple of 3: coprime with 36^16
-while _MULT % 3 == 0:  # pragma: no cover - defensive
-    _MULT += 2
-_PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]  # two digits per lookup
-
-
-def _base36_16(n: int) -> str:
-    out = []
-    for _ in range(8):
-        n, r = divmod(n, 1296)
-        out.append(_PAIRS[r])
-    return "".join(reversed(out))
+_MASK = (1 << 64) - 1
+_MULT = 0x9E3779B97F4A7C15  # odd (2^64 / golden ratio): a bijection modulo 2^64
 
 
 class IdFactory:
@@ -34,7 +24,7 @@ class IdFactory:
     def next(self) -> str:
         n = self._n
         self._n = n + 1
-        s = self.prefix + _base36_16((n * _MULT) % _MOD)  # 17 characters
+        s = f"{self.prefix}{(n * _MULT) & _MASK:016X}"  # 17 characters
         return f"{s[:6]}-{s[6:11]}-{s[11:]}"
 
 

@@ -86,6 +86,7 @@ def decode_form(body: bytes) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if not text:
         return out
+    nested = False
     for part in text.split("&"):
         key, sep, value = part.partition("=")
         if not sep:
@@ -96,9 +97,10 @@ def decode_form(body: bytes) -> dict[str, Any]:
             key = unquote_plus(key)
         if "[" in key:
             _put_nested(out, key, value)
+            nested = True
         else:
             out[key] = value
-    return _lists_from_indexed(out)
+    return _lists_from_indexed(out) if nested else out
 
 
 def _put_nested(out: dict[str, Any], key: str, value: str) -> None:

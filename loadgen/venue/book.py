@@ -42,31 +42,30 @@ class Order:
         self,
         txid: str,
         account: Any,
-        pair: Any,
-        side: str,
-        order_type: str,
-        price: int,
-        qty: int,
+        spec: Any,
         opened: float,
         touched: float,
+        origin: str = "rest",
+        session: Any = None,
     ) -> None:
+        """`spec` is the engine's OrderSpec (pair, side, type, qty, price and options)."""
         self.txid = txid
         self.account = account
-        self.pair = pair
-        self.side = side
-        self.order_type = order_type
-        self.price = price  # ticks; 0 for market orders
-        self.qty = qty  # lots, the order's total quantity (amend changes it)
+        self.pair = spec.pair
+        self.side = spec.side
+        self.order_type = spec.order_type
+        self.price = spec.price  # ticks; 0 for market orders
+        self.qty = spec.qty  # lots, the order's total quantity (amend changes it)
         self.filled = 0  # lots
         self.cost = 0  # sum of fill price ticks * lots (scaled in reports)
         self.opened = opened  # wall clock
         self.touched = touched  # monotonic: placed or last amended (rate-limit age)
-        self.cl_ord_id: str | None = None
-        self.userref: int | None = None
-        self.post_only = False
-        self.tif = "gtc"
-        self.origin = "rest"
-        self.session: Any = None  # the FIX session that placed it, for its ExecutionReports
+        self.cl_ord_id: str | None = spec.cl_ord_id
+        self.userref: int | None = spec.userref
+        self.post_only: bool = spec.post_only
+        self.tif: str = spec.tif
+        self.origin = origin
+        self.session: Any = session  # the FIX session that placed it, for its ExecutionReports
         self.status = "new"
 
     @property

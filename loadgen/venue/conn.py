@@ -3,6 +3,9 @@
 Every write on a connection goes through `send`, so a reply held back by the latency or stall
 knobs also holds back whatever follows it on that connection (events, the next reply): a
 client never sees replies out of order, as with a real gateway's single TCP stream.
+
+Replies produced while one read is handled are written together when it is done: a client that
+pipelines 30 requests into one segment gets its 30 replies in one write, not 30 system calls.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ class Connection(asyncio.Protocol):
         self.loop = venue.loop
         self.transport: asyncio.Transport | None = None
         self._release_at = 0.0  # loop time before which nothing more may be written
+        self._batch: list[bytes] | None = None  # replies of the read being handled
         self.closed = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -36,12 +40,32 @@ class Connection(asyncio.Protocol):
         self.closed = True
         self.venue.connections.discard(self)
 
+    def data_received(self, data: bytes) -> None:
+        if self.closed:
+            return
+        self._batch = []
+        try:
+            self.on_data(data)
+        finally:
+            self._flush_batch()
+
+    def on_data(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def _flush_batch(self) -> None:
+        batch, self._batch = self._batch, None
+        if batch and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(batch[0] if len(batch) == 1 else b"".join(batch))
+
     def send(self, data: bytes, delay: float = 0.0) -> None:
         """Write now, or after `delay` seconds and after anything already held back."""
         if self.closed:
             return
         if delay <= 0.0 and self._release_at == 0.0:
-            self.transport.write(data)  # type: ignore[union-attr]
+            if self._batch is not None:
+                self._batch.append(data)
+            else:
+                self.transport.write(data)  # type: ignore[union-attr]
             return
         now = self.loop.time()
         at = max(now + delay, self._release_at)
@@ -66,6 +90,7 @@ class Connection(asyncio.Protocol):
 
     def close_after_write(self) -> None:
         """Close once everything queued (including held-back replies) has been written."""
+        self._flush_batch()
         if self._release_at:
             self.loop.call_at(self._release_at + 1e-6, self._close_now)
         else:

@@ -247,40 +247,14 @@ class Exchange:
     def _place(
         self, account: Account, spec: OrderSpec, now: float, origin: str, session: Any
     ) -> Order:
-        pair = spec.pair
         self._check_new(account, spec)
         if spec.validate:
-            return Order(
-                "",
-                account,
-                pair,
-                spec.side,
-                spec.order_type,
-                spec.price,
-                spec.qty,
-                self.wall(),
-                now,
-            )
-        order = Order(
-            self.order_ids.next(),
-            account,
-            pair,
-            spec.side,
-            spec.order_type,
-            spec.price,
-            spec.qty,
-            self.wall(),
-            now,
-        )
-        order.cl_ord_id = spec.cl_ord_id
-        order.userref = spec.userref
-        order.post_only = spec.post_only
-        order.tif = spec.tif
-        order.origin = origin
-        order.session = session
+            return Order("", account, spec, self.wall(), now)
+        order = Order(self.order_ids.next(), account, spec, self.wall(), now, origin, session)
         self.stats["orders"] += 1
-        self._emit(Event(EV_NEW, order))
-        book = self.book(pair)
+        if session is not None or account.listeners:
+            self.pending.append(Event(EV_NEW, order))
+        book = self.book(spec.pair)
         if spec.post_only and spec.order_type == "limit" and book.crosses(spec.side, spec.price):
             order.status = "canceled"
             self._emit(Event(EV_CANCELED, order, reason="Post only order"))
@@ -304,17 +278,18 @@ class Exchange:
     def _execute(self, book: Book, order: Order) -> None:
         """Match a new (or re-priced) order, then rest, or cancel its rest."""
         limit = order.price if order.order_type == "limit" else None
-        fills = book.match(order, limit) if self._may_cross(book, order, limit) else ()
-        for maker, qty, price in fills:
-            trade_id = self.trade_ids.next()  # one trade, seen from both sides
-            self.stats["trades"] += 1
-            self._fill(maker, qty, price, "m", trade_id)
-            self._fill(order, qty, price, "t", trade_id)
-        if order.filled >= order.qty:
-            return
-        if book.self_trade_blocked(order, limit):
-            self._cancel_rest(order, "Self trade prevention")
-        elif order.order_type != "limit" or order.tif == "ioc":
+        if self._may_cross(book, order, limit):
+            for maker, qty, price in book.match(order, limit):
+                trade_id = self.trade_ids.next()  # one trade, seen from both sides
+                self.stats["trades"] += 1
+                self._fill(maker, qty, price, "m", trade_id)
+                self._fill(order, qty, price, "t", trade_id)
+            if order.filled >= order.qty:
+                return
+            if book.self_trade_blocked(order, limit):
+                self._cancel_rest(order, "Self trade prevention")
+                return
+        if order.order_type != "limit" or order.tif == "ioc":
             self._cancel_rest(order, "No liquidity" if order.order_type != "limit" else "IOC")
         else:
             self._rest(book, order)
@@ -357,7 +332,8 @@ class Exchange:
     def _cancel_rest(self, order: Order, reason: str, ref: Any = None) -> None:
         order.status = "canceled"
         self._forget(order)
-        self._emit(Event(EV_CANCELED, order, reason=reason, ref=ref))
+        if order.session is not None or order.account.listeners:
+            self.pending.append(Event(EV_CANCELED, order, reason=reason, ref=ref))
 
     # ---- amend / edit ------------------------------------------------------------------------
 

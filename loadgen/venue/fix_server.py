@@ -150,9 +150,7 @@ class FixConnection(Connection):
 
     # ---- bytes in ------------------------------------------------------------------------------
 
-    def data_received(self, data: bytes) -> None:
-        if self.closed:
-            return
+    def on_data(self, data: bytes) -> None:
         try:
             items = self.reader.feed(data)
         except FixFramingError as exc:

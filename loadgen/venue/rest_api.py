@@ -117,6 +117,7 @@ class RestApi:
             "OpenOrders": self.open_orders,
             "GetWebSocketsToken": self.get_websockets_token,
         }
+        self.private_urls = {f"/0/private/{n}".encode(): n for n in self.private_methods}
         self.public_methods: dict[str, Callable[[], Any]] = {
             "Time": self.time,
             "SystemStatus": self.system_status,

@@ -67,8 +67,8 @@ class RestConnection(Connection):
 
     # ---- httptools callbacks ---------------------------------------------------------------
 
-    def data_received(self, data: bytes) -> None:
-        if self.closed or self.failed:
+    def on_data(self, data: bytes) -> None:
+        if self.failed:
             return
         try:
             self.parser.feed_data(data)
@@ -135,6 +135,9 @@ class RestConnection(Connection):
     # ---- routing -------------------------------------------------------------------------
 
     def handle(self, http_method: bytes, url: bytes) -> tuple[int, bytes]:
+        name = self.api.private_urls.get(url)
+        if name is not None and http_method == b"POST":  # the hot path: one dict lookup
+            return 200, self.private(name, url)
         path = url.split(b"?", 1)[0].decode("latin-1")
         if path.startswith(rest.PRIVATE_PREFIX):
             if http_method != b"POST":
@@ -152,7 +155,7 @@ class RestConnection(Connection):
         return 404, rest.error(E_UNKNOWN_METHOD)
 
     def private(self, name: str, path: bytes) -> bytes:
-        body = b"".join(self.body)
+        body = self.body[0] if len(self.body) == 1 else b"".join(self.body)
         account = self.venue.accounts.get(self.api_key.decode("latin-1"))
         if account is None:
             return rest.error(E_INVALID_KEY)

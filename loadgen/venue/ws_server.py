@@ -47,7 +47,7 @@ class WsConnection(Connection):
         self._handshake = b""
         self.subscribed: list[Account] = []
         self.sequence = 0
-        self.last_sent = 0.0
+        self.sent_since_tick = False  # heartbeats go only to connections that were quiet
 
     def connection_lost(self, exc: Exception | None) -> None:
         for account in self.subscribed:
@@ -56,9 +56,7 @@ class WsConnection(Connection):
         self.subscribed.clear()
         super().connection_lost(exc)
 
-    def data_received(self, data: bytes) -> None:
-        if self.closed:
-            return
+    def on_data(self, data: bytes) -> None:
         if self.frames is None:
             self._on_handshake_bytes(data)
             return
@@ -117,7 +115,7 @@ class WsConnection(Connection):
         self.send(wsframe.handshake_response(key))
         self._send_text(ws.status(next(_connection_ids)))
         if rest:
-            self.data_received(rest)
+            self.on_data(rest)
 
     def _refuse(self, status: str, text: str) -> None:
         self.send(_http_error(status, text))
@@ -132,7 +130,7 @@ class WsConnection(Connection):
     # ---- messages --------------------------------------------------------------------------
 
     def _send_text(self, payload: bytes, delay: float = 0.0) -> None:
-        self.last_sent = self.loop.time()
+        self.sent_since_tick = True
         self.send(wsframe.encode_frame(wsframe.OP_TEXT, payload), delay)
 
     def _on_text(self, payload: bytes) -> None:
@@ -258,6 +256,8 @@ class WsConnection(Connection):
         self._send_text(ws.channel("executions", "update", data, self.sequence))
 
     def heartbeat(self, now: float) -> None:
-        """Called every second by the venue: subscribed connections hear at least that often."""
-        if self.subscribed and not self.closed and now - self.last_sent >= 1.0:
+        """Called every second by the venue: a subscribed connection that heard nothing since
+        the last tick gets a heartbeat, so it hears something at least every second."""
+        if self.subscribed and not self.closed and not self.sent_since_tick:
             self._send_text(ws.HEARTBEAT)
+        self.sent_since_tick = False
