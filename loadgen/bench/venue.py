@@ -4,8 +4,9 @@ The venue runs as its own process (pinned to one core when the machine has two o
 process drives it from another core with pre-built requests (signed, numbered, ready to write)
 over several pipelined connections, so the driver's own cost stays out of the venue's figure.
 Each run sends N order requests, half AddOrder and half CancelOrder of those same orders, and
-divides the venue process's CPU time (user + system, from the OS) by N. The figure reported is
-the median over the runs, after one warm-up run.
+divides the venue process's CPU time (user + system, from the OS) by N. Runs go in rounds, one
+per protocol, so machine noise falls on all protocols alike; the figure reported is the median
+over the rounds, after one warm-up round.
 
 Keys and pairs are spread so that no request hits a rate limit or the open-order cap: every
 request is a real accepted order entry, charged to the real Kraken counters.
@@ -29,6 +30,7 @@ import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httptools
 import psutil
@@ -41,6 +43,9 @@ from loadgen.venue.pairs import catalog
 TARGET_US = {"rest": 40.0, "ws": 30.0, "fix": 30.0}
 BENCH_KEYS = 200
 BENCH_PAIRS = 720
+# One increasing nonce source (microseconds) for every signed call the bench makes, so a key's
+# nonces only ever grow whichever call comes first.
+_nonces = itertools.count(time.time_ns() // 1000)
 
 
 def add_args(p: argparse.ArgumentParser) -> None:
@@ -55,6 +60,19 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--connections", type=int, default=8, help="client connections (default 8)")
     p.add_argument(
         "--window", type=int, default=32, help="requests in flight per connection (default 32)"
+    )
+    p.add_argument(
+        "--pairs",
+        type=int,
+        default=BENCH_PAIRS,
+        help=f"markets the venue lists and the bench spreads orders over (default "
+        f"{BENCH_PAIRS}); compare e.g. 20 and 720 to see the cost of many pairs",
+    )
+    p.add_argument(
+        "--tier",
+        default="pro",
+        help="tier of the bench keys (default pro; 'unlimited' lifts the rate limits, "
+        "e.g. to compare --pairs 20 with --pairs 720 on equal terms)",
     )
     p.add_argument("--json", type=Path, default=None, help="also write the results here as JSON")
 
@@ -76,7 +94,7 @@ class RunResult:
 
 
 class VenueProcess:
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, pairs: int = BENCH_PAIRS, tier: str = "pro") -> None:
         self.keys_file = workdir / "keys.json"
         cmd = [
             sys.executable,
@@ -86,7 +104,9 @@ class VenueProcess:
             "--keys",
             str(BENCH_KEYS),
             "--pairs",
-            str(BENCH_PAIRS),
+            str(pairs),
+            "--tier",
+            tier,
             "--keys-file",
             str(self.keys_file),
         ]
@@ -123,14 +143,19 @@ def _hostport(url: str) -> tuple[str, int]:
 # ---- request builders (one list of payload bytes per connection) ---------------------------------
 
 
-def _plan(requests: int, connections: int, keys: list[dict], offset: int):
-    """(connection, key, pair, order number) for each add; the cancel follows its add."""
-    pairs = catalog(BENCH_PAIRS)
+def _plan(requests: int, connections: int, keys: list[dict], offset: int, pair_count: int):
+    """(connection, key, pair, order number) for each add; the cancel follows its add.
+
+    Each connection cycles through its own keys, then moves to the next pair; each run starts
+    where the last one stopped, so successive runs charge fresh (key, pair) counters.
+    """
+    pairs = catalog(pair_count)
     per_conn_keys = [keys[c::connections] for c in range(connections)]
+    per_conn = requests // 2 // connections + 1
     for i in range(requests // 2):
         conn = i % connections
         mine = per_conn_keys[conn]
-        j = i // connections + offset
+        j = i // connections + offset * per_conn
         key = mine[j % len(mine)]
         pair = pairs[(j // len(mine)) % len(pairs)]
         yield conn, key, pair, i + offset * 1_000_000
@@ -141,12 +166,12 @@ def _price(pair) -> str:
     return pair.fmt_price(max(1, round(pair.ref_price * pair.price_scale * 0.5)))
 
 
-def rest_payloads(
-    requests: int, connections: int, keys: list[dict], offset: int
-) -> list[list[bytes]]:
+Plan = list[tuple[int, dict, Any, int]]  # what _plan yields, listed
+
+
+def rest_payloads(plan: Plan, connections: int) -> list[list[bytes]]:
     out: list[list[bytes]] = [[] for _ in range(connections)]
-    nonces = itertools.count(time.time_ns() // 1000)
-    for conn, key, pair, n in _plan(requests, connections, keys, offset):
+    for conn, key, pair, n in plan:
         secret = base64.b64decode(key["secret"])
         for path, fields in (
             (
@@ -156,7 +181,7 @@ def rest_payloads(
             ),
             ("/0/private/CancelOrder", f"cl_ord_id=b{n}"),
         ):
-            nonce = str(next(nonces))
+            nonce = str(next(_nonces))
             body = f"nonce={nonce}&{fields}".encode()
             sign = rest.sign(secret, path.encode(), nonce.encode(), body)
             out[conn].append(
@@ -167,11 +192,9 @@ def rest_payloads(
     return out
 
 
-def ws_payloads(
-    requests: int, connections: int, keys: list[dict], offset: int, tokens: dict[str, str]
-) -> list[list[bytes]]:
+def ws_payloads(plan: Plan, connections: int, tokens: dict[str, str]) -> list[list[bytes]]:
     out: list[list[bytes]] = [[] for _ in range(connections)]
-    for conn, key, pair, n in _plan(requests, connections, keys, offset):
+    for conn, key, pair, n in plan:
         token = tokens[key["api_key"]]
         add = {
             "method": "add_order",
@@ -198,13 +221,11 @@ def ws_payloads(
     return out
 
 
-def fix_payloads(
-    requests: int, connections: int, keys: list[dict], offset: int, sessions: list[dict]
-) -> list[list[bytes]]:
+def fix_payloads(plan: Plan, connections: int, sessions: list[dict]) -> list[list[bytes]]:
+    """FIX trades one key per session: `plan` must be made with the sessions' keys in order."""
     out: list[list[bytes]] = [[] for _ in range(connections)]
     now = fix_time(time.time())
-    session_keys = [s["key"] for s in sessions]  # FIX: one key per session, i.e. per connection
-    for conn, _key, pair, n in _plan(requests, connections, session_keys, offset):
+    for conn, _key, pair, n in plan:
         s = sessions[conn]
         for msg_type, body in (
             (
@@ -347,16 +368,15 @@ async def _run(
                 conns.append(await _ws_open(url))
             else:
                 conns.append(await _fix_open(url, state["sessions"][c]))
+    plan = list(_plan(args.requests, args.connections, state["keys"], offset, args.pairs))
     if protocol == "rest":
-        payloads = rest_payloads(args.requests, args.connections, venue.keys, offset)
+        payloads = rest_payloads(plan, args.connections)
         counter_type: Callable = RestCounter
     elif protocol == "ws":
-        payloads = ws_payloads(args.requests, args.connections, venue.keys, offset, state["tokens"])
+        payloads = ws_payloads(plan, args.connections, state["tokens"])
         counter_type = WsCounter
     else:
-        payloads = fix_payloads(
-            args.requests, args.connections, venue.keys, offset, state["sessions"]
-        )
+        payloads = fix_payloads(plan, args.connections, state["sessions"])
         counter_type = FixCounter
     counters = [counter_type() for _ in conns]
     sent = sum(len(p) for p in payloads)
@@ -371,6 +391,14 @@ async def _run(
     return RunResult(protocol, sent, sum(k.errors for k in counters), cpu1 - cpu0, t1 - t0)
 
 
+def key_groups(keys: list[dict], connections: int) -> dict[str, list[dict]]:
+    """Disjoint keys per protocol: FIX gets one key per session, REST and WS share the rest
+    half and half, so one protocol's rate-limit counters never carry another's charges."""
+    fix_keys, others = keys[-connections:], keys[:-connections]
+    half = len(others) // 2
+    return {"rest": others[:half], "ws": others[half:], "fix": fix_keys}
+
+
 def _tokens(venue: VenueProcess) -> dict[str, str]:
     import http.client
 
@@ -378,7 +406,7 @@ def _tokens(venue: VenueProcess) -> dict[str, str]:
     conn = http.client.HTTPConnection(host, port)
     tokens = {}
     for key in venue.keys:
-        nonce = str(time.time_ns())
+        nonce = str(next(_nonces))
         body = f"nonce={nonce}".encode()
         sign = rest.sign(
             base64.b64decode(key["secret"]), b"/0/private/GetWebSocketsToken", nonce.encode(), body
@@ -394,22 +422,31 @@ def _tokens(venue: VenueProcess) -> dict[str, str]:
     return tokens
 
 
-def bench_protocol(protocol: str, venue: VenueProcess, args: argparse.Namespace) -> list[RunResult]:
-    state: dict = {}
-    if protocol == "ws":
-        state["tokens"] = _tokens(venue)
-    if protocol == "fix":
-        state["sessions"] = [
-            {"key": venue.keys[c], "sender": f"BENCH{c}", "seq": 1} for c in range(args.connections)
+def bench_all(
+    protocols: list[str], venue: VenueProcess, args: argparse.Namespace
+) -> dict[str, list[RunResult]]:
+    """Rounds of one run per protocol, so a noisy neighbour on a shared machine weighs on all
+    protocols alike instead of on whichever happened to run at the time. Round 0 warms up."""
+    groups = key_groups(venue.keys, args.connections)
+    states: dict[str, dict] = {p: {"keys": groups[p]} for p in protocols}
+    if "ws" in states:
+        states["ws"]["tokens"] = _tokens(venue)
+    if "fix" in states:
+        states["fix"]["sessions"] = [
+            {"key": key, "sender": f"BENCH{c}", "seq": 1} for c, key in enumerate(groups["fix"])
         ]
+    results: dict[str, list[RunResult]] = {p: [] for p in protocols}
     loop = asyncio.new_event_loop()
     try:
-        results = []
-        for run in range(args.runs + 1):  # run 0 warms up
-            results.append(loop.run_until_complete(_run(protocol, venue, args, run, state)))
-        for _, writer in state.get("conns", []):
-            writer.close()
-        return results[1:]
+        for run in range(args.runs + 1):
+            for protocol in protocols:
+                result = loop.run_until_complete(_run(protocol, venue, args, run, states[protocol]))
+                if run:
+                    results[protocol].append(result)
+        for state in states.values():
+            for _, writer in state.get("conns", []):
+                writer.close()
+        return results
     finally:
         loop.close()
 
@@ -422,16 +459,33 @@ def main(args: argparse.Namespace) -> int:
                 f"loadgen bench venue: unknown protocol {p!r} (use rest, ws, fix)", file=sys.stderr
             )
             return 2
-    if args.requests < 2 or args.runs < 1 or args.connections < 1 or args.window < 1:
+    max_connections = (
+        BENCH_KEYS // 3
+    )  # FIX takes one key per connection, REST and WS share the rest
+    if not 1 <= args.connections <= max_connections:
+        print(f"loadgen bench venue: --connections must be 1..{max_connections}", file=sys.stderr)
+        return 2
+    from loadgen.ratelimit import TIERS
+
+    if args.tier not in TIERS:
+        print(
+            f"loadgen bench venue: --tier {args.tier!r} unknown ({', '.join(TIERS)})",
+            file=sys.stderr,
+        )
+        return 2
+    if args.pairs < 1:
+        print("loadgen bench venue: --pairs must be at least 1", file=sys.stderr)
+        return 2
+    if args.requests < 2 or args.runs < 1 or args.window < 1:
         print(
             "loadgen bench venue: --requests >= 2, --runs, --connections, --window >= 1",
             file=sys.stderr,
         )
         return 2
     with tempfile.TemporaryDirectory() as tmp:
-        venue = VenueProcess(Path(tmp))
+        venue = VenueProcess(Path(tmp), args.pairs, args.tier)
         try:
-            report = {p: bench_protocol(p, venue, args) for p in protocols}
+            report = bench_all(protocols, venue, args)
         finally:
             venue.stop()
     return _print_report(report, args, venue.pinned)
@@ -441,6 +495,7 @@ def _print_report(
     report: dict[str, list[RunResult]], args: argparse.Namespace, pinned: bool
 ) -> int:
     where = "venue and driver pinned to separate cores" if pinned else "NOT pinned (one core)"
+    where += f"; {args.pairs} pairs, tier {args.tier}"
     print(
         f"venue CPU per order request: {args.runs} runs x {args.requests} requests "
         f"(adds + cancels), {args.connections} connections x {args.window} in flight; {where}"

@@ -433,7 +433,10 @@ class Exchange:
     def cancel_order(self, account: Account, orders: list[Order], ref: Any = None) -> int:
         """Cancel one transaction's worth of orders (several when a userref matched many)."""
         now = self.mono()
-        cost = sum(ratelimit.cancel_cost(now - o.touched) for o in orders)
+        if len(orders) == 1:  # the common case, without a generator
+            cost = ratelimit.cancel_cost(now - orders[0].touched)
+        else:
+            cost = sum(ratelimit.cancel_cost(now - o.touched) for o in orders)
         pair = orders[0].pair.altname
         if not account.trade_counter(pair).charge(cost, now):
             raise VenueError(E_TRADE_RATE, RATE_LIMITED)

@@ -105,31 +105,36 @@ def execution_report(event: Event) -> str:
         cl_ord_id, orig = event.ref, order.cl_ord_id or ""
     elif kind == EV_AMENDED and isinstance(event.ref, str):
         orig = event.ref
-    leaves = 0 if kind == EV_CANCELED or done else order.qty - event.filled
-    avg = order.cost / order.filled / pair.price_scale if order.filled else 0.0
-    parts = [f"37={order.txid}\x01"]
-    if cl_ord_id:
-        parts.append(f"11={cl_ord_id}\x01")
+    # Quantities are mostly zero or the order's own quantity: reuse those strings (this runs
+    # once per order event; formatting a decimal costs more than the rest of the line).
+    qty = order.qty
+    qty_text = pair.fmt_qty(qty)
+    filled = event.filled
+    leaves = 0 if kind == EV_CANCELED or done else qty - filled
+    zero = pair.zero_qty
+    cum_text = zero if not filled else qty_text if filled == qty else pair.fmt_qty(filled)
+    leaves_text = zero if not leaves else qty_text if leaves == qty else pair.fmt_qty(leaves)
+    avg_text = (
+        f"{order.cost / order.filled / pair.price_scale:.{pair.price_decimals}f}"
+        if order.filled
+        else pair.zero_price
+    )
+    ids = f"11={cl_ord_id}\x01" if cl_ord_id else ""
     if orig:
-        parts.append(f"41={orig}\x01")
-    parts.append(
-        f"17={event.trade_id or next(_exec_ids)}\x01150={exec_type}\x0139={status}\x01"
-        f"55={pair.wsname}\x0154={_SIDE_CODE[order.side]}\x01"
-        f"40={_ORD_TYPE_CODE[order.order_type]}\x0138={pair.fmt_qty(order.qty)}\x01"
+        ids += f"41={orig}\x01"
+    price = f"44={pair.fmt_price(order.price)}\x01" if order.order_type == "limit" else ""
+    fill = (
+        f"31={pair.fmt_price(event.last_price)}\x0132={pair.fmt_qty(event.last_qty)}\x01"
+        if kind == EV_TRADE
+        else ""
     )
-    if order.order_type == "limit":
-        parts.append(f"44={pair.fmt_price(order.price)}\x01")
-    if kind == EV_TRADE:
-        parts.append(
-            f"31={pair.fmt_price(event.last_price)}\x0132={pair.fmt_qty(event.last_qty)}\x01"
-        )
-    parts.append(
-        f"14={pair.fmt_qty(event.filled)}\x01151={pair.fmt_qty(leaves)}\x01"
-        f"6={avg:.{pair.price_decimals}f}\x01"
+    text = f"58={event.reason}\x01" if kind == EV_CANCELED and event.reason else ""
+    return (
+        f"37={order.txid}\x01{ids}17={event.trade_id or next(_exec_ids)}\x01150={exec_type}\x01"
+        f"39={status}\x0155={pair.wsname}\x0154={_SIDE_CODE[order.side]}\x01"
+        f"40={_ORD_TYPE_CODE[order.order_type]}\x0138={qty_text}\x01{price}{fill}"
+        f"14={cum_text}\x01151={leaves_text}\x016={avg_text}\x01{text}"
     )
-    if kind == EV_CANCELED and event.reason:
-        parts.append(f"58={event.reason}\x01")
-    return "".join(parts)
 
 
 class MissingField(Exception):
@@ -312,7 +317,6 @@ class FixConnection(Connection):
         session = self.host.session
         msg_type = fields.get(fix.MSG_TYPE, "")
         handler = _APP_HANDLERS.get(msg_type)
-        seq = int(fields[fix.MSG_SEQ_NUM])
         if handler is None:
             self._business_reject(
                 fields, BR_UNSUPPORTED_MSGTYPE, f"Unsupported Message Type {msg_type!r}", now
@@ -329,7 +333,7 @@ class FixConnection(Connection):
         except MissingField as exc:
             name = _FIELD_NAMES.get(exc.tag, str(exc.tag))
             session.reject(
-                seq,
+                int(fields[fix.MSG_SEQ_NUM]),
                 fix.REJECT_REQUIRED_TAG_MISSING,
                 f"Missing Mandatory Field: {name} ({exc.tag})",
                 now,
@@ -356,7 +360,9 @@ class FixConnection(Connection):
                 raise MissingField(tag)
 
     def _new_order(self, fields: dict[int, str], now: float) -> None:
-        self._need(fields, 11, 54, 55, 38, 40)
+        get = fields.get
+        if not (get(11) and get(54) and get(55) and get(38) and get(40)):
+            self._need(fields, 11, 54, 55, 38, 40)  # names the first missing one
         assert self.host is not None
         pair = self.exchange.pair(fields[55])
         side = _SIDES.get(fields[54])

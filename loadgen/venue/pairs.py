@@ -47,11 +47,15 @@ class Pair:
     price_scale: int = field(init=False)
     lot_scale: int = field(init=False)
     ordermin_lots: int = field(init=False)
+    zero_qty: str = field(init=False)  # "0.00000000", kept for hot paths
+    zero_price: str = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "price_scale", 10**self.price_decimals)
         object.__setattr__(self, "lot_scale", 10**self.lot_decimals)
         object.__setattr__(self, "ordermin_lots", round(float(self.ordermin) * self.lot_scale))
+        object.__setattr__(self, "zero_qty", self.fmt_qty(0))
+        object.__setattr__(self, "zero_price", self.fmt_price(0))
 
     def fmt_price(self, ticks: int) -> str:
         return f"{ticks / self.price_scale:.{self.price_decimals}f}"

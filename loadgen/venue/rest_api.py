@@ -152,12 +152,15 @@ class RestApi:
             spec.cl_ord_id = check_cl_ord_id(params["cl_ord_id"])
         elif params.get("userref") is not None:
             spec.userref = to_int(params["userref"], "userref")
-        oflags = params.get("oflags") or ""
-        spec.post_only = "post" in str(oflags).split(",")
-        tif = str(params.get("timeinforce") or "GTC").upper()
-        if tif not in ("GTC", "IOC"):
-            raise invalid("timeinforce")
-        spec.tif = tif.lower()
+        oflags = params.get("oflags")
+        if oflags:
+            spec.post_only = "post" in str(oflags).split(",")
+        tif = params.get("timeinforce")
+        if tif:
+            tif = str(tif).upper()
+            if tif not in ("GTC", "IOC"):
+                raise invalid("timeinforce")
+            spec.tif = tif.lower()
         return spec
 
     def add_order(self, account: Account, params: dict[str, Any]) -> Any:
