@@ -64,8 +64,19 @@ def test_off_by_default():
     assert not faults.any_delay and not faults.unavailable() and not faults.drop()
 
 
-def knob_venue(**knobs) -> VenueThread:
-    return VenueThread(VenueConfig(keys=4, pairs=5, keys_file=None, knobs=Knobs(**knobs))).start()
+@pytest.fixture
+def knob_venue():
+    """knob_venue(**knobs) -> a small venue with those knobs, stopped after the test."""
+    started: list[VenueThread] = []
+
+    def start(**knobs) -> VenueThread:
+        config = VenueConfig(keys=4, pairs=5, keys_file=None, knobs=Knobs(**knobs))
+        started.append(VenueThread(config).start())
+        return started[-1]
+
+    yield start
+    for venue in started:
+        venue.stop()
 
 
 def first_key(venue: VenueThread):
@@ -73,48 +84,52 @@ def first_key(venue: VenueThread):
     return account.api_key, account.secret_b64
 
 
-def test_added_latency_delays_replies():
+def test_added_latency_delays_replies(knob_venue):
     venue = knob_venue(latency={"rest": "fixed:80"})
-    try:
-        client = Rest(venue.endpoints["rest"], *first_key(venue))
-        start = time.perf_counter()
-        assert client.private("OpenOrders")["error"] == []
-        assert time.perf_counter() - start >= 0.08
-        client.close()
-    finally:
-        venue.stop()
+    client = Rest(venue.endpoints["rest"], *first_key(venue))
+    start = time.perf_counter()
+    assert client.private("OpenOrders")["error"] == []
+    assert time.perf_counter() - start >= 0.08
+    client.close()
 
 
-def test_unavailable_on_every_protocol():
+def test_unavailable_on_every_protocol(knob_venue):
     venue = knob_venue(unavailable_ratio=1.0)
-    try:
-        key, secret = first_key(venue)
-        rest = Rest(venue.endpoints["rest"], key, secret)
-        assert rest.private("OpenOrders") == {"error": ["EService:Unavailable"]}
-        token = venue.call(
-            lambda: venue.venue.accounts.issue_token(venue.venue.accounts.all[0], time.time())
-        )
-        ws = Ws(venue.endpoints["ws"], token)
-        assert ws.call("cancel_all")["error"] == "EService:Unavailable"
-        fix = Fix(fix_address(venue), "KNOB", key, secret)
-        fix.logon()
-        fix.expect("A")
-        fix.send("q", [(11, "x"), (530, "7")])
-        reject = fix.expect("j")
-        assert text(reject, 58) == "EService:Unavailable" and text(reject, 380) == "4"
-        for c in (rest, ws, fix):
-            c.close()
-    finally:
-        venue.stop()
+    key, secret = first_key(venue)
+    rest = Rest(venue.endpoints["rest"], key, secret)
+    assert rest.private("OpenOrders") == {"error": ["EService:Unavailable"]}
+    token = venue.call(
+        lambda: venue.venue.accounts.issue_token(venue.venue.accounts.all[0], time.time())
+    )
+    ws = Ws(venue.endpoints["ws"], token)
+    assert ws.call("cancel_all")["error"] == "EService:Unavailable"
+    fix = Fix(fix_address(venue), "KNOB", key, secret)
+    fix.logon()
+    fix.expect("A")
+    fix.send("q", [(11, "x"), (530, "7")])
+    reject = fix.expect("j")
+    assert text(reject, 58) == "EService:Unavailable" and text(reject, 380) == "4"
+    for c in (rest, ws, fix):
+        c.close()
 
 
-def test_drop_closes_the_connection_without_a_reply():
+def test_drop_closes_the_connection_without_a_reply(knob_venue):
     venue = knob_venue(drop_ratio=1.0)
-    try:
-        rest = Rest(venue.endpoints["rest"], *first_key(venue))
-        with pytest.raises((ConnectionError, OSError)):
-            rest.private("OpenOrders")
-        rest.close()
-        assert venue.thread.is_alive()  # the venue dropped a connection, not itself
-    finally:
-        venue.stop()
+    rest = Rest(venue.endpoints["rest"], *first_key(venue))
+    with pytest.raises((ConnectionError, OSError)):
+        rest.private("OpenOrders")
+    rest.close()
+    assert venue.thread.is_alive()  # the venue dropped a connection, not itself
+
+
+def test_stall_holds_a_reply_on_a_real_venue(knob_venue):
+    venue = knob_venue(stall_every_s=0.6, stall_for_s=0.3)
+    client = Rest(venue.endpoints["rest"])
+    slowest = 0.0
+    for _ in range(8):  # over a full period, some request lands inside a stall
+        start = time.perf_counter()
+        assert client.public("Time")["error"] == []
+        slowest = max(slowest, time.perf_counter() - start)
+        time.sleep(0.1)  # pacing the probes through the period, not waiting on a condition
+    assert slowest >= 0.1
+    client.close()
