@@ -19,6 +19,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("loadgen.venue")
 
+# After a refusal the venue sends its last words (Logout, close frame, HTTP error), half-closes,
+# and keeps reading and dropping what the peer still sends for this long before closing: a
+# socket closed with unread input sends a TCP reset, and the reset would destroy those words.
+LINGER_S = 2.0
+
 
 class Connection(asyncio.Protocol):
     protocol_name = ""
@@ -97,5 +102,11 @@ class Connection(asyncio.Protocol):
             self._close_now()
 
     def _close_now(self) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.close()
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if transport.can_write_eof():
+            transport.write_eof()  # the peer reads everything we wrote, then EOF
+            self.loop.call_later(LINGER_S, transport.close)
+        else:
+            transport.close()

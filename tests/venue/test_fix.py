@@ -297,3 +297,13 @@ def test_second_logon_for_a_live_session_is_refused(fix, new_key):
     second.sender = first.sender
     second.logon()
     assert text(second.expect("5"), 58) == "session already logged on"
+
+
+def test_oversized_message_gets_logout_and_close(fix):
+    client = fix()
+    client.sock.sendall(b"8=FIX.4.4\x019=900000\x0135=D\x01" + b"1" * 70_000)
+    assert "over" in text(client.expect("5"), 58)
+    assert client.recv() is None
+    other = fix()  # others unaffected
+    other.send("1", [(112, "fine")])
+    assert text(other.expect("0"), 112) == "fine"
