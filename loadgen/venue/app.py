@@ -165,8 +165,8 @@ def new_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
-def serve(config: VenueConfig, on_ready: Callable[[Venue], None]) -> None:
-    """Run until SIGINT or SIGTERM, then close every connection and return."""
+def serve(config: VenueConfig, on_ready: Callable[[Venue], None]) -> Venue:
+    """Run until SIGINT or SIGTERM, then close every connection and return the venue."""
     loop = new_loop()
     asyncio.set_event_loop(loop)
     venue = Venue(config)
@@ -184,6 +184,7 @@ def serve(config: VenueConfig, on_ready: Callable[[Venue], None]) -> None:
         loop.run_until_complete(main())
     finally:
         loop.close()
+    return venue
 
 
 class VenueThread:

@@ -161,9 +161,10 @@ class FixConnection(Connection):
         except FixFramingError as exc:
             self._give_up(str(exc))
             return
+        now = self.wall()  # one clock read per read, not per message
         for item in items:
             try:
-                self._on_message(item)
+                self._on_message(item, now)
             except Exception:  # a bug must cost one message, never the venue
                 log.exception("FIX handler failed")
                 if self.host is not None:
@@ -176,8 +177,7 @@ class FixConnection(Connection):
             self.close_after_write()
             self.closed = True
 
-    def _on_message(self, item: str | Garbled) -> None:
-        now = self.wall()
+    def _on_message(self, item: str | Garbled, now: float) -> None:
         host = self.host
         if host is None:
             self._on_logon(item, now)

@@ -169,7 +169,7 @@ class RestConnection(Connection):
         )
         if not nonce_text.isdigit():
             return rest.error(f"{E_INVALID_NONCE}")
-        if not rest.verify(account.secret, path, nonce_text.encode(), body, self.api_sign):
+        if not rest.verify(account.signer, path, nonce_text.encode(), body, self.api_sign):
             return rest.error(E_INVALID_SIGNATURE)
         value = int(nonce_text)
         if value <= account.last_nonce:

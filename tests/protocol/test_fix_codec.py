@@ -154,3 +154,15 @@ def test_kraken_logon_password():
         fix.logon_password(base64.b64decode(secret), 1, "ME", "KRAKEN-TRD", "KEY", "1700000000000")
         == expected
     )
+
+
+@pytest.mark.parametrize("size", [0, 1, 255, 256, 257, 511, 512, 513, 5000])
+def test_checksum_is_the_byte_sum_mod_256_at_every_size(size):
+    """The Adler-32 shortcut must equal the definition, across its 256-byte chunk edges."""
+    import random
+
+    rng = random.Random(size)
+    for _ in range(50):
+        data = bytes(rng.randrange(256) for _ in range(size))
+        assert fix.checksum(data) == sum(data) % 256
+    assert fix.checksum(b"\xff" * size) == (255 * size) % 256  # the largest sums

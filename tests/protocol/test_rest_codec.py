@@ -84,3 +84,9 @@ def test_envelope():
     assert rest.parse_reply(b'{"error":["EAPI:Invalid nonce"]}') == (["EAPI:Invalid nonce"], None)
     with pytest.raises(rest.RestProtocolError):
         rest.parse_reply(b'{"result":1}')
+
+
+def test_keyed_signer_gives_the_same_signature_every_time():
+    signer = rest.keyed(rest.decode_secret(SECRET))
+    for _ in range(3):  # copying must leave the keyed original untouched
+        assert rest.sign(signer, b"/0/private/AddOrder", b"1616492376594", BODY) == SIGN

@@ -460,3 +460,41 @@ def test_pipelined_requests_answered_in_order(venue):
     reply = raw_exchange(venue, one * 3 + last)
     assert reply.count(b"HTTP/1.1 200") == 4
     assert reply.rindex(b"unixtime") < reply.index(b'"status":"online"')
+
+
+@pytest.mark.parametrize(
+    ("fields", "error"),
+    [
+        ({"volume": "nan"}, "EGeneral:Invalid arguments:volume"),
+        ({"volume": "inf"}, "EGeneral:Invalid arguments:volume"),
+        ({"volume": "-1"}, "EGeneral:Invalid arguments:volume"),
+        ({"volume": "0.000000001"}, "EGeneral:Invalid arguments:volume"),
+        ({"price": "nan"}, "EOrder:Invalid price"),
+        ({"price": "0"}, "EOrder:Invalid price"),
+        ({"price": "1e400"}, "EOrder:Invalid price"),
+    ],
+)
+def test_non_numbers_and_out_of_range_numbers(rest, fields, error):
+    """Each row: a value float() accepts but an order cannot carry gets a named refusal."""
+    params = {
+        "pair": PAIR,
+        "type": "buy",
+        "ordertype": "limit",
+        "price": "50000",
+        "volume": "0.01",
+        **fields,
+    }
+    assert err(rest().private("AddOrder", **params)) == error
+
+
+def test_json_booleans_are_not_quantities(rest):
+    reply = rest().private(
+        "AddOrder",
+        as_json=True,
+        pair=PAIR,
+        type="buy",
+        ordertype="limit",
+        price="50000",
+        volume=True,
+    )
+    assert err(reply) == "EGeneral:Invalid arguments:volume"
