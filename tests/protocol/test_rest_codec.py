@@ -90,3 +90,16 @@ def test_keyed_signer_gives_the_same_signature_every_time():
     signer = rest.keyed(rest.decode_secret(SECRET))
     for _ in range(3):  # copying must leave the keyed original untouched
         assert rest.sign(signer, b"/0/private/AddOrder", b"1616492376594", BODY) == SIGN
+
+
+@pytest.mark.parametrize("key_size", [0, 1, 64, 127, 128, 129, 300])
+def test_keyed_hmac_equals_the_standard_library_for_every_key_size(key_size):
+    """RFC 2104 edge: keys longer than the 128-byte block are hashed first."""
+    import hashlib
+    import hmac as std_hmac
+
+    key = bytes(range(256))[:key_size] * (1 + key_size // 256)
+    key = key[:key_size]
+    for message in (b"", b"abc", b"x" * 500):
+        expected = std_hmac.new(key, message, hashlib.sha512).digest()
+        assert rest.KeyedHmac(key).digest(message) == expected
