@@ -33,9 +33,21 @@ def rfc3339_seconds(t: float) -> str:
     return f"{_cache_rfc}Z"
 
 
+_fix_ms = -1
+_fix_ms_text = ""
+
+
 def fix_time(t: float) -> str:
-    """FIX UTCTimestamp with milliseconds: '20240101-12:00:00.123' (tags 52, 60, 122)."""
-    sec = int(t)
-    if sec != _cache_sec:
-        _refresh(sec)
-    return f"{_cache_fix}.{int((t - sec) * 1e3):03d}"
+    """FIX UTCTimestamp with milliseconds: '20240101-12:00:00.123' (tags 52, 60, 122).
+
+    Kept for the millisecond: every ExecutionReport in the same millisecond shares the text.
+    """
+    global _fix_ms, _fix_ms_text
+    ms = int(t * 1000)
+    if ms != _fix_ms:
+        sec = ms // 1000
+        if sec != _cache_sec:
+            _refresh(sec)
+        _fix_ms = ms
+        _fix_ms_text = f"{_cache_fix}.{ms % 1000:03d}"
+    return _fix_ms_text

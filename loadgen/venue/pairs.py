@@ -34,6 +34,31 @@ _REAL = (
 _SYNTH_QUOTES = ("USD", "EUR", "USDT", "GBP")
 
 
+# Decimal texts by (units, decimals): replies and ExecutionReports print the same few sizes
+# and prices again and again; a lookup is a fraction of a float format. Bounded.
+_TEXTS: dict[tuple[int, int], str] = {}
+_TEXTS_LIMIT = 65_536
+
+
+def _fmt(units: int, decimals: int) -> str:
+    """units / 10^decimals with exactly `decimals` digits, e.g. (125, 2) -> '1.25'; integer
+    arithmetic, so exact at any size (a float would misprint quantities past 2^53 units)."""
+    key = (units, decimals)
+    text = _TEXTS.get(key)
+    if text is None:
+        if units < 0:
+            return "-" + _fmt(-units, decimals)
+        if decimals:
+            whole, frac = divmod(units, 10**decimals)
+            text = f"{whole}.{frac:0{decimals}d}"
+        else:
+            text = str(units)
+        if len(_TEXTS) >= _TEXTS_LIMIT:
+            _TEXTS.clear()
+        _TEXTS[key] = text
+    return text
+
+
 @dataclass(frozen=True, slots=True)
 class Pair:
     altname: str  # REST name, e.g. "XBTUSD"
@@ -58,10 +83,10 @@ class Pair:
         object.__setattr__(self, "zero_price", self.fmt_price(0))
 
     def fmt_price(self, ticks: int) -> str:
-        return f"{ticks / self.price_scale:.{self.price_decimals}f}"
+        return _fmt(ticks, self.price_decimals)
 
     def fmt_qty(self, lots: int) -> str:
-        return f"{lots / self.lot_scale:.{self.lot_decimals}f}"
+        return _fmt(lots, self.lot_decimals)
 
     def public_info(self) -> dict[str, object]:
         """The subset of Kraken's AssetPairs entry a client needs."""
