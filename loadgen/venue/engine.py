@@ -293,7 +293,9 @@ class Exchange:
         self._execute(book, order)
         return order
 
-    def _check_new(self, account: Account, spec: OrderSpec) -> None:
+    def _check_new(self, account: Account, spec: OrderSpec, replacing: Order | None = None) -> None:
+        """Refusals an order meets before it exists; `replacing` is an edit's original, whose
+        place among the open orders the new one takes."""
         pair = spec.pair
         if spec.qty < pair.ordermin_lots:
             raise VenueError(E_ORDER_MIN)
@@ -301,7 +303,8 @@ class Exchange:
             notional = spec.qty / pair.lot_scale * spec.price / pair.price_scale
             if notional > account.max_notional:
                 raise VenueError(E_FUNDS)
-        if account.open_per_pair.get(pair.altname, 0) >= account.tier.max_open_orders:
+        open_now = account.open_per_pair.get(pair.altname, 0) - (replacing is not None)
+        if open_now >= account.tier.max_open_orders:
             raise VenueError(E_ORDERS_LIMIT)
         if spec.cl_ord_id is not None and spec.cl_ord_id in account.by_cl_ord_id:
             raise invalid("cl_ord_id")
@@ -453,6 +456,8 @@ class Exchange:
             order.tif,
             validate,
         )
+        # Check the replacement before touching the original: a refused edit leaves it as it was.
+        self._check_new(account, spec, replacing=order)
         if validate:
             return self._place(account, spec, now, origin, session)
         self.book(order.pair).side(order.side).remove(order)

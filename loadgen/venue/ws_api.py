@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from loadgen.protocol.clock import rfc3339
+from loadgen.protocol.clock import rfc3339, rfc3339_seconds
 from loadgen.venue.accounts import Account
 from loadgen.venue.book import BUY, SELL, Order
 from loadgen.venue.engine import (
@@ -194,7 +194,7 @@ class WsApi:
         if "timeout" not in params:
             raise invalid("timeout")
         now, trigger = self.exchange.cancel_all_after(account, to_int(params["timeout"], "timeout"))
-        return {"currentTime": rfc3339(now)[:19] + "Z", "triggerTime": rfc3339(trigger)[:19] + "Z"}
+        return {"currentTime": rfc3339_seconds(now), "triggerTime": rfc3339_seconds(trigger)}
 
     def batch_cancel(self, account: Account, params: dict[str, Any]) -> Any:
         ids = params.get("orders") or []

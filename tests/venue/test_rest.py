@@ -498,3 +498,12 @@ def test_json_booleans_are_not_quantities(rest):
         volume=True,
     )
     assert err(reply) == "EGeneral:Invalid arguments:volume"
+
+
+def test_refused_edit_leaves_the_original_order(rest):
+    client = rest()
+    txid = add(client, price="50000", volume="0.01")
+    reply = client.private("EditOrder", txid=txid, pair=PAIR, volume="1000")  # over the cap
+    assert err(reply) == "EOrder:Insufficient funds"
+    info = ok(client.private("OpenOrders"))["open"]
+    assert list(info) == [txid] and info[txid]["vol"] == "0.01000000"
