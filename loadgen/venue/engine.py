@@ -397,11 +397,13 @@ class Exchange:
             and book.crosses(order.side, price)
         ):
             raise VenueError(E_POST_ONLY)
+        renamed = new_cl_ord_id is not None and new_cl_ord_id != order.cl_ord_id
+        if renamed and new_cl_ord_id in account.by_cl_ord_id:
+            raise invalid("cl_ord_id")
+        # Every check is done: from here on the amend happens.
         order.touched = now
         amend_id = self.amend_ids.next()
-        if new_cl_ord_id is not None and new_cl_ord_id != order.cl_ord_id:
-            if new_cl_ord_id in account.by_cl_ord_id:
-                raise invalid("cl_ord_id")
+        if renamed:
             if order.cl_ord_id is not None:
                 account.by_cl_ord_id.pop(order.cl_ord_id, None)
             order.cl_ord_id = new_cl_ord_id
