@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ class Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self._release_at = 0.0  # loop time before which nothing more may be written
         self._batch: list[bytes] | None = None  # replies of the read being handled
+        self._held: list[bytes] | None = None  # input that arrived during an engine stall
         self.closed = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -48,6 +50,25 @@ class Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.closed:
             return
+        if self.faults.stalls:
+            if self._held is not None:
+                self._held.append(data)
+                return
+            left = self.faults.stall_left(time.monotonic())
+            if left > 0:
+                self._held = [data]
+                self.loop.call_later(left, self._release_held)
+                return
+        self._handle(data)
+
+    def _release_held(self) -> None:
+        held, self._held = self._held or [], None
+        for data in held:
+            if self.closed:
+                return
+            self._handle(data)
+
+    def _handle(self, data: bytes) -> None:
         self._batch = []
         try:
             self.on_data(data)
@@ -85,7 +106,7 @@ class Connection(asyncio.Protocol):
 
     def reply_delay(self) -> float:
         faults = self.faults
-        return faults.delay(self.protocol_name, self.loop.time()) if faults.any_delay else 0.0
+        return faults.delay(self.protocol_name) if faults.any_delay else 0.0
 
     def abort(self) -> None:
         """Drop the connection without a word (the drop knob, or a peer beyond help)."""

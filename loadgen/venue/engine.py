@@ -21,6 +21,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from loadgen import ratelimit
@@ -41,6 +42,7 @@ E_ORDER_MIN = "EOrder:Order minimum not met"
 E_PRICE = "EOrder:Invalid price"
 E_POST_ONLY = "EOrder:Post only order"
 E_UNAVAILABLE = "EService:Unavailable"
+E_DEADLINE = "EService:Deadline elapsed"
 
 # What kind of refusal each error is, for protocols that classify (FIX 380, client outcomes).
 RATE_LIMITED = "rate_limited"
@@ -52,6 +54,7 @@ MIN_BATCH_ADD = 2
 MAX_BATCH_CANCEL = 50  # CancelOrderBatch: at most 50 ids
 MAX_CL_ORD_ID = 36  # a UUID in its long form
 DEAD_MAN_MAX_S = 86400  # CancelAllOrdersAfter timeout must be below a day
+DEADLINE_MAX_S = 60.0  # a request's deadline may be at most 60 s ahead (facts 1.3, 4.2)
 
 # Event kinds, with the ExecType names the WS executions channel uses.
 EV_NEW = "new"
@@ -182,6 +185,29 @@ def parse_price(pair: Pair, value: Any) -> int:
         f"{pair.price_decimals} decimals",
         INVALID,
     )
+
+
+def check_deadline(value: Any, now: float, field: str = "deadline", fmt: str = "") -> None:
+    """Refuse a request whose deadline has passed when the engine gets to it.
+
+    `value` is RFC 3339 (REST, WS) or, with `fmt`, a strptime format (FIX UTCTimestamp); None
+    means no deadline. `now` is wall-clock seconds.
+    """
+    if value is None:
+        return
+    try:
+        if not isinstance(value, str):
+            raise ValueError(value)
+        when = datetime.strptime(value, fmt) if fmt else datetime.fromisoformat(value)
+    except ValueError:
+        raise invalid(field) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    at = when.timestamp()
+    if at < now:
+        raise VenueError(E_DEADLINE)
+    if at > now + DEADLINE_MAX_S:
+        raise invalid(field)
 
 
 def check_cl_ord_id(value: Any) -> str:

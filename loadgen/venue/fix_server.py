@@ -35,6 +35,7 @@ from loadgen.venue.engine import (
     Event,
     OrderSpec,
     VenueError,
+    check_deadline,
     parse_price,
     parse_qty,
 )
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
 TARGET_COMP_ID = "KRAKEN-TRD"  # facts 5: TargetCompID of the trading session
 NONCE_WINDOW_MS = 5000  # 5025 must be within 5 s of server time (facts 5)
 DEFAULT_HEARTBEAT_S = 60  # 108: 60 recommended
+FIX_TIME_FORMAT = "%Y%m%d-%H:%M:%S.%f"  # UTCTimestamp with fractions, e.g. 20240101-12:00:00.123
 
 # BusinessRejectReason (380) for the venue's refusals (facts 5, 35=j).
 BR_OTHER = 0
@@ -329,6 +331,8 @@ class FixConnection(Connection):
             self._business_reject(fields, BR_APP_NOT_AVAILABLE, E_UNAVAILABLE, now)
             return
         try:
+            if 62 in fields:  # ValidUntilTime: the FIX deadline (facts 5)
+                check_deadline(fields[62], now, "ValidUntilTime (62)", FIX_TIME_FORMAT)
             handler(self, fields, now)
         except MissingField as exc:
             name = _FIELD_NAMES.get(exc.tag, str(exc.tag))

@@ -59,7 +59,7 @@ class Knobs:
     latency: dict[str, str] = field(default_factory=dict)  # protocol -> spec (ms)
     unavailable_ratio: float = 0.0  # share of requests answered EService:Unavailable
     stall_every_s: float = 0.0  # a stall starts every this many seconds (0 = never)
-    stall_for_s: float = 0.0  # and lasts this long: replies wait until it ends
+    stall_for_s: float = 0.0  # and lasts this long: requests wait, unread, until it ends
     drop_ratio: float = 0.0  # chance per request that the venue drops the connection instead
     seed: int = 0
 
@@ -90,21 +90,26 @@ class Faults:
         self.unavailable_ratio = knobs.unavailable_ratio
         self.drop_ratio = knobs.drop_ratio
         self.stalls = knobs.stall_every_s > 0 and knobs.stall_for_s > 0
-        self.any_delay = bool(self.samplers) or self.stalls
+        self.any_delay = bool(self.samplers)
 
-    def delay(self, protocol: str, now: float) -> float:
-        """Seconds to hold this reply: the latency sample plus what is left of a stall."""
-        extra = 0.0
+    def delay(self, protocol: str) -> float:
+        """Seconds of added latency for one reply (a sample of the protocol's spec)."""
         sampler = self.samplers.get(protocol)
-        if sampler is not None:
-            extra = sampler(self.rng)
-        if self.stalls:
-            k = self.knobs
-            # Stalls fill the last stall_for_s of each period, so the venue starts healthy.
-            into = (now - self.origin) % k.stall_every_s
-            if into >= k.stall_every_s - k.stall_for_s:
-                extra += k.stall_every_s - into
-        return extra
+        return sampler(self.rng) if sampler is not None else 0.0
+
+    def stall_left(self, now: float) -> float:
+        """Seconds until the current stall ends (0 when the engine is not stalled).
+
+        Stalls fill the last stall_for_s of each period, so the venue starts healthy. During a
+        stall the venue reads nothing it can act on: requests wait and are handled, in order,
+        when it ends, as a paused engine would (so deadlines can elapse and rate-limit counters
+        decay meanwhile).
+        """
+        if not self.stalls:
+            return 0.0
+        k = self.knobs
+        into = (now - self.origin) % k.stall_every_s
+        return k.stall_every_s - into if into >= k.stall_every_s - k.stall_for_s else 0.0
 
     def unavailable(self) -> bool:
         return self.unavailable_ratio > 0 and self.rng.random() < self.unavailable_ratio

@@ -21,6 +21,7 @@ from loadgen.venue.engine import (
     OrderSpec,
     VenueError,
     check_cl_ord_id,
+    check_deadline,
     invalid,
     parse_price,
     parse_qty,
@@ -129,6 +130,8 @@ class RestApi:
             now = self.exchange.mono()
             if not account.rest_counter.charge(ratelimit.rest_cost(method), now):
                 raise VenueError(E_REST_RATE, RATE_LIMITED)
+        elif "deadline" in params:
+            check_deadline(params["deadline"], self.exchange.wall())
         return self.private_methods[method](account, params)
 
     # ---- order entry ---------------------------------------------------------------------

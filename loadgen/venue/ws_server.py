@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from loadgen.protocol import ws, wsframe
 from loadgen.protocol.wsframe import FrameParser, WsProtocolError
 from loadgen.venue.conn import Connection, log
-from loadgen.venue.engine import E_UNAVAILABLE, Event, VenueError
+from loadgen.venue.engine import E_UNAVAILABLE, Event, VenueError, check_deadline
 from loadgen.venue.ws_api import execution, order_snapshot
 
 if TYPE_CHECKING:
@@ -186,6 +186,8 @@ class WsConnection(Connection):
         if faults.unavailable_ratio and faults.unavailable():
             return [self._error(method, req_id, E_UNAVAILABLE, time_in)]
         try:
+            if "deadline" in params:
+                check_deadline(params["deadline"], time_in)
             result = handler(account, params)
         except VenueError as exc:
             return [self._error(method, req_id, exc.message, time_in)]

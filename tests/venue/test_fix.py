@@ -307,3 +307,11 @@ def test_oversized_message_gets_logout_and_close(fix):
     other = fix()  # others unaffected
     other.send("1", [(112, "fine")])
     assert text(other.expect("0"), 112) == "fine"
+
+
+def test_valid_until_time_elapsed(fix):
+    client = fix()
+    past = time.strftime("%Y%m%d-%H:%M:%S.000", time.gmtime(time.time() - 5))
+    nos(client, "late", t62=past)
+    reject = client.expect("j")
+    assert text(reject, 58) == "EService:Deadline elapsed" and text(reject, 379) == "late"

@@ -9,7 +9,7 @@ import pytest
 
 from loadgen.venue.app import VenueConfig, VenueThread
 from loadgen.venue.knobs import Faults, KnobError, Knobs, parse_latency
-from tests.clients import Fix, Rest, Ws, text
+from tests.clients import Fix, Rest, Ws, text, wait_until
 from tests.conftest import fix_address
 
 
@@ -51,12 +51,12 @@ def test_bad_knobs_name_the_field(knobs, field):
         knobs.validate()
 
 
-def test_stalls_hold_replies_until_the_stall_ends():
+def test_stalls_fill_the_end_of_each_period():
     faults = Faults(Knobs(stall_every_s=10, stall_for_s=2), origin=100.0)
-    assert faults.delay("rest", 100.0) == 0  # healthy at start
-    assert faults.delay("rest", 107.9) == 0
-    assert faults.delay("rest", 108.5) == pytest.approx(1.5)  # last 2 s of each period
-    assert faults.delay("rest", 119.0) == pytest.approx(1.0)
+    assert faults.stall_left(100.0) == 0  # healthy at start
+    assert faults.stall_left(107.9) == 0
+    assert faults.stall_left(108.5) == pytest.approx(1.5)  # last 2 s of each period
+    assert faults.stall_left(119.0) == pytest.approx(1.0)
 
 
 def test_off_by_default():
@@ -133,3 +133,27 @@ def test_stall_holds_a_reply_on_a_real_venue(knob_venue):
         time.sleep(0.1)  # pacing the probes through the period, not waiting on a condition
     assert slowest >= 0.1
     client.close()
+
+
+def test_a_stalled_engine_lets_deadlines_elapse(knob_venue):
+    """Input that arrives during a stall is handled when it ends: a 0.2 s deadline sent at the
+    start of a 0.6 s stall has passed by then."""
+    from tests.venue.test_rest import rfc3339_in
+
+    venue = knob_venue(stall_every_s=1.0, stall_for_s=0.6)  # stalled in [0.4, 1.0) of each second
+    rest = Rest(venue.endpoints["rest"], *first_key(venue))
+    origin = venue.venue.faults.origin
+    assert wait_until(
+        lambda: 0.40 <= (time.monotonic() - origin) % 1.0 < 0.45, timeout=3, interval=0.001
+    )
+    reply = rest.private(
+        "AddOrder",
+        pair="XBTUSD",
+        type="buy",
+        ordertype="limit",
+        price="50000",
+        volume="0.01",
+        deadline=rfc3339_in(0.2),
+    )
+    assert reply == {"error": ["EService:Deadline elapsed"]}
+    rest.close()

@@ -507,3 +507,49 @@ def test_refused_edit_leaves_the_original_order(rest):
     assert err(reply) == "EOrder:Insufficient funds"
     info = ok(client.private("OpenOrders"))["open"]
     assert list(info) == [txid] and info[txid]["vol"] == "0.01000000"
+
+
+def rfc3339_in(seconds: float) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(time.time() + seconds, UTC).isoformat().replace("+00:00", "Z")
+
+
+@pytest.mark.parametrize(
+    ("offset", "error"),
+    [(-1.0, "EService:Deadline elapsed"), (120.0, "EGeneral:Invalid arguments:deadline")],
+)
+def test_deadline(rest, offset, error):
+    client = rest()
+    reply = client.private(
+        "AddOrder",
+        pair=PAIR,
+        type="buy",
+        ordertype="limit",
+        price="50000",
+        volume="0.01",
+        deadline=rfc3339_in(offset),
+    )
+    assert err(reply) == error
+    ok(
+        client.private(
+            "AddOrder",
+            pair=PAIR,
+            type="buy",
+            ordertype="limit",
+            price="50000",
+            volume="0.01",
+            deadline=rfc3339_in(10),
+        )
+    )
+    assert err(
+        client.private(
+            "AddOrder",
+            pair=PAIR,
+            type="buy",
+            ordertype="limit",
+            price="50000",
+            volume="0.01",
+            deadline="soon",
+        )
+    ) == ("EGeneral:Invalid arguments:deadline")

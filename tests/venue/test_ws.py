@@ -271,3 +271,20 @@ def test_disconnect_does_not_cancel_ws_orders(venue, ws, open_count, new_key):
         lambda: not venue.call(lambda: venue.venue.accounts.get(key.api_key).listeners)
     )
     assert open_count(key.api_key) == 1
+
+
+def test_deadline_elapsed(ws):
+    from tests.venue.test_rest import rfc3339_in
+
+    reply = ws().call(
+        "add_order",
+        {
+            "order_type": "limit",
+            "side": "buy",
+            "limit_price": 50000.0,
+            "order_qty": 0.01,
+            "symbol": SYMBOL,
+            "deadline": rfc3339_in(-1),
+        },
+    )
+    assert failure(reply) == "EService:Deadline elapsed"
