@@ -504,35 +504,18 @@ def rfc3339_in(seconds: float) -> str:
 )
 def test_deadline(rest, offset, error):
     client = rest()
-    reply = client.private(
-        "AddOrder",
-        pair=PAIR,
-        type="buy",
-        ordertype="limit",
-        price="50000",
-        volume="0.01",
-        deadline=rfc3339_in(offset),
-    )
-    assert err(reply) == error
-    ok(
-        client.private(
+
+    def add_by(deadline: str) -> dict:
+        return client.private(
             "AddOrder",
             pair=PAIR,
             type="buy",
             ordertype="limit",
             price="50000",
             volume="0.01",
-            deadline=rfc3339_in(10),
+            deadline=deadline,
         )
-    )
-    assert err(
-        client.private(
-            "AddOrder",
-            pair=PAIR,
-            type="buy",
-            ordertype="limit",
-            price="50000",
-            volume="0.01",
-            deadline="soon",
-        )
-    ) == ("EGeneral:Invalid arguments:deadline")
+
+    assert err(add_by(rfc3339_in(offset))) == error
+    ok(add_by(rfc3339_in(10)))
+    assert err(add_by("soon")) == "EGeneral:Invalid arguments:deadline"
