@@ -123,3 +123,37 @@ def test_missing_seq_num_logs_out():
     s = active()
     s.receive({35: "D"}, T)
     assert s.closed and sent(s)[0][35] == "5"
+
+
+def test_initiator_and_acceptor_sessions_talk_to_each_other():
+    """Both ends on the same class: logon, an app message each way, a gap healed by resend."""
+    client = FixSession("ME", "VENUE", 30)
+    venue = FixSession("VENUE", "ME", 30)
+
+    def deliver(src: FixSession, dst: FixSession) -> list[dict[int, str]]:
+        out: list[dict[int, str]] = []
+        for raw in fix.FixReader().feed(src.drain()):
+            fields = fix.decode(raw)
+            if fields[35] == "A" and dst.state != ACTIVE:
+                if dst is venue:
+                    venue.accept_logon(fields, T)
+                else:
+                    client.logon_accepted(fields, T)
+                continue
+            out += dst.receive(fields, T)
+        return out
+
+    client.start_logon([(98, 0), (108, 30)], T, reset=True)
+    deliver(client, venue)
+    deliver(venue, client)
+    assert client.state == venue.state == ACTIVE
+    client.send("D", [(11, "a")], T)
+    assert [m[11] for m in deliver(client, venue)] == ["a"]
+    venue.send("8", [(11, "a"), (150, "0")], T)
+    lost = venue.drain()  # this ExecutionReport never arrives
+    assert lost
+    venue.send("8", [(11, "a"), (150, "4")], T)
+    assert deliver(venue, client) == []  # gap: the client holds it and asks for a resend
+    deliver(client, venue)  # the ResendRequest
+    healed = deliver(venue, client)
+    assert [m[150] for m in healed] == ["0", "4"] and client.next_in == venue.next_out
