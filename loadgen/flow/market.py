@@ -1,0 +1,85 @@
+"""Markets as a trader sees them, and the price process that quotes in them.
+
+Prices move in whole ticks: a pair quoted to 0.1 at 60,000 and one quoted to 0.0001 at 50 get
+the same behaviour relative to their books. Most quotes rest a few ticks behind the mid (near
+the top of the book); a configurable share crosses it by a few ticks, so fills happen.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any
+
+BUY = "buy"
+SELL = "sell"
+
+STEP_TICKS = 2.0  # standard deviation of the mid's move per quote, in ticks
+REST_DEPTH_TICKS = 3.0  # mean distance behind the mid of a resting quote, in ticks
+CROSS_DEPTH_TICKS = 3.0  # mean distance through the mid of a crossing quote, in ticks
+
+
+@dataclass(frozen=True, slots=True)
+class Market:
+    name: str  # REST pair name, e.g. "XBTUSD"
+    symbol: str  # WS and FIX symbol, e.g. "BTC/USD"
+    price_decimals: int
+    lot_decimals: int
+    ordermin: float
+    mid: float  # where the price process starts
+
+    @classmethod
+    def from_asset_pair(cls, info: dict[str, Any], mid: float | None = None) -> Market:
+        """From an AssetPairs entry (Kraken's fields; the embedded venue adds ref_price)."""
+        start = mid if mid is not None else float(info.get("ref_price") or 0)
+        if start <= 0:
+            raise ValueError(f"market {info.get('altname')}: no starting price (give mid=)")
+        return cls(
+            info["altname"],
+            info["wsname"],
+            int(info["pair_decimals"]),
+            int(info["lot_decimals"]),
+            float(info["ordermin"]),
+            start,
+        )
+
+    def price_text(self, ticks: int) -> str:
+        return _text(ticks, self.price_decimals)
+
+    def qty_text(self, lots: int) -> str:
+        return _text(lots, self.lot_decimals)
+
+    @property
+    def min_lots(self) -> int:
+        return max(1, round(self.ordermin * 10**self.lot_decimals))
+
+
+def _text(units: int, decimals: int) -> str:
+    if not decimals:
+        return str(units)
+    whole, frac = divmod(units, 10**decimals)
+    return f"{whole}.{frac:0{decimals}d}"
+
+
+class PriceWalk:
+    """A mid in ticks that random-walks one step per quote, never below one tick."""
+
+    __slots__ = ("cross_share", "market", "mid", "rng")
+
+    def __init__(self, market: Market, rng: random.Random, cross_share: float = 0.1) -> None:
+        if not 0.0 <= cross_share <= 1.0:
+            raise ValueError(f"crossing share must be within 0..1, got {cross_share}")
+        self.market = market
+        self.rng = rng
+        self.cross_share = cross_share
+        self.mid = max(10, round(market.mid * 10**market.price_decimals))
+
+    def quote(self, side: str) -> int:
+        """A limit price in ticks for a new order on `side`, after one step of the walk."""
+        rng = self.rng
+        self.mid = max(10, self.mid + round(rng.gauss(0.0, STEP_TICKS)))
+        if rng.random() < self.cross_share:
+            depth = 1 + int(rng.expovariate(1.0 / CROSS_DEPTH_TICKS))
+            return self.mid + depth if side == BUY else max(1, self.mid - depth)
+        depth = 1 + int(rng.expovariate(1.0 / REST_DEPTH_TICKS))
+        return max(1, self.mid - depth) if side == BUY else self.mid + depth

@@ -1,0 +1,44 @@
+"""The operation mix: which operation a trader sends next, by weight."""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import random
+from collections.abc import Mapping
+
+OPS = ("add", "amend", "edit", "cancel", "cancel_all", "batch_add", "batch_cancel")
+# Algorithmic flow is mostly place-and-cancel, some amends and edits, a few batches and rare
+# cancel-alls (the shape of market-making traffic; weights are relative, any scale).
+DEFAULT_WEIGHTS: dict[str, float] = {
+    "add": 45, "cancel": 35, "amend": 10, "edit": 4, "batch_add": 3, "batch_cancel": 2,
+    "cancel_all": 1,
+}  # fmt: skip
+# What an operation needs from the trader's live orders; short of that it becomes an add.
+NEEDS_LIVE = {"amend": 1, "edit": 1, "cancel": 1, "cancel_all": 1, "batch_cancel": 2}
+
+
+class MixError(ValueError):
+    """A mix that cannot be used; the message names the operation."""
+
+
+class OpMix:
+    def __init__(self, weights: Mapping[str, float] | None = None) -> None:
+        weights = dict(DEFAULT_WEIGHTS if weights is None else weights)
+        for op, weight in weights.items():
+            if op not in OPS:
+                raise MixError(f"order mix: unknown operation {op!r} (use {', '.join(OPS)})")
+            if not isinstance(weight, (int, float)) or weight < 0 or weight != weight:
+                raise MixError(f"order mix: weight of {op!r} must be a number >= 0, got {weight!r}")
+        if weights.get("add", 0) <= 0:
+            raise MixError(
+                "order mix: 'add' needs a weight above 0 (nothing else works without it)"
+            )
+        self.weights = weights
+        self.ops = [op for op in OPS if weights.get(op, 0) > 0]
+        self.cumulative = list(itertools.accumulate(weights[op] for op in self.ops))
+
+    def choose(self, rng: random.Random, live: int) -> str:
+        """An operation by weight; one the trader's `live` orders cannot serve becomes an add."""
+        op = self.ops[bisect.bisect_right(self.cumulative, rng.random() * self.cumulative[-1])]
+        return op if live >= NEEDS_LIVE.get(op, 0) else "add"

@@ -1,0 +1,168 @@
+"""One trader's order flow: the next action, and what it learns from the venue's answers.
+
+Pure and deterministic for a seed: no sockets, no clocks (`now` comes in), no Locust. A user
+class asks `next_action(now)`, sends it through a client, and reports back with `placed`,
+`gone`, `amended`, `replaced` or `all_gone`; fills seen on the executions channel or in FIX
+ExecutionReports arrive as `gone` too. Targets are always orders the venue confirmed and has
+not reported gone, so cancels, amends and edits name orders that are really live.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from loadgen.flow.market import BUY, SELL, Market, PriceWalk
+from loadgen.flow.mix import OpMix
+from loadgen.flow.orders import LiveOrder, OwnOrders
+
+MAX_LIVE = 50  # a trader's open orders before it cancels rather than adds (below Starter's 60)
+BATCH_MIN = 2  # Kraken batches: 2..15 orders to add, up to 50 ids to cancel (facts 1.3)
+BATCH_ADD_MAX = 15
+BATCH_CANCEL_MAX = 50
+SIZE_SCALE = 1.5  # order size: the pair's minimum times 1 + int(an exponential of this mean)
+CL_ORD_ID_DIGITS = 18  # FIX: an ever-increasing number of up to 18 characters (facts 5)
+
+
+@dataclass(slots=True)
+class Action:
+    op: str
+    market: Market | None = None
+    new: list[LiveOrder] = field(default_factory=list)  # orders this action places
+    targets: list[LiveOrder] = field(default_factory=list)  # live orders it touches
+    price: int = 0  # amend/edit: the new price in ticks (0 = unchanged)
+    qty: int = 0  # amend/edit: the new quantity in lots (0 = unchanged)
+
+
+class FlowModel:
+    def __init__(
+        self,
+        markets: Sequence[Market],
+        *,
+        market_weights: Sequence[float] | None = None,
+        mix: OpMix | None = None,
+        seed: int = 0,
+        user: int = 0,
+        cross_share: float = 0.1,
+        max_live: int = MAX_LIVE,
+    ) -> None:
+        if not markets:
+            raise ValueError("flow: at least one market is needed")
+        weights = list(market_weights or [1.0] * len(markets))
+        if len(weights) != len(markets) or any(w < 0 for w in weights) or sum(weights) <= 0:
+            raise ValueError("flow: one non-negative weight per market, not all zero")
+        if max_live < BATCH_MIN:
+            raise ValueError(f"flow: max_live must be at least {BATCH_MIN}")
+        self.rng = random.Random(f"{seed}:{user}")
+        self.markets = list(markets)
+        self._market_cum = list(itertools.accumulate(weights))
+        self.mix = mix or OpMix()
+        self.walks = {m.name: PriceWalk(m, self.rng, cross_share) for m in markets}
+        self.orders = OwnOrders()
+        self.max_live = max_live
+        self.user = user
+        self._ids = itertools.count(1)
+        self._prefix = f"{user % 1_000_000:06d}"
+
+    # ---- choosing --------------------------------------------------------------------------
+
+    def next_cl_ord_id(self) -> str:
+        """Unique per trader and ever-increasing: 6 digits of user, 12 of sequence."""
+        return f"{self._prefix}{next(self._ids):012d}"
+
+    def next_action(self, now: float) -> Action:
+        live = len(self.orders)
+        op = self.mix.choose(self.rng, live)
+        if op == "add" and live >= self.max_live:
+            op = "cancel"
+        if op == "batch_add" and live + BATCH_MIN > self.max_live:
+            op = "cancel" if live else "add"
+        return getattr(self, f"_{op}")(now)
+
+    def _market(self) -> Market:
+        r = self.rng.random() * self._market_cum[-1]
+        return self.markets[bisect.bisect_right(self._market_cum, r)]
+
+    def _order(self, market: Market, now: float) -> LiveOrder:
+        side = BUY if self.rng.random() < 0.5 else SELL
+        lots = market.min_lots * (1 + int(self.rng.expovariate(1.0 / SIZE_SCALE)))
+        price = self.walks[market.name].quote(side)
+        return LiveOrder(self.next_cl_ord_id(), market, side, price, lots, now)
+
+    def _add(self, now: float) -> Action:
+        market = self._market()
+        return Action("add", market, new=[self._order(market, now)])
+
+    def _batch_add(self, now: float) -> Action:
+        market = self._market()
+        room = min(BATCH_ADD_MAX, self.max_live - len(self.orders))
+        n = self.rng.randint(BATCH_MIN, max(BATCH_MIN, room))
+        return Action("batch_add", market, new=[self._order(market, now) for _ in range(n)])
+
+    def _cancel(self, now: float) -> Action:
+        order = self.orders.pick(self.rng)
+        assert order is not None  # the mix only picks cancel with a live order
+        return Action("cancel", order.market, targets=[order])
+
+    def _batch_cancel(self, now: float) -> Action:
+        n = self.rng.randint(BATCH_MIN, BATCH_CANCEL_MAX)
+        return Action("batch_cancel", targets=self.orders.pick_many(self.rng, n))
+
+    def _cancel_all(self, now: float) -> Action:
+        return Action("cancel_all", targets=list(self.orders))
+
+    def _amend(self, now: float) -> Action:
+        """Half re-price (a new quote on the same side), half size down (keeps queue place)."""
+        order = self.orders.pick(self.rng)
+        assert order is not None
+        if self.rng.random() < 0.5 or order.qty <= order.market.min_lots:
+            price = self.walks[order.market.name].quote(order.side)
+            return Action("amend", order.market, targets=[order], price=price)
+        qty = max(order.market.min_lots, order.qty - order.market.min_lots)
+        return Action("amend", order.market, targets=[order], qty=qty)
+
+    def _edit(self, now: float) -> Action:
+        order = self.orders.pick(self.rng)
+        assert order is not None
+        price = self.walks[order.market.name].quote(order.side)
+        return Action("edit", order.market, targets=[order], price=price, qty=order.qty)
+
+    # ---- learning ----------------------------------------------------------------------------
+
+    def placed(self, order: LiveOrder, txid: str, now: float) -> None:
+        """The venue accepted the order and it rests (an order that filled at once is gone)."""
+        order.placed = now
+        self.orders.add(order, txid)
+
+    def gone(self, order: LiveOrder) -> None:
+        """Cancelled, filled, or reported unknown by the venue."""
+        self.orders.remove(order)
+
+    def gone_txid(self, txid: str) -> None:
+        order = self.orders.by_txid.get(txid)
+        if order is not None:
+            self.orders.remove(order)
+
+    def gone_cl_ord_id(self, cl_ord_id: str) -> None:
+        order = self.orders.by_cl_ord_id.get(cl_ord_id)
+        if order is not None:
+            self.orders.remove(order)
+
+    def amended(self, order: LiveOrder, price: int, qty: int, now: float) -> None:
+        """An amend took effect: the rate limit now counts the order's age from here."""
+        if price:
+            order.price = price
+        if qty:
+            order.qty = qty
+        order.placed = now
+
+    def replaced(self, order: LiveOrder, txid: str, price: int, qty: int, now: float) -> None:
+        """An edit replaced the order with a new venue id."""
+        self.amended(order, price, qty, now)
+        self.orders.retxid(order, txid)
+
+    def all_gone(self) -> None:
+        self.orders.clear()

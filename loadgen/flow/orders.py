@@ -1,0 +1,84 @@
+"""A trader's own orders: what it placed, what the venue confirmed, and how old each is.
+
+Ages matter because the venue's rate limit charges a cancel, amend or edit by the age of the
+order it touches (ratelimit.py); the flow model picks targets from here, so a cancel always
+names an order that is really live, and its age predicts what the cancel will cost.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from loadgen.flow.market import Market
+
+
+@dataclass(slots=True, eq=False)
+class LiveOrder:
+    cl_ord_id: str
+    market: Market
+    side: str
+    price: int  # ticks
+    qty: int  # lots
+    placed: float  # monotonic seconds; amends reset it (the rate limit counts from there)
+    txid: str = ""  # the venue's order id, once it answered
+    slot: int = field(default=-1, repr=False)  # position in OwnOrders._live
+
+    def age(self, now: float) -> float:
+        return now - self.placed
+
+
+class OwnOrders:
+    """Orders confirmed live, with O(1) add, remove and uniform random pick."""
+
+    def __init__(self) -> None:
+        self._live: list[LiveOrder] = []
+        self.by_cl_ord_id: dict[str, LiveOrder] = {}
+        self.by_txid: dict[str, LiveOrder] = {}
+
+    def __len__(self) -> int:
+        return len(self._live)
+
+    def __iter__(self):
+        return iter(list(self._live))
+
+    def add(self, order: LiveOrder, txid: str = "") -> None:
+        if order.cl_ord_id in self.by_cl_ord_id:
+            return
+        if txid:
+            order.txid = txid
+            self.by_txid[txid] = order
+        order.slot = len(self._live)
+        self._live.append(order)
+        self.by_cl_ord_id[order.cl_ord_id] = order
+
+    def remove(self, order: LiveOrder) -> None:
+        """Forget an order (cancelled, filled, or found gone); unknown orders are ignored."""
+        if self.by_cl_ord_id.get(order.cl_ord_id) is not order:
+            return
+        del self.by_cl_ord_id[order.cl_ord_id]
+        if order.txid:
+            self.by_txid.pop(order.txid, None)
+        last = self._live.pop()
+        if last is not order:  # move the last one into the hole
+            last.slot = order.slot
+            self._live[order.slot] = last
+        order.slot = -1
+
+    def retxid(self, order: LiveOrder, txid: str) -> None:
+        """An edit replaced the order: same cl_ord_id here, a new venue id."""
+        if order.txid:
+            self.by_txid.pop(order.txid, None)
+        order.txid = txid
+        self.by_txid[txid] = order
+
+    def pick(self, rng: random.Random) -> LiveOrder | None:
+        return self._live[rng.randrange(len(self._live))] if self._live else None
+
+    def pick_many(self, rng: random.Random, n: int) -> list[LiveOrder]:
+        return rng.sample(self._live, min(n, len(self._live)))
+
+    def clear(self) -> None:
+        self._live.clear()
+        self.by_cl_ord_id.clear()
+        self.by_txid.clear()

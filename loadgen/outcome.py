@@ -1,0 +1,81 @@
+"""What one request came to: the Outcome record every client call returns (DESIGN, data path 4).
+
+Outcome classes:
+- ok
+- rate_limited: refused by a limiter, with which one (trading counter, REST counter, throttle)
+- rejected: a business refusal the venue made on purpose (unknown order, funds, order limits...)
+- error: the request itself was wrong or the service failed (bad arguments, auth, unavailable,
+  transport, protocol violation)
+- timeout: no reply in time
+
+A rate-limit rejection is an expected outcome, not a failure (DESIGN, measurement rules).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+OK = "ok"
+RATE_LIMITED = "rate_limited"
+REJECTED = "rejected"
+ERROR = "error"
+TIMEOUT = "timeout"
+CLASSES = (OK, RATE_LIMITED, REJECTED, ERROR, TIMEOUT)
+
+# Which limiter refused a rate-limited request.
+LIMIT_TRADING = "trading"  # EOrder:Rate limit exceeded: the per-pair matching-engine counter
+LIMIT_REST = "rest"  # EAPI:Rate limit exceeded: the REST call counter
+LIMIT_THROTTLE = (
+    "throttle"  # EService: Throttled, EGeneral:Too many requests, HTTP 429, WS msg rate
+)
+
+# Error-string prefixes (facts 1.4) -> (class, limit). First match wins, so longer prefixes of
+# the same family come first.
+_RULES: tuple[tuple[str, str, str], ...] = (
+    ("EOrder:Rate limit exceeded", RATE_LIMITED, LIMIT_TRADING),
+    ("EAPI:Rate limit exceeded", RATE_LIMITED, LIMIT_REST),
+    ("EService: Throttled", RATE_LIMITED, LIMIT_THROTTLE),
+    ("EService:Throttled", RATE_LIMITED, LIMIT_THROTTLE),
+    ("EGeneral:Too many requests", RATE_LIMITED, LIMIT_THROTTLE),
+    ("Exceeded msg rate", RATE_LIMITED, LIMIT_THROTTLE),
+    ("EService:Deadline elapsed", REJECTED, ""),
+    ("EService:Market in", REJECTED, ""),
+    ("EService:", ERROR, ""),  # Unavailable, Busy
+    ("EOrder:", REJECTED, ""),  # Unknown order, Insufficient funds, Orders limit exceeded...
+    ("EQuery:", REJECTED, ""),  # Unknown asset pair
+    ("ETrade:", REJECTED, ""),
+    ("EFunding:", REJECTED, ""),
+    ("EGeneral:Permission denied", REJECTED, ""),
+    ("EGeneral:", ERROR, ""),  # Invalid arguments, Internal error, Unknown method, lockout
+    ("EAPI:", ERROR, ""),  # Invalid key, signature, nonce
+    ("ESession:", ERROR, ""),  # Invalid session (WS token)
+)
+
+
+def classify(error: str) -> tuple[str, str]:
+    """(outcome class, limit) for a venue error string; unknown strings are errors."""
+    for prefix, outcome, limit in _RULES:
+        if error.startswith(prefix):
+            return outcome, limit
+    return ERROR, ""
+
+
+@dataclass(slots=True)
+class Outcome:
+    """One request's result. Latency is in microseconds (service time: sent to answered)."""
+
+    protocol: str  # "rest" | "ws" | "fix"
+    op: str  # "add" | "amend" | "edit" | "cancel" | "cancel_all" | "batch_add" | "batch_cancel"
+    outcome: str  # one of CLASSES
+    latency_us: int
+    error: str = ""  # the venue's error string, or the transport failure
+    limit: str = ""  # for rate_limited: LIMIT_TRADING, LIMIT_REST or LIMIT_THROTTLE
+
+    @classmethod
+    def from_error(cls, protocol: str, op: str, latency_us: int, error: str) -> Outcome:
+        outcome, limit = classify(error)
+        return cls(protocol, op, outcome, latency_us, error, limit)
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == OK
