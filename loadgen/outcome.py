@@ -14,6 +14,7 @@ A rate-limit rejection is an expected outcome, not a failure (DESIGN, measuremen
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 OK = "ok"
 RATE_LIMITED = "rate_limited"
@@ -70,6 +71,9 @@ class Outcome:
     latency_us: int
     error: str = ""  # the venue's error string, or the transport failure
     limit: str = ""  # for rate_limited: LIMIT_TRADING, LIMIT_REST or LIMIT_THROTTLE
+    # What the flow model learns: add -> txid; edit -> the new txid; batch_add -> a txid or
+    # None per order, in request order; cancel_all -> the count.
+    detail: Any = None
 
     @classmethod
     def from_error(cls, protocol: str, op: str, latency_us: int, error: str) -> Outcome:

@@ -1,0 +1,101 @@
+"""One keep-alive HTTP/1.1 connection on a gevent socket, one request in flight.
+
+Requests arrive as ready bytes (the REST client builds them); responses are parsed by httptools
+(C). Transport failures raise TransportError, a timeout raises TransportTimeout; either way the
+socket is dropped and the next request reconnects, after a backoff when the last one failed.
+"""
+
+from __future__ import annotations
+
+import time
+
+import gevent
+import httptools
+from gevent import socket
+
+BACKOFF_START_S = 0.05  # first wait before reconnecting after a failure
+BACKOFF_MAX_S = 2.0  # the wait doubles per failure up to this
+
+
+class TransportError(Exception):
+    """The connection failed (refused, reset, closed mid-reply, garbled HTTP)."""
+
+
+class TransportTimeout(TransportError):
+    """No complete reply within the timeout."""
+
+
+class HttpConnection:
+    def __init__(self, host: str, port: int, timeout: float = 10.0) -> None:
+        self.host = host
+        self.port = port
+        self.timeout = timeout
+        self.sock: socket.socket | None = None
+        self.parser = httptools.HttpResponseParser(self)
+        self._body: list[bytes] = []
+        self._done = False
+        self._backoff = 0.0
+        self._retry_at = 0.0
+
+    # httptools callbacks
+    def on_body(self, body: bytes) -> None:
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        self._done = True
+
+    def roundtrip(self, request: bytes) -> tuple[int, bytes]:
+        """Send one request, return (HTTP status, body)."""
+        sock = self.sock or self._connect()
+        self._body = []
+        self._done = False
+        try:
+            sock.sendall(request)
+            while not self._done:
+                data = sock.recv(65536)
+                if not data:
+                    raise TransportError("venue closed the connection")
+                self.parser.feed_data(data)
+        except TimeoutError:
+            self._fail()
+            raise TransportTimeout(f"no reply within {self.timeout} s") from None
+        except httptools.HttpParserError as exc:
+            self._fail()
+            raise TransportError(f"malformed HTTP reply: {exc}") from None
+        except OSError as exc:
+            self._fail()
+            raise TransportError(str(exc) or exc.__class__.__name__) from None
+        except TransportError:
+            self._fail()
+            raise
+        self._backoff = 0.0
+        return self.parser.get_status_code(), (
+            self._body[0] if len(self._body) == 1 else b"".join(self._body)
+        )
+
+    def _connect(self) -> socket.socket:
+        wait = self._retry_at - time.monotonic()
+        if wait > 0:
+            gevent.sleep(wait)  # backoff after a failure: cooperative, other users run
+        try:
+            sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+        except OSError as exc:
+            self._fail()
+            raise TransportError(f"connect: {exc}") from None
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock = sock
+        self.parser = httptools.HttpResponseParser(self)
+        return sock
+
+    def _fail(self) -> None:
+        """Drop the socket; the next request reconnects after a growing backoff."""
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+        self._backoff = min(BACKOFF_MAX_S, self._backoff * 2 or BACKOFF_START_S)
+        self._retry_at = time.monotonic() + self._backoff
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None

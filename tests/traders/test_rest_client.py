@@ -1,0 +1,132 @@
+"""The REST trader's client: exact request bytes, then every operation and every outcome class
+against a real venue process."""
+
+from __future__ import annotations
+
+from loadgen.clients.rest import NonceSource, RestClient
+from loadgen.flow.market import Market
+from loadgen.flow.model import FlowModel
+from loadgen.flow.orders import LiveOrder
+from loadgen.outcome import ERROR, LIMIT_TRADING, OK, RATE_LIMITED, REJECTED, TIMEOUT
+from loadgen.venue.pairs import catalog
+
+SECRET = "kQH5HW/8p1uGOVjbgWA7FunAmGO8lsSUXNsu3eow76sz84Q18fWxnyRzBHCd3pd5nE9qa99HAZtuZuj6F1huXg=="
+BTC = Market.from_asset_pair(catalog(1)[0].public_info())
+
+
+class Capture:
+    """Stands in for the connection: keeps the request, answers a canned reply."""
+
+    def __init__(self, reply: bytes = b'{"error":[],"result":{"count":0}}') -> None:
+        self.sent: list[bytes] = []
+        self.reply = reply
+
+    def roundtrip(self, request: bytes) -> tuple[int, bytes]:
+        self.sent.append(request)
+        return 200, self.reply
+
+
+def test_request_bytes_carry_the_published_signature(monkeypatch):
+    """Facts 1.2's vector, through the client's own request builder."""
+    client = RestClient("http://127.0.0.1:8080", "KEY", SECRET)
+    client.conn = Capture()
+    monkeypatch.setattr(client.nonces, "next", lambda: 1616492376594)
+    client.call("AddOrder", "ordertype=limit&pair=XBTUSD&price=37500&type=buy&volume=1.25")
+    body = b"nonce=1616492376594&ordertype=limit&pair=XBTUSD&price=37500&type=buy&volume=1.25"
+    assert client.conn.sent == [
+        b"POST /0/private/AddOrder HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: loadgen\r\n"
+        b"API-Key: KEY\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+        b"API-Sign: 4/dpxb3iT4tp/ZCVEwSnEsLxx0bqyhLpdfOpc6fn7OR8+UClSV5n9E6aSS8MPtnRfp32bAb0nmbRn6H8nd"
+        b"wLUQ==\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+    ]
+
+
+def test_nonces_strictly_increase_per_key_across_clients():
+    a = RestClient("http://127.0.0.1:1", "SHARED", SECRET)
+    b = RestClient("http://127.0.0.1:1", "SHARED", SECRET)
+    seen = [a.nonces.next() if i % 2 else b.nonces.next() for i in range(1000)]
+    assert seen == sorted(set(seen)) and a.nonces is b.nonces is NonceSource.for_key("SHARED")
+
+
+def client_for(venue, tier: str = "pro", **kw) -> RestClient:
+    key = venue.key(tier)
+    return RestClient(venue.endpoints["rest"], key["api_key"], key["secret"], **kw)
+
+
+def order(model: FlowModel) -> LiveOrder:
+    return model._order(BTC, 0.0)  # a fresh resting order from the flow model
+
+
+def test_every_operation(venue_proc):
+    client = client_for(venue_proc)
+    model = FlowModel([BTC], seed=1, cross_share=0.0)
+    first = order(model)
+    placed = client.add(first)
+    assert placed.outcome == OK and len(placed.detail) == 19 and placed.latency_us > 0
+    first.txid = placed.detail
+    assert client.amend(first, qty=first.qty + BTC.min_lots).outcome == OK
+    edited = client.edit(first, price=first.price - 10)
+    assert edited.outcome == OK and edited.detail != first.txid
+    first.txid = edited.detail
+    assert client.cancel(first).outcome == OK
+    batch = [order(model) for _ in range(4)]
+    added = client.batch_add(batch)
+    assert added.outcome == OK and len(added.detail) == 4 and all(added.detail)
+    for o, txid in zip(batch, added.detail, strict=True):
+        o.txid = txid
+    assert client.batch_cancel(batch[:3]).outcome == OK
+    everything = client.cancel_all()
+    assert everything.outcome == OK and everything.detail == 1
+    status, open_orders = client.open_orders()
+    assert status.outcome == OK and open_orders == {}
+    client.close()
+
+
+def test_rejected(venue_proc):
+    client = client_for(venue_proc)
+    ghost = order(FlowModel([BTC], seed=2))
+    ghost.txid = "OAAAAA-BBBBB-CCCCCC"
+    outcome = client.cancel(ghost)
+    assert (outcome.outcome, outcome.error) == (REJECTED, "EOrder:Unknown order")
+
+
+def test_rate_limited_names_the_limit(venue_proc):
+    client = client_for(venue_proc, "starter")  # threshold 60
+    model = FlowModel([BTC], seed=3, cross_share=0.0)
+    outcomes = [client.add(order(model)) for _ in range(62)]
+    limited = [o for o in outcomes if o.outcome == RATE_LIMITED]
+    assert limited and limited[0].limit == LIMIT_TRADING
+    assert limited[0].error == "EOrder:Rate limit exceeded"
+    assert client.cancel_all().outcome == OK
+
+
+def test_error_on_a_bad_signature(venue_proc):
+    key = venue_proc.key()
+    client = RestClient(venue_proc.endpoints["rest"], key["api_key"], SECRET)
+    outcome = client.cancel_all()
+    assert (outcome.outcome, outcome.error) == (ERROR, "EAPI:Invalid signature")
+
+
+def test_timeout_in_a_stall_then_recovery(knob_venue_proc):
+    """Stalled for 0.9 s of every second: a request landing early in a stall outlives a 0.3 s
+    timeout. Requests are paced 0.35 s apart so they fall at different points of the period
+    (back-to-back ones would all land in the healthy tenth just after a stall)."""
+    import gevent
+
+    venue = knob_venue_proc("--stall-every", "1", "--stall-for", "0.9")
+    client = client_for(venue, timeout=0.3)
+    outcomes = []
+    for _ in range(8):
+        outcomes.append(client.cancel_all())
+        gevent.sleep(0.35)
+    assert any(o.outcome == TIMEOUT for o in outcomes)
+    assert any(o.outcome == OK for o in outcomes)  # reconnected once the stall passed
+
+
+def test_dropped_connection_is_an_error_outcome(knob_venue_proc):
+    venue = knob_venue_proc("--drop", "1")
+    client = client_for(venue)
+    outcome = client.cancel_all()
+    assert outcome.outcome == ERROR and outcome.error.startswith("transport:")
+    assert venue.proc.poll() is None  # the venue lives on
