@@ -8,7 +8,6 @@ read them. Secrets never go to stdout or logs: `Account.__repr__` leaves them ou
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import os
 import secrets
@@ -17,24 +16,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loadgen import ratelimit
+from loadgen.keys import DEFAULT_SEED, derive_key
 from loadgen.protocol import rest
 from loadgen.ratelimit import Counter, Tier
 
 if TYPE_CHECKING:
     from loadgen.venue.book import Order
 
-DEFAULT_SEED = "loadgen"
 DEFAULT_KEY_COUNT = 100
 TOKEN_TTL_S = 900.0  # GetWebSocketsToken: "use within 15 minutes" (facts 4.1)
 DEFAULT_MAX_NOTIONAL = 10_000_000.0  # an order worth more (in quote units) is "Insufficient funds"
-
-
-def test_key(seed: str, index: int) -> tuple[str, str]:
-    """(api_key, base64 secret) for test key `index`; deterministic for a seed."""
-    digest = hashlib.sha512(f"{seed}:{index}".encode()).digest()
-    api_key = base64.b64encode(hashlib.sha256(digest).digest()).decode().rstrip("=")
-    api_key = api_key.replace("+", "A").replace("/", "B")
-    return f"LG{index:05d}{api_key[:49]}", base64.b64encode(digest).decode()
 
 
 class Account:
@@ -89,7 +80,7 @@ class Accounts:
         accounts = []
         for i in range(count):
             tier = ratelimit.TIERS[names[i % len(names)]]
-            api_key, secret_b64 = test_key(seed, i)
+            api_key, secret_b64 = derive_key(seed, i)
             accounts.append(Account(api_key, secret_b64, tier, i))
         return cls(accounts, seed)
 
