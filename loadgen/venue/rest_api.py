@@ -277,13 +277,18 @@ class RestApi:
         if not ids or len(set(ids)) > MAX_BATCH_CANCEL:
             raise invalid("orders")
         found: dict[str, Order] = {}
-        for kind, value in ids:
-            if kind == "txid":
-                for order in self._by_txid_or_userref(account, value):
-                    found[order.txid] = order
-            else:
-                order = self.exchange.find(account, cl_ord_id=value)
+        for kind, value in ids:  # ids already gone (filled, cancelled) are skipped
+            try:
+                if kind == "txid":
+                    orders = self._by_txid_or_userref(account, value)
+                else:
+                    orders = [self.exchange.find(account, cl_ord_id=value)]
+            except VenueError:
+                continue
+            for order in orders:
                 found[order.txid] = order
+        if not found:
+            raise VenueError(E_UNKNOWN_ORDER)
         return {"count": self.exchange.cancel_batch(account, list(found.values()))}
 
     # ---- queries -----------------------------------------------------------------------------

@@ -204,17 +204,20 @@ class WsApi:
         if not 1 <= len(ids) + len(cl_ids) <= MAX_BATCH_CANCEL:
             raise invalid("orders")
         found: dict[str, Order] = {}
-        for value in ids:
+        for value in ids:  # ids already gone (filled, cancelled) are skipped
             text = str(value)
             if text.lstrip("-").isdigit():
-                for order in self.exchange.by_userref(account, int(text)):
-                    found[order.txid] = order
+                orders = self.exchange.by_userref(account, int(text))
             else:
-                order = self.exchange.find(account, txid=text)
+                orders = [o for o in (account.orders.get(text),) if o is not None]
+            for order in orders:
                 found[order.txid] = order
         for value in cl_ids:
-            order = self.exchange.find(account, cl_ord_id=value)
-            found[order.txid] = order
+            order = account.by_cl_ord_id.get(value) if isinstance(value, str) else None
+            if order is not None:
+                found[order.txid] = order
+        if not found:
+            raise VenueError(E_UNKNOWN_ORDER)
         return {"count": self.exchange.cancel_batch(account, list(found.values()))}
 
 

@@ -519,3 +519,14 @@ def test_deadline(rest, offset, error):
     assert err(add_by(rfc3339_in(offset))) == error
     ok(add_by(rfc3339_in(10)))
     assert err(add_by("soon")) == "EGeneral:Invalid arguments:deadline"
+
+
+def test_batch_cancel_skips_orders_already_gone(rest):
+    client = rest()
+    live = add(client)
+    gone = add(client)
+    ok(client.private("CancelOrder", txid=gone))
+    reply = client.private("CancelOrderBatch", orders=[{"txid": gone}, {"txid": live}])
+    assert ok(reply) == {"count": 1} and open_ids(client) == set()
+    reply = client.private("CancelOrderBatch", orders=[{"txid": gone}, {"txid": live}])
+    assert err(reply) == "EOrder:Unknown order"  # nothing left to cancel

@@ -1,0 +1,1 @@
+"""Locust user classes: the traders, built on clients + flow + outcomes."""

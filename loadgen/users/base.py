@@ -1,0 +1,145 @@
+"""The trader all three protocols share: ask the flow, call the client, report, learn.
+
+Each Outcome becomes one Locust request event: request_type is the protocol, name is the
+operation, and a rate-limited reply gets its own row ("add [rate_limited:trading]") without
+counting as a failure; rejections, errors and timeouts are failures with the venue's words.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from locust import User, constant, task
+
+from loadgen.flow.mix import OpMix
+from loadgen.flow.model import Action, FlowModel
+from loadgen.outcome import OK, RATE_LIMITED, Outcome
+from loadgen.users import options
+
+UNKNOWN_ORDER = "EOrder:Unknown order"  # the order was already gone (filled): forget it
+_MIX_CACHE: dict[str, OpMix] = {}
+
+
+def parse_mix(spec: str) -> OpMix:
+    """'add:45,cancel:35' -> OpMix; '' -> the default mix."""
+    mix = _MIX_CACHE.get(spec)
+    if mix is None:
+        weights = None
+        if spec:
+            weights = {}
+            for item in spec.split(","):
+                name, sep, value = item.strip().partition(":")
+                try:
+                    weights[name] = float(value) if sep else 1.0
+                except ValueError:
+                    raise ValueError(f"--order-mix: {item!r} is not NAME:WEIGHT") from None
+        mix = _MIX_CACHE[spec] = OpMix(weights)
+    return mix
+
+
+class TraderUser(User):
+    abstract = True
+    protocol = ""
+    wait_time = constant(0)  # closed loop: the next request as soon as the last is answered
+
+    def on_start(self) -> None:
+        opts = self.environment.parsed_options
+        self.number, self.api_key, self.secret = options.next_key(self.environment)
+        markets, weights = options.markets(self.environment.host, opts.pairs)
+        self.flow = FlowModel(
+            markets,
+            market_weights=weights,
+            mix=parse_mix(opts.order_mix),
+            seed=opts.flow_seed,
+            user=self.number,
+            cross_share=opts.cross_share,
+        )
+        self.client = self.connect()
+
+    def connect(self) -> Any:
+        raise NotImplementedError
+
+    def on_stop(self) -> None:
+        """Cancel what is still open, on a fresh connection (a kill may have cut the last)."""
+        if getattr(self, "client", None) is None:
+            return
+        self.client.close()
+        self.client = self.connect()
+        outcome = self.client.cancel_all()
+        self.report(outcome)
+        if outcome.ok:
+            self.flow.all_gone()
+        self.client.close()
+
+    @task
+    def trade(self) -> None:
+        now = time.monotonic()
+        action = self.flow.next_action(now)
+        outcome = self.perform(action, now)
+        self.report(outcome)
+
+    def perform(self, action: Action, now: float) -> Outcome:
+        """Send the action, then teach the flow what the venue said."""
+        client, flow = self.client, self.flow
+        op = action.op
+        if op == "add":
+            order = action.new[0]
+            outcome = client.add(order)
+            if outcome.ok:
+                flow.placed(order, outcome.detail, now)
+        elif op == "batch_add":
+            outcome = client.batch_add(action.new)
+            if outcome.ok:
+                for order, txid in zip(action.new, outcome.detail, strict=True):
+                    if txid:
+                        flow.placed(order, txid, now)
+        elif op == "cancel":
+            outcome = client.cancel(action.targets[0])
+            if outcome.ok or outcome.error == UNKNOWN_ORDER:
+                flow.gone(action.targets[0])
+        elif op == "batch_cancel":
+            outcome = client.batch_cancel(action.targets)
+            if outcome.ok:
+                for order in action.targets:
+                    flow.gone(order)
+        elif op == "cancel_all":
+            outcome = client.cancel_all()
+            if outcome.ok:
+                flow.all_gone()
+        elif op == "amend":
+            target = action.targets[0]
+            outcome = client.amend(target, action.price, action.qty)
+            if outcome.ok:
+                flow.amended(target, action.price, action.qty, now)
+            elif outcome.error == UNKNOWN_ORDER:
+                flow.gone(target)
+        else:  # edit
+            target = action.targets[0]
+            outcome = client.edit(target, action.price, action.qty)
+            if outcome.ok:
+                flow.replaced(target, outcome.detail, action.price, action.qty, now)
+            elif outcome.error == UNKNOWN_ORDER:
+                flow.gone(target)
+        return outcome
+
+    def report(self, outcome: Outcome) -> None:
+        name = outcome.op
+        exception = None
+        if outcome.outcome == RATE_LIMITED:
+            name = f"{outcome.op} [rate_limited:{outcome.limit}]"
+        elif outcome.outcome != OK:
+            name = f"{outcome.op} [{outcome.outcome}]"
+            exception = VenueRefusal(outcome.error)
+        self.environment.events.request.fire(
+            request_type=self.protocol,
+            name=name,
+            response_time=outcome.latency_us / 1000.0,
+            response_length=0,
+            exception=exception,
+            context={},
+        )
+
+
+class VenueRefusal(Exception):
+    """A rejected, failed or timed-out request, as Locust shows it: the venue's own words."""

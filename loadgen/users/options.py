@@ -1,0 +1,212 @@
+"""The traders' Locust options and run set-up: markets, keys, and the embedded venue.
+
+Reaches Locust only through its public hooks (STYLE): init_command_line_parser (every option
+has an env var and shows in the web UI), init (the master or a local runner starts the
+embedded venue when no --host is given, and hands its endpoints to workers through the
+options Locust sends with each spawn), test_stop (a last cancel-all for every key this
+process traded with) and quitting (the venue stops).
+"""
+
+from __future__ import annotations
+
+import atexit
+import itertools
+import json
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from locust import events
+from locust.env import Environment
+from locust.runners import WorkerRunner
+
+from loadgen.flow.market import Market
+from loadgen.keys import DEFAULT_SEED, derive_key
+
+log = logging.getLogger("loadgen.users")
+
+DEFAULT_PAIRS = "XBTUSD,ETHUSD,SOLUSD,XRPUSD"
+EMBEDDED_KEYS = 2000  # keys the embedded venue makes: room for 2000 users, one key each
+MAX_PROCESSES = 64  # key index = user number * MAX_PROCESSES + worker index: no two collide
+
+
+@events.init_command_line_parser.add_listener
+def add_options(parser: Any) -> None:
+    group = parser.add_argument_group("loadgen traders")
+    group.add_argument(
+        "--pairs",
+        default=DEFAULT_PAIRS,
+        env_var="LOADGEN_PAIRS",
+        help=f"markets to trade, NAME or NAME:WEIGHT, comma separated (default {DEFAULT_PAIRS})",
+    )
+    group.add_argument(
+        "--order-mix",
+        default="",
+        env_var="LOADGEN_ORDER_MIX",
+        help="operation weights, e.g. add:45,cancel:35,amend:10,edit:4,"
+        "batch_add:3,batch_cancel:2,cancel_all:1 (default: that mix)",
+    )
+    group.add_argument(
+        "--cross-share",
+        type=float,
+        default=0.1,
+        env_var="LOADGEN_CROSS_SHARE",
+        help="share of new orders priced to cross the book, 0..1 (default 0.1)",
+    )
+    group.add_argument(
+        "--tier",
+        default="pro",
+        env_var="LOADGEN_TIER",
+        help="rate-limit tier of the embedded venue's keys (default pro)",
+    )
+    group.add_argument(
+        "--flow-seed",
+        type=int,
+        default=0,
+        env_var="LOADGEN_FLOW_SEED",
+        help="seed of the order flow: same seed, same orders (default 0)",
+    )
+    group.add_argument(
+        "--key-seed",
+        default=DEFAULT_SEED,
+        env_var="LOADGEN_KEY_SEED",
+        help="seed the test keys derive from (the venue's --seed)",
+    )
+    group.add_argument(
+        "--ws-url",
+        default="",
+        env_var="LOADGEN_WS_URL",
+        help="WebSocket v2 URL (default: the embedded venue's)",
+    )
+    group.add_argument(
+        "--fix-url",
+        default="",
+        env_var="LOADGEN_FIX_URL",
+        help="FIX 4.4 address tcp://HOST:PORT (default: the embedded venue's)",
+    )
+    group.add_argument(
+        "--request-timeout",
+        type=float,
+        default=10.0,
+        env_var="LOADGEN_REQUEST_TIMEOUT",
+        help="seconds before a request counts as a timeout (default 10)",
+    )
+
+
+# ---- the embedded venue ------------------------------------------------------------------------
+
+
+class EmbeddedVenue:
+    """`loadgen venue` as a child process on free loopback ports."""
+
+    def __init__(self, tier: str, seed: str) -> None:
+        self.dir = tempfile.TemporaryDirectory(prefix="loadgen-venue-")
+        keys_file = Path(self.dir.name) / "keys.json"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "loadgen.cli", "venue", "--keys", str(EMBEDDED_KEYS),
+             "--tier", tier, "--seed", seed, "--keys-file", str(keys_file)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+        for line in self.proc.stdout:  # type: ignore[union-attr]
+            if line.startswith("ready"):
+                break
+        else:
+            raise RuntimeError(f"the embedded venue did not start (exit {self.proc.wait()})")
+        self.endpoints: dict[str, str] = json.loads(keys_file.read_text())["endpoints"]
+        self.owner = os.getpid()
+        atexit.register(self.stop)
+
+    def stop(self) -> None:
+        if os.getpid() != self.owner:
+            return  # a forked child never stops its parent's venue
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                rest, _ = self.proc.communicate(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                rest = ""
+            for line in (rest or "").splitlines():
+                log.info("%s", line)  # e.g. "stopped after N orders ...; 0 orders were still open"
+        self.dir.cleanup()
+
+
+_venue: EmbeddedVenue | None = None
+
+
+@events.init.add_listener
+def start_embedded_venue(environment: Environment, **_: Any) -> None:
+    global _venue
+    if isinstance(environment.runner, WorkerRunner) or environment.host:
+        return  # workers get the endpoints from the master; a --host means a venue exists
+    opts = environment.parsed_options
+    _venue = EmbeddedVenue(opts.tier if opts else "pro", opts.key_seed if opts else DEFAULT_SEED)
+    environment.host = _venue.endpoints["rest"]
+    if opts is not None:
+        opts.ws_url = opts.ws_url or _venue.endpoints["ws"]
+        opts.fix_url = opts.fix_url or _venue.endpoints["fix"]
+    log.info("embedded venue: %s", _venue.endpoints)
+
+
+@events.quitting.add_listener
+def stop_embedded_venue(**_: Any) -> None:
+    if _venue is not None:
+        _venue.stop()
+
+
+# ---- per process: markets, keys, and the last cancel-all -----------------------------------------
+
+_markets: dict[str, tuple[list[Market], list[float]]] = {}
+_user_numbers = itertools.count()
+used_keys: dict[str, str] = {}  # api key -> secret, for the cancel-all at test stop
+
+
+def markets(host: str, spec: str) -> tuple[list[Market], list[float]]:
+    """The configured markets with their weights, from the venue's AssetPairs (once)."""
+    cached = _markets.get(spec)
+    if cached is not None:
+        return cached
+    with urllib.request.urlopen(f"{host}/0/public/AssetPairs", timeout=10) as resp:
+        listing = json.load(resp)["result"]
+    by_name = {info["altname"]: info for info in listing.values()}
+    by_name.update({info["wsname"]: info for info in listing.values()})
+    chosen, weights = [], []
+    for item in spec.split(","):
+        name, _, weight = item.strip().partition(":")
+        if name not in by_name:
+            raise ValueError(f"--pairs: the venue has no market {name!r}")
+        chosen.append(Market.from_asset_pair(by_name[name]))
+        weights.append(float(weight) if weight else 1.0)
+    _markets[spec] = (chosen, weights)
+    return chosen, weights
+
+
+def next_key(environment: Environment) -> tuple[int, str, str]:
+    """(user number, api key, secret) for a new user: unique across this run's processes."""
+    number = next(_user_numbers)
+    runner = environment.runner
+    worker = runner.worker_index if isinstance(runner, WorkerRunner) else 0
+    opts = environment.parsed_options
+    index = (number * MAX_PROCESSES + worker) % EMBEDDED_KEYS
+    api_key, secret = derive_key(opts.key_seed if opts else DEFAULT_SEED, index)
+    used_keys[api_key] = secret
+    return number * MAX_PROCESSES + worker, api_key, secret
+
+
+@events.test_stop.add_listener
+def cancel_everything(environment: Environment, **_: Any) -> None:
+    """Whatever a killed user left: one CancelAll per key this process traded with."""
+    from loadgen.clients.rest import RestClient
+
+    if not environment.host:
+        return
+    for api_key, secret in list(used_keys.items()):
+        client = RestClient(environment.host, api_key, secret, timeout=5.0)
+        outcome = client.cancel_all()
+        client.close()
+        if not outcome.ok:
+            log.warning("cancel-all for %s... at test stop: %s", api_key[:8], outcome.error)

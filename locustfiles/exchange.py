@@ -1,0 +1,13 @@
+"""Trade against a Kraken-style venue: `locust -f locustfiles/exchange.py`.
+
+With no --host, the embedded venue starts on loopback and stops when Locust quits. Options
+(also as LOADGEN_* environment variables and in the web UI): --pairs, --order-mix,
+--cross-share, --tier, --flow-seed, --request-timeout.
+"""
+
+from loadgen.users import options  # noqa: F401 - registers the options and the venue hooks
+from loadgen.users.rest import RestTrader as _RestTrader
+
+
+class RestTrader(_RestTrader):
+    weight = 1

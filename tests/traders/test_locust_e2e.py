@@ -1,0 +1,41 @@
+"""`locust -f locustfiles/exchange.py` as a user runs it: headless, embedded venue, cleanup."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+LOCUSTFILE = Path(__file__).resolve().parents[2] / "locustfiles" / "exchange.py"
+OPS = ("add", "amend", "edit", "cancel", "cancel_all", "batch_add", "batch_cancel")
+
+
+def run_locust(tmp_path: Path, *extra: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "-u", "8", "-r",
+         "8", "-t", "4s", "--only-summary", "--csv", str(tmp_path / "run"), *extra],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path)  # fmt: skip
+    out = result.stdout + result.stderr
+    assert "Traceback" not in out, out[-3000:]
+    assert result.returncode in (0, 1), out[-3000:]  # 1: Locust's "some requests failed"
+    return out
+
+
+@pytest.mark.parametrize("extra", [(), ("--processes", "2")], ids=["local", "processes-2"])
+def test_headless_run_trades_every_operation_and_leaves_nothing_open(tmp_path, extra):
+    out = run_locust(tmp_path, *extra)
+    stats = (tmp_path / "run_stats.csv").read_text()
+    ok_rows = {line.split(",")[1] for line in stats.splitlines()[1:] if line.startswith("rest,")}
+    assert set(OPS) <= ok_rows, ok_rows  # every operation of the mix succeeded at least once
+    assert "[rate_limited:trading]" in stats  # a closed loop on one key passes the Pro limit
+    failures = (tmp_path / "run_failures.csv").read_text()
+    assert "rate_limited" not in failures  # rate-limited replies are not failures
+    summary = re.search(
+        r"stopped after (\d+) orders, (\d+) trades.*?(\d+) orders were still open", out
+    )
+    assert summary, out[-3000:]
+    orders, trades, still_open = map(int, summary.groups())
+    assert orders > 0 and trades > 0 and still_open == 0
