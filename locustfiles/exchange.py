@@ -7,7 +7,12 @@ With no --host, the embedded venue starts on loopback and stops when Locust quit
 
 from loadgen.users import options  # noqa: F401 - registers the options and the venue hooks
 from loadgen.users.rest import RestTrader as _RestTrader
+from loadgen.users.ws import WsTrader as _WsTrader
 
 
 class RestTrader(_RestTrader):
+    weight = 1
+
+
+class WsTrader(_WsTrader):
     weight = 1

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 LOCUSTFILE = Path(__file__).resolve().parents[2] / "locustfiles" / "exchange.py"
+PROTOCOLS = ("rest", "ws")
 OPS = ("add", "amend", "edit", "cancel", "cancel_all", "batch_add", "batch_cancel")
 
 
@@ -28,8 +29,11 @@ def run_locust(tmp_path: Path, *extra: str) -> str:
 def test_headless_run_trades_every_operation_and_leaves_nothing_open(tmp_path, extra):
     out = run_locust(tmp_path, *extra)
     stats = (tmp_path / "run_stats.csv").read_text()
-    ok_rows = {line.split(",")[1] for line in stats.splitlines()[1:] if line.startswith("rest,")}
-    assert set(OPS) <= ok_rows, ok_rows  # every operation of the mix succeeded at least once
+    for protocol in PROTOCOLS:
+        ok_rows = {
+            line.split(",")[1] for line in stats.splitlines()[1:] if line.startswith(f"{protocol},")
+        }
+        assert set(OPS) <= ok_rows, (protocol, ok_rows)  # every operation succeeded at least once
     assert "[rate_limited:trading]" in stats  # a closed loop on one key passes the Pro limit
     failures = (tmp_path / "run_failures.csv").read_text()
     assert "rate_limited" not in failures  # rate-limited replies are not failures
