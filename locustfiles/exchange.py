@@ -6,6 +6,7 @@ With no --host, the embedded venue starts on loopback and stops when Locust quit
 """
 
 from loadgen.users import options  # noqa: F401 - registers the options and the venue hooks
+from loadgen.users.fix import FixTrader as _FixTrader
 from loadgen.users.rest import RestTrader as _RestTrader
 from loadgen.users.ws import WsTrader as _WsTrader
 
@@ -15,4 +16,8 @@ class RestTrader(_RestTrader):
 
 
 class WsTrader(_WsTrader):
+    weight = 1
+
+
+class FixTrader(_FixTrader):
     weight = 1

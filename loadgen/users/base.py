@@ -90,7 +90,7 @@ class TraderUser(User):
                 flow.placed(order, outcome.detail, now)
         elif op == "batch_add":
             outcome = client.batch_add(action.new)
-            if outcome.ok:
+            if isinstance(outcome.detail, list):  # per order (FIX answers each one)
                 for order, txid in zip(action.new, outcome.detail, strict=True):
                     if txid:
                         flow.placed(order, txid, now)
@@ -100,7 +100,7 @@ class TraderUser(User):
                 flow.gone(action.targets[0])
         elif op == "batch_cancel":
             outcome = client.batch_cancel(action.targets)
-            if outcome.ok:
+            if outcome.ok or outcome.error == UNKNOWN_ORDER:  # cancelled now, or gone before
                 for order in action.targets:
                     flow.gone(order)
         elif op == "cancel_all":

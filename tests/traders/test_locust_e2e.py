@@ -10,14 +10,17 @@ from pathlib import Path
 import pytest
 
 LOCUSTFILE = Path(__file__).resolve().parents[2] / "locustfiles" / "exchange.py"
-PROTOCOLS = ("rest", "ws")
+PROTOCOLS = ("rest", "ws", "fix")
+# Rare operations weighted up so a 4 s run meets every one on every protocol.
+MIX = "add:40,cancel:20,amend:10,edit:10,batch_add:8,batch_cancel:8,cancel_all:4"
 OPS = ("add", "amend", "edit", "cancel", "cancel_all", "batch_add", "batch_cancel")
 
 
 def run_locust(tmp_path: Path, *extra: str) -> str:
     result = subprocess.run(
-        [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "-u", "8", "-r",
-         "8", "-t", "4s", "--only-summary", "--csv", str(tmp_path / "run"), *extra],
+        [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "-u", "9", "-r",
+         "9", "-t", "4s", "--only-summary", "--csv", str(tmp_path / "run"), "--order-mix", MIX,
+         *extra],
         capture_output=True, text=True, timeout=120, cwd=tmp_path)  # fmt: skip
     out = result.stdout + result.stderr
     assert "Traceback" not in out, out[-3000:]

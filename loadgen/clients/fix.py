@@ -1,0 +1,312 @@
+"""The FIX 4.4 trader's client: a gevent socket running the shared codec and session layer.
+
+It uses loadgen.protocol.fix and .fixsession, the same code the venue runs, so the two ends
+cannot drift apart (DESIGN); simplefix stays the tests' independent check of that code (and
+its parser, at ~70 us a message measured, would alone exceed the trader's budget).
+
+Kraken FIX has no edit and no batches: `edit` is an OrderCancelReplaceRequest (35=G, an atomic
+amend at Kraken) with a new price, `batch_add` and `batch_cancel` are that many single messages
+sent back to back, answered in one outcome. Replies are matched by ClOrdID (11), refusals by
+BusinessRejectRefID (379) or RefSeqNum (45). ExecutionReports for other orders (fills of
+resting orders) go to `on_execution`. After a dropped connection the client logs on again
+without resetting sequence numbers; with cancel-on-disconnect (the default) the venue has
+cancelled the session's orders, which `on_reconnect` tells the trader.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+import urllib.parse
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from gevent import socket
+
+from loadgen.flow.orders import LiveOrder
+from loadgen.outcome import ERROR, OK, TIMEOUT, Outcome
+from loadgen.protocol import fix
+from loadgen.protocol.clock import fix_time
+from loadgen.protocol.fixsession import ACTIVE, FixSession
+
+PROTOCOL = "fix"
+TARGET = "KRAKEN-TRD"
+HEARTBEAT_S = 30
+_perf_ns = time.perf_counter_ns
+_SIDE = {"buy": "1", "sell": "2"}
+UNKNOWN_ORDER = "EOrder:Unknown order"
+
+
+class FixFailure(Exception):
+    """The session could not go on (closed, logged out, garbled beyond repair)."""
+
+
+class _LogonNonces:
+    """5025 is milliseconds since the epoch and must grow per key: strictly increasing here."""
+
+    last: ClassVar[dict[str, int]] = {}
+
+    @classmethod
+    def next(cls, api_key: str) -> str:
+        nonce = max(int(time.time() * 1000), cls.last.get(api_key, 0) + 1)
+        cls.last[api_key] = nonce
+        return str(nonce)
+
+
+class FixClient:
+    protocol = PROTOCOL
+
+    def __init__(
+        self,
+        url: str,
+        api_key: str,
+        secret_b64: str,
+        sender: str,
+        next_id: Callable[[], str],
+        timeout: float = 10.0,
+        on_execution: Callable[[dict[int, str]], None] | None = None,
+        on_reconnect: Callable[[], None] | None = None,
+    ) -> None:
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme != "tcp" or not parts.hostname or not parts.port:
+            raise ValueError(f"FIX address {url!r}: expected tcp://HOST:PORT")
+        self.address = (parts.hostname, parts.port)
+        self.api_key = api_key
+        self.secret = base64.b64decode(secret_b64)
+        self.sender = sender
+        self.next_id = next_id
+        self.timeout = timeout
+        self.on_execution = on_execution
+        self.on_reconnect = on_reconnect
+        self.session = FixSession(sender, TARGET, HEARTBEAT_S)
+        self.sock: socket.socket | None = None
+        self.reader = fix.FixReader()
+        self._logged_on_before = False
+
+    # ---- session -------------------------------------------------------------------------------
+
+    def _connect(self) -> None:
+        sock = socket.create_connection(self.address, timeout=self.timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock = sock
+        self.reader = fix.FixReader()
+        session = self.session
+        reset = not self._logged_on_before
+        if reset:
+            session.next_out = 1
+        nonce = _LogonNonces.next(self.api_key)
+        password = fix.logon_password(
+            self.secret, session.next_out, self.sender, TARGET, self.api_key, nonce
+        )
+        session.state = "await_logon"
+        session.closed = False
+        session.start_logon(
+            [(98, 0), (108, HEARTBEAT_S)]
+            + ([(141, "Y")] if reset else [])
+            + [(553, self.api_key), (554, password), (5025, nonce)],
+            time.time(),
+            reset=reset,
+        )
+        self._flush()
+        while session.state != ACTIVE:
+            for fields in self._read():
+                if fields.get(35) == fix.LOGON:
+                    session.logon_accepted(fields, time.time())
+                elif fields.get(35) == fix.LOGOUT:
+                    raise FixFailure(f"logon refused: {fields.get(58, '')}")
+        self._flush()
+        if self._logged_on_before and self.on_reconnect is not None:
+            self.on_reconnect()
+        self._logged_on_before = True
+
+    def _flush(self) -> None:
+        if self.session.outbox and self.sock is not None:
+            self.sock.sendall(self.session.drain())
+
+    def _read(self) -> list[dict[int, str]]:
+        """Messages from one socket read, through the session (admin handled there)."""
+        assert self.sock is not None
+        data = self.sock.recv(65536)
+        if not data:
+            raise FixFailure("venue closed the connection")
+        now = time.time()
+        out: list[dict[int, str]] = []
+        for item in self.reader.feed(data):
+            if isinstance(item, fix.Garbled):
+                raise FixFailure(f"garbled message from the venue: {item.reason}")
+            fields = fix.decode(item)
+            if self.session.state != ACTIVE:
+                out.append(fields)  # the Logon reply, handled by _connect
+                continue
+            out += self.session.receive(fields, now)
+            if self.session.closed:
+                raise FixFailure(f"session closed: {self.session.close_reason}")
+        self.session.tick(now)
+        self._flush()
+        return out
+
+    def close(self) -> None:
+        if self.sock is not None and self.session.state == ACTIVE:
+            try:
+                self.session.logout("", time.time())
+                self._flush()
+            except OSError:
+                pass
+        self._drop()
+
+    def _drop(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+        self.session.state = "await_logon"
+
+    # ---- one exchange -----------------------------------------------------------------------------
+
+    def exchange(
+        self, op: str, messages: list[tuple[str, str, str]], skip_unknown: bool = False
+    ) -> Outcome:
+        """Send (msg_type, ClOrdID, body) messages, wait for each one's answer.
+
+        The outcome is the first refusal, or ok; its detail lists, per message, the venue order
+        id (37) of an accepted message or None. With `skip_unknown`, "unknown order" refusals
+        do not count while any message was accepted (a batch cancel's ids already gone, as the
+        venue treats them in CancelOrderBatch).
+        """
+        t0 = _perf_ns()
+        try:
+            if self.sock is None or self.session.state != ACTIVE:
+                self._connect()
+                t0 = _perf_ns()
+            now = time.time()
+            pending: dict[str, int] = {}
+            by_seq: dict[str, str] = {}
+            for i, (msg_type, cl_ord_id, body) in enumerate(messages):
+                pending[cl_ord_id] = i
+                by_seq[str(self.session.next_out)] = cl_ord_id
+                self.session.send(msg_type, body, now)
+            self._flush()
+            answers: list[Any] = [None] * len(messages)
+            errors: list[str] = []
+            while pending:
+                for fields in self._read():
+                    self._answer(fields, pending, by_seq, answers, errors)
+        except TimeoutError:
+            self._drop()
+            return Outcome(
+                PROTOCOL,
+                op,
+                TIMEOUT,
+                (_perf_ns() - t0) // 1000,
+                f"timeout: no reply within {self.timeout} s",
+            )
+        except (OSError, FixFailure) as exc:
+            self._drop()
+            return Outcome(PROTOCOL, op, ERROR, (_perf_ns() - t0) // 1000, f"transport: {exc}")
+        latency = (_perf_ns() - t0) // 1000
+        if skip_unknown and any(answers):
+            errors = [e for e in errors if e != UNKNOWN_ORDER]
+        if errors:
+            outcome = Outcome.from_error(PROTOCOL, op, latency, errors[0])
+        else:
+            outcome = Outcome(PROTOCOL, op, OK, latency)
+        outcome.detail = answers
+        return outcome
+
+    def _answer(
+        self,
+        fields: dict[int, str],
+        pending: dict[str, int],
+        by_seq: dict[str, str],
+        answers: list[Any],
+        errors: list[str],
+    ) -> None:
+        msg_type = fields.get(35)
+        if msg_type == "8" or msg_type == "r":
+            index = pending.pop(fields.get(11, ""), None)
+            if index is None:
+                if msg_type == "8" and self.on_execution is not None:
+                    self.on_execution(fields)
+                return
+            answers[index] = fields.get(37) or fields.get(533)
+            if (
+                msg_type == "8"
+                and fields.get(150) not in ("0", "4", "5", "I")
+                and self.on_execution is not None
+            ):
+                self.on_execution(fields)
+        elif msg_type == "j":
+            index = pending.pop(fields.get(379, ""), None)
+            if index is None:
+                index = pending.pop(by_seq.get(fields.get(45, ""), ""), None)
+            if index is not None:
+                errors.append(fields.get(58, "business reject"))
+        elif msg_type == "3":
+            index = pending.pop(by_seq.get(fields.get(45, ""), ""), None)
+            if index is not None:
+                errors.append(f"session reject: {fields.get(58, '')}")
+
+    # ---- the operations -------------------------------------------------------------------------
+
+    def _new(self, order: LiveOrder) -> tuple[str, str, str]:
+        m = order.market
+        return (
+            "D",
+            order.cl_ord_id,
+            f"11={order.cl_ord_id}\x0154={_SIDE[order.side]}\x0155={m.symbol}\x01"
+            f"38={m.qty_text(order.qty)}\x0140=2\x0144={m.price_text(order.price)}\x01"
+            f"59=1\x0160={fix_time(time.time())}\x01",
+        )
+
+    def _cancel(self, order: LiveOrder) -> tuple[str, str, str]:
+        cancel_id = self.next_id()
+        return (
+            "F",
+            cancel_id,
+            f"11={cancel_id}\x0137={order.txid}\x0154={_SIDE[order.side]}\x01"
+            f"55={order.market.symbol}\x0160={fix_time(time.time())}\x01",
+        )
+
+    def _replace(self, order: LiveOrder, price: int, qty: int) -> tuple[str, str, str]:
+        m = order.market
+        replace_id = self.next_id()
+        body = (
+            f"11={replace_id}\x0137={order.txid}\x0154={_SIDE[order.side]}\x0155={m.symbol}"
+            f"\x0140=2\x0160={fix_time(time.time())}\x01"
+        )
+        if qty:
+            body += f"38={m.qty_text(qty)}\x01"
+        if price:
+            body += f"44={m.price_text(price)}\x01"
+        return "G", replace_id, body
+
+    def add(self, order: LiveOrder) -> Outcome:
+        outcome = self.exchange("add", [self._new(order)])
+        outcome.detail = outcome.detail[0] if outcome.ok else None
+        return outcome
+
+    def batch_add(self, orders: list[LiveOrder]) -> Outcome:
+        return self.exchange("batch_add", [self._new(o) for o in orders])
+
+    def cancel(self, order: LiveOrder) -> Outcome:
+        return self.exchange("cancel", [self._cancel(order)])
+
+    def batch_cancel(self, orders: list[LiveOrder]) -> Outcome:
+        return self.exchange("batch_cancel", [self._cancel(o) for o in orders], skip_unknown=True)
+
+    def amend(self, order: LiveOrder, price: int = 0, qty: int = 0) -> Outcome:
+        return self.exchange("amend", [self._replace(order, price, qty)])
+
+    def edit(self, order: LiveOrder, price: int = 0, qty: int = 0) -> Outcome:
+        """FIX has no legacy edit: a cancel-replace keeps the order id (detail: the same id)."""
+        outcome = self.exchange("edit", [self._replace(order, price, qty)])
+        outcome.detail = order.txid if outcome.ok else None
+        return outcome
+
+    def cancel_all(self) -> Outcome:
+        mass_id = self.next_id()
+        outcome = self.exchange(
+            "cancel_all",
+            [("q", mass_id, f"11={mass_id}\x01530=7\x0160={fix_time(time.time())}\x01")],
+        )
+        outcome.detail = int(outcome.detail[0] or 0) if outcome.ok else None
+        return outcome

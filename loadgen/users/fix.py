@@ -1,0 +1,30 @@
+"""The FIX 4.4 trader: one session per user, fills from ExecutionReports."""
+
+from __future__ import annotations
+
+from loadgen.clients.fix import FixClient
+from loadgen.users.base import TraderUser
+
+ENDED = frozenset(("2", "4", "C"))  # OrdStatus filled, canceled, expired
+
+
+class FixTrader(TraderUser):
+    abstract = True
+    protocol = "fix"
+
+    def connect(self) -> FixClient:
+        opts = self.environment.parsed_options
+        return FixClient(
+            opts.fix_url,
+            self.api_key,
+            self.secret,
+            f"LG{self.number}",
+            self.flow.next_cl_ord_id,
+            timeout=opts.request_timeout,
+            on_execution=self.on_execution,
+            on_reconnect=self.flow.all_gone,
+        )
+
+    def on_execution(self, fields: dict[int, str]) -> None:
+        if fields.get(39) in ENDED:
+            self.flow.gone_txid(fields.get(37, ""))
