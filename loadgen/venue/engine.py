@@ -100,6 +100,7 @@ class Event:
         "last_price",
         "last_qty",
         "order",
+        "orig",
         "reason",
         "ref",
         "status",
@@ -115,6 +116,7 @@ class Event:
         trade_id: str = "",
         reason: str = "",
         ref: Any = None,
+        orig: str = "",
     ) -> None:
         self.kind = kind
         self.order = order
@@ -122,7 +124,8 @@ class Event:
         self.last_price = last_price
         self.trade_id = trade_id
         self.reason = reason  # why it was cancelled; for trades, the liquidity side 'm' or 't'
-        self.ref = ref  # the request that caused it (e.g. a FIX cancel's ClOrdID)
+        self.ref = ref  # the ClOrdID of the request that caused it (FIX cancel or replace)
+        self.orig = orig  # the order's ClOrdID before a replace renamed it
         self.filled = order.filled
         self.status = order.status
 
@@ -389,11 +392,11 @@ class Exchange:
             name = order.pair.altname
             account.open_per_pair[name] -= 1
 
-    def _cancel_rest(self, order: Order, reason: str, ref: Any = None) -> None:
+    def _cancel_rest(self, order: Order, reason: str, ref: Any = None, orig: str = "") -> None:
         order.status = "canceled"
         self._forget(order)
         if order.session is not None or order.account.listeners:
-            self.pending.append(Event(EV_CANCELED, order, reason=reason, ref=ref))
+            self.pending.append(Event(EV_CANCELED, order, reason=reason, ref=ref, orig=orig))
 
     # ---- amend / edit ------------------------------------------------------------------------
 
@@ -408,7 +411,8 @@ class Exchange:
         new_cl_ord_id: str | None = None,
         ref: Any = None,
     ) -> str:
-        """Atomic amend in place (facts S21); returns the amend id."""
+        """Atomic amend in place (facts S21); returns the amend id. `ref` is the request's
+        ClOrdID (FIX 11), which becomes the order's when `new_cl_ord_id` renames it."""
         now = self.mono()
         counter = account.trade_counter(order.pair.altname)
         if not counter.charge(ratelimit.amend_cost(now - order.touched), now):
@@ -427,6 +431,7 @@ class Exchange:
         if renamed and new_cl_ord_id in account.by_cl_ord_id:
             raise invalid("cl_ord_id")
         # Every check is done: from here on the amend happens.
+        orig = order.cl_ord_id or ""
         order.touched = now
         amend_id = self.amend_ids.next()
         if renamed:
@@ -439,16 +444,16 @@ class Exchange:
         if new_qty <= order.filled:  # "new qty <= filled cancels the rest"
             book.side(order.side).remove(order)
             order.qty = order.filled
-            self._cancel_rest(order, "Amended below filled quantity", ref)
+            self._cancel_rest(order, "Amended below filled quantity", ref, orig)
             return amend_id
         keeps_priority = new_price == order.price and new_qty <= order.qty
         order.qty = new_qty
         if keeps_priority:
-            self._emit(Event(EV_AMENDED, order, ref=ref))
+            self._emit(Event(EV_AMENDED, order, ref=ref, orig=orig))
             return amend_id
         book.side(order.side).remove(order)
         order.price = new_price
-        self._emit(Event(EV_AMENDED, order, ref=ref))
+        self._emit(Event(EV_AMENDED, order, ref=ref, orig=orig))
         self._execute(book, order)
         return amend_id
 
@@ -508,17 +513,19 @@ class Exchange:
             self._cancel_resting(order, "User requested", ref)
         return len(orders)
 
-    def cancel_batch(self, account: Account, orders: list[Order], ref: Any = None) -> int:
+    def cancel_batch(
+        self, account: Account, orders: list[Order], ref: Any = None, reason: str = "User requested"
+    ) -> int:
         """Batch cancel: accepted even over the threshold (facts 3), charged per pair."""
         now = self.mono()
         for order in orders:
             counter = account.trade_counter(order.pair.altname)
             counter.force(ratelimit.cancel_cost(now - order.touched), now)
-            self._cancel_resting(order, "User requested", ref)
+            self._cancel_resting(order, reason, ref)
         return len(orders)
 
-    def cancel_all(self, account: Account, ref: Any = None) -> int:
-        return self.cancel_batch(account, list(account.orders.values()), ref)
+    def cancel_all(self, account: Account, ref: Any = None, reason: str = "User requested") -> int:
+        return self.cancel_batch(account, list(account.orders.values()), ref, reason)
 
     def _cancel_resting(self, order: Order, reason: str, ref: Any) -> None:
         if order.txid not in order.account.orders:
@@ -551,7 +558,7 @@ class Exchange:
     def _dead_man_fires(self, account: Account) -> None:
         account.dead_man = None
         account.dead_man_at = 0.0
-        self.cancel_all(account, "dead man's switch")
+        self.cancel_all(account, reason="Dead man's switch")
         self.flush()
 
     # ---- events --------------------------------------------------------------------------------

@@ -83,6 +83,8 @@ class FixHost:
                 self.session.send("8", body, now)
         if self.conn is not None:
             self.conn.write_outbox()
+        else:  # away: numbered and stored for a ResendRequest, never sent ahead of a Logon
+            self.session.outbox.clear()
 
 
 def execution_report(event: Event) -> str:
@@ -101,12 +103,13 @@ def execution_report(event: Event) -> str:
         exec_type, status = "5", "1" if event.filled else "0"
     else:
         return ""  # 'filled' is carried by the trade's 39=2
+    # 11 is the ClOrdID of the request that caused the report (a cancel's or a replace's own),
+    # 41 the order's ClOrdID before it: the replaced one, or the cancelled order's.
     cl_ord_id = order.cl_ord_id or ""
     orig = ""
-    if kind == EV_CANCELED and isinstance(event.ref, str):
-        cl_ord_id, orig = event.ref, order.cl_ord_id or ""
-    elif kind == EV_AMENDED and isinstance(event.ref, str):
-        orig = event.ref
+    if isinstance(event.ref, str) and event.ref:
+        cl_ord_id = event.ref
+        orig = event.orig or (order.cl_ord_id or "" if kind == EV_CANCELED else "")
     # Quantities are mostly zero or the order's own quantity: reuse those strings (this runs
     # once per order event; formatting a decimal costs more than the rest of the line).
     qty = order.qty
@@ -218,7 +221,7 @@ class FixConnection(Connection):
             if host.cancel_on_disconnect:
                 mine = [o for o in host.account.orders.values() if o.session is host]
                 if mine:
-                    self.exchange.cancel_batch(host.account, mine, "cancel on disconnect")
+                    self.exchange.cancel_batch(host.account, mine, reason="Cancel on disconnect")
                     self.exchange.flush()
         super().connection_lost(exc)
 
@@ -433,7 +436,7 @@ class FixConnection(Connection):
             price=price,
             post_only="P" in fields.get(18, ""),
             new_cl_ord_id=fields[11],
-            ref=order.cl_ord_id or "",
+            ref=fields[11],
         )
 
     def _mass_cancel(self, fields: dict[int, str], now: float) -> None:

@@ -315,3 +315,47 @@ def test_valid_until_time_elapsed(fix):
     nos(client, "late", t62=past)
     reject = client.expect("j")
     assert text(reject, 58) == "EService:Deadline elapsed" and text(reject, 379) == "late"
+
+
+def test_replace_below_filled_reports_the_cancel_under_the_replace_ids(fix, fresh_pair, venue):
+    """An amend to at most the filled quantity cancels the rest: that report answers the
+    replace (11 = the replace's ClOrdID, 41 = the order's former one)."""
+    pair = venue.venue.pairs.get(fresh_pair())
+    maker, taker = fix(), fix()
+    nos(maker, "big", side="2", price="10.0", qty="5", symbol=pair.wsname)
+    order_id = text(er(maker, "0", "big"), 37)
+    nos(taker, "t", side="1", price="10.0", qty="2", symbol=pair.wsname)
+    er(maker, "F", "big")
+    maker.send(
+        "G",
+        [
+            (11, "small"),
+            (37, order_id),
+            (54, "2"),
+            (55, pair.wsname),
+            (38, "2"),
+            (40, "2"),
+            (44, "10.0"),
+        ],
+    )
+    report = er(maker, "4", "small")
+    assert text(report, 41) == "big" and text(report, 39) == "4"
+
+
+def test_cancel_on_disconnect_reports_a_reason_not_an_id(fix, new_key):
+    key = new_key()
+    first = fix(key, cancel_on_disconnect="1")
+    first.close()
+    client = fix(key)  # a new session, cancel-on-disconnect on
+    nos(client, "cod2")
+    er(client, "0", "cod2")
+    sender = client.sender
+    client.close()
+    again = fix(key, logon=False)
+    again.sender, again.seq = sender, 3
+    again.logon(reset=False)
+    assert again.recv().get(35) == b"A"  # the Logon answer comes first, nothing ahead of it
+    again.send("2", [(7, 1), (16, 0)])  # what happened while away: ask for everything
+    report = again.expect("8", lambda m: text(m, 150) == "4")
+    assert text(report, 43) == "Y" and text(report, 11) == "cod2"
+    assert text(report, 58) == "Cancel on disconnect"
