@@ -4,7 +4,7 @@ Reaches Locust only through its public hooks (STYLE): init_command_line_parser (
 has an env var and shows in the web UI), init (the master or a local runner starts the
 embedded venue when no --host is given, and hands its endpoints to workers through the
 options Locust sends with each spawn), test_stop (a last cancel-all for every key this
-process traded with) and quitting (the venue stops).
+process traded with) and quit (the venue stops, after the users stopped and cleaned up).
 """
 
 from __future__ import annotations
@@ -152,7 +152,7 @@ def start_embedded_venue(environment: Environment, **_: Any) -> None:
     log.info("embedded venue: %s", _venue.endpoints)
 
 
-@events.quitting.add_listener
+@events.quit.add_listener  # after runner.quit() stopped the users (quitting fires before)
 def stop_embedded_venue(**_: Any) -> None:
     if _venue is not None:
         _venue.stop()

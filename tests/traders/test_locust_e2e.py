@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -46,3 +48,21 @@ def test_headless_run_trades_every_operation_and_leaves_nothing_open(tmp_path, e
     assert summary, out[-3000:]
     orders, trades, still_open = map(int, summary.groups())
     assert orders > 0 and trades > 0 and still_open == 0
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_interrupted_run_leaves_nothing_open(tmp_path, sig):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "-u", "9", "-r",
+         "9", "-t", "60s", "--only-summary"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path)  # fmt: skip
+    lines = []
+    for line in proc.stdout:  # type: ignore[union-attr]
+        lines.append(line)
+        if "All users spawned" in line:
+            break
+    time.sleep(2)  # let them trade: orders are open when the signal lands
+    proc.send_signal(sig)
+    rest, _ = proc.communicate(timeout=60)
+    summary = re.search(r"(\d+) orders were still open", rest)
+    assert summary and summary.group(1) == "0", [*lines, rest][-40:]
