@@ -140,6 +140,10 @@ def cmd_venue(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.target == "traders":
+        from loadgen.bench.traders import main as bench_traders
+
+        return bench_traders(args)
     from loadgen.bench.venue import main as bench_venue
 
     return bench_venue(args)
@@ -160,6 +164,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_args(bv)
     bv.set_defaults(func=cmd_bench)
+    bt = bench_sub.add_parser("traders", help="generator CPU microseconds per request, per trader")
+    from loadgen.bench.traders import add_args as add_trader_args
+
+    add_trader_args(bt)
+    bt.set_defaults(func=cmd_bench)
     return parser
 
 

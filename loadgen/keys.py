@@ -10,6 +10,7 @@ import base64
 import hashlib
 
 DEFAULT_SEED = "loadgen"
+RUN_KEYS = 2000  # keys a run's embedded venue makes: room for 2000 traders, one key each
 
 
 def derive_key(seed: str, index: int) -> tuple[str, str]:

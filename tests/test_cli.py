@@ -115,3 +115,16 @@ def test_port_in_use_is_a_clear_error(tmp_path):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_the_cli_never_loads_gevent_or_locust():
+    """The venue is asyncio: a gevent monkey-patch in its process breaks its signal handling
+    (DESIGN: gevent and asyncio never share a process). Locust patches on import."""
+    code = (
+        "import sys, loadgen.cli; loadgen.cli.build_parser(); "
+        "print(sorted(m for m in ('gevent', 'locust') if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert result.stdout.strip() == "[]", result.stdout + result.stderr

@@ -94,7 +94,9 @@ class RunResult:
 
 
 class VenueProcess:
-    def __init__(self, workdir: Path, pairs: int = BENCH_PAIRS, tier: str = "pro") -> None:
+    def __init__(
+        self, workdir: Path, pairs: int = BENCH_PAIRS, tier: str = "pro", keys: int = BENCH_KEYS
+    ) -> None:
         self.keys_file = workdir / "keys.json"
         cmd = [
             sys.executable,
@@ -102,7 +104,7 @@ class VenueProcess:
             "loadgen.cli",
             "venue",
             "--keys",
-            str(BENCH_KEYS),
+            str(keys),
             "--pairs",
             str(pairs),
             "--tier",

@@ -26,12 +26,12 @@ from locust.env import Environment
 from locust.runners import WorkerRunner
 
 from loadgen.flow.market import Market
-from loadgen.keys import DEFAULT_SEED, derive_key
+from loadgen.keys import DEFAULT_SEED, RUN_KEYS, derive_key
 
 log = logging.getLogger("loadgen.users")
 
 DEFAULT_PAIRS = "XBTUSD,ETHUSD,SOLUSD,XRPUSD"
-EMBEDDED_KEYS = 2000  # keys the embedded venue makes: room for 2000 users, one key each
+EMBEDDED_KEYS = RUN_KEYS
 MAX_PROCESSES = 64  # key index = user number * MAX_PROCESSES + worker index: no two collide
 
 
