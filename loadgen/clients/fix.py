@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 
 from gevent import socket
 
+from loadgen.clients.backoff import Backoff
 from loadgen.flow.orders import LiveOrder
 from loadgen.outcome import ERROR, OK, TIMEOUT, Outcome
 from loadgen.protocol import fix
@@ -82,10 +83,12 @@ class FixClient:
         self.sock: socket.socket | None = None
         self.reader = fix.FixReader()
         self._logged_on_before = False
+        self.backoff = Backoff()
 
     # ---- session -------------------------------------------------------------------------------
 
     def _connect(self) -> None:
+        self.backoff.before_connect()
         sock = socket.create_connection(self.address, timeout=self.timeout)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock = sock
@@ -192,6 +195,7 @@ class FixClient:
                     self._answer(fields, pending, by_seq, answers, errors)
         except TimeoutError:
             self._drop()
+            self.backoff.failed()
             return Outcome(
                 PROTOCOL,
                 op,
@@ -201,7 +205,9 @@ class FixClient:
             )
         except (OSError, FixFailure) as exc:
             self._drop()
+            self.backoff.failed()
             return Outcome(PROTOCOL, op, ERROR, (_perf_ns() - t0) // 1000, f"transport: {exc}")
+        self.backoff.succeeded()
         latency = (_perf_ns() - t0) // 1000
         if skip_unknown and any(answers):
             errors = [e for e in errors if e != UNKNOWN_ORDER]

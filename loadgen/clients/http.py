@@ -7,14 +7,10 @@ socket is dropped and the next request reconnects, after a backoff when the last
 
 from __future__ import annotations
 
-import time
-
-import gevent
 import httptools
 from gevent import socket
 
-BACKOFF_START_S = 0.05  # first wait before reconnecting after a failure
-BACKOFF_MAX_S = 2.0  # the wait doubles per failure up to this
+from loadgen.clients.backoff import Backoff
 
 
 class TransportError(Exception):
@@ -34,8 +30,7 @@ class HttpConnection:
         self.parser = httptools.HttpResponseParser(self)
         self._body: list[bytes] = []
         self._done = False
-        self._backoff = 0.0
-        self._retry_at = 0.0
+        self.backoff = Backoff()
 
     # httptools callbacks
     def on_body(self, body: bytes) -> None:
@@ -68,15 +63,13 @@ class HttpConnection:
         except TransportError:
             self._fail()
             raise
-        self._backoff = 0.0
+        self.backoff.succeeded()
         return self.parser.get_status_code(), (
             self._body[0] if len(self._body) == 1 else b"".join(self._body)
         )
 
     def _connect(self) -> socket.socket:
-        wait = self._retry_at - time.monotonic()
-        if wait > 0:
-            gevent.sleep(wait)  # backoff after a failure: cooperative, other users run
+        self.backoff.before_connect()
         try:
             sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
         except OSError as exc:
@@ -92,8 +85,7 @@ class HttpConnection:
         if self.sock is not None:
             self.sock.close()
             self.sock = None
-        self._backoff = min(BACKOFF_MAX_S, self._backoff * 2 or BACKOFF_START_S)
-        self._retry_at = time.monotonic() + self._backoff
+        self.backoff.failed()
 
     def close(self) -> None:
         if self.sock is not None:

@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 from gevent import socket
 
+from loadgen.clients.backoff import Backoff
 from loadgen.flow.orders import LiveOrder
 from loadgen.outcome import ERROR, OK, TIMEOUT, Outcome
 from loadgen.protocol import wsframe
@@ -59,10 +60,12 @@ class WsClient:
         self.sock: socket.socket | None = None
         self.frames = FrameParser(expect_masked=False)
         self.inbox: list[bytes] = []  # text messages read but not yet consumed
+        self.backoff = Backoff()
 
     # ---- connection ---------------------------------------------------------------------------
 
     def _connect(self) -> None:
+        self.backoff.before_connect()
         sock = socket.create_connection(self.address, timeout=self.timeout)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         key = base64.b64encode(os.urandom(16))
@@ -145,10 +148,13 @@ class WsClient:
             reply = self._await(req_id)
         except TimeoutError:
             self.close()
+            self.backoff.failed()
             return (_perf_ns() - t0) // 1000, None, f"timeout: no reply within {self.timeout} s"
         except (WsProtocolError, OSError, orjson.JSONDecodeError) as exc:
             self.close()
+            self.backoff.failed()
             return (_perf_ns() - t0) // 1000, None, f"transport: {exc or exc.__class__.__name__}"
+        self.backoff.succeeded()
         return (_perf_ns() - t0) // 1000, reply, ""
 
     def _outcome(self, op: str, method: str, params: dict[str, Any]) -> tuple[Outcome, Any]:
