@@ -20,7 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from loadgen.bench.venue import VenueProcess
+from loadgen.bench.venue import BenchVenue
 from loadgen.keys import RUN_KEYS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,7 +42,7 @@ class RefusedRun(Exception):
     """A run whose requests the venue refused: its CPU figure would not be of order entry."""
 
 
-def run_locust(cls: str, venue: VenueProcess, args: argparse.Namespace, out: Path) -> float:
+def run_locust(cls: str, venue: BenchVenue, args: argparse.Namespace, out: Path) -> float:
     """CPU us per request of one headless Locust run (RefusedRun if over 1% broke)."""
     cores = sorted(os.sched_getaffinity(0))
     pin = ["taskset", "-c", str(cores[0])] if len(cores) >= 2 and shutil.which("taskset") else []
@@ -104,7 +104,7 @@ def main(args: argparse.Namespace) -> int:
     classes = ["FastHttpUser", *traders]
     results: dict[str, list[float]] = {c: [] for c in classes}
     with tempfile.TemporaryDirectory() as tmp:
-        venue = VenueProcess(Path(tmp), tier="unlimited", keys=RUN_KEYS)
+        venue = BenchVenue(tier="unlimited", keys=RUN_KEYS)
         try:
             for _ in range(args.runs):  # rounds, so noise falls on every class alike
                 for cls in classes:

@@ -22,9 +22,7 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import urllib.parse
 from collections.abc import Callable
@@ -38,6 +36,7 @@ import psutil
 from loadgen.protocol import fix, rest, wsframe
 from loadgen.protocol.clock import fix_time
 from loadgen.venue.pairs import catalog
+from loadgen.venue.process import VenueProcess
 
 # Targets from the issue: venue CPU per request (REST 40 us, WS and FIX 30 us).
 TARGET_US = {"rest": 40.0, "ws": 30.0, "fix": 30.0}
@@ -93,48 +92,21 @@ class RunResult:
 # ---- the venue under test ------------------------------------------------------------------------
 
 
-class VenueProcess:
-    def __init__(
-        self, workdir: Path, pairs: int = BENCH_PAIRS, tier: str = "pro", keys: int = BENCH_KEYS
-    ) -> None:
-        self.keys_file = workdir / "keys.json"
-        cmd = [
-            sys.executable,
-            "-m",
-            "loadgen.cli",
-            "venue",
-            "--keys",
-            str(keys),
-            "--pairs",
-            str(pairs),
-            "--tier",
-            tier,
-            "--keys-file",
-            str(self.keys_file),
-        ]
+class BenchVenue(VenueProcess):
+    """The venue under test, pinned to the last core (the driver keeps the others)."""
+
+    def __init__(self, pairs: int = BENCH_PAIRS, tier: str = "pro", keys: int = BENCH_KEYS) -> None:
         cores = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
         self.pinned = len(cores) >= 2 and shutil.which("taskset") is not None
+        cpu = max(cores) if self.pinned else None
         if self.pinned:
-            cmd = ["taskset", "-c", str(max(cores)), *cmd]
             os.sched_setaffinity(0, cores - {max(cores)})
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-        for line in self.proc.stdout:  # type: ignore[union-attr]
-            if line.startswith("ready"):
-                break
-        else:
-            raise RuntimeError("the venue exited before it was ready")
-        data = json.loads(self.keys_file.read_text())
-        self.endpoints = data["endpoints"]
-        self.keys = data["keys"]
-        self.ps = psutil.Process(self.proc.pid)  # taskset execs: the pid is the venue's
+        super().__init__("--keys", str(keys), "--pairs", str(pairs), "--tier", tier, cpu=cpu)
+        self.ps = psutil.Process(self.pid)
 
     def cpu(self) -> float:
         times = self.ps.cpu_times()
         return times.user + times.system
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(10)
 
 
 def _hostport(url: str) -> tuple[str, int]:
@@ -358,7 +330,7 @@ async def _fix_open(url: str, session: dict) -> tuple[asyncio.StreamReader, asyn
 
 
 async def _run(
-    protocol: str, venue: VenueProcess, args: argparse.Namespace, offset: int, state: dict
+    protocol: str, venue: BenchVenue, args: argparse.Namespace, offset: int, state: dict
 ) -> RunResult:
     url = venue.endpoints[protocol]
     conns = state.setdefault("conns", [])
@@ -425,7 +397,7 @@ def _tokens(venue: VenueProcess) -> dict[str, str]:
 
 
 def bench_all(
-    protocols: list[str], venue: VenueProcess, args: argparse.Namespace
+    protocols: list[str], venue: BenchVenue, args: argparse.Namespace
 ) -> dict[str, list[RunResult]]:
     """Rounds of one run per protocol, so a noisy neighbour on a shared machine weighs on all
     protocols alike instead of on whichever happened to run at the time. Round 0 warms up."""
@@ -484,12 +456,11 @@ def main(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    with tempfile.TemporaryDirectory() as tmp:
-        venue = VenueProcess(Path(tmp), args.pairs, args.tier)
-        try:
-            report = bench_all(protocols, venue, args)
-        finally:
-            venue.stop()
+    venue = BenchVenue(args.pairs, args.tier)
+    try:
+        report = bench_all(protocols, venue, args)
+    finally:
+        venue.stop()
     return _print_report(report, args, venue.pinned)
 
 

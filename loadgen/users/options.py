@@ -13,12 +13,7 @@ import atexit
 import itertools
 import json
 import logging
-import os
-import subprocess
-import sys
-import tempfile
 import urllib.request
-from pathlib import Path
 from typing import Any
 
 from locust import events
@@ -27,11 +22,11 @@ from locust.runners import WorkerRunner
 
 from loadgen.flow.market import Market
 from loadgen.keys import DEFAULT_SEED, RUN_KEYS, derive_key
+from loadgen.venue.process import VenueProcess
 
 log = logging.getLogger("loadgen.users")
 
 DEFAULT_PAIRS = "XBTUSD,ETHUSD,SOLUSD,XRPUSD"
-EMBEDDED_KEYS = RUN_KEYS
 MAX_PROCESSES = 64  # key index = user number * MAX_PROCESSES + worker index: no two collide
 
 
@@ -101,41 +96,7 @@ def add_options(parser: Any) -> None:
 # ---- the embedded venue ------------------------------------------------------------------------
 
 
-class EmbeddedVenue:
-    """`loadgen venue` as a child process on free loopback ports."""
-
-    def __init__(self, tier: str, seed: str) -> None:
-        self.dir = tempfile.TemporaryDirectory(prefix="loadgen-venue-")
-        keys_file = Path(self.dir.name) / "keys.json"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "loadgen.cli", "venue", "--keys", str(EMBEDDED_KEYS),
-             "--tier", tier, "--seed", seed, "--keys-file", str(keys_file)],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
-        for line in self.proc.stdout:  # type: ignore[union-attr]
-            if line.startswith("ready"):
-                break
-        else:
-            raise RuntimeError(f"the embedded venue did not start (exit {self.proc.wait()})")
-        self.endpoints: dict[str, str] = json.loads(keys_file.read_text())["endpoints"]
-        self.owner = os.getpid()
-        atexit.register(self.stop)
-
-    def stop(self) -> None:
-        if os.getpid() != self.owner:
-            return  # a forked child never stops its parent's venue
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                rest, _ = self.proc.communicate(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                rest = ""
-            for line in (rest or "").splitlines():
-                log.info("%s", line)  # e.g. "stopped after N orders ...; 0 orders were still open"
-        self.dir.cleanup()
-
-
-_venue: EmbeddedVenue | None = None
+_venue: VenueProcess | None = None
 
 
 @events.init.add_listener
@@ -144,7 +105,15 @@ def start_embedded_venue(environment: Environment, **_: Any) -> None:
     if isinstance(environment.runner, WorkerRunner) or environment.host:
         return  # workers get the endpoints from the master; a --host means a venue exists
     opts = environment.parsed_options
-    _venue = EmbeddedVenue(opts.tier if opts else "pro", opts.key_seed if opts else DEFAULT_SEED)
+    _venue = VenueProcess(
+        "--keys",
+        str(RUN_KEYS),
+        "--tier",
+        opts.tier if opts else "pro",
+        "--seed",
+        opts.key_seed if opts else DEFAULT_SEED,
+    )
+    atexit.register(_venue.stop)
     environment.host = _venue.endpoints["rest"]
     if opts is not None:
         opts.ws_url = opts.ws_url or _venue.endpoints["ws"]
@@ -155,7 +124,8 @@ def start_embedded_venue(environment: Environment, **_: Any) -> None:
 @events.quit.add_listener  # after runner.quit() stopped the users (quitting fires before)
 def stop_embedded_venue(**_: Any) -> None:
     if _venue is not None:
-        _venue.stop()
+        for line in _venue.stop():
+            log.info("%s", line)  # e.g. "stopped after N orders ...; 0 orders were still open"
 
 
 # ---- per process: markets, keys, and the last cancel-all -----------------------------------------
@@ -191,7 +161,7 @@ def next_key(environment: Environment) -> tuple[int, str, str]:
     runner = environment.runner
     worker = runner.worker_index if isinstance(runner, WorkerRunner) else 0
     opts = environment.parsed_options
-    index = (number * MAX_PROCESSES + worker) % EMBEDDED_KEYS
+    index = (number * MAX_PROCESSES + worker) % RUN_KEYS
     api_key, secret = derive_key(opts.key_seed if opts else DEFAULT_SEED, index)
     used_keys[api_key] = secret
     return number * MAX_PROCESSES + worker, api_key, secret
