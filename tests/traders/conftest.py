@@ -43,3 +43,33 @@ def knob_venue_proc() -> Iterator[Callable[..., TestVenue]]:
     yield start
     for venue in started:
         venue.stop()
+
+
+def make_client(protocol: str, venue: TestVenue, tier: str = "pro", **kw: object) -> object:
+    """A fresh client of one protocol, on a key no test used before."""
+    import itertools
+
+    from loadgen.clients.fix import FixClient
+    from loadgen.clients.rest import RestClient
+    from loadgen.clients.ws import WsClient
+
+    key = venue.key(tier)
+    if protocol == "rest":
+        return RestClient(venue.endpoints["rest"], key["api_key"], key["secret"], **kw)
+    if protocol == "ws":
+        rest = RestClient(venue.endpoints["rest"], key["api_key"], key["secret"])
+        for _ in range(10):  # a venue that drops connections may drop this call too
+            _, _, result, _ = rest.call("GetWebSocketsToken", "")
+            if result:
+                break
+        rest.close()
+        return WsClient(venue.endpoints["ws"], result["token"], **kw)
+    ids = itertools.count(1)
+    return FixClient(
+        venue.endpoints["fix"],
+        key["api_key"],
+        key["secret"],
+        f"T{key['api_key'][2:7]}",
+        lambda: f"9{next(ids):017d}",
+        **kw,
+    )

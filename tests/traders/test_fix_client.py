@@ -31,27 +31,6 @@ def fix_client(venue, tier: str = "pro", **kw) -> FixClient:
     )
 
 
-def test_every_operation(venue_proc):
-    client = fix_client(venue_proc)
-    model = FlowModel([BTC], seed=1, cross_share=0.0)
-    first = model._order(BTC, 0.0)
-    placed = client.add(first)
-    assert placed.outcome == OK and len(placed.detail) == 19
-    first.txid = placed.detail
-    assert client.amend(first, qty=first.qty + BTC.min_lots).outcome == OK
-    assert client.edit(first, price=first.price - 10).outcome == OK
-    assert client.cancel(first).outcome == OK
-    batch = [model._order(BTC, 0.0) for _ in range(3)]
-    added = client.batch_add(batch)
-    assert added.outcome == OK and all(added.detail)
-    for order, txid in zip(batch, added.detail, strict=True):
-        order.txid = txid
-    assert client.batch_cancel(batch[:2]).outcome == OK
-    everything = client.cancel_all()
-    assert everything.outcome == OK and everything.detail == 1
-    client.close()
-
-
 def test_fills_arrive_as_execution_reports(venue_proc):
     pair = Market.from_asset_pair(PAIRS[-2].public_info())  # a book no other test uses
     seen: list[dict] = []

@@ -58,31 +58,6 @@ def order(model: FlowModel) -> LiveOrder:
     return model._order(BTC, 0.0)  # a fresh resting order from the flow model
 
 
-def test_every_operation(venue_proc):
-    client = client_for(venue_proc)
-    model = FlowModel([BTC], seed=1, cross_share=0.0)
-    first = order(model)
-    placed = client.add(first)
-    assert placed.outcome == OK and len(placed.detail) == 19 and placed.latency_us > 0
-    first.txid = placed.detail
-    assert client.amend(first, qty=first.qty + BTC.min_lots).outcome == OK
-    edited = client.edit(first, price=first.price - 10)
-    assert edited.outcome == OK and edited.detail != first.txid
-    first.txid = edited.detail
-    assert client.cancel(first).outcome == OK
-    batch = [order(model) for _ in range(4)]
-    added = client.batch_add(batch)
-    assert added.outcome == OK and len(added.detail) == 4 and all(added.detail)
-    for o, txid in zip(batch, added.detail, strict=True):
-        o.txid = txid
-    assert client.batch_cancel(batch[:3]).outcome == OK
-    everything = client.cancel_all()
-    assert everything.outcome == OK and everything.detail == 1
-    status, open_orders = client.open_orders()
-    assert status.outcome == OK and open_orders == {}
-    client.close()
-
-
 def test_rejected(venue_proc):
     client = client_for(venue_proc)
     ghost = order(FlowModel([BTC], seed=2))

@@ -27,29 +27,6 @@ def ws_client(venue, tier: str = "pro", **kw) -> WsClient:
     return WsClient(venue.endpoints["ws"], result["token"], **kw)
 
 
-def test_every_operation(venue_proc):
-    client = ws_client(venue_proc)
-    model = FlowModel([BTC], seed=1, cross_share=0.0)
-    first = model._order(BTC, 0.0)
-    placed = client.add(first)
-    assert placed.outcome == OK and len(placed.detail) == 19
-    first.txid = placed.detail
-    assert client.amend(first, qty=first.qty + BTC.min_lots).outcome == OK
-    edited = client.edit(first, price=first.price - 10)
-    assert edited.outcome == OK and edited.detail != first.txid
-    first.txid = edited.detail
-    assert client.cancel(first).outcome == OK
-    batch = [model._order(BTC, 0.0) for _ in range(3)]
-    added = client.batch_add(batch)
-    assert added.outcome == OK and all(added.detail)
-    for order, txid in zip(batch, added.detail, strict=True):
-        order.txid = txid
-    assert client.batch_cancel(batch[:2]).outcome == OK
-    everything = client.cancel_all()
-    assert everything.outcome == OK and everything.detail == 1
-    client.close()
-
-
 def test_fills_arrive_on_the_executions_channel(venue_proc):
     pair = Market.from_asset_pair(PAIRS[-1].public_info())  # a book no other test uses
     seen: list[dict] = []
