@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import gevent
 import pytest
 
 from loadgen.flow.market import Market
 from loadgen.flow.model import FlowModel
-from loadgen.outcome import OK
+from loadgen.outcome import ERROR, LIMIT_TRADING, OK, RATE_LIMITED, REJECTED, TIMEOUT
 from loadgen.venue.pairs import catalog
 from tests.traders.conftest import make_client
 
@@ -35,3 +36,44 @@ def test_every_operation(venue_proc, protocol):
     everything = client.cancel_all()
     assert everything.outcome == OK and everything.detail == 1
     client.close()
+
+
+@pytest.mark.parametrize("protocol", ["rest", "ws", "fix"])
+def test_rejected_and_rate_limited(venue_proc, protocol):
+    client = make_client(protocol, venue_proc, "starter")  # threshold 60
+    ghost = FlowModel([BTC], seed=2)._order(BTC, 0.0)
+    ghost.txid = "OAAAAA-BBBBB-CCCCCC"
+    outcome = client.cancel(ghost)
+    assert (outcome.outcome, outcome.error) == (REJECTED, "EOrder:Unknown order")
+    model = FlowModel([BTC], seed=3, cross_share=0.0)
+    outcomes = [client.add(model._order(BTC, 0.0)) for _ in range(62)]
+    limited = [o for o in outcomes if o.outcome == RATE_LIMITED]
+    assert limited and limited[0].limit == LIMIT_TRADING
+    assert limited[0].error == "EOrder:Rate limit exceeded"
+    assert client.cancel_all().outcome == OK
+
+
+@pytest.mark.parametrize("protocol", ["rest", "ws", "fix"])
+def test_timeout_in_a_stall_then_recovery(knob_venue_proc, protocol):
+    """Stalled for 0.9 s of every second: a request landing early in a stall outlives a 0.3 s
+    timeout. Requests are paced 0.35 s apart so they fall at different points of the period
+    (back-to-back ones would all land in the healthy tenth just after a stall)."""
+    venue = knob_venue_proc("--stall-every", "1", "--stall-for", "0.9")
+    client = make_client(protocol, venue, timeout=0.3)
+    outcomes = []
+    for _ in range(8):
+        outcomes.append(client.cancel_all())
+        gevent.sleep(0.35)
+    assert any(o.outcome == TIMEOUT for o in outcomes)
+    assert any(o.outcome == OK for o in outcomes)  # reconnected once the stall passed
+
+
+@pytest.mark.parametrize("protocol", ["rest", "ws", "fix"])
+def test_dropped_connections_are_error_outcomes_and_the_client_recovers(knob_venue_proc, protocol):
+    venue = knob_venue_proc("--drop", "0.3")  # seeded: the same drops every run
+    client = make_client(protocol, venue)
+    outcomes = [client.cancel_all() for _ in range(20)]
+    dropped = [o for o in outcomes if o.outcome == ERROR]
+    assert dropped and all(o.error.startswith("transport:") for o in dropped)
+    assert any(o.outcome == OK for o in outcomes[outcomes.index(dropped[0]) :])
+    assert venue.proc.poll() is None  # the venue lives on
