@@ -32,7 +32,9 @@ MAX_PROCESSES = 64  # key index = user number * MAX_PROCESSES + worker index: no
 
 @events.init_command_line_parser.add_listener
 def add_options(parser: Any) -> None:
-    group = parser.add_argument_group("loadgen traders")
+    # On the parser itself: only LocustArgumentParser.add_argument marks an option for the web
+    # UI (an argument group's add_argument bypasses it).
+    group = parser
     group.add_argument(
         "--pairs",
         default=DEFAULT_PAIRS,

@@ -66,3 +66,48 @@ def test_interrupted_run_leaves_nothing_open(tmp_path, sig):
     rest, _ = proc.communicate(timeout=60)
     summary = re.search(r"(\d+) orders were still open", rest)
     assert summary and summary.group(1) == "0", [*lines, rest][-40:]
+
+
+def test_web_ui_shows_the_options_and_trades_with_no_other_step(tmp_path):
+    """`locust -f locustfiles/exchange.py`, then Start in the browser (its HTTP API here)."""
+    import json
+    import socket
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--web-host", "127.0.0.1",
+         "--web-port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path)  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:  # the log line comes before the server listens: poll the page
+            try:
+                page = urllib.request.urlopen(base + "/", timeout=10).read().decode()
+                break
+            except OSError:
+                assert time.monotonic() < deadline and proc.poll() is None, "no web UI"
+                time.sleep(0.1)
+        for option in ("pairs", "order_mix", "cross_share", "tier", "flow_seed"):
+            assert f'"{option}"' in page, option
+        body = b"user_count=6&spawn_rate=6"  # the form's host field keeps its default
+        reply = json.load(urllib.request.urlopen(base + "/swarm", data=body, timeout=10))
+        assert reply["success"] and reply["host"].startswith("http://127.0.0.1:")
+
+        def trading() -> bool:
+            stats = json.load(urllib.request.urlopen(base + "/stats/requests", timeout=10))
+            return stats["total_rps"] > 0 and stats["fail_ratio"] < 0.5
+
+        deadline = time.monotonic() + 20
+        while not trading():
+            assert time.monotonic() < deadline, "no trading within 20 s"
+            time.sleep(0.2)
+        urllib.request.urlopen(base + "/stop", data=b"", timeout=10).read()  # POST, as the UI
+    finally:
+        proc.terminate()
+        rest, _ = proc.communicate(timeout=60)
+    summary = re.search(r"(\d+) orders were still open", rest)
+    assert summary and summary.group(1) == "0", rest[-3000:]
