@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 from gevent import socket
 
 from loadgen.clients.backoff import Backoff
+from loadgen.clients.http import wait_readable
 from loadgen.flow.orders import LiveOrder
 from loadgen.outcome import ERROR, OK, TIMEOUT, Outcome
 from loadgen.protocol import fix
@@ -129,6 +130,7 @@ class FixClient:
     def _read(self) -> list[dict[int, str]]:
         """Messages from one socket read, through the session (admin handled there)."""
         assert self.sock is not None
+        wait_readable(self.sock)
         data = self.sock.recv(65536)
         if not data:
             raise FixFailure("venue closed the connection")

@@ -27,6 +27,7 @@ import orjson
 from gevent import socket
 
 from loadgen.clients.backoff import Backoff
+from loadgen.clients.http import wait_readable
 from loadgen.flow.orders import LiveOrder
 from loadgen.outcome import ERROR, OK, TIMEOUT, Outcome
 from loadgen.protocol import wsframe
@@ -124,6 +125,7 @@ class WsClient:
         assert self.sock is not None
         while True:
             while not self.inbox:
+                wait_readable(self.sock)
                 data = self.sock.recv(65536)
                 if not data:
                     raise ConnectionError("venue closed the connection")
