@@ -20,6 +20,7 @@ import itertools
 import os
 import time
 import urllib.parse
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -34,6 +35,13 @@ from loadgen.protocol import wsframe
 from loadgen.protocol.wsframe import FrameParser, WsProtocolError
 
 PROTOCOL = "ws"
+
+
+def _ends_order(raw: bytes) -> bool:
+    """Does this executions message report an order's end (without parsing it)?"""
+    return b'"filled"' in raw or b'"canceled"' in raw or b'"expired"' in raw
+
+
 _perf_ns = time.perf_counter_ns
 _ids = itertools.count(1)
 
@@ -60,7 +68,7 @@ class WsClient:
         self.on_execution = on_execution
         self.sock: socket.socket | None = None
         self.frames = FrameParser(expect_masked=False)
-        self.inbox: list[bytes] = []  # text messages read but not yet consumed
+        self.inbox: deque[bytes] = deque()  # text messages read but not yet consumed
         self.backoff = Backoff()
 
     # ---- connection ---------------------------------------------------------------------------
@@ -87,7 +95,7 @@ class WsClient:
             raise ConnectionError(f"WebSocket handshake refused: {status!r}")
         self.sock = sock
         self.frames = FrameParser(expect_masked=False)
-        self.inbox = []
+        self.inbox = deque()
         self._feed(rest)
         if self.on_execution is not None:
             self._send(
@@ -123,14 +131,23 @@ class WsClient:
     def _await(self, req_id: int) -> dict[str, Any]:
         """Read until the reply to req_id; route channel messages met on the way."""
         assert self.sock is not None
+        inbox = self.inbox
         while True:
-            while not self.inbox:
+            while not inbox:
                 wait_readable(self.sock)
                 data = self.sock.recv(65536)
                 if not data:
                     raise ConnectionError("venue closed the connection")
                 self._feed(data)
-            msg = orjson.loads(self.inbox.pop(0))
+            raw = inbox.popleft()
+            if raw.startswith(b'{"channel"'):
+                # Channel messages (executions, heartbeats) arrive about once per request;
+                # only an order's end matters to the flow, so only those are parsed.
+                if self.on_execution is not None and _ends_order(raw):
+                    for update in orjson.loads(raw).get("data", ()):
+                        self.on_execution(update)
+                continue
+            msg = orjson.loads(raw)
             if msg.get("req_id") == req_id and "method" in msg:
                 return msg
             if msg.get("channel") == "executions" and self.on_execution is not None:
@@ -177,8 +194,9 @@ class WsClient:
         return {
             "order_type": "limit",
             "side": order.side,
-            "limit_price": float(m.price_text(order.price)),
-            "order_qty": float(m.qty_text(order.qty)),
+            # int / 10**n is correctly rounded: the same float as parsing the decimal text
+            "limit_price": order.price / 10**m.price_decimals,
+            "order_qty": order.qty / 10**m.lot_decimals,
             "cl_ord_id": order.cl_ord_id,
         }
 
@@ -194,18 +212,18 @@ class WsClient:
         m = order.market
         params: dict[str, Any] = {"order_id": order.txid}
         if price:
-            params["limit_price"] = float(m.price_text(price))
+            params["limit_price"] = price / 10**m.price_decimals
         if qty:
-            params["order_qty"] = float(m.qty_text(qty))
+            params["order_qty"] = qty / 10**m.lot_decimals
         return self._outcome("amend", "amend_order", params)[0]
 
     def edit(self, order: LiveOrder, price: int = 0, qty: int = 0) -> Outcome:
         m = order.market
         params: dict[str, Any] = {"order_id": order.txid, "symbol": m.symbol}
         if price:
-            params["limit_price"] = float(m.price_text(price))
+            params["limit_price"] = price / 10**m.price_decimals
         if qty:
-            params["order_qty"] = float(m.qty_text(qty))
+            params["order_qty"] = qty / 10**m.lot_decimals
         outcome, result = self._outcome("edit", "edit_order", params)
         if result is not None:
             outcome.detail = result["order_id"]
