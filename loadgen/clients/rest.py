@@ -16,8 +16,6 @@ import time
 import urllib.parse
 from typing import Any, ClassVar
 
-import orjson
-
 from loadgen.clients.http import HttpConnection, TransportError, TransportTimeout
 from loadgen.flow.orders import LiveOrder
 from loadgen.outcome import ERROR, OK, TIMEOUT, Outcome
@@ -95,10 +93,10 @@ class RestClient:
             return (_perf_ns() - t0) // 1000, [], None, f"transport: {exc}"
         latency = (_perf_ns() - t0) // 1000
         try:
-            reply = orjson.loads(payload)
-            return latency, reply["error"], reply.get("result"), ""
-        except (orjson.JSONDecodeError, KeyError, TypeError):
+            errors, result = rest.parse_reply(payload)
+        except rest.RestProtocolError:
             return latency, [], None, f"HTTP {status}: not a Kraken reply"
+        return latency, errors, result, ""
 
     def _outcome(self, op: str, method: str, fields: str) -> tuple[Outcome, Any]:
         latency, errors, result, failure = self.call(method, fields)
@@ -152,22 +150,29 @@ class RestClient:
 
     def batch_add(self, orders: list[LiveOrder]) -> Outcome:
         m = orders[0].market
-        parts = [f"pair={m.name}"]
-        for i, o in enumerate(orders):
-            key = f"orders%5B{i}%5D%5B"  # orders[i][ (brackets escaped)
-            parts.append(
-                f"{key}ordertype%5D=limit&{key}type%5D={o.side}&{key}price%5D="
-                f"{m.price_text(o.price)}&{key}volume%5D={m.qty_text(o.qty)}"
-                f"&{key}cl_ord_id%5D={o.cl_ord_id}"
-            )
-        outcome, result = self._outcome("batch_add", "AddOrderBatch", "&".join(parts))
+        body = rest.encode_form(
+            {
+                "pair": m.name,
+                "orders": [
+                    {
+                        "ordertype": "limit",
+                        "type": o.side,
+                        "price": m.price_text(o.price),
+                        "volume": m.qty_text(o.qty),
+                        "cl_ord_id": o.cl_ord_id,
+                    }
+                    for o in orders
+                ],
+            }
+        )
+        outcome, result = self._outcome("batch_add", "AddOrderBatch", body.decode())
         if result is not None:
             outcome.detail = [entry.get("txid") for entry in result["orders"]]
         return outcome
 
     def batch_cancel(self, orders: list[LiveOrder]) -> Outcome:
-        fields = "&".join(f"orders%5B{i}%5D%5Btxid%5D={o.txid}" for i, o in enumerate(orders))
-        return self._outcome("batch_cancel", "CancelOrderBatch", fields)[0]
+        body = rest.encode_form({"orders": [{"txid": o.txid} for o in orders]})
+        return self._outcome("batch_cancel", "CancelOrderBatch", body.decode())[0]
 
     def open_orders(self) -> tuple[Outcome, dict[str, Any]]:
         outcome, result = self._outcome("open_orders", "OpenOrders", "")

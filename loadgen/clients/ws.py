@@ -24,14 +24,13 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-import orjson
 from gevent import socket
 
 from loadgen.clients.backoff import Backoff
 from loadgen.clients.http import wait_readable
 from loadgen.flow.orders import LiveOrder
 from loadgen.outcome import ERROR, OK, TIMEOUT, Outcome
-from loadgen.protocol import wsframe
+from loadgen.protocol import ws, wsframe
 from loadgen.protocol.wsframe import FrameParser, WsProtocolError
 
 PROTOCOL = "ws"
@@ -98,13 +97,8 @@ class WsClient:
         self.inbox = deque()
         self._feed(rest)
         if self.on_execution is not None:
-            self._send(
-                {
-                    "method": "subscribe",
-                    "req_id": 0,
-                    "params": {"channel": "executions", "token": self.token, "snap_orders": False},
-                }
-            )
+            params = {"channel": "executions", "token": self.token, "snap_orders": False}
+            self._send("subscribe", params, 0)
             self._await(0)
 
     def close(self) -> None:
@@ -114,9 +108,10 @@ class WsClient:
             self.sock.close()
             self.sock = None
 
-    def _send(self, message: dict[str, Any]) -> None:
+    def _send(self, method: str, params: dict[str, Any], req_id: int) -> None:
         assert self.sock is not None
-        self.sock.sendall(wsframe.encode_frame(wsframe.OP_TEXT, orjson.dumps(message), mask=True))
+        payload = ws.request(method, params, req_id)
+        self.sock.sendall(wsframe.encode_frame(wsframe.OP_TEXT, payload, mask=True))
 
     def _feed(self, data: bytes) -> None:
         for opcode, payload in self.frames.feed(data):
@@ -144,10 +139,10 @@ class WsClient:
                 # Channel messages (executions, heartbeats) arrive about once per request;
                 # only an order's end matters to the flow, so only those are parsed.
                 if self.on_execution is not None and _ends_order(raw):
-                    for update in orjson.loads(raw).get("data", ()):
+                    for update in ws.parse(raw).get("data", ()):
                         self.on_execution(update)
                 continue
-            msg = orjson.loads(raw)
+            msg = ws.parse(raw)
             if msg.get("req_id") == req_id and "method" in msg:
                 return msg
             if msg.get("channel") == "executions" and self.on_execution is not None:
@@ -163,13 +158,13 @@ class WsClient:
             if self.sock is None:
                 self._connect()
                 t0 = _perf_ns()  # the connect is not this request's latency
-            self._send({"method": method, "params": params, "req_id": req_id})
+            self._send(method, params, req_id)
             reply = self._await(req_id)
         except TimeoutError:
             self.close()
             self.backoff.failed()
             return (_perf_ns() - t0) // 1000, None, f"timeout: no reply within {self.timeout} s"
-        except (WsProtocolError, OSError, orjson.JSONDecodeError) as exc:
+        except (WsProtocolError, OSError, ws.WsMessageError) as exc:
             self.close()
             self.backoff.failed()
             return (_perf_ns() - t0) // 1000, None, f"transport: {exc or exc.__class__.__name__}"

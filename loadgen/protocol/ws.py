@@ -13,19 +13,6 @@ import orjson
 
 from loadgen.protocol.clock import rfc3339
 
-# Methods the venue serves (facts 4.2, plus ping and the executions subscription).
-TRADING_METHODS = (
-    "add_order",
-    "amend_order",
-    "edit_order",
-    "cancel_order",
-    "cancel_all",
-    "cancel_all_orders_after",
-    "batch_add",
-    "batch_cancel",
-)
-ALL_METHODS = (*TRADING_METHODS, "ping", "subscribe", "unsubscribe")
-
 HEARTBEAT = orjson.dumps({"channel": "heartbeat"})
 
 
