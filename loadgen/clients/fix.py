@@ -19,12 +19,12 @@ import base64
 import time
 import urllib.parse
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any
 
 from gevent import socket
 
 from loadgen.clients.backoff import Backoff
-from loadgen.clients.http import wait_readable
+from loadgen.clients.net import MILLISECONDS, NonceSource, connect, wait_readable
 from loadgen.flow.orders import LiveOrder
 from loadgen.outcome import ERROR, OK, TIMEOUT, Outcome
 from loadgen.protocol import fix
@@ -41,18 +41,6 @@ UNKNOWN_ORDER = "EOrder:Unknown order"
 
 class FixFailure(Exception):
     """The session could not go on (closed, logged out, garbled beyond repair)."""
-
-
-class _LogonNonces:
-    """5025 is milliseconds since the epoch and must grow per key: strictly increasing here."""
-
-    last: ClassVar[dict[str, int]] = {}
-
-    @classmethod
-    def next(cls, api_key: str) -> str:
-        nonce = max(int(time.time() * 1000), cls.last.get(api_key, 0) + 1)
-        cls.last[api_key] = nonce
-        return str(nonce)
 
 
 class FixClient:
@@ -85,20 +73,18 @@ class FixClient:
         self.reader = fix.FixReader()
         self._logged_on_before = False
         self.backoff = Backoff()
+        self.logon_nonces = NonceSource.for_key(api_key, MILLISECONDS)
 
     # ---- session -------------------------------------------------------------------------------
 
     def _connect(self) -> None:
-        self.backoff.before_connect()
-        sock = socket.create_connection(self.address, timeout=self.timeout)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.sock = sock
+        self.sock = connect(self.address, self.timeout, self.backoff)
         self.reader = fix.FixReader()
         session = self.session
         reset = not self._logged_on_before
         if reset:
             session.next_out = 1
-        nonce = _LogonNonces.next(self.api_key)
+        nonce = str(self.logon_nonces.next())
         password = fix.logon_password(
             self.secret, session.next_out, self.sender, TARGET, self.api_key, nonce
         )

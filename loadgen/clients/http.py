@@ -11,20 +11,7 @@ import httptools
 from gevent import socket
 
 from loadgen.clients.backoff import Backoff
-
-
-def wait_readable(sock: socket.socket) -> None:
-    """Block this greenlet until the socket has data, before recv().
-
-    A reply never arrives within the send's system call, so gevent's recv() would first make a
-    read that fails with EAGAIN, then wait, then read again: waiting first saves that system
-    call on every request (measured below in `loadgen bench traders`). `_wait` is gevent's own
-    wait on the socket's read watcher, honouring the socket's timeout; where a gevent version
-    lacks it, recv() simply does the wait itself.
-    """
-    wait = getattr(sock, "_wait", None)
-    if wait is not None:
-        wait(sock._read_event)
+from loadgen.clients.net import connect, wait_readable
 
 
 class TransportError(Exception):
@@ -84,13 +71,11 @@ class HttpConnection:
         )
 
     def _connect(self) -> socket.socket:
-        self.backoff.before_connect()
         try:
-            sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+            sock = connect((self.host, self.port), self.timeout, self.backoff)
         except OSError as exc:
             self._fail()
             raise TransportError(f"connect: {exc}") from None
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock = sock
         self.parser = httptools.HttpResponseParser(self)
         return sock

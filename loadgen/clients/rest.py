@@ -5,7 +5,7 @@ each method is built once, the HMAC key schedule once per key (protocol.rest.key
 is a few string operations, one signature, one write and one httptools parse.
 
 Nonces are microseconds since the epoch, strictly increasing per key across every client of
-that key in this process (NonceSource.for_key). Users sharing a key over separate connections
+that key in this process (net.NonceSource). Users sharing a key over separate connections
 can still reach the venue out of order; give each user its own key (the default) or a key a
 nonce window.
 """
@@ -14,38 +14,16 @@ from __future__ import annotations
 
 import time
 import urllib.parse
-from typing import Any, ClassVar
+from typing import Any
 
 from loadgen.clients.http import HttpConnection, TransportError, TransportTimeout
+from loadgen.clients.net import NonceSource
 from loadgen.flow.orders import LiveOrder
 from loadgen.outcome import ERROR, OK, TIMEOUT, Outcome
 from loadgen.protocol import rest
 
 PROTOCOL = "rest"
 _perf_ns = time.perf_counter_ns
-
-
-class NonceSource:
-    """Strictly increasing nonces for one API key, shared in-process."""
-
-    _by_key: ClassVar[dict[str, NonceSource]] = {}
-
-    def __init__(self) -> None:
-        self.last = 0
-
-    @classmethod
-    def for_key(cls, api_key: str) -> NonceSource:
-        source = cls._by_key.get(api_key)
-        if source is None:
-            source = cls._by_key[api_key] = cls()
-        return source
-
-    def next(self) -> int:
-        nonce = time.time_ns() // 1000
-        if nonce <= self.last:
-            nonce = self.last + 1
-        self.last = nonce
-        return nonce
 
 
 class RestClient:

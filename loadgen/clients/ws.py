@@ -27,7 +27,7 @@ from typing import Any
 from gevent import socket
 
 from loadgen.clients.backoff import Backoff
-from loadgen.clients.http import wait_readable
+from loadgen.clients.net import connect, wait_readable
 from loadgen.flow.orders import LiveOrder
 from loadgen.outcome import ERROR, OK, TIMEOUT, Outcome
 from loadgen.protocol import ws, wsframe
@@ -73,9 +73,7 @@ class WsClient:
     # ---- connection ---------------------------------------------------------------------------
 
     def _connect(self) -> None:
-        self.backoff.before_connect()
-        sock = socket.create_connection(self.address, timeout=self.timeout)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock = connect(self.address, self.timeout, self.backoff)
         key = base64.b64encode(os.urandom(16))
         sock.sendall(
             b"GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
