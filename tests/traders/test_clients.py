@@ -5,8 +5,9 @@ from __future__ import annotations
 import gevent
 import pytest
 
-from loadgen.flow.market import Market
+from loadgen.flow.market import BUY, SELL, Market
 from loadgen.flow.model import FlowModel
+from loadgen.flow.orders import LiveOrder
 from loadgen.outcome import ERROR, LIMIT_TRADING, OK, RATE_LIMITED, REJECTED, TIMEOUT
 from loadgen.venue.pairs import catalog
 from tests.traders.conftest import make_client
@@ -77,3 +78,26 @@ def test_dropped_connections_are_error_outcomes_and_the_client_recovers(knob_ven
     assert dropped and all(o.error.startswith("transport:") for o in dropped)
     assert any(o.outcome == OK for o in outcomes[outcomes.index(dropped[0]) :])
     assert venue.proc.poll() is None  # the venue lives on
+
+
+# How each protocol reports that a resting order was filled: (client's on_execution payload,
+# order id) -> bool.
+FILLED = {
+    "ws": lambda update, txid: update["order_id"] == txid and update["exec_type"] == "filled",
+    "fix": lambda report, txid: report.get(37) == txid and report.get(39) == "2",
+}
+
+
+@pytest.mark.parametrize(("protocol", "book"), [("ws", -1), ("fix", -2)])
+def test_fills_reach_the_maker(venue_proc, protocol, book):
+    """A fill of a resting order arrives unasked (executions channel, ExecutionReport)."""
+    pair = Market.from_asset_pair(catalog(30)[book].public_info())  # a book no other test uses
+    seen: list = []
+    maker = make_client(protocol, venue_proc, on_execution=seen.append)
+    taker = make_client(protocol, venue_proc)
+    price = round(pair.mid * 10**pair.price_decimals)
+    resting = LiveOrder("1", pair, SELL, price, pair.min_lots, 0.0)
+    resting.txid = maker.add(resting).detail
+    assert taker.add(LiveOrder("2", pair, BUY, price, pair.min_lots, 0.0)).outcome == OK
+    maker.cancel_all()  # any call reads what arrived meanwhile
+    assert any(FILLED[protocol](item, resting.txid) for item in seen), seen
