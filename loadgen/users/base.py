@@ -10,12 +10,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import gevent
 from locust import User, constant, task
 
 from loadgen.flow.mix import OpMix
 from loadgen.flow.model import Action, FlowModel
+from loadgen.flow.pacing import LATE_S, Schedule
 from loadgen.outcome import OK, RATE_LIMITED, Outcome
-from loadgen.users import options
+from loadgen.users import options, recording
 
 UNKNOWN_ORDER = "EOrder:Unknown order"  # the order was already gone (filled): forget it
 _MIX_CACHE: dict[str, OpMix] = {}
@@ -55,6 +57,11 @@ class TraderUser(User):
             user=self.number,
             cross_share=opts.cross_share,
         )
+        self.schedule = (
+            Schedule(time.monotonic(), recording.pace.per_user)
+            if recording.open_loop(self.environment)
+            else None
+        )
         self.client = self.connect()
 
     def connect(self) -> Any:
@@ -74,10 +81,38 @@ class TraderUser(User):
 
     @task
     def trade(self) -> None:
+        intended = self.wait_turn()
         now = time.monotonic()
         action = self.flow.next_action(now)
         outcome = self.perform(action, now)
-        self.report(outcome)
+        if intended is None:
+            self.report(outcome)
+        else:  # open loop: latency from the intended send time as well
+            self.report(outcome, outcome.latency_us + int((now - intended) * 1e6))
+
+    def wait_turn(self) -> float | None:
+        """Wait for this user's next slot: its open-loop schedule, then the run's rate cap.
+
+        Returns the intended send time in open loop (None in closed loop)."""
+        intended = None
+        now = time.monotonic()
+        schedule = self.schedule
+        if schedule is not None:
+            schedule.set_rate(recording.pace.per_user, now)
+            while schedule.rate <= 0:  # no rate for now (a stage at rate 0): look again soon
+                gevent.sleep(recording.TICK_S)
+                now = time.monotonic()
+                schedule.set_rate(recording.pace.per_user, now)
+            intended = schedule.take()
+            if intended > now:
+                gevent.sleep(intended - now)
+                now = time.monotonic()
+            elif now - intended > LATE_S:
+                recording.behind_schedule()
+        slot = recording.pace.cap.take(now)
+        if slot > now:
+            gevent.sleep(slot - now)
+        return intended
 
     def perform(self, action: Action, now: float) -> Outcome:
         """Send the action, then teach the flow what the venue said."""
@@ -123,7 +158,8 @@ class TraderUser(User):
                 flow.gone(target)
         return outcome
 
-    def report(self, outcome: Outcome) -> None:
+    def report(self, outcome: Outcome, response_us: int | None = None) -> None:
+        recording.record(outcome, response_us)
         name = outcome.op
         exception = None
         if outcome.outcome == RATE_LIMITED:

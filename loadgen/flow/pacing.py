@@ -1,0 +1,50 @@
+"""Open-loop pacing and the hard rate cap: pure functions of time, no sleeping here.
+
+Schedule: a user's intended send times at `rate` requests per second, one after another,
+whatever the replies do. A send that starts after its intended time is behind schedule and
+goes at once ("behind schedule: send now", as wrk2 and vegeta do); its latency is then taken
+from the intended time too, which is the coordinated-omission correction: a venue that
+stalls for a second delays every send that was due in that second, and each of them counts
+the whole wait it caused.
+
+Throttle: slots at most `rate` per second shared by every caller in a process, the run's hard
+cap on total request rate (its share of it).
+"""
+
+from __future__ import annotations
+
+LATE_S = 0.001  # a send starting over 1 ms after its intended time counts as behind schedule
+
+
+class Schedule:
+    def __init__(self, start: float, rate: float) -> None:
+        self.next_at = start
+        self.rate = rate
+
+    def set_rate(self, rate: float, now: float) -> None:
+        """A new rate from now on; a user that had no rate starts its schedule now."""
+        if self.rate <= 0 < rate:
+            self.next_at = now
+        self.rate = rate
+
+    def take(self) -> float:
+        """The intended time of the next send (the caller waits until then)."""
+        intended = self.next_at
+        self.next_at = intended + 1.0 / self.rate
+        return intended
+
+
+class Throttle:
+    """At most `rate` slots per second; rate 0 means no cap."""
+
+    def __init__(self, rate: float = 0.0) -> None:
+        self.rate = rate
+        self.next_at = 0.0
+
+    def take(self, now: float) -> float:
+        """The time this caller may send at (now, or later when the cap is reached)."""
+        if self.rate <= 0:
+            return now
+        slot = max(now, self.next_at)
+        self.next_at = slot + 1.0 / self.rate
+        return slot

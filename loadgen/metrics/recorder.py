@@ -1,0 +1,195 @@
+"""The recorder: every Outcome into one-second windows of latency histograms and counters.
+
+A cell is (protocol, op, outcome), the outcome naming its limit when rate limited:
+"rest/add/ok", "ws/cancel/rate_limited:trading", "fix/edit/rejected". Each cell of a window
+holds how many requests ended that way in that second and two latency distributions:
+
+- service: sent to answered (what a closed-loop tool reports), for every request;
+- response: intended send time to answered (coordinated omission corrected), open loop only.
+
+Windows are keyed by the wall-clock second they end in, so windows from many processes (Locust
+workers) line up and merge cell by cell: merged histograms, summed counts (DESIGN: percentiles
+of a run come from merged histograms, never from averaged percentiles).
+
+Not thread-safe; a Locust process is one thread of greenlets, and record() never yields.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from loadgen.metrics.hist import Latencies
+from loadgen.outcome import RATE_LIMITED, Outcome
+
+
+def cell_key(outcome: Outcome) -> str:
+    cls = outcome.outcome
+    if cls == RATE_LIMITED and outcome.limit:
+        cls = f"{cls}:{outcome.limit}"
+    return f"{outcome.protocol}/{outcome.op}/{cls}"
+
+
+def split_key(key: str) -> tuple[str, str, str, str]:
+    """ "ws/add/rate_limited:trading" -> ("ws", "add", "rate_limited", "trading")."""
+    protocol, op, cls = key.split("/", 2)
+    cls, _, limit = cls.partition(":")
+    return protocol, op, cls, limit
+
+
+@dataclass(slots=True)
+class Cell:
+    count: int = 0
+    service: Latencies = field(default_factory=Latencies)
+    response: Latencies = field(default_factory=Latencies)
+
+    def add(self, other: Cell) -> None:
+        self.count += other.count
+        self.service.add(other.service)
+        self.response.add(other.response)
+
+    def encode(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"n": self.count, "service": self.service.encode()}
+        if self.response.count:
+            out["response"] = self.response.encode()
+        return out
+
+    @classmethod
+    def decode(cls, data: dict[str, Any]) -> Cell:
+        cell = cls(int(data["n"]), Latencies.decode(data["service"]))
+        if "response" in data:
+            cell.response = Latencies.decode(data["response"])
+        return cell
+
+
+@dataclass(slots=True)
+class Window:
+    """One second [t - 1, t) of one or more processes' requests."""
+
+    t: int  # the wall-clock second the window ends at (unix seconds)
+    cells: dict[str, Cell] = field(default_factory=dict)
+    late: int = 0  # open loop: sends that started behind their schedule
+    offered: float = 0.0  # open loop: the request rate the schedules asked for (req/s)
+    users: int = 0  # users running when the window closed
+
+    @property
+    def count(self) -> int:
+        return sum(c.count for c in self.cells.values())
+
+    def add(self, other: Window) -> None:
+        for key, cell in other.cells.items():
+            mine = self.cells.get(key)
+            if mine is None:
+                self.cells[key] = mine = Cell()
+            mine.add(cell)
+        self.late += other.late
+        self.offered += other.offered
+        self.users += other.users
+
+    def encode(self) -> dict[str, Any]:
+        return {
+            "t": self.t,
+            "users": self.users,
+            "offered": round(self.offered, 3),
+            "late": self.late,
+            "cells": {k: c.encode() for k, c in sorted(self.cells.items())},
+        }
+
+    @classmethod
+    def decode(cls, data: dict[str, Any]) -> Window:
+        cells = {k: Cell.decode(v) for k, v in data["cells"].items()}
+        return cls(
+            int(data["t"]), cells, int(data["late"]), float(data["offered"]), int(data["users"])
+        )
+
+
+def merge(windows: Iterable[Window]) -> list[Window]:
+    """Windows of many sources -> one window per second, in time order."""
+    by_t: dict[int, Window] = {}
+    for w in windows:
+        merged = by_t.get(w.t)
+        if merged is None:
+            by_t[w.t] = merged = Window(w.t)
+        merged.add(w)
+    return [by_t[t] for t in sorted(by_t)]
+
+
+class _Open:
+    """The window being filled: cheap tallies (value -> count) per cell."""
+
+    __slots__ = ("counts", "late", "response", "service", "t")
+
+    def __init__(self, t: int) -> None:
+        self.t = t
+        self.counts: dict[str, int] = {}
+        self.service: dict[str, dict[int, int]] = {}
+        self.response: dict[str, dict[int, int]] = {}
+        self.late = 0
+
+
+class Recorder:
+    """Records Outcomes; hands each window, once its second is over, to `on_window`."""
+
+    def __init__(
+        self,
+        on_window: Callable[[Window], None],
+        clock: Callable[[], float] = time.time,
+        gauges: Callable[[], tuple[int, float]] = lambda: (0, 0.0),
+    ) -> None:
+        self.on_window = on_window
+        self.clock = clock
+        self.gauges = gauges  # (users, offered req/s) at a window's close
+        self._open = _Open(int(clock()) + 1)
+
+    def record(self, outcome: Outcome, response_us: int | None = None) -> None:
+        now = self.clock()
+        w = self._open
+        if now >= w.t:
+            self.tick(now)
+            w = self._open
+        key = cell_key(outcome)
+        w.counts[key] = w.counts.get(key, 0) + 1
+        tally = w.service.get(key)
+        if tally is None:
+            tally = w.service[key] = {}
+        v = outcome.latency_us
+        tally[v] = tally.get(v, 0) + 1
+        if response_us is not None:
+            tally = w.response.get(key)
+            if tally is None:
+                tally = w.response[key] = {}
+            tally[response_us] = tally.get(response_us, 0) + 1
+
+    def behind_schedule(self) -> None:
+        """An open-loop send that started after its intended time."""
+        if self.clock() >= self._open.t:
+            self.tick()
+        self._open.late += 1
+
+    def tick(self, now: float | None = None) -> None:
+        """Close the open window if its second is over (call at least once a second)."""
+        now = self.clock() if now is None else now
+        if now < self._open.t:
+            return
+        done, self._open = self._open, _Open(int(now) + 1)
+        self.on_window(self._close(done))
+
+    def flush(self) -> None:
+        """Close the open window now, partial second included (at the end of a run)."""
+        done, self._open = self._open, _Open(self._open.t)
+        if done.counts or done.late:
+            self.on_window(self._close(done))
+
+    def _close(self, w: _Open) -> Window:
+        cells = {}
+        for key, n in w.counts.items():
+            response = w.response.get(key)
+            cells[key] = Cell(
+                n,
+                Latencies.from_tally(w.service[key]),
+                Latencies.from_tally(response) if response else Latencies(),
+            )
+        users, offered = self.gauges()
+        return Window(w.t, cells, w.late, offered, users)

@@ -1,0 +1,92 @@
+"""results/<run-id>/: windows appended as they close, readable after any kind of death.
+
+- meta.json: what ran (profile, loop model, start), written whole through a rename;
+- windows.jsonl: one JSON line per closed window and source process, appended and flushed
+  as each arrives, so a run killed with SIGKILL leaves every second up to its last; a line
+  cut short by the kill is skipped by the reader;
+- latency.hlog: the same service-time histograms in HdrHistogram's interval log format, one
+  line per cell and window tagged with the cell (protocol/op/outcome), for HdrHistogram's
+  own tools (HistogramLogProcessor, HdrHistogram plotters).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from loadgen.metrics.recorder import Window, merge
+
+META = "meta.json"
+WINDOWS = "windows.jsonl"
+HLOG = "latency.hlog"
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write whole or not at all: a reader never sees half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+class ResultsWriter:
+    def __init__(self, run_dir: Path, meta: dict[str, Any]) -> None:
+        self.dir = run_dir
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self.start = float(meta.setdefault("start", time.time()))
+        write_json(run_dir / META, meta)
+        self._windows: IO[str] = open(run_dir / WINDOWS, "a", encoding="utf-8")  # noqa: SIM115
+        self._hlog: IO[str] = open(run_dir / HLOG, "a", encoding="utf-8")  # noqa: SIM115
+        if self._hlog.tell() == 0:
+            self._hlog.write(
+                "#[Histogram log format version 1.3]\n"
+                f"#[StartTime: {self.start:.3f} (seconds since epoch)]\n"
+                f"#[BaseTime: {self.start:.3f} (seconds since epoch)]\n"
+                '"StartTimestamp","Interval_Length","Interval_Max","Interval_Compressed_Histogram"\n'
+            )
+
+    def append(self, window: Window, source: str = "local") -> None:
+        record = window.encode()
+        record["source"] = source
+        self._windows.write(json.dumps(record, separators=(",", ":")) + "\n")
+        begin = max(0.0, window.t - 1 - self.start)
+        for key, cell in sorted(window.cells.items()):
+            enc = cell.service.encode()
+            # Interval_Max in the log's unit convention: values are us, the max is given in ms
+            self._hlog.write(
+                f"Tag={key},{begin:.3f},1.000,{cell.service.max_us / 1000:.3f},{enc['hdr']}\n"
+            )
+        self._windows.flush()
+        self._hlog.flush()
+
+    def close(self) -> None:
+        self._windows.close()
+        self._hlog.close()
+
+
+def read_meta(run_dir: Path) -> dict[str, Any]:
+    return json.loads((run_dir / META).read_text())
+
+
+def read_raw(run_dir: Path) -> Iterator[tuple[str, Window]]:
+    """(source, window) per complete line; a line cut short by a kill is skipped."""
+    path = run_dir / WINDOWS
+    if not path.exists():
+        return
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if not line.endswith("\n"):
+                break  # the writer died mid-line
+            try:
+                data = json.loads(line)
+            except ValueError:
+                continue
+            yield str(data.get("source", "")), Window.decode(data)
+
+
+def read_windows(run_dir: Path) -> list[Window]:
+    """The run's windows, every source merged, one per second in time order."""
+    return merge(w for _, w in read_raw(run_dir))

@@ -1,0 +1,220 @@
+"""loadgen's measurements inside Locust: the recorder, results/, open-loop pace, the rate cap.
+
+Through Locust's public hooks only (STYLE):
+- init_command_line_parser: --results-dir, --loop, --rate, --rate-per-user, --max-rate;
+- test_start: each process that runs users gets a Recorder; the process that owns the run
+  (the local runner, or the master) opens results/<run>/ when --results-dir is given;
+- report_to_master / worker_report: workers ship their closed windows with Locust's own
+  periodic report, and the master appends them as they arrive (merged per second on reading);
+- test_stop: the partial last window is closed (on a worker, Locust's final report carries it);
+- the pace: the local runner or master works out the per-user rate (open loop) and each
+  process's share of the hard cap, and tells the workers with a custom message when it changes.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import gevent
+from locust import events
+from locust.env import Environment
+from locust.runners import MasterRunner, WorkerRunner
+
+from loadgen.flow.pacing import Throttle
+from loadgen.metrics.recorder import Recorder, Window
+from loadgen.metrics.store import ResultsWriter
+from loadgen.outcome import Outcome
+
+log = logging.getLogger("loadgen.recording")
+
+PACE_MESSAGE = "loadgen-pace"
+TICK_S = 0.25  # windows close within a quarter second of their end; pace changes as quickly
+
+
+@events.init_command_line_parser.add_listener
+def add_options(parser: Any) -> None:
+    parser.add_argument(
+        "--results-dir",
+        default="",
+        env_var="LOADGEN_RESULTS_DIR",
+        help="write loadgen's per-second windows (HDR histograms, us) here ('' = none)",
+    )
+    parser.add_argument(
+        "--loop",
+        default="closed",
+        choices=["closed", "open"],
+        env_var="LOADGEN_LOOP",
+        help="closed: each user sends when answered; open: on a schedule (--rate)",
+    )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        env_var="LOADGEN_RATE",
+        help="open loop: total requests/s split across the users (0 = use --rate-per-user)",
+    )
+    parser.add_argument(
+        "--rate-per-user",
+        type=float,
+        default=1.0,
+        env_var="LOADGEN_RATE_PER_USER",
+        help="open loop: requests/s per user when --rate is 0 (default 1)",
+    )
+    parser.add_argument(
+        "--max-rate",
+        type=float,
+        default=0.0,
+        env_var="LOADGEN_MAX_RATE",
+        help="hard cap on the total request rate, requests/s, all processes (0 = no cap)",
+    )
+
+
+class Pace:
+    """This process's pace: the open-loop rate per user and its share of the hard cap."""
+
+    def __init__(self) -> None:
+        self.per_user = 0.0
+        self.cap = Throttle()
+
+    def apply(self, per_user: float, cap: float) -> None:
+        self.per_user, self.cap.rate = per_user, cap
+
+
+pace = Pace()
+recorder: Recorder | None = None
+_writer: ResultsWriter | None = None
+_pending: list[Window] = []  # a worker's closed windows, until the next report to the master
+_ticker: gevent.Greenlet | None = None
+_environment: Environment | None = None
+
+
+def record(outcome: Outcome, response_us: int | None = None) -> None:
+    if recorder is not None:
+        recorder.record(outcome, response_us)
+
+
+def open_loop(environment: Environment) -> bool:
+    opts = environment.parsed_options
+    return bool(opts and opts.loop == "open")
+
+
+# ---- set-up per process --------------------------------------------------------------------------
+
+
+@events.init.add_listener
+def on_init(environment: Environment, **_: Any) -> None:
+    global _environment
+    _environment = environment
+    if isinstance(environment.runner, WorkerRunner):
+        environment.runner.register_message(PACE_MESSAGE, _on_pace_message)
+
+
+def _on_pace_message(msg: Any, **_: Any) -> None:
+    pace.apply(float(msg.data["per_user"]), float(msg.data["cap"]))
+
+
+@events.test_start.add_listener
+def on_test_start(environment: Environment, **_: Any) -> None:
+    global recorder, _writer, _ticker
+    runner = environment.runner
+    opts = environment.parsed_options
+    owner = not isinstance(runner, WorkerRunner)
+    if owner and _writer is None and opts is not None and opts.results_dir:
+        meta = {
+            "loop": opts.loop,
+            "host": environment.host,
+            "profile": getattr(opts, "profile", "") or "",
+            "max_rate": opts.max_rate,
+        }
+        _writer = ResultsWriter(Path(opts.results_dir), meta)
+    if not isinstance(runner, MasterRunner):
+        sink = _pending.append if isinstance(runner, WorkerRunner) else _local_window
+        recorder = Recorder(sink, gauges=lambda: _gauges(environment))
+    if _ticker is None:
+        _ticker = gevent.spawn(_tick, environment)
+
+
+def _local_window(window: Window) -> None:
+    if _writer is not None:
+        _writer.append(window)
+
+
+def _gauges(environment: Environment) -> tuple[int, float]:
+    users = environment.runner.user_count if environment.runner else 0
+    offered = pace.per_user * users if open_loop(environment) else 0.0
+    return users, offered
+
+
+def _tick(environment: Environment) -> None:
+    """Close windows on time, and (local runner or master) keep the pace up to date."""
+    last: tuple[float, float] | None = None
+    while True:
+        if recorder is not None:
+            recorder.tick()
+        runner = environment.runner
+        if not isinstance(runner, WorkerRunner):
+            wanted = _wanted_pace(environment)
+            if wanted != last:
+                last = wanted
+                if isinstance(runner, MasterRunner):
+                    per_user, cap = wanted
+                    share = cap / max(1, runner.worker_count)
+                    runner.send_message(PACE_MESSAGE, {"per_user": per_user, "cap": share})
+                else:
+                    pace.apply(*wanted)
+        gevent.sleep(TICK_S)
+
+
+def _wanted_pace(environment: Environment) -> tuple[float, float]:
+    """(open-loop requests/s per user, total cap) as the options and the shape say now."""
+    opts = environment.parsed_options
+    if opts is None:
+        return 0.0, 0.0
+    shape = environment.shape_class
+    rate = getattr(shape, "current_rate", lambda: None)() if shape else None
+    if rate is None:
+        rate = opts.rate
+    runner = environment.runner
+    users = runner.target_user_count if runner else 0
+    per_user = rate / users if rate and users else (0.0 if rate else opts.rate_per_user)
+    return per_user, opts.max_rate
+
+
+# ---- shipping and ending -------------------------------------------------------------------------
+
+
+@events.report_to_master.add_listener
+def ship_windows(client_id: str, data: dict[str, Any]) -> None:
+    if _pending:
+        data["loadgen_windows"] = [w.encode() for w in _pending]
+        _pending.clear()
+
+
+@events.worker_report.add_listener
+def receive_windows(client_id: str, data: dict[str, Any]) -> None:
+    if _writer is not None:
+        for encoded in data.get("loadgen_windows", ()):
+            _writer.append(Window.decode(encoded), source=client_id)
+
+
+@events.test_stop.add_listener
+def on_test_stop(environment: Environment, **_: Any) -> None:
+    if recorder is not None:
+        recorder.flush()
+
+
+@events.quit.add_listener
+def on_quit(**_: Any) -> None:
+    global _writer
+    if _ticker is not None:
+        _ticker.kill(block=False)
+    if _writer is not None:
+        _writer.close()
+        _writer = None
+
+
+def behind_schedule() -> None:
+    if recorder is not None:
+        recorder.behind_schedule()

@@ -1,0 +1,151 @@
+"""The recorder and histograms: merging, percentile bounds, windows, storage."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from loadgen.metrics.hist import Latencies
+from loadgen.metrics.recorder import Recorder, Window, cell_key, merge, split_key
+from loadgen.metrics.store import ResultsWriter, read_raw, read_windows
+from loadgen.outcome import Outcome
+
+
+class FakeClock:
+    def __init__(self, t: float = 1000.0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def outcome(latency: int, cls: str = "ok", op: str = "add", limit: str = "") -> Outcome:
+    return Outcome("rest", op, cls, latency, limit=limit)
+
+
+def samples(n: int, seed: int = 1) -> list[int]:
+    """Latencies spread over six decades, as a venue with stalls produces."""
+    rng = random.Random(seed)
+    return [int(rng.lognormvariate(6, 2.0)) + 1 for _ in range(n)]
+
+
+@pytest.mark.parametrize("sources", [2, 3, 7])
+def test_a_run_split_over_workers_reports_what_one_process_would(sources: int) -> None:
+    """Samples recorded across N recorders, shipped encoded and merged == one recorder."""
+    values = samples(20000)
+    clock = FakeClock(1000.25)
+    one: list[Window] = []
+    single = Recorder(one.append, clock=clock)
+    shipped: list[dict] = []
+    workers = [Recorder(lambda w: shipped.append(w.encode()), clock=clock) for _ in range(sources)]
+    for i, v in enumerate(values):
+        clock.t = 1000.25 + i / 5000  # four seconds of windows
+        single.record(outcome(v))
+        workers[i % sources].record(outcome(v))
+    single.flush()
+    for w in workers:
+        w.flush()
+    merged = merge(Window.decode(json.loads(json.dumps(d))) for d in shipped)
+    assert [w.t for w in merged] == [w.t for w in one] == [1001, 1002, 1003, 1004, 1005]
+    for a, b in zip(merged, one, strict=True):
+        assert a.count == b.count
+        assert a.cells["rest/add/ok"].service.summary() == b.cells["rest/add/ok"].service.summary()
+    whole_a, whole_b = Latencies(), Latencies()
+    for w in merged:
+        whole_a.add(w.cells["rest/add/ok"].service)
+    for w in one:
+        whole_b.add(w.cells["rest/add/ok"].service)
+    assert whole_a.summary() == whole_b.summary()
+    assert whole_a.count == len(values)
+
+
+def test_percentiles_agree_with_the_exact_ones_to_three_digits() -> None:
+    values = sorted(samples(5000, seed=2))
+    lat = Latencies.from_tally({v: values.count(v) for v in set(values)})
+    for p in (25, 50, 95, 99):
+        exact = values[int(len(values) * p / 100 + 0.5) - 1]
+        assert abs(lat.percentile(p) - exact) <= exact * 0.001 + 1
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_percentiles_never_exceed_the_max_nor_fall_below_the_min(seed: int) -> None:
+    rng = random.Random(seed)
+    values = [rng.randint(1, 10 ** rng.randint(1, 9)) for _ in range(rng.randint(1, 50))]
+    tally: dict[int, int] = {}
+    for v in values:
+        tally[v] = tally.get(v, 0) + 1
+    lat = Latencies.from_tally(tally)
+    for p in (0.0, 25.0, 50.0, 95.0, 99.0, 99.9, 100.0):
+        assert min(values) <= lat.percentile(p) <= max(values)
+    assert lat.summary()["max"] == max(values)
+
+
+def test_an_empty_histogram_reports_zeros() -> None:
+    assert Latencies().summary() == {
+        "p25": 0, "p50": 0, "p95": 0, "p99": 0, "p99.9": 0, "min": 0, "max": 0,
+    }  # fmt: skip
+
+
+def test_windows_close_on_the_second_and_keep_outcomes_apart() -> None:
+    clock = FakeClock(1000.5)
+    closed: list[Window] = []
+    rec = Recorder(closed.append, clock=clock, gauges=lambda: (4, 0.0))
+    rec.record(outcome(100))
+    rec.record(outcome(900, "rate_limited", limit="trading"))
+    rec.record(outcome(50, "rejected", op="cancel"))
+    clock.t = 1000.99
+    rec.tick()
+    assert closed == []  # the second is not over yet
+    clock.t = 1001.0
+    rec.tick()
+    assert [w.t for w in closed] == [1001]
+    assert sorted(closed[0].cells) == [
+        "rest/add/ok", "rest/add/rate_limited:trading", "rest/cancel/rejected",
+    ]  # fmt: skip
+    assert closed[0].users == 4
+    clock.t = 1003.5  # an idle second still closes the open window
+    rec.tick()
+    assert [w.t for w in closed] == [1001, 1002]
+    assert closed[1].count == 0
+
+
+def test_open_loop_records_response_time_beside_service_time() -> None:
+    closed: list[Window] = []
+    rec = Recorder(closed.append, clock=FakeClock())
+    rec.record(outcome(100), response_us=250_000)
+    rec.behind_schedule()
+    rec.flush()
+    cell = closed[0].cells["rest/add/ok"]
+    assert (cell.service.max_us, cell.response.max_us) == (100, 250_000)
+    assert closed[0].late == 1
+
+
+def test_cell_keys_name_the_limit_that_fired() -> None:
+    key = cell_key(outcome(1, "rate_limited", limit="rest"))
+    assert key == "rest/add/rate_limited:rest"
+    assert split_key(key) == ("rest", "add", "rate_limited", "rest")
+    assert split_key("fix/cancel/ok") == ("fix", "cancel", "ok", "")
+
+
+def test_results_survive_a_write_cut_short(tmp_path: Path) -> None:
+    """What a SIGKILL mid-write leaves: every whole line reads back, the torn one is skipped."""
+    writer = ResultsWriter(tmp_path, {"loop": "closed"})
+    clock = FakeClock()
+    rec = Recorder(writer.append, clock=clock)
+    for i in range(3000):
+        clock.t = 1000 + i / 1000
+        rec.record(outcome(100 + i))
+    rec.flush()
+    writer.close()
+    with open(tmp_path / "windows.jsonl", "a") as fh:
+        fh.write('{"t": 1004, "cells": {"rest/add/ok": {"n": 5, "serv')  # the kill
+    windows = read_windows(tmp_path)
+    assert [w.t for w in windows] == [1001, 1002, 1003]
+    assert sum(w.count for w in windows) == 3000
+    assert {s for s, _ in read_raw(tmp_path)} == {"local"}
+    hlog = (tmp_path / "latency.hlog").read_text().splitlines()
+    assert hlog[0] == "#[Histogram log format version 1.3]"
+    assert sum(line.startswith("Tag=rest/add/ok,") for line in hlog) == 3
