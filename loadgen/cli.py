@@ -1,4 +1,4 @@
-"""`loadgen` command line: venue | bench (run, report, compare and probe come in later issues)."""
+"""`loadgen` command line: run | report | compare | venue | bench (probe comes in a later issue)."""
 
 from __future__ import annotations
 
@@ -149,9 +149,48 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return bench_venue(args)
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from loadgen.run import main as run_main
+
+    return run_main(args)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from loadgen.run import report
+
+    if not (Path(args.run_dir) / "windows.jsonl").exists():
+        print(
+            f"loadgen report: {args.run_dir}: no windows.jsonl, not a run folder", file=sys.stderr
+        )
+        return 2
+    return report(Path(args.run_dir))
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from loadgen.report.compare import main as compare_main
+
+    return compare_main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="loadgen", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+    from loadgen.run import add_args as add_run_args
+
+    run = sub.add_parser("run", help="run a profile: venue, Locust, live line, report, SLO verdict")
+    add_run_args(run)
+    run.set_defaults(func=cmd_run)
+    rep = sub.add_parser("report", help="(re)write summary.json, report.html, junit.xml of a run")
+    rep.add_argument("run_dir", help="a results/<run>/ folder")
+    rep.set_defaults(func=cmd_report)
+    cmp_ = sub.add_parser("compare", help="two runs side by side, regressions flagged")
+    cmp_.add_argument("run_a", help="the baseline run folder")
+    cmp_.add_argument("run_b", help="the run to judge against it")
+    cmp_.add_argument(
+        "--threshold", type=float, default=0.10,
+        help="flag a change worse than this fraction (default 0.10 = 10%%)",
+    )  # fmt: skip
+    cmp_.set_defaults(func=cmd_compare)
     venue = sub.add_parser("venue", help="run the embedded Kraken-compatible venue on loopback")
     add_venue_args(venue)
     venue.set_defaults(func=cmd_venue)

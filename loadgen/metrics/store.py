@@ -21,6 +21,7 @@ from typing import IO, Any
 from loadgen.metrics.recorder import Window, merge
 
 META = "meta.json"
+RUN_META = "run.json"  # what `loadgen run` adds: the profile as run, CPU, the venue's last words
 WINDOWS = "windows.jsonl"
 HLOG = "latency.hlog"
 
@@ -68,7 +69,13 @@ class ResultsWriter:
 
 
 def read_meta(run_dir: Path) -> dict[str, Any]:
-    return json.loads((run_dir / META).read_text())
+    """meta.json (from Locust) with run.json (from `loadgen run`) over it, where present."""
+    meta: dict[str, Any] = {}
+    for name in (META, RUN_META):
+        path = run_dir / name
+        if path.exists():
+            meta.update(json.loads(path.read_text()))
+    return meta
 
 
 def read_raw(run_dir: Path) -> Iterator[tuple[str, Window]]:

@@ -57,6 +57,8 @@ class TraderUser(User):
             user=self.number,
             cross_share=opts.cross_share,
         )
+        self._base_mix = self.flow.mix
+        self._stage_mix: dict[str, float] | None = None
         self.schedule = (
             Schedule(time.monotonic(), recording.pace.per_user)
             if recording.open_loop(self.environment)
@@ -82,6 +84,9 @@ class TraderUser(User):
     @task
     def trade(self) -> None:
         intended = self.wait_turn()
+        if recording.pace.mix is not self._stage_mix:  # the shape entered a stage with its own
+            self._stage_mix = recording.pace.mix
+            self.flow.mix = self._base_mix if self._stage_mix is None else OpMix(self._stage_mix)
         now = time.monotonic()
         action = self.flow.next_action(now)
         outcome = self.perform(action, now)

@@ -75,6 +75,13 @@ def add_options(parser: Any) -> None:
         help="seed the test keys derive from (the venue's --seed)",
     )
     group.add_argument(
+        "--keys-file",
+        default="",
+        env_var="LOADGEN_KEYS_FILE",
+        help="JSON keys file (the venue's --keys-file format) for a venue already running "
+        "('' = keys derived from --key-seed, as the embedded venue has them)",
+    )
+    group.add_argument(
         "--ws-url",
         default="",
         env_var="LOADGEN_WS_URL",
@@ -163,10 +170,29 @@ def next_key(environment: Environment) -> tuple[int, str, str]:
     runner = environment.runner
     worker = runner.worker_index if isinstance(runner, WorkerRunner) else 0
     opts = environment.parsed_options
-    index = (number * MAX_PROCESSES + worker) % RUN_KEYS
-    api_key, secret = derive_key(opts.key_seed if opts else DEFAULT_SEED, index)
+    if opts is not None and opts.keys_file:
+        keys = _file_keys(opts.keys_file)
+        key = keys[(number * MAX_PROCESSES + worker) % len(keys)]
+        api_key, secret = key["api_key"], key["secret"]
+    else:
+        index = (number * MAX_PROCESSES + worker) % RUN_KEYS
+        api_key, secret = derive_key(opts.key_seed if opts else DEFAULT_SEED, index)
     used_keys[api_key] = secret
     return number * MAX_PROCESSES + worker, api_key, secret
+
+
+_keys_cache: dict[str, list[dict[str, Any]]] = {}
+
+
+def _file_keys(path: str) -> list[dict[str, Any]]:
+    if path not in _keys_cache:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+        keys = data["keys"] if isinstance(data, dict) else data
+        if not keys:
+            raise ValueError(f"--keys-file {path}: no keys in it")
+        _keys_cache[path] = keys
+    return _keys_cache[path]
 
 
 @events.test_stop.add_listener

@@ -72,14 +72,16 @@ def add_options(parser: Any) -> None:
 
 
 class Pace:
-    """This process's pace: the open-loop rate per user and its share of the hard cap."""
+    """This process's pace: the open-loop rate per user, its share of the hard cap, and the
+    op mix of the stage the shape is in (None: the run's own mix)."""
 
     def __init__(self) -> None:
         self.per_user = 0.0
         self.cap = Throttle()
+        self.mix: dict[str, float] | None = None
 
-    def apply(self, per_user: float, cap: float) -> None:
-        self.per_user, self.cap.rate = per_user, cap
+    def apply(self, per_user: float, cap: float, mix: dict[str, float] | None) -> None:
+        self.per_user, self.cap.rate, self.mix = per_user, cap, mix
 
 
 pace = Pace()
@@ -112,7 +114,7 @@ def on_init(environment: Environment, **_: Any) -> None:
 
 
 def _on_pace_message(msg: Any, **_: Any) -> None:
-    pace.apply(float(msg.data["per_user"]), float(msg.data["cap"]))
+    pace.apply(float(msg.data["per_user"]), float(msg.data["cap"]), msg.data.get("mix"))
 
 
 @events.test_start.add_listener
@@ -149,7 +151,7 @@ def _gauges(environment: Environment) -> tuple[int, float]:
 
 def _tick(environment: Environment) -> None:
     """Close windows on time, and (local runner or master) keep the pace up to date."""
-    last: tuple[float, float] | None = None
+    last: tuple[float, float, Any] | None = None
     while True:
         if recorder is not None:
             recorder.tick()
@@ -158,28 +160,32 @@ def _tick(environment: Environment) -> None:
             wanted = _wanted_pace(environment)
             if wanted != last:
                 last = wanted
+                per_user, cap, mix = wanted
                 if isinstance(runner, MasterRunner):
-                    per_user, cap = wanted
                     share = cap / max(1, runner.worker_count)
-                    runner.send_message(PACE_MESSAGE, {"per_user": per_user, "cap": share})
+                    msg = {"per_user": per_user, "cap": share, "mix": mix}
+                    runner.send_message(PACE_MESSAGE, msg)
                 else:
-                    pace.apply(*wanted)
+                    pace.apply(per_user, cap, mix)
         gevent.sleep(TICK_S)
 
 
-def _wanted_pace(environment: Environment) -> tuple[float, float]:
-    """(open-loop requests/s per user, total cap) as the options and the shape say now."""
+def _wanted_pace(environment: Environment) -> tuple[float, float, Any]:
+    """(open-loop requests/s per user, total cap, stage mix) as the options and shape say."""
     opts = environment.parsed_options
     if opts is None:
-        return 0.0, 0.0
+        return 0.0, 0.0, None
     shape = environment.shape_class
-    rate = getattr(shape, "current_rate", lambda: None)() if shape else None
+    rate = shape.current_rate() if hasattr(shape, "current_rate") else None
     if rate is None:
         rate = opts.rate
-    runner = environment.runner
-    users = runner.target_user_count if runner else 0
+    if hasattr(shape, "current_users"):
+        users = shape.current_users()
+    else:
+        users = environment.runner.target_user_count if environment.runner else 0
     per_user = rate / users if rate and users else (0.0 if rate else opts.rate_per_user)
-    return per_user, opts.max_rate
+    mix = shape.current_mix() if hasattr(shape, "current_mix") else None
+    return per_user, opts.max_rate, mix
 
 
 # ---- shipping and ending -------------------------------------------------------------------------

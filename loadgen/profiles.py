@@ -1,0 +1,389 @@
+"""Profiles (profiles/*.toml): what a run is, checked before anything starts.
+
+A profile names the target, the user mix by protocol, the order flow, the stages, the loop
+model, the hard rate cap, the SLOs and the outputs. Every error names the file, the field and
+what is wrong; an unknown field is an error (a typo must not silently become a default).
+
+    name = "smoke"
+    [target]   venue = "embedded" | "url"; rest/ws/fix URLs and keys_file for "url";
+               allow_hosts (non-loopback hosts this profile may hit); tier, pairs (markets),
+               latency/stall_every/stall_for/unavailable/drop (the embedded venue's knobs)
+    [users]    rest/ws/fix: relative weights of the three traders
+    [flow]     mix (op -> weight), pairs (name -> weight), cross_share, seed
+    [load]     loop = "closed" | "open"; max_rate (requests/s, the hard cap); spawn_rate
+    [[stages]] kind = ramp | step | spike | soak; duration ("30s", "5m"); users; rate (open
+               loop, total requests/s); mix (an op mix for this stage only, e.g. a spike)
+    [slo]      max_error_ratio; rate_limited = [low, high] (share of requests);
+               [slo.latency] "add" / "ws/add" / "*" = {p95 = ms, p99 = ms, ...}
+    [output]   dir, html, junit
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+import tomllib
+import urllib.parse
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from loadgen.flow.mix import OPS
+from loadgen.ratelimit import TIERS
+
+PROTOCOLS = ("rest", "ws", "fix")
+STAGE_KINDS = ("ramp", "step", "spike", "soak")
+SLO_PERCENTILES = ("p25", "p50", "p95", "p99", "p99.9", "max")
+_REQUIRED = object()
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+class ProfileError(ValueError):
+    """A profile that cannot run; str() is one line naming the file and the field."""
+
+
+def parse_duration(value: Any) -> float:
+    """'30s', '5m', '1h', '250ms' or a number of seconds -> seconds."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value))
+        if not match:
+            raise ValueError(f"expected a duration such as '30s', '5m' or '1h', got {value!r}")
+        seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    if seconds <= 0:
+        raise ValueError(f"a duration must be above 0, got {value!r}")
+    return seconds
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class _Table:
+    """Fields read from one TOML table; what is left unread at the end is an unknown field."""
+
+    def __init__(self, data: Any, where: str, file: str) -> None:
+        self.file, self.where = file, where
+        if not isinstance(data, dict):
+            self.fail("", f"expected a table, got {type(data).__name__}")
+        self.data = dict(data)
+        self.known: list[str] = []
+
+    def path(self, name: str) -> str:
+        return f"{self.where}.{name}" if self.where and name else (self.where or name)
+
+    def fail(self, name: str, problem: str) -> None:
+        raise ProfileError(f"{self.file}: {self.path(name) or '(top level)'}: {problem}")
+
+    def take(self, name: str, kinds: type | tuple[type, ...], default: Any = _REQUIRED) -> Any:
+        self.known.append(name)
+        if name not in self.data:
+            if default is _REQUIRED:
+                self.fail(name, "required field is missing")
+            return default
+        value = self.data.pop(name)
+        kinds = kinds if isinstance(kinds, tuple) else (kinds,)
+        if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
+            names = " or ".join(k.__name__ for k in kinds)
+            self.fail(name, f"expected {names}, got {type(value).__name__} {value!r}")
+        return value
+
+    def number(self, name: str, default: Any = _REQUIRED, lo: float = 0.0, hi: float = 1e12) -> Any:
+        value = self.take(name, (int, float), default)
+        if value is not default and not lo <= value <= hi:
+            self.fail(name, f"must be between {lo:g} and {hi:g}, got {value!r}")
+        return value
+
+    def choice(self, name: str, options: tuple[str, ...], default: Any = _REQUIRED) -> Any:
+        value = self.take(name, str, default)
+        if value is not default and value not in options:
+            self.fail(name, f"must be one of {', '.join(options)}, got {value!r}")
+        return value
+
+    def table(self, name: str) -> _Table:
+        return _Table(self.take(name, dict, {}), self.path(name), self.file)
+
+    def weights(self, name: str, allowed: tuple[str, ...] | None, default: Any = None) -> Any:
+        value = self.take(name, dict, default)
+        if value is default:
+            return default
+        for key, weight in value.items():
+            if allowed is not None and key not in allowed:
+                self.fail(f"{name}.{key}", f"unknown name (use {', '.join(allowed)})")
+            if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
+                self.fail(f"{name}.{key}", f"weight must be a number >= 0, got {weight!r}")
+        return {k: float(v) for k, v in value.items()}
+
+    def done(self) -> None:
+        for name in self.data:
+            self.fail(name, f"unknown field (known here: {', '.join(self.known)})")
+
+
+@dataclass(frozen=True)
+class Target:
+    venue: str = "embedded"  # "embedded" | "url"
+    rest: str = ""
+    ws: str = ""
+    fix: str = ""
+    keys_file: str = ""
+    allow_hosts: tuple[str, ...] = ()
+    tier: str = "pro"
+    pairs: int = 720
+    latency: tuple[str, ...] = ()
+    stall_every: float = 0.0
+    stall_for: float = 0.0
+    unavailable: float = 0.0
+    drop: float = 0.0
+
+
+@dataclass(frozen=True)
+class Stage:
+    kind: str
+    duration: float  # seconds
+    users: int
+    rate: float = 0.0  # open loop: total requests/s (at the end of a ramp)
+    mix: dict[str, float] | None = None
+
+
+@dataclass(frozen=True)
+class LatencySlo:
+    selector: str  # "add", "ws/add" or "*"
+    limits_ms: dict[str, float]  # percentile name -> ms
+
+
+@dataclass(frozen=True)
+class Slo:
+    max_error_ratio: float | None = None
+    rate_limited: tuple[float, float] | None = None
+    latency: tuple[LatencySlo, ...] = ()
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    path: str
+    description: str
+    target: Target
+    users: dict[str, float]
+    mix: dict[str, float] | None
+    pairs: dict[str, float]
+    cross_share: float
+    seed: int
+    loop: str
+    max_rate: float
+    spawn_rate: float
+    stages: tuple[Stage, ...]
+    slo: Slo
+    output_dir: str = "results"
+    html: bool = True
+    junit: bool = True
+
+    @property
+    def duration(self) -> float:
+        return sum(s.duration for s in self.stages)
+
+    @property
+    def peak_users(self) -> int:
+        return max(s.users for s in self.stages)
+
+    @property
+    def peak_rate(self) -> float:
+        return max(s.rate for s in self.stages)
+
+    def pairs_spec(self) -> str:
+        return ",".join(f"{k}:{v:g}" for k, v in self.pairs.items())
+
+    def overridden(
+        self,
+        duration: float | None = None,
+        users: int | None = None,
+        rate: float | None = None,
+        loop: str | None = None,
+    ) -> Profile:
+        """The profile with command-line overrides; the hard cap is never raised by one."""
+        stages = self.stages
+        if duration is not None:  # every stage scaled, so the shape keeps its proportions
+            k = duration / self.duration
+            stages = tuple(replace(s, duration=s.duration * k) for s in stages)
+        if users is not None:
+            peak = max(1, self.peak_users)
+            stages = tuple(replace(s, users=max(1, round(s.users * users / peak))) for s in stages)
+        prof = replace(self, stages=stages, loop=loop or self.loop)
+        if rate is not None:
+            if rate > self.max_rate:
+                raise ProfileError(
+                    f"{self.path}: --rate {rate:g} is above load.max_rate {self.max_rate:g}, the "
+                    "profile's hard cap; raise load.max_rate in the profile to go faster"
+                )
+            peak = self.peak_rate or rate
+            stages = tuple(
+                replace(s, rate=s.rate * rate / peak if s.rate else rate) for s in prof.stages
+            )
+            prof = replace(prof, stages=stages)
+        if prof.loop == "open" and any(s.rate <= 0 for s in prof.stages):
+            raise ProfileError(f"{self.path}: open loop needs a rate on every stage (or --rate)")
+        return prof
+
+
+def load(path: str | Path) -> Profile:
+    """Read and check a profile; ProfileError (one line) on anything wrong."""
+    file = str(path)
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ProfileError(f"{file}: no such profile file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProfileError(f"{file}: cannot read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError(f"{file}: not valid TOML: {exc}") from None
+    top = _Table(data, "", file)
+    name = top.take("name", str, Path(path).stem)
+    description = top.take("description", str, "")
+    target = _target(top.table("target"))
+    users = _users(top.table("users"))
+    flow = top.table("flow")
+    mix = flow.weights("mix", OPS)
+    if mix is not None and mix.get("add", 0) <= 0:
+        flow.fail("mix.add", "needs a weight above 0 (nothing else works without it)")
+    pairs = flow.weights("pairs", None, {"XBTUSD": 1.0, "ETHUSD": 1.0, "SOLUSD": 1.0})
+    if not pairs:
+        flow.fail("pairs", "name at least one market")
+    cross_share = flow.number("cross_share", 0.1, 0.0, 1.0)
+    seed = flow.take("seed", int, 0)
+    flow.done()
+    load_ = top.table("load")
+    loop = load_.choice("loop", ("closed", "open"), "closed")
+    max_rate = load_.number("max_rate", _REQUIRED, 1.0, 1e9)
+    spawn_rate = load_.number("spawn_rate", 100.0, 0.001, 1e6)
+    load_.done()
+    stages = _stages(top.take("stages", list), loop, max_rate, file)
+    slo = _slo(top.table("slo"))
+    out = top.table("output")
+    output_dir = out.take("dir", str, "results")
+    html = out.take("html", bool, True)
+    junit = out.take("junit", bool, True)
+    out.done()
+    top.done()
+    return Profile(
+        name, file, description, target, users, mix, pairs, cross_share, seed, loop,
+        float(max_rate), float(spawn_rate), stages, slo, output_dir, html, junit,
+    )  # fmt: skip
+
+
+def _target(t: _Table) -> Target:
+    venue = t.choice("venue", ("embedded", "url"), "embedded")
+    urls = {p: t.take(p, str, "") for p in PROTOCOLS}
+    keys_file = t.take("keys_file", str, "")
+    allow = t.take("allow_hosts", list, [])
+    if not all(isinstance(h, str) for h in allow):
+        t.fail("allow_hosts", "expected a list of host names")
+    tier = t.choice("tier", tuple(TIERS), "pro")
+    pairs = t.take("pairs", int, 720)
+    latency = t.take("latency", list, [])
+    knobs = {
+        "stall_every": t.number("stall_every", 0.0),
+        "stall_for": t.number("stall_for", 0.0),
+        "unavailable": t.number("unavailable", 0.0, 0.0, 1.0),
+        "drop": t.number("drop", 0.0, 0.0, 1.0),
+    }
+    if venue == "url":
+        if not urls["rest"]:
+            t.fail("rest", 'required when venue = "url"')
+        if not keys_file:
+            t.fail("keys_file", 'required when venue = "url" (a JSON list of api_key/secret)')
+        for proto, url in urls.items():
+            host = urllib.parse.urlsplit(url).hostname if url else None
+            if host and not is_loopback(host) and host not in allow:
+                t.fail(
+                    proto,
+                    f"host {host!r} is not loopback and not in target.allow_hosts; a load "
+                    "test aimed at the wrong host is an outage, so name it there explicitly",
+                )
+        if latency or any(knobs.values()):
+            t.fail("latency", "venue knobs apply to the embedded venue only")
+    t.done()
+    return Target(
+        venue, urls["rest"], urls["ws"], urls["fix"], keys_file, tuple(allow), tier, pairs,
+        tuple(str(x) for x in latency), **knobs,
+    )  # fmt: skip
+
+
+def _users(t: _Table) -> dict[str, float]:
+    users = {p: float(t.number(p, 1.0 if not t.data else 0.0)) for p in PROTOCOLS}
+    if sum(users.values()) <= 0:
+        t.fail("", "give at least one of rest, ws, fix a weight above 0")
+    t.done()
+    return users
+
+
+def _stages(raw: list[Any], loop: str, max_rate: float, file: str) -> tuple[Stage, ...]:
+    if not raw:
+        raise ProfileError(f"{file}: stages: give at least one [[stages]] table")
+    stages = []
+    for i, item in enumerate(raw):
+        s = _Table(item, f"stages[{i}]", file)
+        kind = s.choice("kind", STAGE_KINDS, "step")
+        raw_duration = s.take("duration", (str, int, float))
+        try:
+            duration = parse_duration(raw_duration)
+        except ValueError as exc:
+            s.fail("duration", str(exc))
+        users = s.take("users", int)
+        if users < 0:
+            s.fail("users", f"must be >= 0, got {users}")
+        rate = s.number("rate", 0.0, 0.0, 1e9)
+        if loop == "open" and rate <= 0:
+            s.fail("rate", "open loop needs the stage's total request rate (requests/s)")
+        if rate > max_rate:
+            s.fail("rate", f"{rate:g} requests/s is above load.max_rate {max_rate:g}")
+        mix = s.weights("mix", OPS)
+        if mix is not None and mix.get("add", 0) <= 0:
+            s.fail("mix.add", "needs a weight above 0")
+        s.done()
+        stages.append(Stage(kind, duration, users, float(rate), mix))
+    return tuple(stages)
+
+
+def _slo(t: _Table) -> Slo:
+    ratio = t.number("max_error_ratio", None, 0.0, 1.0)
+    band = t.take("rate_limited", list, None)
+    if band is not None and (
+        len(band) != 2
+        or not all(isinstance(x, (int, float)) and 0 <= x <= 1 for x in band)
+        or band[0] > band[1]
+    ):
+        t.fail("rate_limited", f"expected [low, high] shares between 0 and 1, got {band!r}")
+    lat = t.table("latency")
+    slos = []
+    for selector in list(lat.data):
+        proto, _, op = selector.rpartition("/")
+        if (proto and proto not in PROTOCOLS) or (op != "*" and op not in OPS):
+            lat.fail(selector, "expected an operation, PROTOCOL/OPERATION or '*'")
+        limits = lat.table(selector)
+        given = {p: limits.number(p, None, 0.0) for p in SLO_PERCENTILES}
+        limits.done()
+        values = {p: float(v) for p, v in given.items() if v is not None}
+        if not values:
+            limits.fail("", f"give at least one of {', '.join(SLO_PERCENTILES)} (ms)")
+        slos.append(LatencySlo(selector, values))
+    lat.done()
+    t.done()
+    return Slo(ratio, tuple(band) if band else None, tuple(slos))
+
+
+def load_as_run(path: str | Path, run_meta: str | Path | None) -> Profile:
+    """The profile as `loadgen run` ran it: its run.json's stages and loop (overrides applied)."""
+    prof = load(path)
+    if not run_meta:
+        return prof
+    data = json.loads(Path(run_meta).read_text())
+    stages = tuple(Stage(**s) for s in data["stages"])
+    return replace(prof, stages=stages, loop=data["loop"])

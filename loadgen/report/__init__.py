@@ -1,0 +1,1 @@
+"""Reports: analysis of results/<run>/ (percentiles, jitter, SLOs, knee, capacity) and renderers."""

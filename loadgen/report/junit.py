@@ -1,0 +1,36 @@
+"""junit.xml: one test case per SLO, a failure naming the breached ones (for CI dashboards)."""
+
+from __future__ import annotations
+
+from typing import Any
+from xml.etree import ElementTree as ET
+
+
+def xml(summary: dict[str, Any]) -> str:
+    verdicts = summary["slo"]
+    failures = [v for v in verdicts if not v["ok"]]
+    suite = ET.Element(
+        "testsuite",
+        name=f"loadgen {summary['run']['profile'] or 'run'}",
+        tests=str(len(verdicts)),
+        failures=str(len(failures)),
+        errors="0",
+        time=f"{summary['run']['seconds']:.0f}",
+    )
+    for v in verdicts:
+        case = ET.SubElement(suite, "testcase", classname="loadgen.slo", name=v["name"])
+        if not v["ok"]:
+            failure = ET.SubElement(
+                case,
+                "failure",
+                message=f"SLO breached: {v['name']} = {v['measured']:g}, limit {v['limit']}",
+            )
+            failure.text = "; ".join(summary["findings"])
+    out = ET.SubElement(suite, "system-out")
+    out.text = "\n".join(summary["findings"])
+    suites = ET.Element("testsuites")
+    suites.append(suite)
+    ET.indent(suites)
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
+    )

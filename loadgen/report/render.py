@@ -1,0 +1,168 @@
+"""report.html: one self-contained file (uPlot and the data inlined), readable offline.
+
+Charts (hover for values, drag to zoom, double-click to reset): throughput over time stacked by
+outcome; P25/P50/P95/P99 over time; jitter over time; latency percentiles against achieved
+throughput (one point per load level: the latency-throughput curve); rate-limited share against
+offered rate. Then the findings in words, the SLO verdicts and a table per protocol/operation.
+The page sets data-charts (charts drawn) and data-errors (script errors) on <body>, which the
+headless-browser test reads.
+"""
+
+from __future__ import annotations
+
+import html as _html
+import json
+from pathlib import Path
+from typing import Any
+
+VENDOR = Path(__file__).with_name("vendor")
+OUTCOME_COLOURS = {
+    "ok": "#2e7d32", "rate_limited": "#f9a825", "rejected": "#6a1b9a",
+    "error": "#c62828", "timeout": "#37474f",
+}  # fmt: skip
+
+_SCRIPT = r"""
+(function () {
+  var D = JSON.parse(document.getElementById("data").textContent);
+  var drawn = 0;
+  function el(id) { return document.getElementById(id); }
+  function width() { return Math.min(1100, document.body.clientWidth - 40); }
+  function chart(id, title, xs, series, opts) {
+    var o = Object.assign({title: title, width: width(), height: 280, series: [{}].concat(series),
+      cursor: {drag: {x: true, y: false}}, scales: {x: {time: true}}}, opts || {});
+    new uPlot(o, [xs].concat(series.map(function (s) { return s.data; })), el(id));
+    drawn++;
+  }
+  function line(label, data, colour, extra) {
+    return Object.assign({label: label, data: data, stroke: colour, width: 2}, extra || {});
+  }
+  var S = D.series, T = S.map(function (s) { return s.t; });
+  // throughput stacked by outcome: each band drawn from the running sum of those below it
+  var acc = S.map(function () { return 0; }), bands = [];
+  D.outcomes.forEach(function (name) {
+    acc = acc.map(function (v, i) { return v + S[i][name]; });
+    bands.push(line(name, acc.slice(), D.colours[name], {fill: D.colours[name] + "55"}));
+  });
+  chart("throughput", "Requests per second, stacked by outcome", T, bands.reverse());
+  var ms = function (k) { return S.map(function (s) { return s[k] / 1000; }); };
+  chart("latency", "Latency (ms): P25, P50, P95, P99 per second", T, [
+    line("P25", ms("p25"), "#90caf9"), line("P50", ms("p50"), "#1e88e5"),
+    line("P95", ms("p95"), "#fb8c00"), line("P99", ms("p99"), "#c62828")]);
+  chart("jitter", "Jitter (ms): P95 - P25 per second", T, [line("jitter", ms("jitter"), "#6a1b9a")]);
+  var L = D.levels.slice().sort(function (a, b) { return a.throughput_rps - b.throughput_rps; });
+  var pts = {show: true, size: 8};
+  var lx = L.map(function (l) { return l.throughput_rps; });
+  var lms = function (k) { return L.map(function (l) { return l[k] / 1000; }); };
+  var num = {x: {time: false}};
+  chart("curve", "Latency (ms) against achieved throughput (req/s), one point per level", lx, [
+    line("P50", lms("p50"), "#1e88e5", {points: pts}), line("P95", lms("p95"), "#fb8c00", {points: pts}),
+    line("P99", lms("p99"), "#c62828", {points: pts})], {scales: num});
+  var R = D.levels.slice().sort(function (a, b) { return a.offered_rps - b.offered_rps; });
+  chart("rejections", "Rate-limited share (%) against offered rate (req/s), one point per level",
+    R.map(function (l) { return l.offered_rps; }),
+    [line("rate limited %", R.map(function (l) { return 100 * l.rate_limited_share; }),
+      "#f9a825", {points: pts})],
+    {scales: num});
+  document.body.dataset.charts = drawn;
+})();
+"""
+
+
+def html(summary: dict[str, Any]) -> str:
+    run = summary["run"]
+    data = {
+        "series": summary["series"],
+        "levels": summary["levels"],
+        "outcomes": list(OUTCOME_COLOURS),
+        "colours": OUTCOME_COLOURS,
+    }
+    title = f"loadgen report: {run['profile'] or run['dir']}"
+    e = _html.escape
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>{e(title)}</title><style>{(VENDOR / 'uPlot.min.css').read_text()}{_CSS}</style>",
+        "<script>window.onerror = function (m) { document.body.dataset.errors =",
+        " (+(document.body.dataset.errors || 0) + 1); };</script>",
+        "</head><body data-errors='0' data-charts='0'>",
+        f"<h1>{e(title)}</h1>",
+        f"<p class='meta'>{e(run['loop'])} loop; latency is {e(run['latency_measure'])}; "
+        f"{run['seconds']:.0f} s of windows; {run['late_sends']} sends behind schedule"
+        f"{'' if run['complete'] else '; the run did not finish (results up to its last second)'}"
+        "</p>",
+        "<h2>What the run says</h2><ul class='findings'>",
+        *(f"<li>{e(line)}</li>" for line in summary["findings"]),
+        "</ul>",
+        _slo_table(summary["slo"]),
+        *(
+            f"<div class='chart' id='{i}'></div>"
+            for i in ("throughput", "latency", "jitter", "curve", "rejections")
+        ),
+        _levels_table(summary["levels"]),
+        _ops_table(summary["operations"]),
+        f"<script id='data' type='application/json'>{_json_for_html(data)}</script>",
+        f"<script>{(VENDOR / 'uPlot.iife.min.js').read_text()}</script>",
+        f"<script>{_SCRIPT}</script></body></html>",
+    ]
+    return "\n".join(parts)
+
+
+def _json_for_html(data: Any) -> str:
+    return json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
+
+
+def _table(head: list[str], rows: list[list[Any]]) -> str:
+    e = _html.escape
+    out = ["<table><tr>", *(f"<th>{e(h)}</th>" for h in head), "</tr>"]
+    for row in rows:
+        out.append("<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in row) + "</tr>")
+    out.append("</table>")
+    return "".join(out)
+
+
+def _slo_table(verdicts: list[dict[str, Any]]) -> str:
+    if not verdicts:
+        return "<h2>SLOs</h2><p>The profile sets none.</p>"
+    rows = [
+        [v["name"], v["limit"], v["measured"], "held" if v["ok"] else "BREACHED"] for v in verdicts
+    ]
+    return "<h2>SLOs</h2>" + _table(["SLO", "limit", "measured", "verdict"], rows)
+
+
+def _levels_table(levels: list[dict[str, Any]]) -> str:
+    rows = [
+        [lv["name"], lv["users"], lv["offered_rps"], lv["throughput_rps"], _ms(lv["p50"]),
+         _ms(lv["p95"]), _ms(lv["p99"]), f"{lv['rate_limited_share']:.1%}",
+         f"{lv['error_share']:.2%}", "held" if lv["ok"] else "broke: " + ", ".join(lv["broke"])]
+        for lv in levels
+    ]  # fmt: skip
+    head = ["level", "users", "offered/s", "achieved/s", "P50 ms", "P95 ms", "P99 ms",
+            "rate limited", "errors", "SLOs"]  # fmt: skip
+    return "<h2>Load levels</h2>" + _table(head, rows)
+
+
+def _ops_table(ops: list[dict[str, Any]]) -> str:
+    rows = []
+    for o in ops:
+        lat, n = o["latency_us"], o["outcomes"]
+        rows.append(
+            [o["protocol"], o["op"], o["count"], o["throughput_rps"], n["ok"], n["rate_limited"],
+             n["rejected"], n["error"] + n["timeout"], _ms(lat["p25"]), _ms(lat["p50"]),
+             _ms(lat["p95"]), _ms(lat["p99"]), _ms(lat["p99.9"]), _ms(lat["max"]), _ms(lat["jitter"])]
+        )  # fmt: skip
+    head = ["protocol", "operation", "requests", "req/s", "ok", "rate limited", "rejected",
+            "errors", "P25 ms", "P50 ms", "P95 ms", "P99 ms", "P99.9 ms", "max ms", "jitter ms"]  # fmt: skip
+    return "<h2>Per protocol and operation</h2>" + _table(head, rows)
+
+
+def _ms(us: int) -> str:
+    return f"{us / 1000:.3f}"
+
+
+_CSS = """
+body { font: 14px/1.4 system-ui, sans-serif; margin: 20px; color: #222; }
+h1 { font-size: 20px; } h2 { font-size: 16px; margin-top: 28px; }
+.meta { color: #555; } .findings li { margin: 4px 0; }
+table { border-collapse: collapse; margin: 8px 0; } td, th { border: 1px solid #ccc; padding: 3px 8px; }
+th { background: #f3f3f3; } td { text-align: right; } td:first-child { text-align: left; }
+.chart { margin: 16px 0; }
+"""

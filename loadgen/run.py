@@ -1,0 +1,221 @@
+"""`loadgen run PROFILE`: venue (when embedded), Locust, a live line, the report, the verdict.
+
+The parent of everything and the owner of results/<timestamp>-<profile>/: it writes run.json
+(the profile as run, overrides applied) before Locust starts and completes it after (generator
+CPU, the venue's last words), then writes summary.json, report.html and junit.xml. Locust runs
+as a child (`locustfiles/profile.py`), headless unless --ui, with --processes N for --workers N;
+this module imports neither gevent nor Locust.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from loadgen import profiles
+from loadgen.keys import RUN_KEYS
+from loadgen.metrics.recorder import Window, merge
+from loadgen.metrics.store import RUN_META, WINDOWS, write_json
+from loadgen.report import analysis
+
+ROOT = Path(__file__).resolve().parents[1]
+LOCUSTFILE = ROOT / "locustfiles" / "profile.py"
+LIVE_EVERY_S = 5.0  # a live line this often
+
+
+def add_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("profile", help="a profile, e.g. profiles/smoke.toml")
+    p.add_argument("--duration", help="total run time, e.g. 10m (stages scaled to fit)")
+    p.add_argument("--users", type=int, help="peak users (stages scaled to fit)")
+    p.add_argument("--rate", type=float, help="peak open-loop requests/s (never above max_rate)")
+    p.add_argument("--loop", choices=["closed", "open"], help="override the profile's loop model")
+    p.add_argument("--workers", type=int, default=0, help="Locust worker processes (0 = one local)")
+    p.add_argument("--ui", action="store_true", help="Locust's web UI (starts the profile's shape)")
+    p.add_argument("--results", help="results folder (default: the profile's output.dir)")
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        prof = profiles.load(args.profile)
+        duration = profiles.parse_duration(args.duration) if args.duration else None
+        prof = prof.overridden(duration, args.users, args.rate, args.loop)
+    except (profiles.ProfileError, ValueError) as exc:
+        print(f"loadgen run: {exc}", file=sys.stderr)
+        return 2
+    if args.workers < 0 or (args.users is not None and args.users < 1):
+        print("loadgen run: --workers must be >= 0 and --users >= 1", file=sys.stderr)
+        return 2
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    run_dir = Path(args.results or prof.output_dir) / f"{stamp}-{prof.name}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    meta = run_meta(prof, args)
+    write_json(run_dir / RUN_META, meta)
+    venue, endpoints, keys_file = start_target(prof)
+    print(
+        f"loadgen run: {prof.name}, {prof.loop} loop, {prof.duration:.0f} s -> {run_dir}",
+        flush=True,
+    )
+    try:
+        code, cpu = run_locust(prof, args, run_dir, endpoints, keys_file)
+    finally:
+        last_words = venue.stop() if venue is not None else []
+    meta.update(finished=time.time(), generator_cpu_s=cpu, locust_exit=code, venue=last_words)
+    write_json(run_dir / RUN_META, meta)
+    for line in last_words:
+        print(f"  {line}")
+    return report(run_dir, prof)
+
+
+def run_meta(prof: profiles.Profile, args: argparse.Namespace) -> dict[str, Any]:
+    slo = dataclasses.asdict(prof.slo)
+    return {
+        "profile": prof.name,
+        "profile_path": prof.path,
+        "description": prof.description,
+        "loop": prof.loop,
+        "max_rate": prof.max_rate,
+        "target": prof.target.venue,
+        "workers": args.workers,
+        "stages": [dataclasses.asdict(s) for s in prof.stages],
+        "slo": slo,
+        "command": " ".join(sys.argv),
+    }
+
+
+def start_target(prof: profiles.Profile) -> tuple[Any, dict[str, str], str]:
+    """(venue process or None, endpoints, keys file) for the profile's target."""
+    t = prof.target
+    if t.venue == "url":
+        return None, {"rest": t.rest, "ws": t.ws, "fix": t.fix}, t.keys_file
+    from loadgen.venue.process import VenueProcess
+
+    flags = ["--keys", str(RUN_KEYS), "--tier", t.tier, "--pairs", str(t.pairs)]
+    for spec in t.latency:
+        flags += ["--latency", spec]
+    flags += ["--stall-every", str(t.stall_every), "--stall-for", str(t.stall_for)]
+    flags += ["--unavailable", str(t.unavailable), "--drop", str(t.drop)]
+    cores = sorted(os.sched_getaffinity(0))
+    pin = cores[-1] if len(cores) >= 2 and shutil.which("taskset") else None
+    venue = VenueProcess(*flags, cpu=pin)
+    return venue, venue.endpoints, ""
+
+
+def locust_command(
+    prof: profiles.Profile, args: argparse.Namespace, run_dir: Path, e: dict[str, str], keys: str
+) -> list[str]:
+    cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--host", e["rest"]]
+    cmd += ["--ws-url", e.get("ws", ""), "--fix-url", e.get("fix", "")]
+    cmd += ["--pairs", prof.pairs_spec(), "--cross-share", str(prof.cross_share)]
+    cmd += ["--tier", prof.target.tier, "--flow-seed", str(prof.seed)]
+    if prof.mix:
+        cmd += ["--order-mix", ",".join(f"{k}:{v:g}" for k, v in prof.mix.items())]
+    if keys:
+        cmd += ["--keys-file", keys]
+    cmd += ["--loop", prof.loop, "--max-rate", str(prof.max_rate), "--results-dir", str(run_dir)]
+    cmd += ["--csv", str(run_dir / "locust"), "--html", str(run_dir / "locust.html")]
+    if args.workers:
+        cmd += ["--processes", str(args.workers)]
+    cmd += ["--autostart"] if args.ui else ["--headless", "--only-summary"]
+    cmd += [cls for cls, p in (("RestTrader", "rest"), ("WsTrader", "ws"), ("FixTrader", "fix"))
+            if prof.users[p] > 0]  # fmt: skip
+    return cmd
+
+
+def run_locust(
+    prof: profiles.Profile, args: argparse.Namespace, run_dir: Path, e: dict[str, str], keys: str
+) -> tuple[int, float]:
+    """Run Locust to the end (or Ctrl-C), printing a live line; (exit code, its CPU seconds)."""
+    env = dict(os.environ, LOADGEN_PROFILE=prof.path, LOADGEN_PROFILE_RUN=str(run_dir / RUN_META))
+    cmd = locust_command(prof, args, run_dir, e, keys)
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) >= 2 and shutil.which("taskset") and prof.target.venue == "embedded":
+        cmd = ["taskset", "-c", ",".join(map(str, cores[:-1])), *cmd]  # the venue has the last
+    before = os.times()
+    log = open(run_dir / "locust.log", "w")  # noqa: SIM115
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    live = LiveLine(run_dir / WINDOWS, prof.duration)
+    try:
+        while proc.poll() is None:
+            try:
+                proc.wait(timeout=LIVE_EVERY_S)
+            except subprocess.TimeoutExpired:
+                live.print()
+    except KeyboardInterrupt:  # Locust got the same SIGINT: let it stop its users and clean up
+        print("loadgen run: interrupted; stopping Locust (its users cancel what they left)")
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+    finally:
+        log.close()
+    live.print()
+    after = os.times()
+    cpu = (
+        after.children_user - before.children_user + after.children_system - before.children_system
+    )
+    return proc.returncode, cpu
+
+
+class LiveLine:
+    """Every few seconds: offered and achieved rate, rejections, P50/P99 of what arrived."""
+
+    def __init__(self, path: Path, duration: float) -> None:
+        self.path, self.duration = path, duration
+        self.offset = 0
+        self.started = time.monotonic()
+
+    def print(self) -> None:
+        windows = self._new()
+        if not windows:
+            return
+        merged = merge(windows)
+        seconds = len(merged)
+        t = analysis.tally(merged, open_loop=any(w.offered for w in merged))
+        offered = sum(w.offered for w in merged) / seconds or t.total / seconds
+        lat = t.latency
+        print(
+            f"  {time.monotonic() - self.started:5.0f}/{self.duration:.0f} s  offered "
+            f"{offered:,.0f}/s  achieved {t.total / seconds:,.0f}/s  rate-limited "
+            f"{t.share('rate_limited'):.1%}  rejected {t.share('rejected'):.1%}  errors "
+            f"{t.share('error', 'timeout'):.1%}  P50 {lat.percentile(50) / 1000:.2f} ms  "
+            f"P99 {lat.percentile(99) / 1000:.2f} ms",
+            flush=True,
+        )
+
+    def _new(self) -> list[Window]:
+        if not self.path.exists():
+            return []
+        with open(self.path, encoding="utf-8") as fh:
+            fh.seek(self.offset)
+            chunk = fh.read()
+        complete = chunk[: chunk.rfind("\n") + 1]
+        self.offset += len(complete.encode())
+        return [Window.decode(json.loads(line)) for line in complete.splitlines() if line]
+
+
+def report(run_dir: Path, prof: profiles.Profile | None = None) -> int:
+    """Analyse run_dir, write summary.json, report.html, junit.xml; 0 if every SLO held."""
+    from loadgen.report import junit, render
+
+    summary = analysis.analyse(run_dir)
+    write_json(run_dir / "summary.json", summary)
+    (run_dir / "report.html").write_text(render.html(summary), encoding="utf-8")
+    (run_dir / "junit.xml").write_text(junit.xml(summary), encoding="utf-8")
+    for line in summary["findings"]:
+        print(f"  {line}")
+    print(f"loadgen run: report {run_dir / 'report.html'}")
+    if not summary["passed"]:
+        breached = [v["name"] for v in summary["slo"] if not v["ok"]]
+        print(f"loadgen run: SLOs breached: {', '.join(breached)}", file=sys.stderr)
+        return 1
+    return 0
