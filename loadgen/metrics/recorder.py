@@ -73,6 +73,7 @@ class Window:
     late: int = 0  # open loop: sends that started behind their schedule
     offered: float = 0.0  # open loop: the request rate the schedules asked for (req/s)
     users: int = 0  # users running when the window closed
+    cpu_s: float = 0.0  # CPU seconds the recording processes used in the window
 
     @property
     def count(self) -> int:
@@ -87,6 +88,7 @@ class Window:
         self.late += other.late
         self.offered += other.offered
         self.users += other.users
+        self.cpu_s += other.cpu_s
 
     def encode(self) -> dict[str, Any]:
         return {
@@ -94,6 +96,7 @@ class Window:
             "users": self.users,
             "offered": round(self.offered, 3),
             "late": self.late,
+            "cpu_s": round(self.cpu_s, 4),
             "cells": {k: c.encode() for k, c in sorted(self.cells.items())},
         }
 
@@ -101,7 +104,12 @@ class Window:
     def decode(cls, data: dict[str, Any]) -> Window:
         cells = {k: Cell.decode(v) for k, v in data["cells"].items()}
         return cls(
-            int(data["t"]), cells, int(data["late"]), float(data["offered"]), int(data["users"])
+            int(data["t"]),
+            cells,
+            int(data["late"]),
+            float(data["offered"]),
+            int(data["users"]),
+            float(data.get("cpu_s", 0.0)),
         )
 
 
@@ -137,10 +145,13 @@ class Recorder:
         on_window: Callable[[Window], None],
         clock: Callable[[], float] = time.time,
         gauges: Callable[[], tuple[int, float]] = lambda: (0, 0.0),
+        cpu_clock: Callable[[], float] = time.process_time,
     ) -> None:
         self.on_window = on_window
         self.clock = clock
         self.gauges = gauges  # (users, offered req/s) at a window's close
+        self.cpu_clock = cpu_clock
+        self._cpu = cpu_clock()
         self._open = _Open(int(clock()) + 1)
 
     def record(self, outcome: Outcome, response_us: int | None = None) -> None:
@@ -192,4 +203,5 @@ class Recorder:
                 Latencies.from_tally(response) if response else Latencies(),
             )
         users, offered = self.gauges()
-        return Window(w.t, cells, w.late, offered, users)
+        cpu, self._cpu = self._cpu, self.cpu_clock()
+        return Window(w.t, cells, w.late, offered, users, self._cpu - cpu)

@@ -207,6 +207,7 @@ def _level(name: str, ws: list[Window], slo: dict[str, Any], open_loop: bool) ->
         "offered_rps": round(offered, 1),
         "throughput_rps": round(t.total / len(ws), 1),
         "users": max(w.users for w in ws),
+        "cpu_s": round(sum(w.cpu_s for w in ws), 3),
         "rate_limited_share": round(t.share("rate_limited"), 4),
         "error_share": round(t.share(*FAILED), 4),
         **{k: lat[k] for k in ("p50", "p95", "p99")},
@@ -245,9 +246,14 @@ def rate_limit_onset(series: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 
 def capacity(summary: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
-    cpu = float(meta.get("generator_cpu_s") or 0.0)
-    total = summary["totals"]["count"]
-    per_core = total / cpu if cpu else 0.0
+    """Generator cores for the 1M/min target at the busiest level's requests per CPU second.
+
+    CPU comes from the windows (each recording process's CPU in that second), so start-up and
+    idle time are left out; the busiest level is where the per-request cost is least diluted by
+    timers and heartbeats."""
+    busiest = max(summary["levels"], key=lambda lv: lv["throughput_rps"], default=None)
+    cpu = busiest["cpu_s"] if busiest else 0.0
+    per_core = busiest["throughput_rps"] * busiest["seconds"] / cpu if cpu else 0.0
     cores = math.ceil(TARGET_RPS / (per_core * (1 - HEADROOM))) if per_core else None
     knee_rps = summary["knee"]["throughput_rps"]
     return {

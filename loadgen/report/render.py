@@ -37,11 +37,12 @@ _SCRIPT = r"""
     return Object.assign({label: label, data: data, stroke: colour, width: 2}, extra || {});
   }
   var S = D.series, T = S.map(function (s) { return s.t; });
-  // throughput stacked by outcome: each band drawn from the running sum of those below it
+  // throughput stacked by outcome: each band is the running sum of those below it, drawn top
+  // first with an opaque fill, so each lower band covers the one above down to its own line
   var acc = S.map(function () { return 0; }), bands = [];
   D.outcomes.forEach(function (name) {
     acc = acc.map(function (v, i) { return v + S[i][name]; });
-    bands.push(line(name, acc.slice(), D.colours[name], {fill: D.colours[name] + "55"}));
+    bands.push(line(name, acc.slice(), D.colours[name], {fill: D.colours[name]}));
   });
   chart("throughput", "Requests per second, stacked by outcome", T, bands.reverse());
   var ms = function (k) { return S.map(function (s) { return s[k] / 1000; }); };

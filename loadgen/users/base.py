@@ -57,6 +57,7 @@ class TraderUser(User):
             user=self.number,
             cross_share=opts.cross_share,
         )
+        self._last_reply = 0.0
         self._base_mix = self.flow.mix
         self._stage_mix: dict[str, float] | None = None
         self.schedule = (
@@ -92,8 +93,14 @@ class TraderUser(User):
         outcome = self.perform(action, now)
         if intended is None:
             self.report(outcome)
-        else:  # open loop: latency from the intended send time as well
-            self.report(outcome, outcome.latency_us + int((now - intended) * 1e6))
+        else:
+            # Open loop: latency from the intended send time too (coordinated omission
+            # corrected) for the part of the delay the venue caused: this send waited on the
+            # last reply past its turn. What the generator adds on top (timers wake up to ~1 ms
+            # late, a busy core) is not the venue's; `late` counts those sends instead.
+            waited = min(now, self._last_reply) - intended
+            self.report(outcome, outcome.latency_us + max(0, int(waited * 1e6)))
+        self._last_reply = time.monotonic()
 
     def wait_turn(self) -> float | None:
         """Wait for this user's next slot: its open-loop schedule, then the run's rate cap.
