@@ -75,6 +75,13 @@ def add_venue_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--stall-for", type=float, default=0.0, help="seconds each stall lasts")
     p.add_argument(
+        "--latency-per-krps",
+        type=float,
+        default=0.0,
+        help="added reply latency, ms per 1,000 requests/s served the second before "
+        "(a venue that slows with load; 0 = off)",
+    )
+    p.add_argument(
         "--drop",
         type=float,
         default=0.0,
@@ -92,6 +99,7 @@ def venue_config(args: argparse.Namespace):  # -> VenueConfig
         unavailable_ratio=args.unavailable,
         stall_every_s=args.stall_every,
         stall_for_s=args.stall_for,
+        latency_per_krps=args.latency_per_krps,
         drop_ratio=args.drop,
         seed=args.fault_seed,
     )

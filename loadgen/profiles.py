@@ -7,7 +7,8 @@ what is wrong; an unknown field is an error (a typo must not silently become a d
     name = "smoke"
     [target]   venue = "embedded" | "url"; rest/ws/fix URLs and keys_file for "url";
                allow_hosts (non-loopback hosts this profile may hit); tier, pairs (markets),
-               latency/stall_every/stall_for/unavailable/drop (the embedded venue's knobs)
+               latency/stall_every/stall_for/unavailable/drop/latency_per_krps (the embedded
+               venue's knobs, as `loadgen venue` has them)
     [users]    rest/ws/fix: relative weights of the three traders
     [flow]     mix (op -> weight), pairs (name -> weight), cross_share, seed
     [load]     loop = "closed" | "open"; max_rate (requests/s, the hard cap); spawn_rate
@@ -36,7 +37,8 @@ PROTOCOLS = ("rest", "ws", "fix")
 STAGE_KINDS = ("ramp", "step", "spike", "soak")
 SLO_PERCENTILES = ("p25", "p50", "p95", "p99", "p99.9", "max")
 _REQUIRED = object()
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_DURATION = re.compile(r"^(?:\d+(?:\.\d+)?(?:ms|s|m|h))+$|^\d+(?:\.\d+)?$")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)?")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 
@@ -45,14 +47,14 @@ class ProfileError(ValueError):
 
 
 def parse_duration(value: Any) -> float:
-    """'30s', '5m', '1h', '250ms' or a number of seconds -> seconds."""
+    """'30s', '5m', '1h30m', '250ms' or a number of seconds -> seconds."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         seconds = float(value)
     else:
-        match = _DURATION.match(str(value))
-        if not match:
-            raise ValueError(f"expected a duration such as '30s', '5m' or '1h', got {value!r}")
-        seconds = float(match.group(1)) * _UNITS[match.group(2)]
+        text = str(value).replace(" ", "")
+        if not _DURATION.match(text):
+            raise ValueError(f"expected a duration such as '30s', '5m' or '1h30m', got {value!r}")
+        seconds = sum(float(n) * _UNITS[u or None] for n, u in _DURATION_PART.findall(text))
     if seconds <= 0:
         raise ValueError(f"a duration must be above 0, got {value!r}")
     return seconds
@@ -142,6 +144,7 @@ class Target:
     stall_for: float = 0.0
     unavailable: float = 0.0
     drop: float = 0.0
+    latency_per_krps: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -293,6 +296,7 @@ def _target(t: _Table) -> Target:
         "stall_for": t.number("stall_for", 0.0),
         "unavailable": t.number("unavailable", 0.0, 0.0, 1.0),
         "drop": t.number("drop", 0.0, 0.0, 1.0),
+        "latency_per_krps": t.number("latency_per_krps", 0.0),
     }
     if venue == "url":
         if not urls["rest"]:

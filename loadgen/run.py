@@ -103,6 +103,7 @@ def start_target(prof: profiles.Profile) -> tuple[Any, dict[str, str], str]:
         flags += ["--latency", spec]
     flags += ["--stall-every", str(t.stall_every), "--stall-for", str(t.stall_for)]
     flags += ["--unavailable", str(t.unavailable), "--drop", str(t.drop)]
+    flags += ["--latency-per-krps", str(t.latency_per_krps)]
     cores = sorted(os.sched_getaffinity(0))
     pin = cores[-1] if len(cores) >= 2 and shutil.which("taskset") else None
     venue = VenueProcess(*flags, cpu=pin)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -61,6 +62,9 @@ class Knobs:
     stall_every_s: float = 0.0  # a stall starts every this many seconds (0 = never)
     stall_for_s: float = 0.0  # and lasts this long: requests wait, unread, until it ends
     drop_ratio: float = 0.0  # chance per request that the venue drops the connection instead
+    # A venue that slows with load: added reply latency, ms, per 1,000 requests/s it answered
+    # in the previous second (what a queue in front of a saturating engine does, roughly)
+    latency_per_krps: float = 0.0
     seed: int = 0
 
     def validate(self) -> None:
@@ -72,6 +76,8 @@ class Knobs:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise KnobError(f"{name} must be between 0 and 1, got {value}")
+        if self.latency_per_krps < 0:
+            raise KnobError(f"latency_per_krps must not be negative, got {self.latency_per_krps}")
         if self.stall_every_s < 0 or self.stall_for_s < 0:
             raise KnobError("stall_every_s and stall_for_s must not be negative")
         if self.stall_every_s and self.stall_for_s >= self.stall_every_s:
@@ -90,12 +96,26 @@ class Faults:
         self.unavailable_ratio = knobs.unavailable_ratio
         self.drop_ratio = knobs.drop_ratio
         self.stalls = knobs.stall_every_s > 0 and knobs.stall_for_s > 0
-        self.any_delay = bool(self.samplers)
+        self.per_request = knobs.latency_per_krps / 1e6  # s per (request/s)
+        self.any_delay = bool(self.samplers) or self.per_request > 0
+        self._second, self._count, self._last_rate = 0, 0, 0
 
     def delay(self, protocol: str) -> float:
         """Seconds of added latency for one reply (a sample of the protocol's spec)."""
         sampler = self.samplers.get(protocol)
-        return sampler(self.rng) if sampler is not None else 0.0
+        delay = sampler(self.rng) if sampler is not None else 0.0
+        if self.per_request:
+            delay += self.per_request * self._load(time.monotonic())
+        return delay
+
+    def _load(self, now: float) -> int:
+        """Requests answered in the previous whole second (this one counted as it goes)."""
+        second = int(now)
+        if second != self._second:
+            self._last_rate = self._count if second == self._second + 1 else 0
+            self._second, self._count = second, 0
+        self._count += 1
+        return self._last_rate
 
     def stall_left(self, now: float) -> float:
         """Seconds until the current stall ends (0 when the engine is not stalled).

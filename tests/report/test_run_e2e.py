@@ -1,0 +1,217 @@
+"""`loadgen run` end to end: a real venue on loopback, real Locust, the report and the verdict.
+
+Each run is short (a few seconds of load); the profiles are written here so each test says
+exactly what it runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+import pytest
+
+from loadgen.metrics.hist import Latencies
+from loadgen.metrics.store import read_windows
+
+BASE = """
+name = "{name}"
+[target]
+venue = "embedded"
+tier = "unlimited"
+pairs = 30
+{knobs}
+[users]
+{users}
+[load]
+loop = "{loop}"
+max_rate = 5000
+spawn_rate = 100
+{stages}
+[slo]
+max_error_ratio = 0.01
+{slo}
+"""
+
+
+def profile(tmp: Path, name: str, *, loop: str = "closed", knobs: str = "", stages: str,
+            users: str = "rest = 1\nws = 1\nfix = 1", slo: str = "") -> Path:  # fmt: skip
+    path = tmp / f"{name}.toml"
+    path.write_text(
+        BASE.format(name=name, loop=loop, knobs=knobs, stages=stages, users=users, slo=slo)
+    )
+    return path
+
+
+def stage(duration: str, users: int, rate: float = 0, kind: str = "step") -> str:
+    return f'[[stages]]\nkind = "{kind}"\nduration = "{duration}"\nusers = {users}\nrate = {rate}\n'
+
+
+def run(
+    path: Path, results: Path, *args: str, timeout: float = 120
+) -> tuple[subprocess.CompletedProcess, Path]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "loadgen.cli", "run", str(path), "--results", str(results), *args],
+        capture_output=True, text=True, timeout=timeout, check=False,
+    )  # fmt: skip
+    dirs = sorted(results.glob("*-*"))
+    return proc, dirs[-1] if dirs else results
+
+
+def latencies(run_dir: Path, response: bool) -> Latencies:
+    out = Latencies()
+    for w in read_windows(run_dir):
+        for key, cell in w.cells.items():
+            if key.split("/")[2] in ("ok", "rejected", "rate_limited"):
+                out.add(cell.response if response else cell.service)
+    return out
+
+
+@pytest.fixture(scope="module")
+def breached_run(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[subprocess.CompletedProcess, Path]:
+    """All three traders, closed loop, with one SLO no venue can keep."""
+    tmp = tmp_path_factory.mktemp("breach")
+    slo = '[slo.latency]\n"ws/add" = { p50 = 0.001 }\n"*" = { p99 = 5000 }\n'
+    path = profile(tmp, "breach", stages=stage("5s", 6), slo=slo)
+    return run(path, tmp / "results")
+
+
+def test_a_breached_slo_fails_the_run_and_names_itself_in_junit(breached_run) -> None:
+    proc, run_dir = breached_run
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "SLOs breached: ws/add p50" in proc.stderr
+    suite = ET.parse(run_dir / "junit.xml").getroot().find("testsuite")
+    assert suite is not None and suite.get("failures") == "1"
+    failed = [c.get("name") for c in suite.iter("testcase") if c.find("failure") is not None]
+    assert failed == ["ws/add p50"]
+
+
+def test_the_report_matches_the_windows_and_no_order_is_left_open(breached_run) -> None:
+    proc, run_dir = breached_run
+    assert "0 orders were still open" in proc.stdout
+    summary = json.loads((run_dir / "summary.json").read_text())
+    windows = read_windows(run_dir)
+    assert summary["totals"]["count"] == sum(w.count for w in windows) > 0
+    assert {o["protocol"] for o in summary["operations"]} == {"rest", "ws", "fix"}
+    for o in summary["operations"]:
+        lat = o["latency_us"]
+        assert lat["p25"] <= lat["p50"] <= lat["p95"] <= lat["p99"] <= lat["p99.9"] <= lat["max"]
+        assert lat["jitter"] == lat["p95"] - lat["p25"]
+    assert summary["run"]["loop"] == "closed"
+    assert summary["run"]["latency_measure"].startswith("service time")
+    html = (run_dir / "report.html").read_text()
+    assert "closed loop" in html and "BREACHED" in html and "<script>" in html
+
+
+@pytest.mark.skipif(not shutil.which("chromium"), reason="Debian's chromium is not installed")
+def test_the_report_loads_in_headless_chromium_with_no_errors_and_draws_every_chart(
+    breached_run, tmp_path: Path
+) -> None:
+    _, run_dir = breached_run
+    proc = subprocess.run(
+        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr",
+         f"--user-data-dir={tmp_path}", "--virtual-time-budget=5000", "--dump-dom",
+         (run_dir / "report.html").as_uri()],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    body = proc.stdout[proc.stdout.index("<body") :].split(">", 1)[0]
+    assert 'data-errors="0"' in body and 'data-charts="5"' in body, body
+    assert "Uncaught" not in proc.stderr
+    assert proc.stdout.count("<canvas") == 5
+
+
+def test_a_malformed_profile_gives_one_clear_line_and_no_traceback(tmp_path: Path) -> None:
+    path = profile(tmp_path, "bad", stages=stage("ten seconds", 3))
+    proc, _ = run(path, tmp_path / "results")
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert lines == [
+        f"loadgen run: {path}: stages[0].duration: expected a duration such as '30s', '5m' or "
+        "'1h30m', got 'ten seconds'"
+    ]
+    assert not (tmp_path / "results").exists()  # nothing half-written
+
+
+def test_a_venue_stall_shows_in_open_loop_percentiles_and_hides_in_closed_loop(
+    tmp_path: Path,
+) -> None:
+    """Coordinated omission: one-second stalls every 3 s. Open loop (100 requests/s) measures
+    from the intended send, so the sends due during a stall carry its wait; closed loop sends
+    nothing while it waits, so the stall touches one request per user and vanishes from P99."""
+    knobs = "stall_every = 3\nstall_for = 1"
+    users = "rest = 1"
+    open_ = profile(
+        tmp_path, "open", loop="open", knobs=knobs, users=users, stages=stage("7s", 10, 100)
+    )
+    closed = profile(tmp_path, "closed", knobs=knobs, users=users, stages=stage("7s", 10))
+    proc, open_dir = run(open_, tmp_path / "open")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc, closed_dir = run(closed, tmp_path / "closed")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    corrected = latencies(open_dir, response=True)
+    assert corrected.percentile(99) >= 500_000  # us: the stall is in the tail
+    assert corrected.percentile(90) >= 100_000
+    naive = latencies(closed_dir, response=False)
+    assert naive.max_us >= 500_000  # closed loop saw the stall...
+    assert naive.percentile(99) < 50_000  # ...and its percentiles hide it
+    assert json.loads((open_dir / "summary.json").read_text())["run"]["loop"] == "open"
+
+
+def test_the_knee_is_where_a_venue_that_slows_with_load_breaks_its_slo(tmp_path: Path) -> None:
+    """The venue adds 20 ms per 1,000 requests/s served: about 2, 4, 8 and 16 ms at 100, 200,
+    400 and 800 requests/s. With P50 <= 6 ms the knee is the 200 requests/s step, and latency
+    is what broke past it."""
+    stages = "".join(stage("4s", 40, r) for r in (100, 200, 400, 800))
+    path = profile(
+        tmp_path, "knee", loop="open", knobs="latency_per_krps = 20", users="rest = 1",
+        stages=stages, slo='[slo.latency]\n"*" = { p50 = 6 }',
+    )  # fmt: skip
+    proc, run_dir = run(path, tmp_path / "results")
+    assert proc.returncode == 1, proc.stdout + proc.stderr  # the later steps breach it
+    knee = json.loads((run_dir / "summary.json").read_text())["knee"]
+    assert knee["level"] == "stage 2 (step)", knee
+    assert 150 <= knee["throughput_rps"] <= 250
+    assert knee["broke_first"] == ["latency"]
+    assert knee["broke_at"] == "stage 3 (step)"
+
+
+def test_a_sigkilled_run_leaves_readable_results(tmp_path: Path) -> None:
+    path = profile(tmp_path, "killed", users="rest = 1", stages=stage("60s", 4))
+    results = tmp_path / "results"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "loadgen.cli", "run", str(path), "--results", str(results)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # poll until three windows are on disk
+            found = list(results.glob("*/windows.jsonl"))
+            if found and found[0].read_text().count("\n") >= 3:
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("no windows were written")
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    run_dir = found[0].parent
+    windows = read_windows(run_dir)
+    assert len(windows) >= 3 and sum(w.count for w in windows) > 0
+    report = subprocess.run(
+        [sys.executable, "-m", "loadgen.cli", "report", str(run_dir)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["run"]["complete"] is False
+    assert summary["totals"]["count"] == sum(w.count for w in windows)
+    assert "did not finish" in (run_dir / "report.html").read_text()
+    assert report.returncode in (0, 1)  # a verdict, not a crash
