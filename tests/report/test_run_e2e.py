@@ -6,6 +6,7 @@ exactly what it runs.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -19,7 +20,7 @@ from xml.etree import ElementTree as ET
 import pytest
 
 from loadgen.metrics.hist import Latencies
-from loadgen.metrics.store import read_windows
+from loadgen.metrics.store import read_raw, read_windows
 
 BASE = """
 name = "{name}"
@@ -215,3 +216,16 @@ def test_a_sigkilled_run_leaves_readable_results(tmp_path: Path) -> None:
     assert summary["totals"]["count"] == sum(w.count for w in windows)
     assert "did not finish" in (run_dir / "report.html").read_text()
     assert report.returncode in (0, 1)  # a verdict, not a crash
+
+
+def test_workers_ship_their_windows_to_the_master_and_lose_none(tmp_path: Path) -> None:
+    """--workers 2: two sources in windows.jsonl, and every request Locust counted is in them."""
+    path = profile(tmp_path, "workers", stages=stage("4s", 4))
+    proc, run_dir = run(path, tmp_path / "results", "--workers", "2")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert len({source for source, _ in read_raw(run_dir)}) == 2
+    with open(run_dir / "locust_stats.csv") as fh:
+        total = next(
+            int(r["Request Count"]) for r in csv.DictReader(fh) if r["Name"] == "Aggregated"
+        )
+    assert sum(w.count for w in read_windows(run_dir)) == total > 0

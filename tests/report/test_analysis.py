@@ -1,0 +1,134 @@
+"""Analysis, comparison, pacing and the shape, on windows and profiles made here."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from loadgen.flow.pacing import Schedule, Throttle
+from loadgen.metrics.recorder import Recorder, Window
+from loadgen.metrics.store import ResultsWriter
+from loadgen.outcome import Outcome
+from loadgen.profiles import Profile, Slo, Stage, Target
+from loadgen.report import analysis, junit
+from loadgen.report.compare import compare
+from loadgen.users.shape import level_at
+
+
+def write_run(
+    run_dir: Path, levels: list[tuple[int, int, str]], slo: dict, loop: str = "closed"
+) -> None:
+    """Each level: (requests per second, latency us, outcome) for 5 seconds."""
+    t = [1000.0]
+    writer = ResultsWriter(run_dir, {"loop": loop, "start": 1000.0, "slo": slo,
+                                     "stages": [{"kind": "step", "duration": 5}] * len(levels)})  # fmt: skip
+    rec = Recorder(writer.append, clock=lambda: t[0], cpu_clock=lambda: t[0] / 2)
+    for rate, latency, cls in levels:
+        for _ in range(5):
+            for i in range(rate):
+                t[0] += 1 / rate if i else 0.0001
+                rec.record(
+                    Outcome(
+                        "rest",
+                        "add",
+                        cls,
+                        latency,
+                        limit="trading" if cls == "rate_limited" else "",
+                    )
+                )
+            t[0] = float(int(t[0])) + 1.0  # the next second
+    rec.flush()
+    writer.close()
+
+
+SLO = {"max_error_ratio": 0.01, "rate_limited": None,
+       "latency": [{"selector": "*", "limits_ms": {"p99": 5.0}}]}  # fmt: skip
+
+
+def test_the_knee_is_the_busiest_level_that_kept_its_slos(tmp_path: Path) -> None:
+    write_run(
+        tmp_path, [(100, 1000, "ok"), (200, 2000, "ok"), (400, 9000, "ok"), (800, 20000, "ok")], SLO
+    )
+    s = analysis.analyse(tmp_path)
+    assert s["knee"]["level"] == "stage 2 (step)"
+    assert s["knee"]["throughput_rps"] == pytest.approx(200, rel=0.05)
+    assert s["knee"]["broke_first"] == ["latency"] and s["knee"]["broke_at"] == "stage 3 (step)"
+    assert not s["passed"]
+    assert s["findings"][0].startswith("Knee: 200 requests/s (stage 2 (step))")
+    assert s["capacity"]["generator_rps_per_core"] == pytest.approx(
+        1600, rel=0.05
+    )  # 800/s on 0.5 s CPU/s
+
+
+def test_rejections_breaking_first_are_named_and_their_onset_found(tmp_path: Path) -> None:
+    slo = dict(SLO, rate_limited=[0.0, 0.1])
+    write_run(tmp_path, [(100, 1000, "ok"), (300, 1000, "rate_limited")], slo)
+    s = analysis.analyse(tmp_path)
+    assert s["knee"]["broke_first"] == ["rejections"]
+    assert s["rate_limits_began"]["second"] == 6
+    assert s["totals"]["rate_limited_by"] == {"trading": 1500}
+
+
+def test_errors_are_counted_not_timed(tmp_path: Path) -> None:
+    write_run(tmp_path, [(100, 1000, "ok"), (100, 999_000, "error")], SLO)
+    s = analysis.analyse(tmp_path)
+    assert s["totals"]["latency_us"]["max"] == 1000
+    assert s["totals"]["outcomes"]["error"] == 500
+    assert [v["ok"] for v in s["slo"]] == [False, True]  # error ratio 0.5; p99 1 ms
+
+
+def test_junit_names_each_slo_and_fails_the_breached(tmp_path: Path) -> None:
+    write_run(tmp_path, [(100, 9000, "ok")], SLO)
+    xml = junit.xml(analysis.analyse(tmp_path))
+    assert (
+        'tests="2" failures="1"' in xml and 'name="* p99"' in xml and "SLO breached: * p99" in xml
+    )
+
+
+def test_compare_flags_what_got_worse_beyond_the_threshold(tmp_path: Path) -> None:
+    write_run(tmp_path / "a", [(100, 1000, "ok")], SLO)
+    write_run(tmp_path / "b", [(100, 1300, "ok")], SLO)
+    write_run(tmp_path / "c", [(100, 1050, "ok")], SLO)
+    a, b, c = (analysis.analyse(tmp_path / x) for x in "abc")
+    flagged = {r["metric"] for r in compare(a, b, 0.1) if r["regression"]}
+    assert flagged == {"p50 us", "p95 us", "p99 us", "p99.9 us"}
+    assert not any(r["regression"] for r in compare(a, c, 0.1))
+    json.dumps(compare(a, b, 0.1))  # what --json-minded callers get is plain data
+
+
+def test_an_open_loop_schedule_keeps_its_rate_whatever_the_replies_do() -> None:
+    s = Schedule(start=10.0, rate=4.0)
+    assert [s.take() for _ in range(4)] == [10.0, 10.25, 10.5, 10.75]  # hits(t) = rate * t
+    s.set_rate(0.0, now=11.0)
+    s.set_rate(2.0, now=20.0)  # a user that had no rate starts its schedule when given one
+    assert [s.take() for _ in range(2)] == [20.0, 20.5]
+
+
+def test_the_throttle_hands_out_at_most_rate_slots_per_second() -> None:
+    cap = Throttle(rate=100.0)
+    slots = [cap.take(now=5.0) for _ in range(250)]
+    assert slots[0] == 5.0 and slots[-1] == pytest.approx(7.49)
+    assert Throttle().take(now=3.0) == 3.0  # rate 0: no cap
+
+
+def test_the_shape_ramps_then_holds_and_ends() -> None:
+    stages = (
+        Stage("ramp", 10, 100, 1000.0),
+        Stage("step", 5, 100, 1000.0),
+        Stage("spike", 5, 50, 4000.0),
+    )
+    prof = Profile("p", "p.toml", "", Target(), {"rest": 1, "ws": 0, "fix": 0}, None, {"XBTUSD": 1},
+                   0.1, 0, "open", 5000.0, 10.0, stages, Slo())  # fmt: skip
+    assert level_at(prof, 0.0) == (1, 0.0)
+    assert level_at(prof, 5.0) == (50, 500.0)
+    assert level_at(prof, 12.0) == (100, 1000.0)
+    assert level_at(prof, 16.0) == (50, 4000.0)
+    assert level_at(prof, 20.0) is None
+
+
+def test_windows_without_stages_are_cut_into_five_second_levels() -> None:
+    windows = [Window(t) for t in range(101, 113)]
+    names = [name for name, _ in analysis.levels(windows, {"start": 100.0})]
+    assert names == ["0-5 s", "5-10 s", "10-15 s"]

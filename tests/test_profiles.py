@@ -1,0 +1,151 @@
+"""Profiles: the shipped ones load; every mistake is one line naming the file and the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from loadgen import profiles
+from loadgen.profiles import ProfileError, parse_duration
+
+ROOT = Path(__file__).resolve().parents[1]
+GOOD = """
+name = "t"
+[target]
+venue = "embedded"
+[load]
+max_rate = 1000
+[[stages]]
+duration = "10s"
+users = 5
+"""
+
+
+@pytest.mark.parametrize("name", ["smoke", "ramp", "soak", "spike", "ratelimit"])
+def test_every_shipped_profile_loads(name: str) -> None:
+    prof = profiles.load(ROOT / "profiles" / f"{name}.toml")
+    assert prof.name == name and prof.stages and prof.max_rate > 0
+
+
+def test_the_ramp_profile_climbs_to_a_million_requests_a_minute() -> None:
+    prof = profiles.load(ROOT / "profiles" / "ramp.toml")
+    assert prof.loop == "open" and prof.peak_rate * 60 >= 1_000_000
+    rates = [s.rate for s in prof.stages]
+    assert rates == sorted(rates)
+
+
+def test_the_spike_profile_swings_its_mix_to_cancels_and_amends() -> None:
+    prof = profiles.load(ROOT / "profiles" / "spike.toml")
+    base, spike = prof.stages[0], next(s for s in prof.stages if s.kind == "spike")
+    assert spike.rate >= 3 * base.rate
+    assert spike.mix is not None and spike.mix["cancel"] + spike.mix["amend"] > spike.mix["add"]
+
+
+LOAD = "[load]"
+BAD = [
+    # (what is wrong, text in GOOD, what replaces it, the tail of the one-line error)
+    ("an unknown top-level field", 'name = "t"', 'name = "t"\ncolour = "red"', ": colour: unknown field"),
+    ("a typo in a table", LOAD, "[slo]\nmax_eror_ratio = 0.1\n" + LOAD, "slo.max_eror_ratio: unknown field"),
+    ("a duration that is not one", '"10s"', '"soon"', "stages[0].duration: expected a duration"),
+    ("a negative user count", "users = 5", "users = -1", "stages[0].users: must be >= 0"),
+    ("a stage rate above the cap", "users = 5", "users = 5\nrate = 5000",
+     "stages[0].rate: 5000 requests/s is above load.max_rate 1000"),
+    ("an unknown operation in the mix", LOAD, "[flow]\nmix = { add = 1, nuke = 2 }\n" + LOAD,
+     "flow.mix.nuke: unknown name"),
+    ("a mix with no adds", LOAD, "[flow]\nmix = { cancel = 1 }\n" + LOAD,
+     "flow.mix.add: needs a weight above 0"),
+    ("a wrong type", LOAD, '[users]\nrest = "lots"\n' + LOAD,
+     "users.rest: expected int or float, got str 'lots'"),
+    ("a bad SLO selector", LOAD, '[slo.latency]\n"ws/nuke" = { p99 = 5 }\n' + LOAD,
+     "slo.latency.ws/nuke: expected an operation"),
+    ("an unknown SLO percentile", LOAD, '[slo.latency]\n"*" = { p42 = 5 }\n' + LOAD,
+     "slo.latency.*.p42: unknown field"),
+    ("a rate-limit band upside down", LOAD, "[slo]\nrate_limited = [0.5, 0.1]\n" + LOAD,
+     "slo.rate_limited: expected [low, high]"),
+    ("an unknown tier", 'venue = "embedded"', 'venue = "embedded"\ntier = "gold"',
+     "target.tier: must be one of"),
+    ("no stages", "[[stages]]", "[[nothing]]", ": stages: required field is missing"),
+    ("no hard cap", "max_rate = 1000", "", "load.max_rate: required field is missing"),
+    ("open loop without rates", LOAD, LOAD + '\nloop = "open"', "stages[0].rate: open loop needs"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("why", "old", "new", "error"), BAD, ids=[b[0] for b in BAD])
+def test_a_bad_profile_is_one_line_naming_file_and_field(
+    tmp_path: Path, why: str, old: str, new: str, error: str
+) -> None:
+    assert old in GOOD
+    path = tmp_path / "p.toml"
+    path.write_text(GOOD.replace(old, new, 1))
+    with pytest.raises(ProfileError) as info:
+        profiles.load(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: ") and "\n" not in message
+    assert error in message
+
+
+def test_missing_and_broken_files_are_named(tmp_path: Path) -> None:
+    with pytest.raises(ProfileError, match="no such profile file"):
+        profiles.load(tmp_path / "nope.toml")
+    (tmp_path / "x.toml").write_text("name = = 1")
+    with pytest.raises(ProfileError, match=r"x\.toml: not valid TOML"):
+        profiles.load(tmp_path / "x.toml")
+
+
+def _url_profile(tmp_path: Path, host: str, allow: str = "") -> Path:
+    path = tmp_path / "url.toml"
+    path.write_text(
+        GOOD.replace(
+            'venue = "embedded"',
+            f'venue = "url"\nrest = "http://{host}:8080"\nkeys_file = "k.json"\n{allow}',
+        )
+    )
+    return path
+
+
+def test_a_host_off_loopback_runs_only_when_the_profile_allows_it(tmp_path: Path) -> None:
+    assert profiles.load(_url_profile(tmp_path, "127.0.0.1")).target.rest
+    with pytest.raises(
+        ProfileError, match=r"'venue\.example' is not loopback and not in target\.allow_hosts"
+    ):
+        profiles.load(_url_profile(tmp_path, "venue.example"))
+    allowed = _url_profile(tmp_path, "venue.example", 'allow_hosts = ["venue.example"]')
+    assert profiles.load(allowed).target.allow_hosts == ("venue.example",)
+
+
+def test_no_override_raises_the_hard_cap(tmp_path: Path) -> None:
+    path = tmp_path / "p.toml"
+    path.write_text(GOOD)
+    prof = profiles.load(path)
+    with pytest.raises(ProfileError, match=r"--rate 2000 is above load\.max_rate 1000"):
+        prof.overridden(rate=2000)
+    assert prof.overridden(rate=500, loop="open").stages[0].rate == 500
+
+
+def test_duration_and_users_overrides_keep_the_shape() -> None:
+    prof = profiles.load(ROOT / "profiles" / "ramp.toml").overridden(duration=50, users=90)
+    assert prof.duration == pytest.approx(50)
+    assert [s.users for s in prof.stages] == [15, 30, 30, 60, 90]
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("30s", 30),
+        ("5m", 300),
+        ("1h30m", 5400),
+        ("250ms", 0.25),
+        ("12", 12),
+        (7, 7),
+        ("29m30s", 1770),
+    ],
+)
+def test_durations(text: str | int, seconds: float) -> None:
+    assert parse_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("text", ["", "s", "10 parsecs", "-5s", "0", "1h-3m"])
+def test_bad_durations(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_duration(text)
