@@ -383,6 +383,37 @@ def _slo(t: _Table) -> Slo:
     return Slo(ratio, tuple(band) if band else None, tuple(slos))
 
 
+# ---- the stages over time (the Locust shape in users/shape.py asks these) ----------------------
+# ramp moves linearly from the previous stage's users and rate to its own; step, spike and soak
+# hold theirs from their first second (a spike is a step that is short and steep, usually with
+# a mix of its own).
+
+
+def stage_at(profile: Profile, elapsed: float) -> tuple[int, Stage, float] | None:
+    """(index, stage, fraction of it done) at `elapsed` seconds; None once the run is over."""
+    start = 0.0
+    for i, stage in enumerate(profile.stages):
+        if elapsed < start + stage.duration:
+            return i, stage, (elapsed - start) / stage.duration
+        start += stage.duration
+    return None
+
+
+def level_at(profile: Profile, elapsed: float) -> tuple[int, float] | None:
+    """(users, total open-loop rate) at `elapsed` seconds; None once the run is over."""
+    found = stage_at(profile, elapsed)
+    if found is None:
+        return None
+    i, stage, done = found
+    if stage.kind != "ramp":
+        return stage.users, stage.rate
+    prev_users, prev_rate = (0, 0.0) if i == 0 else (
+        profile.stages[i - 1].users, profile.stages[i - 1].rate
+    )  # fmt: skip
+    users = round(prev_users + (stage.users - prev_users) * done)
+    return max(users, 1 if stage.users else 0), prev_rate + (stage.rate - prev_rate) * done
+
+
 def load_as_run(path: str | Path, run_meta: str | Path | None) -> Profile:
     """The profile as `loadgen run` ran it: its run.json's stages and loop (overrides applied)."""
     prof = load(path)

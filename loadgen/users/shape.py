@@ -1,8 +1,7 @@
 """A profile's stages as a Locust LoadTestShape: the same profile drives headless and web UI runs.
 
-ramp moves linearly from the previous stage's users and rate to its own; step, spike and soak
-hold theirs from their first second (a spike is a step that is short and steep, usually with a
-mix of its own). Besides users, the shape answers the open-loop rate and the stage's op mix,
+The stages' arithmetic is loadgen.profiles.level_at (no Locust there: importing Locust patches
+the process with gevent). Besides users, the shape answers the open-loop rate and the stage's op mix,
 which loadgen's pace (users/recording) reads and passes on to the workers.
 """
 
@@ -10,32 +9,7 @@ from __future__ import annotations
 
 from locust import LoadTestShape
 
-from loadgen.profiles import Profile, Stage
-
-
-def stage_at(profile: Profile, elapsed: float) -> tuple[int, Stage, float] | None:
-    """(index, stage, fraction of it done) at `elapsed` seconds; None once the run is over."""
-    start = 0.0
-    for i, stage in enumerate(profile.stages):
-        if elapsed < start + stage.duration:
-            return i, stage, (elapsed - start) / stage.duration
-        start += stage.duration
-    return None
-
-
-def level_at(profile: Profile, elapsed: float) -> tuple[int, float] | None:
-    """(users, total open-loop rate) at `elapsed` seconds; None once the run is over."""
-    found = stage_at(profile, elapsed)
-    if found is None:
-        return None
-    i, stage, done = found
-    if stage.kind != "ramp":
-        return stage.users, stage.rate
-    prev_users, prev_rate = (0, 0.0) if i == 0 else (
-        profile.stages[i - 1].users, profile.stages[i - 1].rate
-    )  # fmt: skip
-    users = round(prev_users + (stage.users - prev_users) * done)
-    return max(users, 1 if stage.users else 0), prev_rate + (stage.rate - prev_rate) * done
+from loadgen.profiles import Profile, level_at, stage_at
 
 
 class ProfileShape(LoadTestShape):

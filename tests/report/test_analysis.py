@@ -11,10 +11,9 @@ from loadgen.flow.pacing import Schedule, Throttle
 from loadgen.metrics.recorder import Recorder, Window
 from loadgen.metrics.store import ResultsWriter
 from loadgen.outcome import Outcome
-from loadgen.profiles import Profile, Slo, Stage, Target
+from loadgen.profiles import Profile, Slo, Stage, Target, level_at
 from loadgen.report import analysis, junit
 from loadgen.report.compare import compare
-from loadgen.users.shape import level_at
 
 
 def write_run(
