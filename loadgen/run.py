@@ -30,6 +30,7 @@ from loadgen.report import analysis
 ROOT = Path(__file__).resolve().parents[1]
 LOCUSTFILE = ROOT / "locustfiles" / "profile.py"
 LIVE_EVERY_S = 5.0  # a live line this often
+UI_LINGER_S = 30  # --ui: seconds the web UI stays up after the run, to look at it
 
 
 def add_args(p: argparse.ArgumentParser) -> None:
@@ -39,7 +40,12 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rate", type=float, help="peak open-loop requests/s (never above max_rate)")
     p.add_argument("--loop", choices=["closed", "open"], help="override the profile's loop model")
     p.add_argument("--workers", type=int, default=0, help="Locust worker processes (0 = one local)")
-    p.add_argument("--ui", action="store_true", help="Locust's web UI (starts the profile's shape)")
+    p.add_argument(
+        "--ui",
+        action="store_true",
+        help=f"Locust's web UI on :8089, running the profile's shape at once; it stays up "
+        f"{UI_LINGER_S} s after the run ends",
+    )
     p.add_argument("--results", help="results folder (default: the profile's output.dir)")
 
 
@@ -125,7 +131,12 @@ def locust_command(
     cmd += ["--csv", str(run_dir / "locust"), "--html", str(run_dir / "locust.html")]
     if args.workers:
         cmd += ["--processes", str(args.workers)]
-    cmd += ["--autostart"] if args.ui else ["--headless", "--only-summary"]
+    # --ui: the web UI starts the shape at once and stays up UI_LINGER_S after it ends
+    cmd += (
+        ["--autostart", "--autoquit", str(UI_LINGER_S)]
+        if args.ui
+        else ["--headless", "--only-summary"]
+    )
     cmd += [cls for cls, p in (("RestTrader", "rest"), ("WsTrader", "ws"), ("FixTrader", "fix"))
             if prof.users[p] > 0]  # fmt: skip
     return cmd

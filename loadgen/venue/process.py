@@ -9,11 +9,21 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the parent dies (Linux; elsewhere a no-op)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class VenueProcess:
@@ -26,8 +36,16 @@ class VenueProcess:
         if cpu is not None:
             cmd = ["taskset", "-c", str(cpu), *cmd]
         self.owner = os.getpid()
+        # Its own session: a Ctrl-C at the terminal reaches Locust, whose users then cancel
+        # what they left open on a venue still there to answer; the owner stops it last. And
+        # it dies with its owner (a SIGKILLed run leaves no venue behind).
         self.proc = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         output = []
         for line in self.proc.stdout:  # type: ignore[union-attr]
