@@ -17,19 +17,29 @@ LATE_S = 0.001  # a send starting over 1 ms after its intended time counts as be
 
 
 class Schedule:
+    """Intended send times at `rate` per second; a new rate re-times the next send from the
+    last one (so a rate given while it is tiny, at the foot of a ramp, never leaves a user
+    parked minutes ahead)."""
+
     def __init__(self, start: float, rate: float) -> None:
         self.next_at = start
         self.rate = rate
+        self.last: float | None = None  # the intended time of the last send
 
     def set_rate(self, rate: float, now: float) -> None:
-        """A new rate from now on; a user that had no rate starts its schedule now."""
-        if self.rate <= 0 < rate:
-            self.next_at = now
+        """A new rate from now on (0: no sends until a rate comes back)."""
+        if rate == self.rate:
+            return
+        if rate > 0:
+            if self.rate <= 0 or self.last is None:
+                self.next_at = max(self.next_at, now) if self.last is None else now
+            else:
+                self.next_at = self.last + 1.0 / rate
         self.rate = rate
 
     def take(self) -> float:
         """The intended time of the next send (the caller waits until then)."""
-        intended = self.next_at
+        intended = self.last = self.next_at
         self.next_at = intended + 1.0 / self.rate
         return intended
 

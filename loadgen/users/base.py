@@ -105,21 +105,24 @@ class TraderUser(User):
     def wait_turn(self) -> float | None:
         """Wait for this user's next slot: its open-loop schedule, then the run's rate cap.
 
-        Returns the intended send time in open loop (None in closed loop)."""
+        Returns the intended send time in open loop (None in closed loop). The schedule is
+        looked at again at least every TICK_S, so a new rate (a ramp, a spike) applies at once.
+        """
         intended = None
         now = time.monotonic()
         schedule = self.schedule
         if schedule is not None:
-            schedule.set_rate(recording.pace.per_user, now)
-            while schedule.rate <= 0:  # no rate for now (a stage at rate 0): look again soon
-                gevent.sleep(recording.TICK_S)
-                now = time.monotonic()
+            slept = False  # a timer waking up late is not the schedule slipping
+            while True:
                 schedule.set_rate(recording.pace.per_user, now)
-            intended = schedule.take()
-            if intended > now:
-                gevent.sleep(intended - now)
+                if schedule.rate > 0 and schedule.next_at <= now:
+                    break
+                wait = schedule.next_at - now if schedule.rate > 0 else recording.TICK_S
+                gevent.sleep(min(wait, recording.TICK_S))
+                slept = True
                 now = time.monotonic()
-            elif now - intended > LATE_S:
+            intended = schedule.take()
+            if not slept and now - intended > LATE_S:
                 recording.behind_schedule()
         slot = recording.pace.cap.take(now)
         if slot > now:

@@ -105,6 +105,16 @@ def test_an_open_loop_schedule_keeps_its_rate_whatever_the_replies_do() -> None:
     assert [s.take() for _ in range(2)] == [20.0, 20.5]
 
 
+def test_a_new_rate_re_times_the_next_send_from_the_last() -> None:
+    """At the foot of a ramp the rate is tiny: the next send must not stay parked far ahead."""
+    s = Schedule(start=0.0, rate=0.001)
+    assert s.take() == 0.0 and s.next_at == 1000.0
+    s.set_rate(5.0, now=0.1)
+    assert s.next_at == pytest.approx(0.2)
+    s.set_rate(1.0, now=0.15)  # slower: later than 0.2, from the last send
+    assert s.next_at == pytest.approx(1.0)
+
+
 def test_the_throttle_hands_out_at_most_rate_slots_per_second() -> None:
     cap = Throttle(rate=100.0)
     slots = [cap.take(now=5.0) for _ in range(250)]
