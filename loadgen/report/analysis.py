@@ -28,6 +28,7 @@ FAILED = ("error", "timeout")
 TARGET_RPS = 1_000_000 / 60  # the project's goal: 1M requests per minute
 HEADROOM = 0.3  # plan generator cores with 30% to spare (a core run flat out skews timing)
 RATE_LIMIT_ONSET = 0.01  # rate limits "began" in the first second over 1% refused
+LATE_SHARE = 0.01  # a level with over 1% of its sends behind schedule: the generator lagged
 
 
 @dataclass
@@ -131,7 +132,7 @@ def levels(windows: list[Window], meta: dict[str, Any]) -> list[tuple[str, list[
         ]
     out = []
     for name, lo, hi in bounds:
-        inside = [w for w in windows if lo < w.t <= hi + 0.999]
+        inside = [w for w in windows if lo <= w.t - 0.5 < hi]  # window t covers [t - 1, t)
         if inside:
             out.append((name, inside))
     return out
@@ -208,6 +209,7 @@ def _level(name: str, ws: list[Window], slo: dict[str, Any], open_loop: bool) ->
         "throughput_rps": round(t.total / len(ws), 1),
         "users": max(w.users for w in ws),
         "cpu_s": round(sum(w.cpu_s for w in ws), 3),
+        "late": sum(w.late for w in ws),
         "rate_limited_share": round(t.share("rate_limited"), 4),
         "error_share": round(t.share(*FAILED), 4),
         **{k: lat[k] for k in ("p50", "p95", "p99")},
@@ -291,6 +293,17 @@ def findings(s: dict[str, Any]) -> list[str]:
         )
     else:
         out.append("No second of the run had more than 1% of its requests rate limited.")
+    behind = [
+        lv for lv in s["levels"] if lv["late"] > LATE_SHARE * lv["throughput_rps"] * lv["seconds"]
+    ]
+    if behind:
+        lv = behind[0]
+        out.append(
+            f"The generator fell behind its schedule from {lv['name']} on ({lv['late']:,} late "
+            f"sends there, {lv['cpu_s'] / lv['seconds']:.2f} CPU-seconds per second): latency from "
+            "there on includes the generator's own queueing; add workers (--workers N) to "
+            "measure the venue past that load."
+        )
     c = s["capacity"]
     if c["generator_cores_needed"]:
         out.append(
