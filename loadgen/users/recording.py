@@ -176,16 +176,15 @@ def _wanted_pace(environment: Environment) -> tuple[float, float, Any]:
     if opts is None:
         return 0.0, 0.0, None
     shape = environment.shape_class
-    rate = shape.current_rate() if hasattr(shape, "current_rate") else None
-    if rate is None:
-        rate = opts.rate
-    if hasattr(shape, "current_users"):
-        users = shape.current_users()
-    else:
-        users = environment.runner.target_user_count if environment.runner else 0
-    per_user = rate / users if rate and users else (0.0 if rate else opts.rate_per_user)
     mix = shape.current_mix() if hasattr(shape, "current_mix") else None
-    return per_user, opts.max_rate, mix
+    shape_rate = shape.current_rate() if hasattr(shape, "current_rate") else None
+    if shape_rate is not None:  # a profile's open loop: its rate now (0 at a ramp's foot)
+        users = shape.current_users()
+        return (shape_rate / users if users else 0.0), opts.max_rate, mix
+    if opts.rate:  # --rate: a total split across the users
+        users = environment.runner.target_user_count if environment.runner else 0
+        return (opts.rate / users if users else 0.0), opts.max_rate, mix
+    return opts.rate_per_user, opts.max_rate, mix
 
 
 # ---- shipping and ending -------------------------------------------------------------------------
