@@ -13,7 +13,6 @@ import argparse
 import dataclasses
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -26,6 +25,7 @@ from loadgen.keys import RUN_KEYS
 from loadgen.metrics.recorder import Window, merge
 from loadgen.metrics.store import RUN_META, WINDOWS, write_json
 from loadgen.report import analysis
+from loadgen.venue.process import VenueProcess, core_split
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCUSTFILE = ROOT / "locustfiles" / "profile.py"
@@ -102,17 +102,14 @@ def start_target(prof: profiles.Profile) -> tuple[Any, dict[str, str], str]:
     t = prof.target
     if t.venue == "url":
         return None, {"rest": t.rest, "ws": t.ws, "fix": t.fix}, t.keys_file
-    from loadgen.venue.process import VenueProcess
-
     flags = ["--keys", str(RUN_KEYS), "--tier", t.tier, "--pairs", str(t.pairs)]
     for spec in t.latency:
         flags += ["--latency", spec]
     flags += ["--stall-every", str(t.stall_every), "--stall-for", str(t.stall_for)]
     flags += ["--unavailable", str(t.unavailable), "--drop", str(t.drop)]
     flags += ["--latency-per-krps", str(t.latency_per_krps)]
-    cores = sorted(os.sched_getaffinity(0))
-    pin = cores[-1] if len(cores) >= 2 and shutil.which("taskset") else None
-    venue = VenueProcess(*flags, cpu=pin)
+    split = core_split()
+    venue = VenueProcess(*flags, cpu=split[1] if split else None)
     return venue, venue.endpoints, ""
 
 
@@ -148,9 +145,9 @@ def run_locust(
     """Run Locust to the end (or Ctrl-C), printing a live line; (exit code, its CPU seconds)."""
     env = dict(os.environ, LOADGEN_PROFILE=prof.path, LOADGEN_PROFILE_RUN=str(run_dir / RUN_META))
     cmd = locust_command(prof, args, run_dir, e, keys)
-    cores = sorted(os.sched_getaffinity(0))
-    if len(cores) >= 2 and shutil.which("taskset") and prof.target.venue == "embedded":
-        cmd = ["taskset", "-c", ",".join(map(str, cores[:-1])), *cmd]  # the venue has the last
+    split = core_split()
+    if split and prof.target.venue == "embedded":
+        cmd = ["taskset", "-c", ",".join(map(str, split[0])), *cmd]  # the venue has the last
     before = os.times()
     log = open(run_dir / "locust.log", "w")  # noqa: SIM115
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)

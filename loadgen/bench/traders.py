@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from pathlib import Path
 
 from loadgen.bench.venue import BenchVenue
 from loadgen.keys import RUN_KEYS
+from loadgen.venue.process import core_split
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCUSTFILE = ROOT / "locustfiles" / "exchange.py"
@@ -44,8 +44,8 @@ class RefusedRun(Exception):
 
 def run_locust(cls: str, venue: BenchVenue, args: argparse.Namespace, out: Path) -> float:
     """CPU us per request of one headless Locust run (RefusedRun if over 1% broke)."""
-    cores = sorted(os.sched_getaffinity(0))
-    pin = ["taskset", "-c", str(cores[0])] if len(cores) >= 2 and shutil.which("taskset") else []
+    split = core_split()
+    pin = ["taskset", "-c", str(split[0][0])] if split else []
     e = venue.endpoints
     if cls == "FastHttpUser":
         target = ["-f", str(BASELINE)]

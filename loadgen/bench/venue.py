@@ -20,7 +20,6 @@ import base64
 import itertools
 import json
 import os
-import shutil
 import statistics
 import sys
 import time
@@ -36,7 +35,7 @@ import psutil
 from loadgen.protocol import fix, rest, wsframe
 from loadgen.protocol.clock import fix_time
 from loadgen.venue.pairs import catalog
-from loadgen.venue.process import VenueProcess
+from loadgen.venue.process import VenueProcess, core_split
 
 # Targets from the issue: venue CPU per request (REST 40 us, WS and FIX 30 us).
 TARGET_US = {"rest": 40.0, "ws": 30.0, "fix": 30.0}
@@ -96,11 +95,12 @@ class BenchVenue(VenueProcess):
     """The venue under test, pinned to the last core (the driver keeps the others)."""
 
     def __init__(self, pairs: int = BENCH_PAIRS, tier: str = "pro", keys: int = BENCH_KEYS) -> None:
-        cores = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
-        self.pinned = len(cores) >= 2 and shutil.which("taskset") is not None
-        cpu = max(cores) if self.pinned else None
-        if self.pinned:
-            os.sched_setaffinity(0, cores - {max(cores)})
+        split = core_split()
+        self.pinned = split is not None
+        cpu = None
+        if split is not None:
+            load, cpu = split
+            os.sched_setaffinity(0, load)
         super().__init__("--keys", str(keys), "--pairs", str(pairs), "--tier", tier, cpu=cpu)
         self.ps = psutil.Process(self.pid)
 

@@ -9,12 +9,22 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
+
+
+def core_split() -> tuple[list[int], int] | None:
+    """(the load's cores, the venue's core) when the two can be pinned apart: this process may
+    run on two or more cores and taskset exists. None otherwise (then nothing is pinned)."""
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if len(cores) < 2 or shutil.which("taskset") is None:
+        return None
+    return cores[:-1], cores[-1]
 
 
 def _die_with_parent() -> None:
