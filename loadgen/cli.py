@@ -89,6 +89,25 @@ def add_venue_args(p: argparse.ArgumentParser) -> None:
         "of answering (default 0)",
     )
     p.add_argument("--fault-seed", type=int, default=0, help="seed of the fault knobs' RNG")
+    p.add_argument(
+        "--limit-threshold",
+        type=float,
+        default=None,
+        help="mis-set on purpose: hold the keys to this trading-counter threshold instead of "
+        "their tier's published one (for proving the conformance check)",
+    )
+    p.add_argument(
+        "--limit-decay",
+        type=float,
+        default=None,
+        help="mis-set on purpose: the trading counter's decay per second instead of the tier's",
+    )
+    p.add_argument(
+        "--no-cancel-penalty",
+        dest="cancel_penalty",
+        action="store_false",
+        help="mis-set on purpose: cancels add nothing to the trading counter",
+    )
 
 
 def venue_config(args: argparse.Namespace):  # -> VenueConfig
@@ -101,6 +120,9 @@ def venue_config(args: argparse.Namespace):  # -> VenueConfig
         stall_for_s=args.stall_for,
         latency_per_krps=args.latency_per_krps,
         drop_ratio=args.drop,
+        limit_threshold=args.limit_threshold,
+        limit_decay=args.limit_decay,
+        cancel_penalty=args.cancel_penalty,
         seed=args.fault_seed,
     )
     return VenueConfig(

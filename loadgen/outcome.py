@@ -74,6 +74,8 @@ class Outcome:
     # What the flow model learns: add -> txid; edit -> the new txid; batch_add -> a txid or
     # None per order, in request order; cancel_all -> the count.
     detail: Any = None
+    # A request sent as several messages (FIX batches): each message's error, "" if accepted
+    parts: list[str] | None = None
 
     @classmethod
     def from_error(cls, protocol: str, op: str, latency_us: int, error: str) -> Outcome:

@@ -8,13 +8,16 @@ what is wrong; an unknown field is an error (a typo must not silently become a d
     [target]   venue = "embedded" | "url"; rest/ws/fix URLs and keys_file for "url";
                allow_hosts (non-loopback hosts this profile may hit); tier, pairs (markets),
                latency/stall_every/stall_for/unavailable/drop/latency_per_krps (the embedded
-               venue's knobs, as `loadgen venue` has them)
+               venue's knobs, as `loadgen venue` has them); limit_threshold/limit_decay/
+               cancel_penalty (its rate limits mis-set on purpose)
     [users]    rest/ws/fix: relative weights of the three traders
     [flow]     mix (op -> weight), pairs (name -> weight), cross_share, seed
-    [load]     loop = "closed" | "open"; max_rate (requests/s, the hard cap); spawn_rate
+    [load]     loop = "closed" | "open"; max_rate (requests/s, the hard cap); spawn_rate;
+               stay_under (traders wait for their shadow rate-limit counter: no rejections)
     [[stages]] kind = ramp | step | spike | soak; duration ("30s", "5m"); users; rate (open
                loop, total requests/s); mix (an op mix for this stage only, e.g. a spike)
     [slo]      max_error_ratio; rate_limited = [low, high] (share of requests);
+               rate_limit_verdict = "conforms" | "too_strict" | "too_lenient" | "both";
                [slo.latency] "add" / "ws/add" / "*" = {p95 = ms, p99 = ms, ...}
     [output]   dir, html, junit
 """
@@ -30,6 +33,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from loadgen.conformance import VERDICTS
 from loadgen.flow.mix import OPS
 from loadgen.ratelimit import TIERS
 
@@ -145,6 +149,9 @@ class Target:
     unavailable: float = 0.0
     drop: float = 0.0
     latency_per_krps: float = 0.0
+    limit_threshold: float | None = None
+    limit_decay: float | None = None
+    cancel_penalty: bool = True
 
 
 @dataclass(frozen=True)
@@ -167,6 +174,7 @@ class Slo:
     max_error_ratio: float | None = None
     rate_limited: tuple[float, float] | None = None
     latency: tuple[LatencySlo, ...] = ()
+    rate_limit_verdict: str | None = None  # what the conformance check must conclude
 
 
 @dataclass(frozen=True)
@@ -188,6 +196,7 @@ class Profile:
     output_dir: str = "results"
     html: bool = True
     junit: bool = True
+    stay_under: bool = False
 
     @property
     def duration(self) -> float:
@@ -266,6 +275,7 @@ def load(path: str | Path) -> Profile:
     loop = load_.choice("loop", ("closed", "open"), "closed")
     max_rate = load_.number("max_rate", _REQUIRED, 1.0, 1e9)
     spawn_rate = load_.number("spawn_rate", 100.0, 0.001, 1e6)
+    stay_under = load_.take("stay_under", bool, False)
     load_.done()
     stages = _stages(top.take("stages", list), loop, max_rate, file)
     slo = _slo(top.table("slo"))
@@ -277,7 +287,7 @@ def load(path: str | Path) -> Profile:
     top.done()
     return Profile(
         name, file, description, target, users, mix, pairs, cross_share, seed, loop,
-        float(max_rate), float(spawn_rate), stages, slo, output_dir, html, junit,
+        float(max_rate), float(spawn_rate), stages, slo, output_dir, html, junit, stay_under,
     )  # fmt: skip
 
 
@@ -298,6 +308,12 @@ def _target(t: _Table) -> Target:
         "drop": t.number("drop", 0.0, 0.0, 1.0),
         "latency_per_krps": t.number("latency_per_krps", 0.0),
     }
+    # Rate limits mis-set on purpose (the embedded venue only): proving the conformance check
+    misset: dict[str, Any] = {
+        "limit_threshold": t.number("limit_threshold", None),
+        "limit_decay": t.number("limit_decay", None),
+        "cancel_penalty": t.take("cancel_penalty", bool, True),
+    }
     if venue == "url":
         if not urls["rest"]:
             t.fail("rest", 'required when venue = "url"')
@@ -313,10 +329,12 @@ def _target(t: _Table) -> Target:
                 )
         if latency or any(knobs.values()):
             t.fail("latency", "venue knobs apply to the embedded venue only")
+        if misset != {"limit_threshold": None, "limit_decay": None, "cancel_penalty": True}:
+            t.fail("limit_threshold", "mis-set limits apply to the embedded venue only")
     t.done()
     return Target(
         venue, urls["rest"], urls["ws"], urls["fix"], keys_file, tuple(allow), tier, pairs,
-        tuple(str(x) for x in latency), **knobs,
+        tuple(str(x) for x in latency), **knobs, **misset,
     )  # fmt: skip
 
 
@@ -365,6 +383,7 @@ def _slo(t: _Table) -> Slo:
         or band[0] > band[1]
     ):
         t.fail("rate_limited", f"expected [low, high] shares between 0 and 1, got {band!r}")
+    verdict = t.choice("rate_limit_verdict", VERDICTS, None)
     lat = t.table("latency")
     slos = []
     for selector in list(lat.data):
@@ -380,7 +399,7 @@ def _slo(t: _Table) -> Slo:
         slos.append(LatencySlo(selector, values))
     lat.done()
     t.done()
-    return Slo(ratio, tuple(band) if band else None, tuple(slos))
+    return Slo(ratio, tuple(band) if band else None, tuple(slos), verdict)
 
 
 # ---- the stages over time (the Locust shape in users/shape.py asks these) ----------------------

@@ -108,6 +108,12 @@ def start_target(prof: profiles.Profile) -> tuple[Any, dict[str, str], str]:
     flags += ["--stall-every", str(t.stall_every), "--stall-for", str(t.stall_for)]
     flags += ["--unavailable", str(t.unavailable), "--drop", str(t.drop)]
     flags += ["--latency-per-krps", str(t.latency_per_krps)]
+    if t.limit_threshold is not None:
+        flags += ["--limit-threshold", str(t.limit_threshold)]
+    if t.limit_decay is not None:
+        flags += ["--limit-decay", str(t.limit_decay)]
+    if not t.cancel_penalty:
+        flags += ["--no-cancel-penalty"]
     split = core_split()
     venue = VenueProcess(*flags, cpu=split[1] if split else None)
     return venue, venue.endpoints, ""
@@ -120,6 +126,8 @@ def locust_command(
     cmd += ["--ws-url", e.get("ws", ""), "--fix-url", e.get("fix", "")]
     cmd += ["--pairs", prof.pairs_spec(), "--cross-share", str(prof.cross_share)]
     cmd += ["--tier", prof.target.tier, "--flow-seed", str(prof.seed)]
+    if prof.stay_under:
+        cmd += ["--stay-under"]
     if prof.mix:
         cmd += ["--order-mix", ",".join(f"{k}:{v:g}" for k, v in prof.mix.items())]
     if keys:
@@ -224,7 +232,11 @@ def report(run_dir: Path, prof: profiles.Profile | None = None) -> int:
         print(f"  {line}")
     print(f"loadgen run: report {run_dir / 'report.html'}")
     if not summary["passed"]:
-        breached = [v["name"] for v in summary["slo"] if not v["ok"]]
+        breached = [
+            f"{v['name']} (measured {v['measured']}, limit {v['limit']})"
+            for v in summary["slo"]
+            if not v["ok"]
+        ]
         print(f"loadgen run: SLOs breached: {', '.join(breached)}", file=sys.stderr)
         return 1
     return 0

@@ -177,7 +177,7 @@ class FixClient:
                 self.session.send(msg_type, body, now)
             self._flush()
             answers: list[Any] = [None] * len(messages)
-            errors: list[str] = []
+            errors: list[tuple[int, str]] = []
             while pending:
                 for fields in self._read():
                     self._answer(fields, pending, by_seq, answers, errors)
@@ -197,13 +197,18 @@ class FixClient:
             return Outcome(PROTOCOL, op, ERROR, (_perf_ns() - t0) // 1000, f"transport: {exc}")
         self.backoff.succeeded()
         latency = (_perf_ns() - t0) // 1000
+        refusals = [e for _, e in errors]
         if skip_unknown and any(answers):
-            errors = [e for e in errors if e != UNKNOWN_ORDER]
-        if errors:
-            outcome = Outcome.from_error(PROTOCOL, op, latency, errors[0])
+            refusals = [e for e in refusals if e != UNKNOWN_ORDER]
+        if refusals:
+            outcome = Outcome.from_error(PROTOCOL, op, latency, refusals[0])
         else:
             outcome = Outcome(PROTOCOL, op, OK, latency)
         outcome.detail = answers
+        if len(messages) > 1:
+            outcome.parts = [""] * len(messages)
+            for index, error in errors:
+                outcome.parts[index] = error
         return outcome
 
     def _answer(
@@ -212,7 +217,7 @@ class FixClient:
         pending: dict[str, int],
         by_seq: dict[str, str],
         answers: list[Any],
-        errors: list[str],
+        errors: list[tuple[int, str]],
     ) -> None:
         msg_type = fields.get(35)
         if msg_type == "8" or msg_type == "r":
@@ -233,11 +238,11 @@ class FixClient:
             if index is None:
                 index = pending.pop(by_seq.get(fields.get(45, ""), ""), None)
             if index is not None:
-                errors.append(fields.get(58, "business reject"))
+                errors.append((index, fields.get(58, "business reject")))
         elif msg_type == "3":
             index = pending.pop(by_seq.get(fields.get(45, ""), ""), None)
             if index is not None:
-                errors.append(f"session reject: {fields.get(58, '')}")
+                errors.append((index, f"session reject: {fields.get(58, '')}"))
 
     # ---- the operations -------------------------------------------------------------------------
 

@@ -150,7 +150,10 @@ class RestClient:
 
     def batch_cancel(self, orders: list[LiveOrder]) -> Outcome:
         body = rest.encode_form({"orders": [{"txid": o.txid} for o in orders]})
-        return self._outcome("batch_cancel", "CancelOrderBatch", body.decode())[0]
+        outcome, result = self._outcome("batch_cancel", "CancelOrderBatch", body.decode())
+        if result is not None and isinstance(result.get("count"), int):
+            outcome.detail = result["count"]  # how many were still open (the rate limit's cost)
+        return outcome
 
     def open_orders(self) -> tuple[Outcome, dict[str, Any]]:
         outcome, result = self._outcome("open_orders", "OpenOrders", "")

@@ -242,6 +242,8 @@ class WsClient:
         return outcome
 
     def batch_cancel(self, orders: list[LiveOrder]) -> Outcome:
-        return self._outcome("batch_cancel", "batch_cancel", {"orders": [o.txid for o in orders]})[
-            0
-        ]
+        params = {"orders": [o.txid for o in orders]}
+        outcome, result = self._outcome("batch_cancel", "batch_cancel", params)
+        if isinstance(result, dict) and isinstance(result.get("count"), int):
+            outcome.detail = result["count"]  # how many were still open (the rate limit's cost)
+        return outcome

@@ -22,6 +22,7 @@ class LiveOrder:
     qty: int  # lots
     placed: float  # monotonic seconds; amends reset it (the rate limit counts from there)
     txid: str = ""  # the venue's order id, once it answered
+    acked: float = 0.0  # monotonic seconds: when the answer that set `placed` came back
     slot: int = field(default=-1, repr=False)  # position in OwnOrders._live
 
     def age(self, now: float) -> float:

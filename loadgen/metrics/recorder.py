@@ -65,6 +65,64 @@ class Cell:
 
 
 @dataclass(slots=True)
+class Limits:
+    """A window's rate-limit conformance: decisions by "protocol/op/class", the shadow counter
+    per "key/pair" (its highest, lower bound), the first divergences with what led to them, and
+    the edges the venue showed: the lowest counter it refused at, the highest it accepted at
+    (as the published model counts; an edge past the threshold is a divergence)."""
+
+    decisions: dict[str, int] = field(default_factory=dict)
+    counters: dict[str, float] = field(default_factory=dict)
+    divergences: list[dict[str, Any]] = field(default_factory=list)
+    refused_min: float | None = None
+    accepted_max: float | None = None
+
+    def add(self, other: Limits) -> None:
+        for key, n in other.decisions.items():
+            self.decisions[key] = self.decisions.get(key, 0) + n
+        for key, level in other.counters.items():
+            if level > self.counters.get(key, -1.0):
+                self.counters[key] = level
+        room = MAX_DIVERGENCES - len(self.divergences)
+        if room > 0:
+            self.divergences.extend(other.divergences[:room])
+        if other.refused_min is not None:
+            self.refused_min = _pick(min, self.refused_min, other.refused_min)
+        if other.accepted_max is not None:
+            self.accepted_max = _pick(max, self.accepted_max, other.accepted_max)
+
+    def encode(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"decisions": dict(sorted(self.decisions.items()))}
+        top = sorted(self.counters.items(), key=lambda kv: -kv[1])[:MAX_COUNTERS]
+        out["counters"] = {k: round(v, 3) for k, v in sorted(top)}
+        if self.divergences:
+            out["divergences"] = self.divergences
+        if self.refused_min is not None:
+            out["refused_min"] = round(self.refused_min, 3)
+        if self.accepted_max is not None:
+            out["accepted_max"] = round(self.accepted_max, 3)
+        return out
+
+    @classmethod
+    def decode(cls, data: dict[str, Any]) -> Limits:
+        return cls(
+            {k: int(v) for k, v in data.get("decisions", {}).items()},
+            {k: float(v) for k, v in data.get("counters", {}).items()},
+            list(data.get("divergences", [])),
+            data.get("refused_min"),
+            data.get("accepted_max"),
+        )
+
+
+MAX_DIVERGENCES = 5  # per window: the first few, each with the requests that led to it
+MAX_COUNTERS = 16  # per window and process: the busiest shadow counters
+
+
+def _pick(fn: Callable[[float, float], float], mine: float | None, theirs: float) -> float:
+    return theirs if mine is None else fn(mine, theirs)
+
+
+@dataclass(slots=True)
 class Window:
     """One second [t - 1, t) of one or more processes' requests."""
 
@@ -74,6 +132,7 @@ class Window:
     offered: float = 0.0  # open loop: the request rate the schedules asked for (req/s)
     users: int = 0  # users running when the window closed
     cpu_s: float = 0.0  # CPU seconds the recording processes used in the window
+    limits: Limits | None = None  # rate-limit conformance (conformance.py), when checked
 
     @property
     def count(self) -> int:
@@ -89,9 +148,13 @@ class Window:
         self.offered += other.offered
         self.users += other.users
         self.cpu_s += other.cpu_s
+        if other.limits is not None:
+            if self.limits is None:
+                self.limits = Limits()
+            self.limits.add(other.limits)
 
     def encode(self) -> dict[str, Any]:
-        return {
+        out = {
             "t": self.t,
             "users": self.users,
             "offered": round(self.offered, 3),
@@ -99,6 +162,9 @@ class Window:
             "cpu_s": round(self.cpu_s, 4),
             "cells": {k: c.encode() for k, c in sorted(self.cells.items())},
         }
+        if self.limits is not None:
+            out["limits"] = self.limits.encode()
+        return out
 
     @classmethod
     def decode(cls, data: dict[str, Any]) -> Window:
@@ -110,6 +176,7 @@ class Window:
             float(data["offered"]),
             int(data["users"]),
             float(data.get("cpu_s", 0.0)),
+            Limits.decode(data["limits"]) if "limits" in data else None,
         )
 
 
@@ -127,7 +194,7 @@ def merge(windows: Iterable[Window]) -> list[Window]:
 class _Open:
     """The window being filled: cheap tallies (value -> count) per cell."""
 
-    __slots__ = ("counts", "late", "response", "service", "t")
+    __slots__ = ("counts", "late", "limits", "response", "service", "t")
 
     def __init__(self, t: int) -> None:
         self.t = t
@@ -135,6 +202,7 @@ class _Open:
         self.service: dict[str, dict[int, int]] = {}
         self.response: dict[str, dict[int, int]] = {}
         self.late = 0
+        self.limits: Limits | None = None
 
 
 class Recorder:
@@ -173,6 +241,28 @@ class Recorder:
                 tally = w.response[key] = {}
             tally[response_us] = tally.get(response_us, 0) + 1
 
+    def decision(
+        self, cls: str, key: str, protocol: str, op: str, pair: str, refused: bool,
+        after: float, reach: tuple[float, float], record: dict[str, Any] | None,
+    ) -> None:  # fmt: skip
+        """One rate-limit decision the conformance shadow judged (conformance.Decision)."""
+        if self.clock() >= self._open.t:
+            self.tick()
+        limits = self._open.limits
+        if limits is None:
+            limits = self._open.limits = Limits()
+        name = f"{protocol}/{op}/{cls}"
+        limits.decisions[name] = limits.decisions.get(name, 0) + 1
+        name = f"{key}/{pair}"
+        if after > limits.counters.get(name, -1.0):
+            limits.counters[name] = after
+        if refused:
+            limits.refused_min = _pick(min, limits.refused_min, reach[1])
+        else:
+            limits.accepted_max = _pick(max, limits.accepted_max, reach[0])
+        if record is not None and len(limits.divergences) < MAX_DIVERGENCES:
+            limits.divergences.append(record)
+
     def behind_schedule(self) -> None:
         """An open-loop send that started after its intended time."""
         if self.clock() >= self._open.t:
@@ -190,7 +280,7 @@ class Recorder:
     def flush(self) -> None:
         """Close the open window now, partial second included (at the end of a run)."""
         done, self._open = self._open, _Open(self._open.t)
-        if done.counts or done.late:
+        if done.counts or done.late or done.limits:
             self.on_window(self._close(done))
 
     def _close(self, w: _Open) -> Window:
@@ -204,4 +294,4 @@ class Recorder:
             )
         users, offered = self.gauges()
         cpu, self._cpu = self._cpu, self.cpu_clock()
-        return Window(w.t, cells, w.late, offered, users, self._cpu - cpu)
+        return Window(w.t, cells, w.late, offered, users, self._cpu - cpu, w.limits)

@@ -22,6 +22,7 @@ from loadgen.metrics.hist import Latencies
 from loadgen.metrics.recorder import Cell, Window, split_key
 from loadgen.metrics.store import read_meta, read_windows
 from loadgen.outcome import CLASSES
+from loadgen.report import limits
 
 TIMED = ("ok", "rate_limited", "rejected")  # answered by the venue: their latency is real
 FAILED = ("error", "timeout")
@@ -152,6 +153,10 @@ def analyse(run_dir: Path) -> dict[str, Any]:
             ops.setdefault((protocol, op), Tally()).add(key, cell, open_loop)
     series = [_second(w, open_loop) for w in windows]
     verdicts = judge(windows, slo, open_loop)
+    rate_limits = limits.conformance(windows, meta)
+    expected = limits.judge(rate_limits, slo)
+    if expected is not None:
+        verdicts.append(expected)
     lvls = [_level(name, ws, slo, open_loop) for name, ws in levels(windows, meta)]
     summary: dict[str, Any] = {
         "run": {
@@ -174,6 +179,7 @@ def analyse(run_dir: Path) -> dict[str, Any]:
         "passed": all(v["ok"] for v in verdicts),
         "levels": lvls,
         "series": series,
+        "rate_limits": rate_limits,
     }
     summary["knee"] = knee(lvls)
     summary["rate_limits_began"] = rate_limit_onset(series)
@@ -268,6 +274,10 @@ def capacity(summary: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _num(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, (int, float)) else str(value)
+
+
 def findings(s: dict[str, Any]) -> list[str]:
     """The correlation in words, for the top of the report."""
     out = []
@@ -304,6 +314,9 @@ def findings(s: dict[str, Any]) -> list[str]:
             "there on includes the generator's own queueing; add workers (--workers N) to "
             "measure the venue past that load."
         )
+    conformance = limits.finding(s.get("rate_limits"))
+    if conformance:
+        out.append(conformance)
     c = s["capacity"]
     if c["generator_cores_needed"]:
         out.append(
@@ -317,7 +330,9 @@ def findings(s: dict[str, Any]) -> list[str]:
         if s["passed"]
         else "SLOs breached: "
         + ", ".join(
-            f"{v['name']} ({v['measured']:g} against {v['limit']})" for v in s["slo"] if not v["ok"]
+            f"{v['name']} ({_num(v['measured'])} against {v['limit']})"
+            for v in s["slo"]
+            if not v["ok"]
         )
     )
     out.append(verdict)

@@ -23,7 +23,7 @@ def xml(summary: dict[str, Any]) -> str:
             failure = ET.SubElement(
                 case,
                 "failure",
-                message=f"SLO breached: {v['name']} = {v['measured']:g}, limit {v['limit']}",
+                message=f"SLO breached: {v['name']} = {v['measured']}, limit {v['limit']}",
             )
             failure.text = "; ".join(summary["findings"])
     out = ET.SubElement(suite, "system-out")

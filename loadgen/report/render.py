@@ -3,7 +3,10 @@
 Charts (hover for values, drag to zoom, double-click to reset): throughput over time stacked by
 outcome; P25/P50/P95/P99 over time; jitter over time; latency percentiles against achieved
 throughput (one point per load level: the latency-throughput curve); rate-limited share against
-offered rate. Then the findings in words, the SLO verdicts and a table per protocol/operation.
+offered rate; with rate limits checked, the shadow counters of the busiest keys against the
+published threshold. Then the findings in words, the SLO verdicts, the rate-limit conformance
+(decisions by class, the first divergence and the requests before it) and a table per
+protocol/operation.
 The page sets data-charts (charts drawn) and data-errors (script errors) on <body>, which the
 headless-browser test reads.
 """
@@ -64,6 +67,16 @@ _SCRIPT = r"""
     [line("rate limited %", R.map(function (l) { return 100 * l.rate_limited_share; }),
       "#f9a825", {points: pts})],
     {scales: num});
+  var RL = D.rate_limits;
+  if (RL) {
+    var C = RL.counters, names = Object.keys(C.keys), palette = ["#1e88e5", "#43a047", "#fb8c00",
+      "#8e24aa", "#00897b", "#6d4c41", "#3949ab", "#c0ca33"];
+    var lines = names.map(function (n, i) { return line(n, C.keys[n], palette[i % 8], {width: 1}); });
+    lines.push(line("threshold", C.t.map(function () { return RL.threshold; }), "#c62828",
+      {dash: [6, 4]}));
+    chart("counters", "Shadow trading counter per key/pair (at least this high; highest each " +
+      "second) against the published threshold", C.t, lines);
+  }
   document.body.dataset.charts = drawn;
 })();
 """
@@ -76,6 +89,7 @@ def html(summary: dict[str, Any]) -> str:
         "levels": summary["levels"],
         "outcomes": list(OUTCOME_COLOURS),
         "colours": OUTCOME_COLOURS,
+        "rate_limits": summary.get("rate_limits"),
     }
     title = f"loadgen report: {run['profile'] or run['dir']}"
     e = _html.escape
@@ -98,6 +112,7 @@ def html(summary: dict[str, Any]) -> str:
             f"<div class='chart' id='{i}'></div>"
             for i in ("throughput", "latency", "jitter", "curve", "rejections")
         ),
+        _rate_limits(summary.get("rate_limits")),
         _levels_table(summary["levels"]),
         _ops_table(summary["operations"]),
         f"<script id='data' type='application/json'>{_json_for_html(data)}</script>",
@@ -127,6 +142,51 @@ def _slo_table(verdicts: list[dict[str, Any]]) -> str:
         [v["name"], v["limit"], v["measured"], "held" if v["ok"] else "BREACHED"] for v in verdicts
     ]
     return "<h2>SLOs</h2>" + _table(["SLO", "limit", "measured", "verdict"], rows)
+
+
+def _rate_limits(section: dict[str, Any] | None) -> str:
+    if section is None:
+        return ""
+    c = section["classes"]
+    # fmt: off
+    out = [
+        "<h2>Rate limits: conformance to the published limits</h2>",
+        _table(
+            ["tier", "threshold", "verdict", "decisions", "agreed", "false rejects",
+             "missed rejects", "ambiguous"],
+            [[section["tier"], section["threshold"], section["verdict"].replace("_", " "),
+              section["decisions"], c["agreed"], c["false_reject"], c["missed_reject"],
+              c["ambiguous"]]],
+        ),
+        "<div class='chart' id='counters'></div>",
+        _table(
+            ["protocol/operation", "agreed", "false rejects", "missed rejects", "ambiguous"],
+            [[r["where"], r["agreed"], r["false_reject"], r["missed_reject"], r["ambiguous"]]
+             for r in section["by_operation"]],
+        ),
+    ]
+    first = section["first_divergence"]
+    if first:
+        out.append(
+            f"<h3>First divergence: {_html.escape(first['class'].replace('_', ' '))} on "
+            f"{_html.escape(first['key'])}/{_html.escape(first['pair'])}, and the requests that "
+            "led to it</h3>"
+        )
+        t0 = first["recent"][0]["t"] if first["recent"] else first["t"]
+        out.append(
+            _table(
+                ["t (ms)", "protocol", "operation", "cost", "counter before", "venue"],
+                [[f"{(r['t'] - t0) * 1000:.1f}", r["protocol"], r["op"],
+                  _span(r["cost"]), _span(r["counter"]), r["venue"]] for r in first["recent"]],
+            )
+        )
+    # fmt: on
+    return "".join(out)
+
+
+def _span(pair: list[float]) -> str:
+    lo, hi = pair
+    return f"{lo:g}" if abs(hi - lo) < 0.001 else f"{lo:g}..{hi:g}"
 
 
 def _levels_table(levels: list[dict[str, Any]]) -> str:

@@ -13,14 +13,34 @@ from typing import Any
 import gevent
 from locust import User, constant, task
 
+from loadgen import conformance
+from loadgen.conformance import KeyShadow
 from loadgen.flow.mix import OpMix
 from loadgen.flow.model import Action, FlowModel
 from loadgen.flow.pacing import LATE_S, Schedule
-from loadgen.outcome import OK, RATE_LIMITED, Outcome
+from loadgen.outcome import ERROR, OK, RATE_LIMITED, TIMEOUT, Outcome
+from loadgen.ratelimit import TIERS
 from loadgen.users import options, recording
 
 UNKNOWN_ORDER = "EOrder:Unknown order"  # the order was already gone (filled): forget it
 _MIX_CACHE: dict[str, OpMix] = {}
+_SHADOWS: dict[str, KeyShadow] = {}  # api key -> its shadow counters (users of a key share it)
+_WALL_OFFSET = time.time() - time.monotonic()
+
+
+def _wall(mono: float) -> float:
+    return mono + _WALL_OFFSET
+
+
+def shadow_for(api_key: str, name: str, tier_name: str) -> KeyShadow | None:
+    """The conformance shadow of a key, for a tier with limits (None for 'unlimited')."""
+    tier = TIERS.get(tier_name)
+    if tier is None or tier.trade_threshold == float("inf"):
+        return None
+    shadow = _SHADOWS.get(api_key)
+    if shadow is None:
+        shadow = _SHADOWS[api_key] = KeyShadow(name, tier, _wall)
+    return shadow
 
 
 def parse_mix(spec: str) -> OpMix:
@@ -65,6 +85,8 @@ class TraderUser(User):
             if recording.open_loop(self.environment)
             else None
         )
+        self.shadow = shadow_for(self.api_key, f"k{self.number}", opts.tier)
+        self.stay_under = bool(opts.stay_under) and self.shadow is not None
         self.client = self.connect()
 
     def connect(self) -> Any:
@@ -90,7 +112,18 @@ class TraderUser(User):
             self.flow.mix = self._base_mix if self._stage_mix is None else OpMix(self._stage_mix)
         now = time.monotonic()
         action = self.flow.next_action(now)
-        outcome = self.perform(action, now)
+        shadow = self.shadow
+        if shadow is None:
+            outcome = self.perform(action, now)
+        else:
+            charges = conformance.plan(self.protocol, action)  # before the flow re-ages orders
+            if self.stay_under:
+                wait = shadow.wait_s(charges, now)
+                if wait > 0:
+                    gevent.sleep(wait)
+                    now = time.monotonic()
+            outcome = self.perform(action, now)
+            self.judge(shadow, action, charges, outcome, now)
         if intended is None:
             self.report(outcome)
         else:
@@ -128,6 +161,21 @@ class TraderUser(User):
         if slot > now:
             gevent.sleep(slot - now)
         return intended
+
+    def judge(
+        self, shadow: KeyShadow, action: Action, charges: list, outcome: Outcome, sent: float
+    ) -> None:
+        """Hold the venue's rate-limit decisions against the published limits (conformance)."""
+        answered = time.monotonic()
+        for d in shadow.settle(self.protocol, action.op, charges, outcome, sent, answered):
+            recording.decision(shadow.name, d)
+        conformance.mark_acked(action, outcome, answered)
+        if self.protocol == "fix" and outcome.outcome in (ERROR, TIMEOUT):
+            # A dropped FIX session: the venue cancels its orders, a batch cancel it charges
+            gone = Action("cancel_all", targets=list(self.flow.orders))
+            shadow.settle(
+                "fix", "disconnect", conformance.plan("fix", gone), outcome, sent, answered
+            )
 
     def perform(self, action: Action, now: float) -> Outcome:
         """Send the action, then teach the flow what the venue said."""

@@ -59,7 +59,16 @@ def add_options(parser: Any) -> None:
         "--tier",
         default="pro",
         env_var="LOADGEN_TIER",
-        help="rate-limit tier of the embedded venue's keys (default pro)",
+        help="rate-limit tier of the keys: the embedded venue's, and the published limits the "
+        "conformance check holds the venue to (default pro)",
+    )
+    group.add_argument(
+        "--stay-under",
+        action="store_true",
+        default=False,
+        env_var="LOADGEN_STAY_UNDER",
+        help="traders wait until their shadow of the venue's rate-limit counter has room, "
+        "as careful trading systems do: the highest clean throughput a key can get",
     )
     group.add_argument(
         "--flow-seed",

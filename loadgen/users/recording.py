@@ -22,6 +22,7 @@ from locust import events
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
+from loadgen.conformance import Decision
 from loadgen.flow.pacing import Throttle
 from loadgen.metrics.recorder import Recorder, Window
 from loadgen.metrics.store import ResultsWriter
@@ -97,6 +98,13 @@ def record(outcome: Outcome, response_us: int | None = None) -> None:
         recorder.record(outcome, response_us)
 
 
+def decision(key: str, d: Decision) -> None:
+    if recorder is not None:
+        recorder.decision(
+            d.cls, key, d.protocol, d.op, d.pair, d.refused, d.after, d.reach, d.record
+        )
+
+
 def open_loop(environment: Environment) -> bool:
     opts = environment.parsed_options
     return bool(opts and opts.loop == "open")
@@ -129,6 +137,8 @@ def on_test_start(environment: Environment, **_: Any) -> None:
             "host": environment.host,
             "profile": getattr(opts, "profile", "") or "",
             "max_rate": opts.max_rate,
+            "tier": getattr(opts, "tier", ""),
+            "stay_under": bool(getattr(opts, "stay_under", False)),
         }
         _writer = ResultsWriter(Path(opts.results_dir), meta)
     if not isinstance(runner, MasterRunner):

@@ -8,6 +8,7 @@ tests (the tests' clients are plain blocking sockets, never gevent).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ipaddress
 import signal
 import threading
@@ -71,6 +72,10 @@ class VenueConfig:
         self.knobs.validate()
 
 
+def _or(value: float | None, default: float) -> float:
+    return default if value is None else value
+
+
 class Venue:
     def __init__(self, config: VenueConfig) -> None:
         config.validate()
@@ -78,8 +83,20 @@ class Venue:
         self.pairs = PairIndex(catalog(config.pairs))
         self.exchange = Exchange(self.pairs)
         self.accounts = Accounts.generate(config.keys, config.tiers, config.seed)
+        knobs = config.knobs
         for account in self.accounts.all:
             account.max_notional = config.max_notional
+            if knobs.limit_threshold is not None or knobs.limit_decay is not None:
+                # The keys keep their tier's name (what the venue publishes) but are held to
+                # other figures: a mis-set venue for the conformance check to find.
+                tier = account.tier
+                account.tier = dataclasses.replace(
+                    tier,
+                    trade_threshold=_or(knobs.limit_threshold, tier.trade_threshold),
+                    trade_decay=_or(knobs.limit_decay, tier.trade_decay),
+                )
+        if not knobs.cancel_penalty:
+            self.exchange.cancel_cost = lambda age: 0.0
         self.connections: set[Any] = set()
         self.fix_hosts: dict[str, Any] = {}
         self.faults = Faults(config.knobs, time.monotonic())

@@ -241,6 +241,8 @@ class Exchange:
         self.orders_placed = 0  # counters for the venue's summary at shutdown
         self.trades = 0
         self.cancels = 0
+        # What a cancel adds to the trading counter, by the order's age (a knob can drop it)
+        self.cancel_cost: Callable[[float], float] = ratelimit.cancel_cost
 
     # ---- lookups --------------------------------------------------------------------------
 
@@ -503,9 +505,9 @@ class Exchange:
         """Cancel one transaction's worth of orders (several when a userref matched many)."""
         now = self.mono()
         if len(orders) == 1:  # the common case, without a generator
-            cost = ratelimit.cancel_cost(now - orders[0].touched)
+            cost = self.cancel_cost(now - orders[0].touched)
         else:
-            cost = sum(ratelimit.cancel_cost(now - o.touched) for o in orders)
+            cost = sum(self.cancel_cost(now - o.touched) for o in orders)
         pair = orders[0].pair.altname
         if not account.trade_counter(pair).charge(cost, now):
             raise VenueError(E_TRADE_RATE, RATE_LIMITED)
@@ -520,7 +522,7 @@ class Exchange:
         now = self.mono()
         for order in orders:
             counter = account.trade_counter(order.pair.altname)
-            counter.force(ratelimit.cancel_cost(now - order.touched), now)
+            counter.force(self.cancel_cost(now - order.touched), now)
             self._cancel_resting(order, reason, ref)
         return len(orders)
 

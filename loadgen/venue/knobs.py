@@ -65,6 +65,12 @@ class Knobs:
     # A venue that slows with load: added reply latency, ms, per 1,000 requests/s it answered
     # in the previous second (what a queue in front of a saturating engine does, roughly)
     latency_per_krps: float = 0.0
+    # Rate limits set wrong on purpose, to prove the conformance check catches it: the trading
+    # counter's threshold and decay per second (None: the tier's published figures), and
+    # whether cancels carry their age-based penalty.
+    limit_threshold: float | None = None
+    limit_decay: float | None = None
+    cancel_penalty: bool = True
     seed: int = 0
 
     def validate(self) -> None:
@@ -78,6 +84,10 @@ class Knobs:
                 raise KnobError(f"{name} must be between 0 and 1, got {value}")
         if self.latency_per_krps < 0:
             raise KnobError(f"latency_per_krps must not be negative, got {self.latency_per_krps}")
+        for name in ("limit_threshold", "limit_decay"):
+            value = getattr(self, name)
+            if value is not None and (value < 0 or not math.isfinite(value)):
+                raise KnobError(f"{name} must be a finite number >= 0, got {value}")
         if self.stall_every_s < 0 or self.stall_for_s < 0:
             raise KnobError("stall_every_s and stall_for_s must not be negative")
         if self.stall_every_s and self.stall_for_s >= self.stall_every_s:
