@@ -196,6 +196,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     return report(Path(args.run_dir))
 
 
+def cmd_probe(args: argparse.Namespace) -> int:
+    from loadgen.probe import main as probe_main
+
+    return probe_main(args)
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     from loadgen.report.compare import main as compare_main
 
@@ -224,6 +230,11 @@ def build_parser() -> argparse.ArgumentParser:
     venue = sub.add_parser("venue", help="run the embedded Kraken-compatible venue on loopback")
     add_venue_args(venue)
     venue.set_defaults(func=cmd_venue)
+    probe = sub.add_parser("probe", help="measure an undocumented rate limiter from outside")
+    from loadgen.probe import add_args as add_probe_args
+
+    add_probe_args(probe)
+    probe.set_defaults(func=cmd_probe)
     bench = sub.add_parser("bench", help="benchmarks (venue CPU per request)")
     bench_sub = bench.add_subparsers(dest="target", required=True)
     bv = bench_sub.add_parser(
