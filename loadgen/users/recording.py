@@ -27,6 +27,7 @@ from loadgen.flow.pacing import Throttle
 from loadgen.metrics.recorder import Recorder, Window
 from loadgen.metrics.store import ResultsWriter
 from loadgen.outcome import Outcome
+from loadgen.users import webui
 
 log = logging.getLogger("loadgen.recording")
 
@@ -151,6 +152,7 @@ def on_test_start(environment: Environment, **_: Any) -> None:
 def _local_window(window: Window) -> None:
     if _writer is not None:
         _writer.append(window)
+    webui.feed(window)
 
 
 def _gauges(environment: Environment) -> tuple[int, float]:
@@ -209,9 +211,11 @@ def ship_windows(client_id: str, data: dict[str, Any]) -> None:
 
 @events.worker_report.add_listener
 def receive_windows(client_id: str, data: dict[str, Any]) -> None:
-    if _writer is not None:
-        for encoded in data.get("loadgen_windows", ()):
-            _writer.append(Window.decode(encoded), source=client_id)
+    for encoded in data.get("loadgen_windows", ()):
+        window = Window.decode(encoded)
+        if _writer is not None:
+            _writer.append(window, source=client_id)
+        webui.feed(window)
 
 
 @events.test_stop.add_listener
