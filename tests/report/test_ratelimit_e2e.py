@@ -19,7 +19,8 @@ SHIPPED = (ROOT / "profiles" / "ratelimit.toml").read_text()
 def variant(tmp: Path, name: str, knob: str, expect: str, load: str = "") -> Path:
     """The shipped profile with a venue knob, an expected verdict and load options added."""
     text = SHIPPED.replace('tier = "starter"\n', f'tier = "starter"\n{knob}\n', 1)
-    text = re.sub(r"\[slo\]\n", f'[slo]\nrate_limit_verdict = "{expect}"\n', text, count=1)
+    text, n = re.subn(r'rate_limit_verdict = "\w+"', f'rate_limit_verdict = "{expect}"', text)
+    assert n == 1, "the shipped ratelimit profile names its expected verdict"
     if load:
         text = text.replace("[load]\n", f"[load]\n{load}\n", 1)
     path = tmp / f"{name}.toml"
