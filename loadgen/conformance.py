@@ -36,8 +36,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from loadgen import ratelimit
-from loadgen.outcome import ERROR, LIMIT_TRADING, RATE_LIMITED, TIMEOUT, Outcome
-from loadgen.ratelimit import AMEND_PENALTY, CANCEL_PENALTY, EDIT_PENALTY, EPSILON, Tier
+from loadgen.outcome import ERROR, LIMIT_TRADING, RATE_LIMITED, TIMEOUT, Outcome, classify
+from loadgen.ratelimit import AMEND_PENALTY, CANCEL_PENALTY, EDIT_PENALTY, EPSILON, Tier, penalty
 
 AGREED = "agreed"
 FALSE_REJECT = "false_reject"
@@ -66,13 +66,6 @@ def verdict(false_rejects: int, missed_rejects: int) -> str:
     return CONFORMS
 
 
-def _penalty(table: tuple[tuple[float, int], ...], age: float) -> int:
-    for below, points in table:
-        if age < below:
-            return points
-    return 0
-
-
 @dataclass(slots=True)
 class Charge:
     """What one rate-limit decision would add to one pair's counter: a fixed part plus the
@@ -91,8 +84,8 @@ class Charge:
         lo = hi = self.fixed
         table = self.table
         for placed, acked in self.ages:
-            lo += _penalty(table, answered - placed)  # oldest the order can be
-            hi += _penalty(table, max(0.0, sent - acked))  # youngest
+            lo += penalty(table, answered - placed)  # oldest the order can be
+            hi += penalty(table, max(0.0, sent - acked))  # youngest
         return lo, hi
 
 
@@ -226,8 +219,11 @@ class KeyShadow:
             self._unsure(charges, sent, answered)
             return []
         decisions: list[Decision] = []
-        if op in ("cancel_all", "batch_cancel") and isinstance(outcome.detail, int):
-            self._surplus(charges, outcome.detail, sent, answered)
+        # a batch cancel says how many orders it found: the cost of the ones the tester knew
+        count = outcome.detail if isinstance(outcome.detail, int) else None
+        asked = sum(len(c.ages) for c in charges if c.forced)
+        if count is not None and op in ("cancel_all", "batch_cancel") and count > asked:
+            self._surplus(count - asked, sent, answered)
         parts = outcome.parts
         for charge in charges:
             error = outcome.error
@@ -236,44 +232,36 @@ class KeyShadow:
             if error == UNKNOWN_ORDER:
                 continue  # nothing found to cancel or amend: no charge
             refused = error.startswith("EOrder:Rate limit exceeded")
-            if not refused and error and charge.part >= 0:
-                part_cls = Outcome.from_error(protocol, op, 0, error).outcome
-                if part_cls in (ERROR, TIMEOUT):
-                    self._unsure([charge], sent, answered)
-                    continue
-            lo_cost, hi_cost = charge.bounds(sent, answered)
-            if charge.forced and not refused:
-                lo_cost, hi_cost = self._counted(charge, charges, outcome, sent, answered)
+            if not refused and error and charge.part >= 0 and classify(error)[0] == ERROR:
+                self._unsure([charge], sent, answered)
+                continue
+            if charge.forced and not refused and count is not None and count < asked:
+                lo_cost, hi_cost = self._counted(charge, count, asked - count, sent, answered)
+            else:
+                lo_cost, hi_cost = charge.bounds(sent, answered)
             decision = self._decide(protocol, op, charge, refused, lo_cost, hi_cost, sent, answered)
             if decision is not None:
                 decisions.append(decision)
         return decisions
 
-    def _surplus(self, charges: list[Charge], count: int, sent: float, answered: float) -> None:
-        """A batch cancel that cancelled more orders than the tester knew of (an order it took
-        for filled was only partly filled, say): each may have been on any pair, at the
-        dearest penalty, so every pair's upper bound takes them all."""
-        extra = count - sum(len(c.ages) for c in charges)
-        if extra > 0:
-            cost = extra * float(CANCEL_PENALTY[0][1])
-            for shadow in self.pairs.values():
-                shadow.charge(self.decay, 0.0, sent, cost, answered)
+    def _surplus(self, extra: int, sent: float, answered: float) -> None:
+        """A batch cancel that cancelled `extra` orders more than the tester knew of (an order
+        it took for filled was only partly filled, say): each may have been on any pair, at
+        the dearest penalty, so every pair's upper bound takes them all."""
+        cost = extra * float(CANCEL_PENALTY[0][1])
+        for shadow in self.pairs.values():
+            shadow.charge(self.decay, 0.0, sent, cost, answered)
 
+    @staticmethod
     def _counted(
-        self, charge: Charge, charges: list[Charge], outcome: Outcome, sent: float, answered: float
+        charge: Charge, count: int, missing: int, sent: float, answered: float
     ) -> tuple[float, float]:
-        """A batch cancel's cost when it says how many orders it cancelled: fewer than asked
-        means some had filled unseen (REST hears of no fills), and which ones is not known, so
-        the lowest cost counts this pair's cheapest orders and the highest its dearest."""
-        lo, hi = charge.bounds(sent, answered)
-        count = outcome.detail if isinstance(outcome.detail, int) else None
-        asked = sum(len(c.ages) for c in charges)
-        if count is None or count >= asked:
-            return lo, hi
-        missing = asked - count
+        """A batch cancel that found `missing` fewer orders than asked (they filled unseen:
+        REST hears of no fills), not knowing which: the lowest cost counts this pair's
+        cheapest orders and the highest its dearest."""
         table = charge.table
-        cheap = sorted(_penalty(table, answered - placed) for placed, _ in charge.ages)
-        dear = sorted((_penalty(table, max(0.0, sent - acked)) for _, acked in charge.ages),
+        cheap = sorted(penalty(table, answered - placed) for placed, _ in charge.ages)
+        dear = sorted((penalty(table, max(0.0, sent - acked)) for _, acked in charge.ages),
                       reverse=True)  # fmt: skip
         n = len(charge.ages)
         return (

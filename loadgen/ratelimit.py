@@ -61,7 +61,8 @@ REST_DEFAULT_COST = 1.0
 REST_COSTS = {"Ledgers": 2.0, "QueryLedgers": 2.0, "TradesHistory": 2.0, "QueryTrades": 2.0}
 
 
-def _penalty(table: tuple[tuple[float, int], ...], age: float) -> int:
+def penalty(table: tuple[tuple[float, int], ...], age: float) -> int:
+    """Points of an age-penalty table for an order `age` seconds old."""
     for below, points in table:
         if age < below:
             return points
@@ -73,16 +74,16 @@ def add_cost() -> float:
 
 
 def amend_cost(age: float) -> float:
-    return AMEND_FIXED + _penalty(AMEND_PENALTY, age)
+    return AMEND_FIXED + penalty(AMEND_PENALTY, age)
 
 
 def edit_cost(age: float) -> float:
-    return EDIT_FIXED + _penalty(EDIT_PENALTY, age)
+    return EDIT_FIXED + penalty(EDIT_PENALTY, age)
 
 
 def cancel_cost(age: float) -> float:
     """A cancel has no fixed part (S9: place, cancel after 8 s = 1 + 6)."""
-    return float(_penalty(CANCEL_PENALTY, age))
+    return float(penalty(CANCEL_PENALTY, age))
 
 
 def batch_add_cost(n: int) -> float:
@@ -90,7 +91,7 @@ def batch_add_cost(n: int) -> float:
 
 
 def batch_cancel_cost(ages: list[float]) -> float:
-    return float(sum(_penalty(CANCEL_PENALTY, age) for age in ages))
+    return float(sum(penalty(CANCEL_PENALTY, age) for age in ages))
 
 
 def rest_cost(method: str) -> float:

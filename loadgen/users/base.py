@@ -19,7 +19,7 @@ from loadgen.flow.mix import OpMix
 from loadgen.flow.model import Action, FlowModel
 from loadgen.flow.pacing import LATE_S, Schedule
 from loadgen.outcome import ERROR, OK, RATE_LIMITED, TIMEOUT, Outcome
-from loadgen.ratelimit import TIERS
+from loadgen.ratelimit import INF, TIERS
 from loadgen.users import options, recording
 
 UNKNOWN_ORDER = "EOrder:Unknown order"  # the order was already gone (filled): forget it
@@ -35,7 +35,7 @@ def _wall(mono: float) -> float:
 def shadow_for(api_key: str, name: str, tier_name: str) -> KeyShadow | None:
     """The conformance shadow of a key, for a tier with limits (None for 'unlimited')."""
     tier = TIERS.get(tier_name)
-    if tier is None or tier.trade_threshold == float("inf"):
+    if tier is None or tier.trade_threshold == INF:
         return None
     shadow = _SHADOWS.get(api_key)
     if shadow is None:
