@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from loadgen.conformance import AMBIGUOUS, DECISIONS, FALSE_REJECT, MISSED_REJECT, verdict
-from loadgen.metrics.recorder import Window
+from loadgen.metrics.recorder import Limits, Window
 from loadgen.ratelimit import TIERS
 
 CHART_KEYS = 8  # shadow counters drawn: the keys/pairs that came closest to the threshold
@@ -25,26 +25,20 @@ def conformance(windows: list[Window], meta: dict[str, Any]) -> dict[str, Any] |
         return None
     tier = str(meta.get("tier") or "")
     threshold = TIERS[tier].trade_threshold if tier in TIERS else None
+    total = Limits()  # the run's decisions, edges and peak counters, merged as windows merge
+    divergences: list[dict[str, Any]] = []  # all of them (a merged Limits keeps the first few)
+    for w in checked:
+        assert w.limits is not None
+        total.add(w.limits)
+        divergences.extend(w.limits.divergences)
     classes = dict.fromkeys(DECISIONS, 0)
     by_op: dict[str, dict[str, int]] = {}
-    divergences: list[dict[str, Any]] = []
-    refused_min = accepted_max = None
-    peaks: dict[str, float] = {}
-    for w in checked:
-        lim = w.limits
-        assert lim is not None
-        for key, n in lim.decisions.items():
-            where, _, cls = key.rpartition("/")
-            classes[cls] = classes.get(cls, 0) + n
-            row = by_op.setdefault(where, dict.fromkeys(DECISIONS, 0))
-            row[cls] = row.get(cls, 0) + n
-        divergences.extend(lim.divergences)
-        if lim.refused_min is not None:
-            refused_min = _edge(min, refused_min, lim.refused_min)
-        if lim.accepted_max is not None:
-            accepted_max = _edge(max, accepted_max, lim.accepted_max)
-        for name, level in lim.counters.items():
-            peaks[name] = max(peaks.get(name, 0.0), level)
+    for key, n in total.decisions.items():
+        where, _, cls = key.rpartition("/")
+        classes[cls] = classes.get(cls, 0) + n
+        row = by_op.setdefault(where, dict.fromkeys(DECISIONS, 0))
+        row[cls] = row.get(cls, 0) + n
+    peaks = total.counters
     divergences.sort(key=lambda d: d["t"])
     decided = sum(classes.values())
     chosen = sorted(peaks, key=lambda n: -peaks[n])[:CHART_KEYS]
@@ -64,14 +58,10 @@ def conformance(windows: list[Window], meta: dict[str, Any]) -> dict[str, Any] |
         "verdicts": {tier or "?": result},
         "first_divergence": divergences[0] if divergences else None,
         "divergences_kept": len(divergences),
-        "refused_min": refused_min,
-        "accepted_max": accepted_max,
+        "refused_min": total.refused_min,
+        "accepted_max": total.accepted_max,
         "counters": counters,
     }
-
-
-def _edge(pick: Any, mine: float | None, theirs: float) -> float:
-    return theirs if mine is None else pick(mine, theirs)
 
 
 def judge(section: dict[str, Any] | None, slo: dict[str, Any]) -> dict[str, Any] | None:
