@@ -301,20 +301,16 @@ class VenueTarget:
     def __init__(self, protocol: str, endpoints: dict[str, str], keys: list[tuple[str, str]],
                  pairs: list[str], timeout: float = 5.0) -> None:  # fmt: skip
         import itertools
-        import urllib.request
 
-        from loadgen.flow.market import Market
+        from loadgen.clients.rest import fetch_markets
 
         if len(keys) < 2:
             raise ProbeError("two API keys are needed (to tell a per-key limit)")
         self.protocol, self.endpoints, self.keys, self.timeout = protocol, endpoints, keys, timeout
-        with urllib.request.urlopen(f"{endpoints['rest']}/0/public/AssetPairs", timeout=10) as r:
-            listing = json.load(r)["result"]
-        by_name = {info["altname"]: info for info in listing.values()}
-        for name in pairs:
-            if name not in by_name:
-                raise ProbeError(f"--pair {name!r}: the venue has no such market")
-        self.markets = [Market.from_asset_pair(by_name[name]) for name in pairs]
+        try:
+            self.markets = fetch_markets(endpoints["rest"], pairs)
+        except ValueError as exc:
+            raise ProbeError(str(exc).replace("--pairs", "--pair")) from None
         self.clients: dict[tuple[int, int], Any] = {}
         self.ids = itertools.count(1)
         self.used: set[int] = set()
@@ -329,15 +325,14 @@ class VenueTarget:
 
             client = RestClient(self.endpoints["rest"], api_key, secret, timeout=self.timeout)
         elif self.protocol == "ws":
-            from loadgen.clients.rest import RestClient
-            from loadgen.clients.ws import WsClient
+            from loadgen.clients.ws import connect_with_token
 
-            rest = RestClient(self.endpoints["rest"], api_key, secret, timeout=self.timeout)
-            _, errors, result, failure = rest.call("GetWebSocketsToken", "")
-            rest.close()
-            if failure or errors:
-                raise ProbeError(f"GetWebSocketsToken: {failure or errors[0]}")
-            client = WsClient(self.endpoints["ws"], result["token"], timeout=self.timeout)
+            try:
+                client = connect_with_token(
+                    self.endpoints["rest"], self.endpoints["ws"], api_key, secret, self.timeout
+                )
+            except ConnectionError as exc:
+                raise ProbeError(str(exc)) from None
         else:
             from loadgen.clients.fix import FixClient
 
@@ -476,13 +471,11 @@ def _target(args: Any) -> tuple[Any, Any, int]:
         endpoints = {"rest": args.url, "ws": args.ws_url, "fix": args.fix_url}
     else:
         from loadgen.keys import DEFAULT_SEED, derive_key
+        from loadgen.venue.knobs import misset_flags
         from loadgen.venue.process import VenueProcess
 
         flags = ["--keys", "4", "--tier", args.tier, "--pairs", "30"]
-        if args.limit_threshold is not None:
-            flags += ["--limit-threshold", str(args.limit_threshold)]
-        if args.limit_decay is not None:
-            flags += ["--limit-decay", str(args.limit_decay)]
+        flags += misset_flags(args.limit_threshold, args.limit_decay)
         venue = VenueProcess(*flags)
         endpoints = venue.endpoints
         keys = [derive_key(DEFAULT_SEED, i) for i in range(4)]

@@ -25,6 +25,7 @@ from loadgen.keys import RUN_KEYS
 from loadgen.metrics.recorder import Window, merge
 from loadgen.metrics.store import RUN_META, WINDOWS, write_json
 from loadgen.report import analysis
+from loadgen.venue.knobs import misset_flags
 from loadgen.venue.process import VenueProcess, core_split
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -108,12 +109,7 @@ def start_target(prof: profiles.Profile) -> tuple[Any, dict[str, str], str]:
     flags += ["--stall-every", str(t.stall_every), "--stall-for", str(t.stall_for)]
     flags += ["--unavailable", str(t.unavailable), "--drop", str(t.drop)]
     flags += ["--latency-per-krps", str(t.latency_per_krps)]
-    if t.limit_threshold is not None:
-        flags += ["--limit-threshold", str(t.limit_threshold)]
-    if t.limit_decay is not None:
-        flags += ["--limit-decay", str(t.limit_decay)]
-    if not t.cancel_penalty:
-        flags += ["--no-cancel-penalty"]
+    flags += misset_flags(t.limit_threshold, t.limit_decay, t.cancel_penalty)
     split = core_split()
     venue = VenueProcess(*flags, cpu=split[1] if split else None)
     return venue, venue.endpoints, ""

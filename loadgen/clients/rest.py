@@ -12,12 +12,15 @@ nonce window.
 
 from __future__ import annotations
 
+import json
 import time
 import urllib.parse
+import urllib.request
 from typing import Any
 
 from loadgen.clients.http import HttpConnection, TransportError, TransportTimeout
 from loadgen.clients.net import NonceSource
+from loadgen.flow.market import Market
 from loadgen.flow.orders import LiveOrder
 from loadgen.outcome import ERROR, OK, TIMEOUT, Outcome
 from loadgen.protocol import rest
@@ -158,3 +161,15 @@ class RestClient:
     def open_orders(self) -> tuple[Outcome, dict[str, Any]]:
         outcome, result = self._outcome("open_orders", "OpenOrders", "")
         return outcome, (result or {}).get("open", {})
+
+
+def fetch_markets(host: str, names: list[str]) -> list[Market]:
+    """The named markets (REST altname or WS name) from the venue's public AssetPairs."""
+    with urllib.request.urlopen(f"{host}/0/public/AssetPairs", timeout=10) as resp:
+        listing = json.load(resp)["result"]
+    by_name = {info["altname"]: info for info in listing.values()}
+    by_name.update({info["wsname"]: info for info in listing.values()})
+    for name in names:
+        if name not in by_name:
+            raise ValueError(f"--pairs: the venue has no market {name!r}")
+    return [Market.from_asset_pair(by_name[name]) for name in names]

@@ -247,3 +247,17 @@ class WsClient:
         if isinstance(result, dict) and isinstance(result.get("count"), int):
             outcome.detail = result["count"]  # how many were still open (the rate limit's cost)
         return outcome
+
+
+def connect_with_token(rest_url: str, ws_url: str, api_key: str, secret: str, timeout: float,
+                       on_execution: Callable[[dict[str, Any]], None] | None = None) -> WsClient:  # fmt: skip
+    """A WsClient for a key: its token from REST GetWebSocketsToken first (ConnectionError if
+    the venue will not give one)."""
+    from loadgen.clients.rest import RestClient
+
+    rest = RestClient(rest_url, api_key, secret, timeout=timeout)
+    _, errors, result, failure = rest.call("GetWebSocketsToken", "")
+    rest.close()
+    if failure or errors:
+        raise ConnectionError(f"GetWebSocketsToken: {failure or errors[0]}")
+    return WsClient(ws_url, result["token"], timeout=timeout, on_execution=on_execution)

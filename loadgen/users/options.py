@@ -13,7 +13,6 @@ import atexit
 import itertools
 import json
 import logging
-import urllib.request
 from typing import Any
 
 from locust import events
@@ -155,20 +154,17 @@ used_keys: dict[str, str] = {}  # api key -> secret, for the cancel-all at test 
 
 def markets(host: str, spec: str) -> tuple[list[Market], list[float]]:
     """The configured markets with their weights, from the venue's AssetPairs (once)."""
+    from loadgen.clients.rest import fetch_markets
+
     cached = _markets.get(spec)
     if cached is not None:
         return cached
-    with urllib.request.urlopen(f"{host}/0/public/AssetPairs", timeout=10) as resp:
-        listing = json.load(resp)["result"]
-    by_name = {info["altname"]: info for info in listing.values()}
-    by_name.update({info["wsname"]: info for info in listing.values()})
-    chosen, weights = [], []
+    names, weights = [], []
     for item in spec.split(","):
         name, _, weight = item.strip().partition(":")
-        if name not in by_name:
-            raise ValueError(f"--pairs: the venue has no market {name!r}")
-        chosen.append(Market.from_asset_pair(by_name[name]))
+        names.append(name)
         weights.append(float(weight) if weight else 1.0)
+    chosen = fetch_markets(host, names)
     _markets[spec] = (chosen, weights)
     return chosen, weights
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from loadgen.clients.rest import RestClient
-from loadgen.clients.ws import WsClient
+from loadgen.clients.ws import WsClient, connect_with_token
 from loadgen.users.base import TraderUser
 
 GONE = frozenset(("filled", "canceled", "expired"))  # exec_types that end an order
@@ -17,19 +16,10 @@ class WsTrader(TraderUser):
 
     def connect(self) -> WsClient:
         opts = self.environment.parsed_options
-        rest = RestClient(
-            self.environment.host, self.api_key, self.secret, timeout=opts.request_timeout
-        )
-        _, errors, result, failure = rest.call("GetWebSocketsToken", "")
-        rest.close()
-        if failure or errors:
-            raise ConnectionError(f"GetWebSocketsToken: {failure or errors[0]}")
-        return WsClient(
-            opts.ws_url,
-            result["token"],
-            timeout=opts.request_timeout,
-            on_execution=self.on_execution,
-        )
+        return connect_with_token(
+            self.environment.host, opts.ws_url, self.api_key, self.secret,
+            opts.request_timeout, self.on_execution,
+        )  # fmt: skip
 
     def on_execution(self, update: dict[str, Any]) -> None:
         if update.get("exec_type") in GONE:

@@ -146,3 +146,17 @@ class Faults:
 
     def drop(self) -> bool:
         return self.drop_ratio > 0 and self.rng.random() < self.drop_ratio
+
+
+def misset_flags(
+    threshold: float | None, decay: float | None, cancel_penalty: bool = True
+) -> list[str]:
+    """`loadgen venue` flags for rate limits mis-set on purpose (none for the published ones)."""
+    flags = []
+    if threshold is not None:
+        flags += ["--limit-threshold", str(threshold)]
+    if decay is not None:
+        flags += ["--limit-decay", str(decay)]
+    if not cancel_penalty:
+        flags += ["--no-cancel-penalty"]
+    return flags
