@@ -25,6 +25,13 @@ from websockets.sync.client import connect as ws_connect
 _nonce_source = itertools.count(int(time.time() * 1000) * 1000)
 
 
+def free_port() -> int:
+    """A loopback TCP port free right now, for a server a test starts."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def kraken_sign(secret_b64: str, path: str, nonce: str, body: bytes) -> str:
     """API-Sign = b64(HMAC-SHA512(b64decode(secret), path + SHA256(nonce + body)))."""
     sha = hashlib.sha256(nonce.encode() + body).digest()

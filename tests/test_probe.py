@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from loadgen.probe import ACCEPTED, REFUSED, Bounds, ProbeError, Sender, measure
+from tests.clients import free_port
 
 
 def probe(tmp: Path, *args: str) -> tuple[subprocess.CompletedProcess, dict]:
@@ -57,12 +58,6 @@ def test_a_wrong_expectation_fails_the_probe(tmp_path: Path) -> None:
     assert "OUTSIDE tolerance" in proc.stdout and found["checks"][0]["ok"] is False
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else "")
 
 
@@ -74,7 +69,7 @@ def nginx(tmp_path: Path) -> Iterator[str]:
     """nginx with limit_req keyed by the X-Api-Key header: rate 20 r/s, burst 10, nodelay."""
     if not NGINX:
         pytest.skip("Debian's nginx is not installed (.ci/run installs it)")
-    port = _free_port()
+    port = free_port()
     (tmp_path / "www").mkdir()
     (tmp_path / "www" / "index.html").write_text("ok\n")
     user = "user root;\n" if os.geteuid() == 0 else ""

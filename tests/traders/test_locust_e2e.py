@@ -71,12 +71,11 @@ def test_interrupted_run_leaves_nothing_open(tmp_path, sig):
 def test_web_ui_shows_the_options_and_trades_with_no_other_step(tmp_path):
     """`locust -f locustfiles/exchange.py`, then Start in the browser (its HTTP API here)."""
     import json
-    import socket
     import urllib.request
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    from tests.clients import free_port
+
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--web-host", "127.0.0.1",
          "--web-port", str(port)],

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -19,14 +18,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.clients import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 LOCUSTFILE = ROOT / "locustfiles" / "exchange.py"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait_http(url: str, deadline_s: float = 60.0) -> None:
@@ -42,7 +37,7 @@ def _wait_http(url: str, deadline_s: float = 60.0) -> None:
 
 @pytest.fixture
 def locust_ui(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     extra = getattr(request, "param", [])
     proc = subprocess.Popen(
         [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--web-host", "127.0.0.1",
@@ -123,7 +118,7 @@ class DevTools:
 def test_the_tab_appears_in_headless_chromium_and_its_numbers_move(
     locust_ui: str, tmp_path: Path
 ) -> None:
-    port = _free_port()
+    port = free_port()
     browser = subprocess.Popen(
         ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
          "--no-first-run", "--disable-background-networking", "--disable-component-update",
