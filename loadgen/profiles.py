@@ -13,7 +13,8 @@ what is wrong; an unknown field is an error (a typo must not silently become a d
     [users]    rest/ws/fix: relative weights of the three traders
     [flow]     mix (op -> weight), pairs (name -> weight), cross_share, seed
     [load]     loop = "closed" | "open"; max_rate (requests/s, the hard cap); spawn_rate;
-               stay_under (traders wait for their shadow rate-limit counter: no rejections)
+               stay_under (traders wait for their shadow rate-limit counter: no rejections);
+               pipeline (requests each user puts on the wire per turn, closed loop; default 1)
     [[stages]] kind = ramp | step | spike | soak; duration ("30s", "5m"); users; rate (open
                loop, total requests/s); mix (an op mix for this stage only, e.g. a spike)
     [slo]      max_error_ratio; rate_limited = [low, high] (share of requests);
@@ -197,6 +198,7 @@ class Profile:
     html: bool = True
     junit: bool = True
     stay_under: bool = False
+    pipeline: int = 1
 
     @property
     def duration(self) -> float:
@@ -276,6 +278,15 @@ def load(path: str | Path) -> Profile:
     max_rate = load_.number("max_rate", _REQUIRED, 1.0, 1e9)
     spawn_rate = load_.number("spawn_rate", 100.0, 0.001, 1e6)
     stay_under = load_.take("stay_under", bool, False)
+    pipeline = load_.take("pipeline", int, 1)
+    if not 1 <= pipeline <= 256:
+        load_.fail("pipeline", f"must be between 1 and 256 requests, got {pipeline}")
+    if pipeline > 1 and (loop == "open" or stay_under):
+        load_.fail(
+            "pipeline",
+            "works in the closed loop without stay_under (each user sends "
+            "its requests in groups; a schedule or a wait per request would split them)",
+        )
     load_.done()
     stages = _stages(top.take("stages", list), loop, max_rate, file)
     slo = _slo(top.table("slo"))
@@ -288,6 +299,7 @@ def load(path: str | Path) -> Profile:
     return Profile(
         name, file, description, target, users, mix, pairs, cross_share, seed, loop,
         float(max_rate), float(spawn_rate), stages, slo, output_dir, html, junit, stay_under,
+        pipeline,
     )  # fmt: skip
 
 

@@ -124,6 +124,8 @@ def locust_command(
     cmd += ["--tier", prof.target.tier, "--flow-seed", str(prof.seed)]
     if prof.stay_under:
         cmd += ["--stay-under"]
+    if prof.pipeline > 1:
+        cmd += ["--pipeline", str(prof.pipeline)]
     if prof.mix:
         cmd += ["--order-mix", ",".join(f"{k}:{v:g}" for k, v in prof.mix.items())]
     if keys:

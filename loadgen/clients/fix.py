@@ -73,6 +73,7 @@ class FixClient:
         self.reader = fix.FixReader()
         self._logged_on_before = False
         self.backoff = Backoff()
+        self._queued: list[tuple[str, list[tuple[str, str, str]], bool, Any]] | None = None
         self.logon_nonces = NonceSource.for_key(api_key, MILLISECONDS)
 
     # ---- session -------------------------------------------------------------------------------
@@ -151,98 +152,133 @@ class FixClient:
             self.sock = None
         self.session.state = "await_logon"
 
-    # ---- one exchange -----------------------------------------------------------------------------
+    # ---- exchanges: one at a time, or several on the wire at once (pipelined) ----------------
 
-    def exchange(
-        self, op: str, messages: list[tuple[str, str, str]], skip_unknown: bool = False
-    ) -> Outcome:
-        """Send (msg_type, ClOrdID, body) messages, wait for each one's answer.
+    def begin(self) -> None:
+        """Queue the operations called from now on; flush() sends them all in one write."""
+        self._queued = []
+
+    def exchange(self, op: str, messages: list[tuple[str, str, str]], skip_unknown: bool = False,
+                 post: Callable[[Outcome], None] | None = None) -> Outcome | None:  # fmt: skip
+        """Send (msg_type, ClOrdID, body) messages, wait for each one's answer: the Outcome
+        (None when queued after begin()).
 
         The outcome is the first refusal, or ok; its detail lists, per message, the venue order
         id (37) of an accepted message or None. With `skip_unknown`, "unknown order" refusals
         do not count while any message was accepted (a batch cancel's ids already gone, as the
         venue treats them in CancelOrderBatch).
         """
+        entry = (op, messages, skip_unknown, post)
+        if self._queued is not None:
+            self._queued.append(entry)
+            return None
+        self._queued = [entry]
+        return self.flush()[0]
+
+    def flush(self) -> list[Outcome]:
+        """Send every queued exchange's messages in one write and read every answer: the
+        Outcomes in order, each with its latency to its last answer. A failure ends the
+        session; the exchanges still unanswered get it as their outcome."""
+        queued, self._queued = self._queued or [], None
+        n = len(queued)
+        answers: list[list[Any]] = [[None] * len(e[1]) for e in queued]
+        errors: list[list[tuple[int, str]]] = [[] for _ in queued]
+        left = [len(e[1]) for e in queued]
+        at = [0] * n
+        failure = kind = ""
         t0 = _perf_ns()
         try:
             if self.sock is None or self.session.state != ACTIVE:
                 self._connect()
                 t0 = _perf_ns()
             now = time.time()
-            pending: dict[str, int] = {}
+            pending: dict[str, tuple[int, int]] = {}
             by_seq: dict[str, str] = {}
-            for i, (msg_type, cl_ord_id, body) in enumerate(messages):
-                pending[cl_ord_id] = i
-                by_seq[str(self.session.next_out)] = cl_ord_id
-                self.session.send(msg_type, body, now)
+            session = self.session
+            for e, (_, messages, _, _) in enumerate(queued):
+                for i, (msg_type, cl_ord_id, body) in enumerate(messages):
+                    pending[cl_ord_id] = (e, i)
+                    by_seq[str(session.next_out)] = cl_ord_id
+                    session.send(msg_type, body, now)
+            t0 = _perf_ns()
             self._flush()
-            answers: list[Any] = [None] * len(messages)
-            errors: list[tuple[int, str]] = []
             while pending:
                 for fields in self._read():
-                    self._answer(fields, pending, by_seq, answers, errors)
+                    hit = self._answer(fields, pending, by_seq, answers, errors)
+                    if hit is not None:
+                        left[hit] -= 1
+                        if not left[hit]:
+                            at[hit] = _perf_ns()
         except TimeoutError:
-            self._drop()
-            self.backoff.failed()
-            return Outcome(
-                PROTOCOL,
-                op,
-                TIMEOUT,
-                (_perf_ns() - t0) // 1000,
-                f"timeout: no reply within {self.timeout} s",
-            )
+            failure, kind = f"timeout: no reply within {self.timeout} s", TIMEOUT
         except (OSError, FixFailure) as exc:
+            failure, kind = f"transport: {exc}", ERROR
+        if failure:
             self._drop()
             self.backoff.failed()
-            return Outcome(PROTOCOL, op, ERROR, (_perf_ns() - t0) // 1000, f"transport: {exc}")
-        self.backoff.succeeded()
-        latency = (_perf_ns() - t0) // 1000
-        refusals = [e for _, e in errors]
-        if skip_unknown and any(answers):
-            refusals = [e for e in refusals if e != UNKNOWN_ORDER]
-        if refusals:
-            outcome = Outcome.from_error(PROTOCOL, op, latency, refusals[0])
         else:
-            outcome = Outcome(PROTOCOL, op, OK, latency)
-        outcome.detail = answers
-        if len(messages) > 1:
-            outcome.parts = [""] * len(messages)
-            for index, error in errors:
-                outcome.parts[index] = error
-        return outcome
+            self.backoff.succeeded()
+        end = _perf_ns()
+        outcomes = []
+        for e, (op, messages, skip_unknown, post) in enumerate(queued):
+            latency = ((at[e] or end) - t0) // 1000
+            if left[e]:
+                outcomes.append(Outcome(PROTOCOL, op, kind, latency, failure))
+                continue
+            refusals = [err for _, err in errors[e]]
+            if skip_unknown and any(answers[e]):
+                refusals = [err for err in refusals if err != UNKNOWN_ORDER]
+            if refusals:
+                outcome = Outcome.from_error(PROTOCOL, op, latency, refusals[0])
+            else:
+                outcome = Outcome(PROTOCOL, op, OK, latency)
+            outcome.detail = answers[e]
+            if len(messages) > 1:
+                outcome.parts = [""] * len(messages)
+                for index, error in errors[e]:
+                    outcome.parts[index] = error
+            if post is not None:
+                post(outcome)
+            outcomes.append(outcome)
+        return outcomes
 
     def _answer(
         self,
         fields: dict[int, str],
-        pending: dict[str, int],
+        pending: dict[str, tuple[int, int]],
         by_seq: dict[str, str],
-        answers: list[Any],
-        errors: list[tuple[int, str]],
-    ) -> None:
+        answers: list[list[Any]],
+        errors: list[list[tuple[int, str]]],
+    ) -> int | None:
+        """Match one message to the exchange it answers (its index), or route it."""
         msg_type = fields.get(35)
         if msg_type == "8" or msg_type == "r":
-            index = pending.pop(fields.get(11, ""), None)
-            if index is None:
+            hit = pending.pop(fields.get(11, ""), None)
+            if hit is None:
                 if msg_type == "8" and self.on_execution is not None:
                     self.on_execution(fields)
-                return
-            answers[index] = fields.get(37) or fields.get(533)
+                return None
+            answers[hit[0]][hit[1]] = fields.get(37) or fields.get(533)
             if (
                 msg_type == "8"
                 and fields.get(150) not in ("0", "4", "5", "I")
                 and self.on_execution is not None
             ):
                 self.on_execution(fields)
-        elif msg_type == "j":
-            index = pending.pop(fields.get(379, ""), None)
-            if index is None:
-                index = pending.pop(by_seq.get(fields.get(45, ""), ""), None)
-            if index is not None:
-                errors.append((index, fields.get(58, "business reject")))
+            return hit[0]
+        if msg_type == "j":
+            hit = pending.pop(fields.get(379, ""), None)
+            if hit is None:
+                hit = pending.pop(by_seq.get(fields.get(45, ""), ""), None)
+            if hit is not None:
+                errors[hit[0]].append((hit[1], fields.get(58, "business reject")))
+                return hit[0]
         elif msg_type == "3":
-            index = pending.pop(by_seq.get(fields.get(45, ""), ""), None)
-            if index is not None:
-                errors.append((index, f"session reject: {fields.get(58, '')}"))
+            hit = pending.pop(by_seq.get(fields.get(45, ""), ""), None)
+            if hit is not None:
+                errors[hit[0]].append((hit[1], f"session reject: {fields.get(58, '')}"))
+                return hit[0]
+        return None
 
     # ---- the operations -------------------------------------------------------------------------
 
@@ -278,34 +314,41 @@ class FixClient:
             body += f"44={m.price_text(price)}\x01"
         return "G", replace_id, body
 
-    def add(self, order: LiveOrder) -> Outcome:
-        outcome = self.exchange("add", [self._new(order)])
-        outcome.detail = outcome.detail[0] if outcome.ok else None
-        return outcome
+    def add(self, order: LiveOrder) -> Outcome | None:
+        return self.exchange("add", [self._new(order)], post=_first_id)
 
-    def batch_add(self, orders: list[LiveOrder]) -> Outcome:
+    def batch_add(self, orders: list[LiveOrder]) -> Outcome | None:
         return self.exchange("batch_add", [self._new(o) for o in orders])
 
-    def cancel(self, order: LiveOrder) -> Outcome:
+    def cancel(self, order: LiveOrder) -> Outcome | None:
         return self.exchange("cancel", [self._cancel(order)])
 
-    def batch_cancel(self, orders: list[LiveOrder]) -> Outcome:
+    def batch_cancel(self, orders: list[LiveOrder]) -> Outcome | None:
         return self.exchange("batch_cancel", [self._cancel(o) for o in orders], skip_unknown=True)
 
-    def amend(self, order: LiveOrder, price: int = 0, qty: int = 0) -> Outcome:
+    def amend(self, order: LiveOrder, price: int = 0, qty: int = 0) -> Outcome | None:
         return self.exchange("amend", [self._replace(order, price, qty)])
 
-    def edit(self, order: LiveOrder, price: int = 0, qty: int = 0) -> Outcome:
+    def edit(self, order: LiveOrder, price: int = 0, qty: int = 0) -> Outcome | None:
         """FIX has no legacy edit: a cancel-replace keeps the order id (detail: the same id)."""
-        outcome = self.exchange("edit", [self._replace(order, price, qty)])
-        outcome.detail = order.txid if outcome.ok else None
-        return outcome
 
-    def cancel_all(self) -> Outcome:
+        def same_id(outcome: Outcome) -> None:
+            outcome.detail = order.txid if outcome.ok else None
+
+        return self.exchange("edit", [self._replace(order, price, qty)], post=same_id)
+
+    def cancel_all(self) -> Outcome | None:
         mass_id = self.next_id()
-        outcome = self.exchange(
+        return self.exchange(
             "cancel_all",
             [("q", mass_id, f"11={mass_id}\x01530=7\x0160={fix_time(time.time())}\x01")],
+            post=_mass_count,
         )
-        outcome.detail = int(outcome.detail[0] or 0) if outcome.ok else None
-        return outcome
+
+
+def _first_id(outcome: Outcome) -> None:
+    outcome.detail = outcome.detail[0] if outcome.ok else None
+
+
+def _mass_count(outcome: Outcome) -> None:
+    outcome.detail = int(outcome.detail[0] or 0) if outcome.ok else None

@@ -1,4 +1,4 @@
-"""One keep-alive HTTP/1.1 connection on a gevent socket, one request in flight.
+"""One keep-alive HTTP/1.1 connection on a gevent socket: one request, or several pipelined.
 
 Requests arrive as ready bytes (the REST client builds them); responses are parsed by httptools
 (C). Transport failures raise TransportError, a timeout raises TransportTimeout; either way the
@@ -7,15 +7,23 @@ socket is dropped and the next request reconnects, after a backoff when the last
 
 from __future__ import annotations
 
+import time
+
 import httptools
 from gevent import socket
 
 from loadgen.clients.backoff import Backoff
 from loadgen.clients.net import connect, wait_readable
 
+_perf_ns = time.perf_counter_ns
+
 
 class TransportError(Exception):
     """The connection failed (refused, reset, closed mid-reply, garbled HTTP)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.partial: list[tuple[int, bytes, int]] = []  # replies read before it failed
 
 
 class TransportTimeout(TransportError):
@@ -30,7 +38,8 @@ class HttpConnection:
         self.sock: socket.socket | None = None
         self.parser = httptools.HttpResponseParser(self)
         self._body: list[bytes] = []
-        self._done = False
+        self._replies: list[tuple[int, bytes, int]] = []
+        self._read_at = 0
         self.backoff = Backoff()
 
     # httptools callbacks
@@ -38,37 +47,42 @@ class HttpConnection:
         self._body.append(body)
 
     def on_message_complete(self) -> None:
-        self._done = True
+        body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
+        self._body = []
+        self._replies.append((self.parser.get_status_code(), body, self._read_at))
 
     def roundtrip(self, request: bytes) -> tuple[int, bytes]:
         """Send one request, return (HTTP status, body)."""
+        status, body, _ = self.roundtrips([request])[0]
+        return status, body
+
+    def roundtrips(self, requests: list[bytes]) -> list[tuple[int, bytes, int]]:
+        """Send the requests in one write (HTTP/1.1 pipelining), return (status, body, when
+        read in perf_counter ns) for each, in order. On a failure the exception's `partial`
+        holds the replies that had come in."""
         sock = self.sock or self._connect()
         self._body = []
-        self._done = False
+        self._replies = replies = []
+        n = len(requests)
         try:
-            sock.sendall(request)
-            while not self._done:
+            sock.sendall(requests[0] if n == 1 else b"".join(requests))
+            while len(replies) < n:
                 wait_readable(sock)
                 data = sock.recv(65536)
+                self._read_at = _perf_ns()
                 if not data:
                     raise TransportError("venue closed the connection")
                 self.parser.feed_data(data)
         except TimeoutError:
-            self._fail()
-            raise TransportTimeout(f"no reply within {self.timeout} s") from None
+            raise self._fail(TransportTimeout(f"no reply within {self.timeout} s")) from None
         except httptools.HttpParserError as exc:
-            self._fail()
-            raise TransportError(f"malformed HTTP reply: {exc}") from None
+            raise self._fail(TransportError(f"malformed HTTP reply: {exc}")) from None
         except OSError as exc:
-            self._fail()
-            raise TransportError(str(exc) or exc.__class__.__name__) from None
-        except TransportError:
-            self._fail()
-            raise
+            raise self._fail(TransportError(str(exc) or exc.__class__.__name__)) from None
+        except TransportError as exc:
+            raise self._fail(exc) from None
         self.backoff.succeeded()
-        return self.parser.get_status_code(), (
-            self._body[0] if len(self._body) == 1 else b"".join(self._body)
-        )
+        return replies
 
     def _connect(self) -> socket.socket:
         try:
@@ -80,12 +94,16 @@ class HttpConnection:
         self.parser = httptools.HttpResponseParser(self)
         return sock
 
-    def _fail(self) -> None:
-        """Drop the socket; the next request reconnects after a growing backoff."""
+    def _fail(self, exc: TransportError | None = None) -> TransportError | None:
+        """Drop the socket; the next request reconnects after a growing backoff. Returns `exc`
+        with the replies that had come in as its `partial`."""
         if self.sock is not None:
             self.sock.close()
             self.sock = None
         self.backoff.failed()
+        if exc is not None:
+            exc.partial = self._replies
+        return exc
 
     def close(self) -> None:
         if self.sock is not None:

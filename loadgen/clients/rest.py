@@ -16,6 +16,7 @@ import json
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
 from loadgen.clients.http import HttpConnection, TransportError, TransportTimeout
@@ -41,6 +42,7 @@ class RestClient:
         self.nonces = NonceSource.for_key(api_key)
         host = f"{url.hostname}:{url.port}" if url.port else url.hostname
         self._heads: dict[str, tuple[bytes, bytes]] = {}
+        self._queued: list[tuple[str, bytes, Any]] | None = None
         self._head_tail = (
             f"Host: {host}\r\nUser-Agent: loadgen\r\nAPI-Key: {api_key}\r\n"
             "Content-Type: application/x-www-form-urlencoded\r\n"
@@ -49,10 +51,10 @@ class RestClient:
     def close(self) -> None:
         self.conn.close()
 
-    # ---- one call --------------------------------------------------------------------------
+    # ---- one call, or several pipelined ------------------------------------------------------
 
-    def call(self, method: str, fields: str) -> tuple[int, list[str], Any, str]:
-        """(latency us, errors, result, transport failure) for one private call."""
+    def _encode(self, method: str, fields: str) -> bytes:
+        """A signed private call, ready to write."""
         head = self._heads.get(method)
         if head is None:
             path = f"/0/private/{method}".encode()
@@ -64,72 +66,103 @@ class RestClient:
         nonce = str(self.nonces.next()).encode()
         body = b"nonce=" + nonce + (b"&" + fields.encode() if fields else b"")
         sign = rest.sign(self.signer, path, nonce, body)
-        request = b"%sAPI-Sign: %s\r\nContent-Length: %d\r\n\r\n%s" % (start, sign, len(body), body)
-        t0 = _perf_ns()
-        try:
-            status, payload = self.conn.roundtrip(request)
-        except TransportTimeout as exc:
-            return (_perf_ns() - t0) // 1000, [], None, f"timeout: {exc}"
-        except TransportError as exc:
-            return (_perf_ns() - t0) // 1000, [], None, f"transport: {exc}"
-        latency = (_perf_ns() - t0) // 1000
-        try:
-            errors, result = rest.parse_reply(payload)
-        except rest.RestProtocolError:
-            return latency, [], None, f"HTTP {status}: not a Kraken reply"
-        return latency, errors, result, ""
+        return b"%sAPI-Sign: %s\r\nContent-Length: %d\r\n\r\n%s" % (start, sign, len(body), body)
 
-    def _outcome(self, op: str, method: str, fields: str) -> tuple[Outcome, Any]:
-        latency, errors, result, failure = self.call(method, fields)
-        if failure:
-            kind = TIMEOUT if failure.startswith("timeout") else ERROR
-            return Outcome(PROTOCOL, op, kind, latency, failure), None
-        if errors:
-            return Outcome.from_error(PROTOCOL, op, latency, errors[0]), None
-        return Outcome(PROTOCOL, op, OK, latency), result
+    def call(self, method: str, fields: str) -> tuple[int, list[str], Any, str]:
+        """(latency us, errors, result, transport failure) for one private call."""
+        return self._calls([self._encode(method, fields)])[0]
+
+    def _calls(self, requests: list[bytes]) -> list[tuple[int, list[str], Any, str]]:
+        """Pipelined calls: (latency us, errors, result, transport failure) for each."""
+        t0 = _perf_ns()
+        failure = ""
+        try:
+            replies = self.conn.roundtrips(requests)
+        except TransportError as exc:
+            kind = "timeout" if isinstance(exc, TransportTimeout) else "transport"
+            failure = f"{kind}: {exc}"
+            replies = exc.partial
+        end = _perf_ns()
+        out = []
+        for i in range(len(requests)):
+            if i >= len(replies):
+                out.append(((end - t0) // 1000, [], None, failure))
+                continue
+            status, payload, at = replies[i]
+            latency = (at - t0) // 1000
+            try:
+                errors, result = rest.parse_reply(payload)
+            except rest.RestProtocolError:
+                out.append((latency, [], None, f"HTTP {status}: not a Kraken reply"))
+                continue
+            out.append((latency, errors, result, ""))
+        return out
+
+    def begin(self) -> None:
+        """Queue the operations called from now on; flush() sends them all in one write."""
+        self._queued = []
+
+    def _request(self, op: str, method: str, fields: str,
+                 post: Callable[[Outcome, Any], None] | None = None) -> Outcome | None:  # fmt: skip
+        """One operation: done at once (its Outcome), or queued after begin() (None)."""
+        entry = (op, self._encode(method, fields), post)
+        if self._queued is not None:
+            self._queued.append(entry)
+            return None
+        self._queued = [entry]
+        return self.flush()[0]
+
+    def flush(self) -> list[Outcome]:
+        """Send the queued calls pipelined on the connection; their Outcomes in order."""
+        queued, self._queued = self._queued or [], None
+        outcomes = []
+        calls = self._calls([request for _, request, _ in queued])
+        for (op, _, post), (latency, errors, result, failure) in zip(queued, calls, strict=True):
+            if failure:
+                kind = TIMEOUT if failure.startswith("timeout") else ERROR
+                outcomes.append(Outcome(PROTOCOL, op, kind, latency, failure))
+            elif errors:
+                outcomes.append(Outcome.from_error(PROTOCOL, op, latency, errors[0]))
+            else:
+                outcome = Outcome(PROTOCOL, op, OK, latency)
+                if post is not None:
+                    post(outcome, result)
+                outcomes.append(outcome)
+        return outcomes
 
     # ---- the operations ----------------------------------------------------------------------
 
-    def add(self, order: LiveOrder) -> Outcome:
+    def add(self, order: LiveOrder) -> Outcome | None:
         m = order.market
-        outcome, result = self._outcome("add", "AddOrder", (
+        return self._request("add", "AddOrder", (
             f"pair={m.name}&type={order.side}&ordertype=limit&price={m.price_text(order.price)}"
-            f"&volume={m.qty_text(order.qty)}&cl_ord_id={order.cl_ord_id}"))  # fmt: skip
-        if result is not None:
-            outcome.detail = result["txid"][0]
-        return outcome
+            f"&volume={m.qty_text(order.qty)}&cl_ord_id={order.cl_ord_id}"), _first_txid)  # fmt: skip
 
-    def amend(self, order: LiveOrder, price: int = 0, qty: int = 0) -> Outcome:
+    def amend(self, order: LiveOrder, price: int = 0, qty: int = 0) -> Outcome | None:
         m = order.market
         fields = f"txid={order.txid}"
         if price:
             fields += f"&limit_price={m.price_text(price)}"
         if qty:
             fields += f"&order_qty={m.qty_text(qty)}"
-        return self._outcome("amend", "AmendOrder", fields)[0]
+        return self._request("amend", "AmendOrder", fields)
 
-    def edit(self, order: LiveOrder, price: int = 0, qty: int = 0) -> Outcome:
+    def edit(self, order: LiveOrder, price: int = 0, qty: int = 0) -> Outcome | None:
         m = order.market
         fields = f"txid={order.txid}&pair={m.name}"
         if price:
             fields += f"&price={m.price_text(price)}"
         if qty:
             fields += f"&volume={m.qty_text(qty)}"
-        outcome, result = self._outcome("edit", "EditOrder", fields)
-        if result is not None:
-            outcome.detail = result["txid"]
-        return outcome
+        return self._request("edit", "EditOrder", fields, _txid)
 
-    def cancel(self, order: LiveOrder) -> Outcome:
-        return self._outcome("cancel", "CancelOrder", f"txid={order.txid}")[0]
+    def cancel(self, order: LiveOrder) -> Outcome | None:
+        return self._request("cancel", "CancelOrder", f"txid={order.txid}")
 
-    def cancel_all(self) -> Outcome:
-        outcome, result = self._outcome("cancel_all", "CancelAll", "")
-        if result is not None:
-            outcome.detail = result["count"]
-        return outcome
+    def cancel_all(self) -> Outcome | None:
+        return self._request("cancel_all", "CancelAll", "", _count)
 
-    def batch_add(self, orders: list[LiveOrder]) -> Outcome:
+    def batch_add(self, orders: list[LiveOrder]) -> Outcome | None:
         m = orders[0].market
         body = rest.encode_form(
             {
@@ -146,21 +179,39 @@ class RestClient:
                 ],
             }
         )
-        outcome, result = self._outcome("batch_add", "AddOrderBatch", body.decode())
-        if result is not None:
-            outcome.detail = [entry.get("txid") for entry in result["orders"]]
-        return outcome
+        return self._request("batch_add", "AddOrderBatch", body.decode(), _batch_txids)
 
-    def batch_cancel(self, orders: list[LiveOrder]) -> Outcome:
+    def batch_cancel(self, orders: list[LiveOrder]) -> Outcome | None:
         body = rest.encode_form({"orders": [{"txid": o.txid} for o in orders]})
-        outcome, result = self._outcome("batch_cancel", "CancelOrderBatch", body.decode())
-        if result is not None and isinstance(result.get("count"), int):
-            outcome.detail = result["count"]  # how many were still open (the rate limit's cost)
-        return outcome
+        return self._request("batch_cancel", "CancelOrderBatch", body.decode(), _count)
 
     def open_orders(self) -> tuple[Outcome, dict[str, Any]]:
-        outcome, result = self._outcome("open_orders", "OpenOrders", "")
-        return outcome, (result or {}).get("open", {})
+        latency, errors, result, failure = self.call("OpenOrders", "")
+        if failure:
+            kind = TIMEOUT if failure.startswith("timeout") else ERROR
+            return Outcome(PROTOCOL, "open_orders", kind, latency, failure), {}
+        if errors:
+            return Outcome.from_error(PROTOCOL, "open_orders", latency, errors[0]), {}
+        return Outcome(PROTOCOL, "open_orders", OK, latency), (result or {}).get("open", {})
+
+
+# What an accepted reply's result gives the trader (Outcome.detail).
+def _first_txid(outcome: Outcome, result: Any) -> None:
+    outcome.detail = result["txid"][0]
+
+
+def _txid(outcome: Outcome, result: Any) -> None:
+    outcome.detail = result["txid"]
+
+
+def _batch_txids(outcome: Outcome, result: Any) -> None:
+    outcome.detail = [entry.get("txid") for entry in result["orders"]]
+
+
+def _count(outcome: Outcome, result: Any) -> None:
+    """How many orders were still open (a batch cancel's rate-limit cost)."""
+    if isinstance(result, dict) and isinstance(result.get("count"), int):
+        outcome.detail = result["count"]
 
 
 def fetch_markets(host: str, names: list[str]) -> list[Market]:

@@ -6,8 +6,10 @@ CPU per request, more than stock Locust's FastHttpUser (281 us). loadgen.protoco
 the codec the venue already runs, so both ends share it (DESIGN); the tests' independent WS
 client (the `websockets` library) checks it against another implementation.
 
-One request in flight: a call sends {method, params, req_id} and reads until the reply with
-that req_id. Channel messages met on the way (executions, heartbeats) are not lost: execution
+A call sends {method, params, req_id} and reads until the reply with that req_id; after
+begin(), calls queue instead and flush() sends them in one write and reads until every reply is
+in (pipelining: the user keeps several requests on the wire per turn).
+Channel messages met on the way (executions, heartbeats) are not lost: execution
 updates go to `on_execution`, which the trader points at its flow model so fills are learned.
 Foreign exceptions (the socket's, the codec's) become Outcomes here, never escape.
 """
@@ -69,6 +71,7 @@ class WsClient:
         self.frames = FrameParser(expect_masked=False)
         self.inbox: deque[bytes] = deque()  # text messages read but not yet consumed
         self.backoff = Backoff()
+        self._queued: list[tuple[str, str, dict[str, Any], Any]] | None = None
 
     # ---- connection ---------------------------------------------------------------------------
 
@@ -121,14 +124,18 @@ class WsClient:
                 code, reason = wsframe.parse_close(payload)
                 raise ConnectionError(f"venue closed the WebSocket ({code} {reason})")
 
-    def _await(self, req_id: int) -> dict[str, Any]:
-        """Read until the reply to req_id; route channel messages met on the way."""
+    def _collect(self, waiting: dict[int, int], replies: list[Any], at: list[int]) -> None:
+        """Read until every req_id in `waiting` (req_id -> index) has its reply, filling
+        replies[index] and at[index] (when it was read); channel messages met on the way
+        go to on_execution."""
         assert self.sock is not None
         inbox = self.inbox
-        while True:
+        now = _perf_ns()
+        while waiting:
             while not inbox:
                 wait_readable(self.sock)
                 data = self.sock.recv(65536)
+                now = _perf_ns()
                 if not data:
                     raise ConnectionError("venue closed the connection")
                 self._feed(data)
@@ -141,43 +148,88 @@ class WsClient:
                         self.on_execution(update)
                 continue
             msg = ws.parse(raw)
-            if msg.get("req_id") == req_id and "method" in msg:
-                return msg
-            if msg.get("channel") == "executions" and self.on_execution is not None:
+            index = waiting.pop(msg.get("req_id"), None) if "method" in msg else None
+            if index is not None:
+                replies[index], at[index] = msg, now
+            elif msg.get("channel") == "executions" and self.on_execution is not None:
                 for update in msg.get("data", ()):
                     self.on_execution(update)
 
-    def call(self, method: str, params: dict[str, Any]) -> tuple[int, dict[str, Any] | None, str]:
-        """(latency us, reply, failure) for one request; failure is '' when a reply came."""
-        req_id = next(_ids)
+    def _await(self, req_id: int) -> dict[str, Any]:
+        """Read until the reply to req_id; route channel messages met on the way."""
+        replies: list[Any] = [None]
+        self._collect({req_id: 0}, replies, [0])
+        return replies[0]
+
+    # ---- requests: one at a time, or several on the wire at once (pipelined) -------------------
+
+    def begin(self) -> None:
+        """Queue the operations called from now on; flush() sends them all in one write."""
+        self._queued = []
+
+    def _request(self, op: str, method: str, params: dict[str, Any],
+                 post: Callable[[Outcome, Any], None] | None = None) -> Outcome | None:  # fmt: skip
+        """One operation: done at once (its Outcome), or queued after begin() (None)."""
         params["token"] = self.token
+        queued = self._queued
+        entry = (op, method, params, post)
+        if queued is not None:
+            queued.append(entry)
+            return None
+        self._queued = [entry]
+        return self.flush()[0]
+
+    def flush(self) -> list[Outcome]:
+        """Send the queued requests in one write and read every reply: Outcomes in order.
+
+        Each latency runs from the write to the read that brought its reply. A transport
+        failure or timeout ends the connection; the requests still unanswered get it as
+        their outcome (those answered before keep theirs).
+        """
+        queued, self._queued = self._queued or [], None
+        n = len(queued)
+        replies: list[Any] = [None] * n
+        at = [0] * n
+        failure = ""
         t0 = _perf_ns()
         try:
             if self.sock is None:
                 self._connect()
-                t0 = _perf_ns()  # the connect is not this request's latency
-            self._send(method, params, req_id)
-            reply = self._await(req_id)
+                t0 = _perf_ns()  # the connect is not these requests' latency
+            waiting: dict[int, int] = {}
+            frames = []
+            for i, (_, method, params, _) in enumerate(queued):
+                req_id = next(_ids)
+                waiting[req_id] = i
+                payload = ws.request(method, params, req_id)
+                frames.append(wsframe.encode_frame(wsframe.OP_TEXT, payload, mask=True))
+            t0 = _perf_ns()
+            self.sock.sendall(frames[0] if n == 1 else b"".join(frames))
+            self._collect(waiting, replies, at)
         except TimeoutError:
-            self.close()
-            self.backoff.failed()
-            return (_perf_ns() - t0) // 1000, None, f"timeout: no reply within {self.timeout} s"
+            failure = f"timeout: no reply within {self.timeout} s"
         except (WsProtocolError, OSError, ws.WsMessageError) as exc:
+            failure = f"transport: {exc or exc.__class__.__name__}"
+        if failure:
             self.close()
             self.backoff.failed()
-            return (_perf_ns() - t0) // 1000, None, f"transport: {exc or exc.__class__.__name__}"
-        self.backoff.succeeded()
-        return (_perf_ns() - t0) // 1000, reply, ""
-
-    def _outcome(self, op: str, method: str, params: dict[str, Any]) -> tuple[Outcome, Any]:
-        latency, reply, failure = self.call(method, params)
-        if failure:
-            kind = TIMEOUT if failure.startswith("timeout") else ERROR
-            return Outcome(PROTOCOL, op, kind, latency, failure), None
-        assert reply is not None
-        if not reply.get("success"):
-            return Outcome.from_error(PROTOCOL, op, latency, str(reply.get("error"))), None
-        return Outcome(PROTOCOL, op, OK, latency), reply.get("result")
+        else:
+            self.backoff.succeeded()
+        end = _perf_ns()
+        outcomes = []
+        for (op, _, _, post), reply, t in zip(queued, replies, at, strict=True):
+            latency = ((t or end) - t0) // 1000
+            if reply is None:
+                kind = TIMEOUT if failure.startswith("timeout") else ERROR
+                outcome = Outcome(PROTOCOL, op, kind, latency, failure or "transport: no reply")
+            elif not reply.get("success"):
+                outcome = Outcome.from_error(PROTOCOL, op, latency, str(reply.get("error")))
+            else:
+                outcome = Outcome(PROTOCOL, op, OK, latency)
+                if post is not None:
+                    post(outcome, reply.get("result"))
+            outcomes.append(outcome)
+        return outcomes
 
     # ---- the operations ------------------------------------------------------------------------
 
@@ -193,60 +245,60 @@ class WsClient:
             "cl_ord_id": order.cl_ord_id,
         }
 
-    def add(self, order: LiveOrder) -> Outcome:
+    def add(self, order: LiveOrder) -> Outcome | None:
         params = self._order_params(order)
         params["symbol"] = order.market.symbol
-        outcome, result = self._outcome("add", "add_order", params)
-        if result is not None:
-            outcome.detail = result["order_id"]
-        return outcome
+        return self._request("add", "add_order", params, _order_id)
 
-    def amend(self, order: LiveOrder, price: int = 0, qty: int = 0) -> Outcome:
+    def amend(self, order: LiveOrder, price: int = 0, qty: int = 0) -> Outcome | None:
         m = order.market
         params: dict[str, Any] = {"order_id": order.txid}
         if price:
             params["limit_price"] = price / 10**m.price_decimals
         if qty:
             params["order_qty"] = qty / 10**m.lot_decimals
-        return self._outcome("amend", "amend_order", params)[0]
+        return self._request("amend", "amend_order", params)
 
-    def edit(self, order: LiveOrder, price: int = 0, qty: int = 0) -> Outcome:
+    def edit(self, order: LiveOrder, price: int = 0, qty: int = 0) -> Outcome | None:
         m = order.market
         params: dict[str, Any] = {"order_id": order.txid, "symbol": m.symbol}
         if price:
             params["limit_price"] = price / 10**m.price_decimals
         if qty:
             params["order_qty"] = qty / 10**m.lot_decimals
-        outcome, result = self._outcome("edit", "edit_order", params)
-        if result is not None:
-            outcome.detail = result["order_id"]
-        return outcome
+        return self._request("edit", "edit_order", params, _order_id)
 
-    def cancel(self, order: LiveOrder) -> Outcome:
-        return self._outcome("cancel", "cancel_order", {"order_id": [order.txid]})[0]
+    def cancel(self, order: LiveOrder) -> Outcome | None:
+        return self._request("cancel", "cancel_order", {"order_id": [order.txid]})
 
-    def cancel_all(self) -> Outcome:
-        outcome, result = self._outcome("cancel_all", "cancel_all", {})
-        if result is not None:
-            outcome.detail = result["count"]
-        return outcome
+    def cancel_all(self) -> Outcome | None:
+        return self._request("cancel_all", "cancel_all", {}, _count)
 
-    def batch_add(self, orders: list[LiveOrder]) -> Outcome:
+    def batch_add(self, orders: list[LiveOrder]) -> Outcome | None:
         params = {
             "symbol": orders[0].market.symbol,
             "orders": [self._order_params(o) for o in orders],
         }
-        outcome, result = self._outcome("batch_add", "batch_add", params)
-        if result is not None:
-            outcome.detail = [entry.get("order_id") for entry in result]
-        return outcome
+        return self._request("batch_add", "batch_add", params, _order_ids)
 
-    def batch_cancel(self, orders: list[LiveOrder]) -> Outcome:
-        params = {"orders": [o.txid for o in orders]}
-        outcome, result = self._outcome("batch_cancel", "batch_cancel", params)
-        if isinstance(result, dict) and isinstance(result.get("count"), int):
-            outcome.detail = result["count"]  # how many were still open (the rate limit's cost)
-        return outcome
+    def batch_cancel(self, orders: list[LiveOrder]) -> Outcome | None:
+        return self._request("batch_cancel", "batch_cancel", {"orders": [o.txid for o in orders]},
+                             _count)  # fmt: skip
+
+
+# What an accepted reply's result gives the trader (Outcome.detail).
+def _order_id(outcome: Outcome, result: Any) -> None:
+    outcome.detail = result["order_id"]
+
+
+def _order_ids(outcome: Outcome, result: Any) -> None:
+    outcome.detail = [entry.get("order_id") for entry in result]
+
+
+def _count(outcome: Outcome, result: Any) -> None:
+    """How many orders were still open (a batch cancel's rate-limit cost)."""
+    if isinstance(result, dict) and isinstance(result.get("count"), int):
+        outcome.detail = result["count"]
 
 
 def connect_with_token(rest_url: str, ws_url: str, api_key: str, secret: str, timeout: float,

@@ -51,10 +51,11 @@ class Throttle:
         self.rate = rate
         self.next_at = 0.0
 
-    def take(self, now: float) -> float:
-        """The time this caller may send at (now, or later when the cap is reached)."""
+    def take(self, now: float, n: int = 1) -> float:
+        """The time this caller may send `n` requests at (now, or later when the cap is
+        reached)."""
         if self.rate <= 0:
             return now
         slot = max(now, self.next_at)
-        self.next_at = slot + 1.0 / self.rate
+        self.next_at = slot + n / self.rate
         return slot

@@ -87,6 +87,12 @@ class TraderUser(User):
         )
         self.shadow = shadow_for(self.api_key, f"k{self.number}", opts.tier)
         self.stay_under = bool(opts.stay_under) and self.shadow is not None
+        self.pipeline = int(getattr(opts, "pipeline", 1) or 1)
+        if self.pipeline < 1 or (self.pipeline > 1 and (self.schedule or opts.stay_under)):
+            raise ValueError(
+                "--pipeline: a whole number from 1, above 1 only in the closed loop without "
+                "--stay-under (a schedule or a wait per request would split the group)"
+            )
         self.client = self.connect()
 
     def connect(self) -> Any:
@@ -106,6 +112,9 @@ class TraderUser(User):
 
     @task
     def trade(self) -> None:
+        if self.pipeline > 1:
+            self.trade_pipelined()
+            return
         intended = self.wait_turn()
         if recording.pace.mix is not self._stage_mix:  # the shape entered a stage with its own
             self._stage_mix = recording.pace.mix
@@ -179,47 +188,104 @@ class TraderUser(User):
 
     def perform(self, action: Action, now: float) -> Outcome:
         """Send the action, then teach the flow what the venue said."""
-        client, flow = self.client, self.flow
-        op = action.op
+        outcome = self.issue(action)
+        assert outcome is not None
+        self.learn(action, outcome, now)
+        return outcome
+
+    def issue(self, action: Action) -> Outcome | None:
+        """The client call for an action: its Outcome, or None while the client queues."""
+        client, op = self.client, action.op
         if op == "add":
-            order = action.new[0]
-            outcome = client.add(order)
+            return client.add(action.new[0])
+        if op == "batch_add":
+            return client.batch_add(action.new)
+        if op == "cancel":
+            return client.cancel(action.targets[0])
+        if op == "batch_cancel":
+            return client.batch_cancel(action.targets)
+        if op == "cancel_all":
+            return client.cancel_all()
+        if op == "amend":
+            return client.amend(action.targets[0], action.price, action.qty)
+        return client.edit(action.targets[0], action.price, action.qty)
+
+    def learn(self, action: Action, outcome: Outcome, now: float) -> None:
+        """Teach the flow what the venue said about an action."""
+        flow, op = self.flow, action.op
+        if op == "add":
             if outcome.ok:
-                flow.placed(order, outcome.detail, now)
+                flow.placed(action.new[0], outcome.detail, now)
         elif op == "batch_add":
-            outcome = client.batch_add(action.new)
             if isinstance(outcome.detail, list):  # per order (FIX answers each one)
                 for order, txid in zip(action.new, outcome.detail, strict=True):
                     if txid:
                         flow.placed(order, txid, now)
         elif op == "cancel":
-            outcome = client.cancel(action.targets[0])
             if outcome.ok or outcome.error == UNKNOWN_ORDER:
                 flow.gone(action.targets[0])
         elif op == "batch_cancel":
-            outcome = client.batch_cancel(action.targets)
             if outcome.ok or outcome.error == UNKNOWN_ORDER:  # cancelled now, or gone before
                 for order in action.targets:
                     flow.gone(order)
         elif op == "cancel_all":
-            outcome = client.cancel_all()
             if outcome.ok:
                 flow.all_gone()
         elif op == "amend":
             target = action.targets[0]
-            outcome = client.amend(target, action.price, action.qty)
             if outcome.ok:
                 flow.amended(target, action.price, action.qty, now)
             elif outcome.error == UNKNOWN_ORDER:
                 flow.gone(target)
         else:  # edit
             target = action.targets[0]
-            outcome = client.edit(target, action.price, action.qty)
             if outcome.ok:
                 flow.replaced(target, outcome.detail, action.price, action.qty, now)
             elif outcome.error == UNKNOWN_ORDER:
                 flow.gone(target)
-        return outcome
+
+    def trade_pipelined(self) -> None:
+        """One turn of --pipeline N: N actions on the wire in one write, then every answer.
+
+        The actions are drawn one after another from the flow, none touching an order another
+        of them touches (an order's id may change with an edit in the same turn); a cancel-all
+        ends the turn. Orders added in a turn are only known, and so only targeted, from the
+        next turn on, as the venue's answers tell the flow.
+        """
+        if recording.pace.mix is not self._stage_mix:
+            self._stage_mix = recording.pace.mix
+            self.flow.mix = self._base_mix if self._stage_mix is None else OpMix(self._stage_mix)
+        now = time.monotonic()
+        slot = recording.pace.cap.take(now, self.pipeline)
+        if slot > now:
+            gevent.sleep(slot - now)
+            now = time.monotonic()
+        actions: list[Action] = []
+        busy: set[int] = set()
+        for _ in range(self.pipeline):
+            for _retry in range(3):
+                action = self.flow.next_action(now)
+                if not any(id(o) in busy for o in action.targets):
+                    break
+            else:
+                break
+            if action.op == "cancel_all" and actions:
+                break  # next turn: it would take the other actions' orders from under them
+            actions.append(action)
+            busy.update(id(o) for o in action.targets)
+            if action.op == "cancel_all":
+                break
+        shadow = self.shadow
+        plans = [conformance.plan(self.protocol, a) for a in actions] if shadow else []
+        self.client.begin()
+        for action in actions:
+            self.issue(action)
+        outcomes = self.client.flush()
+        for i, (action, outcome) in enumerate(zip(actions, outcomes, strict=True)):
+            self.learn(action, outcome, now)
+            if shadow is not None:
+                self.judge(shadow, action, plans[i], outcome, now)
+            self.report(outcome)
 
     def report(self, outcome: Outcome, response_us: int | None = None) -> None:
         recording.record(outcome, response_us)

@@ -70,6 +70,14 @@ def add_options(parser: Any) -> None:
         "as careful trading systems do: the highest clean throughput a key can get",
     )
     group.add_argument(
+        "--pipeline",
+        type=int,
+        default=1,
+        env_var="LOADGEN_PIPELINE",
+        help="requests each trader puts on the wire per turn, closed loop (default 1: send, "
+        "wait for the answer, send again); more saves system calls on both ends",
+    )
+    group.add_argument(
         "--flow-seed",
         type=int,
         default=0,

@@ -21,9 +21,9 @@ class Capture:
         self.sent: list[bytes] = []
         self.reply = reply
 
-    def roundtrip(self, request: bytes) -> tuple[int, bytes]:
-        self.sent.append(request)
-        return 200, self.reply
+    def roundtrips(self, requests: list[bytes]) -> list[tuple[int, bytes, int]]:
+        self.sent += requests
+        return [(200, self.reply, 0) for _ in requests]
 
 
 def test_request_bytes_carry_the_published_signature(monkeypatch):
