@@ -1,11 +1,12 @@
 """`loadgen bench traders`: generator CPU microseconds per request for each trader.
 
 The venue runs on one core (tier unlimited, so every request is real order entry), Locust runs
-headless on the other with N users of one trader class for T seconds; the figure is the Locust
-process's CPU time (user + system) over the requests it reported. Stock Locust FastHttpUser
-doing signed AddOrder/CancelOrder runs the same way as the baseline, in the same session, and
-every trader is also given as a ratio to it (the targets are absolute on a reference machine:
-REST and WS 30 us, FIX 40 us, against a baseline of about 80 us there).
+headless on the others with N users of one trader class (or of all three: Mixed) for T seconds;
+the figure is the Locust process's CPU time (user + system) over the requests it made in the
+steady part of the run, as loadgen.bench.meter samples them from inside Locust (start-up and the
+final cancel-all are left out). Stock Locust FastHttpUser doing signed AddOrder/CancelOrder runs
+the same way as the baseline, in the same rounds, and every trader is given as a ratio to it.
+Targets (issue 6): REST and WS 30 us, FIX 40 us, and at least 3x cheaper than the baseline.
 """
 
 from __future__ import annotations
@@ -17,7 +18,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from loadgen.bench.venue import BenchVenue
 from loadgen.keys import RUN_KEYS
@@ -28,57 +32,92 @@ LOCUSTFILE = ROOT / "locustfiles" / "exchange.py"
 BASELINE = Path(__file__).with_name("fasthttp_baseline.py")
 TRADERS = ("RestTrader", "WsTrader", "FixTrader")
 TARGET_US = {"RestTrader": 30.0, "WsTrader": 30.0, "FixTrader": 40.0}
-REFERENCE_BASELINE_US = 80.0  # FastHttpUser signed requests on the issue's reference machine
+TARGET_RATIO = 1 / 3  # at least 3x cheaper than stock FastHttpUser on the same signed orders
+BASELINE_CLASS = "FastHttpUser"
 
 
 def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--users", type=int, default=50, help="Locust users per run (default 50)")
     p.add_argument("--seconds", type=int, default=10, help="seconds per run (default 10)")
     p.add_argument("--runs", type=int, default=3, help="runs per trader, median taken (default 3)")
-    p.add_argument("--traders", default=",".join(TRADERS), help="comma list (default all three)")
+    p.add_argument(
+        "--traders",
+        default=",".join((*TRADERS, "Mixed")),
+        help="comma list of RestTrader, WsTrader, FixTrader, Mixed (all three at once)",
+    )
+    p.add_argument(
+        "--pipeline",
+        type=int,
+        default=1,
+        help="requests each trader keeps on the wire per turn (the traders' --pipeline)",
+    )
 
 
 class RefusedRun(Exception):
     """A run whose requests the venue refused: its CPU figure would not be of order entry."""
 
 
-def run_locust(cls: str, venue: BenchVenue, args: argparse.Namespace, out: Path) -> float:
-    """CPU us per request of one headless Locust run (RefusedRun if over 1% broke)."""
-    split = core_split()
-    pin = ["taskset", "-c", str(split[0][0])] if split else []
-    e = venue.endpoints
+METER = Path(__file__).with_name("meter.py")
+WARMUP_SHARE = 0.2  # of a run's busy span, before the steady part the figure is taken from
+
+
+@dataclass
+class Sample:
+    """The generator's cost over the steady part of one run."""
+
+    us_per_request: float
+    requests_per_s: float
+    requests: int  # in the steady part
+
+    def as_dict(self) -> dict[str, float]:
+        return {"us_per_request": round(self.us_per_request, 2),
+                "requests_per_s": round(self.requests_per_s, 1), "requests": self.requests}  # fmt: skip
+
+
+def steady(lines: list[str]) -> Sample | None:
+    """The cost per request between 20% of the busy span and its last sample (meter lines)."""
+    rows = [tuple(map(float, line.split(","))) for line in lines if line.count(",") == 2]
+    busy = [r for r in rows if r[1] > 0]
+    if len(busy) < 3:
+        return None
+    t0, t1 = busy[0][0], busy[-1][0]
+    start = next(r for r in busy if r[0] >= t0 + (t1 - t0) * WARMUP_SHARE)
+    last = busy[-1]
+    requests = int(last[1] - start[1])
+    if requests <= 0 or last[0] <= start[0]:
+        return None
+    cpu = last[2] - start[2]
+    return Sample(cpu / requests * 1e6, requests / (last[0] - start[0]), requests)
+
+
+def locust_target(cls: str, e: dict[str, str], pipeline: int) -> list[str]:
+    """The -f argument and the options and classes for one trader (or the baseline, or Mixed)."""
     if cls == "FastHttpUser":
-        target = ["-f", str(BASELINE)]
-    else:
-        target = ["-f", str(LOCUSTFILE), "--ws-url", e["ws"], "--fix-url", e["fix"], cls]
-    cmd = [
-        *pin,
-        sys.executable,
-        "-m",
-        "locust",
-        *target,
-        "--headless",
-        "-u",
-        str(args.users),
-        "-r",
-        str(args.users),
-        "-t",
-        f"{args.seconds}s",
-        "--only-summary",
-        "--host",
-        e["rest"],
-        "--csv",
-        str(out / cls),
-    ]
-    before = os.times()
-    subprocess.run(cmd, capture_output=True, timeout=args.seconds + 120, check=False)
-    after = os.times()
-    cpu = (after.children_user - before.children_user) + (
-        after.children_system - before.children_system
+        return ["-f", f"{BASELINE},{METER}"]
+    classes = list(TRADERS) if cls == "Mixed" else [cls]
+    return ["-f", f"{LOCUSTFILE},{METER}", "--ws-url", e["ws"], "--fix-url", e["fix"],
+            "--tier", "unlimited", "--pipeline", str(pipeline), *classes]  # fmt: skip
+
+
+def run_locust(
+    cls: str, rest_url: str, e: dict[str, str], args: argparse.Namespace, out: Path, cores: str
+) -> Sample:
+    """One headless Locust run of a class on `cores`; its steady cost (RefusedRun if over 1%
+    of its requests broke)."""
+    pin = ["taskset", "-c", cores] if cores else []
+    meter = out / f"{cls}.meter"
+    for old in out.glob(f"{cls}.meter.*"):
+        old.unlink()
+    cmd = [*pin, sys.executable, "-m", "locust", *locust_target(cls, e, args.pipeline),
+           "--headless", "-u", str(args.users), "-r", str(args.users), "-t", f"{args.seconds}s",
+           "--only-summary", "--host", rest_url, "--csv", str(out / cls)]  # fmt: skip
+    env = dict(os.environ, LOADGEN_BENCH_METER=str(meter))
+    done = subprocess.run(
+        cmd, capture_output=True, text=True, env=env, timeout=args.seconds + 120, check=False
     )
     with open(out / f"{cls}_stats.csv") as fh:
         rows = {row["Name"]: row for row in csv.DictReader(fh)}
-    requests = int(rows["Aggregated"]["Request Count"])
+    requests = int(rows["Aggregated"]["Request Count"]) if "Aggregated" in rows else 0
     # Business rejections ("[rejected]": an order filled before its cancel) are normal trading;
     # errors and timeouts (and the baseline's failures) mean the run measured something else.
     broken = sum(
@@ -86,42 +125,82 @@ def run_locust(cls: str, venue: BenchVenue, args: argparse.Namespace, out: Path)
         for name, row in rows.items()
         if name != "Aggregated" and "[rejected]" not in name
     )
-    if not requests or broken > requests / 100:
-        raise RefusedRun(f"{cls}: {broken} of {requests} requests were errors or timeouts")
-    return cpu / requests * 1e6
+    files = sorted(out.glob(f"{cls}.meter.*"))
+    sample = steady(files[0].read_text().splitlines()) if len(files) == 1 else None
+    if not requests or broken > requests / 100 or sample is None:
+        tail = done.stderr.strip().splitlines()[-3:]
+        raise RefusedRun(f"{cls}: {broken} of {requests} requests were errors or timeouts "
+                         f"(exit {done.returncode}; {' / '.join(tail)})")  # fmt: skip
+    return sample
+
+
+def measure(
+    classes: list[str], args: argparse.Namespace, out: Path, log: Callable[[str], None] = print
+) -> dict[str, list[Sample]]:
+    """Rounds of one run per class (noise falls on every class alike) against one venue on its
+    own core; Locust on the other cores."""
+    results: dict[str, list[Sample]] = {c: [] for c in classes}
+    split = core_split()
+    cores = ",".join(map(str, split[0])) if split else ""
+    venue = BenchVenue(tier="unlimited", keys=RUN_KEYS)
+    try:
+        for n in range(args.runs):
+            for cls in classes:
+                sample = run_locust(cls, venue.endpoints["rest"], venue.endpoints, args, out, cores)
+                log(f"  run {n + 1}/{args.runs} {cls:<13}{sample.us_per_request:8.1f} us/request"
+                    f"{sample.requests_per_s:9.0f} requests/s")  # fmt: skip
+                results[cls].append(sample)
+    finally:
+        venue.stop()
+    return results
+
+
+def summarize(results: dict[str, list[Sample]]) -> dict[str, dict[str, Any]]:
+    """Medians per class, with the ratio to the baseline and the targets."""
+    base = statistics.median(s.us_per_request for s in results[BASELINE_CLASS])
+    table: dict[str, dict[str, Any]] = {}
+    for cls, samples in results.items():
+        median = statistics.median(s.us_per_request for s in samples)
+        target = TARGET_US.get(cls)
+        table[cls] = {
+            "median_us": round(median, 2),
+            "runs_us": [round(s.us_per_request, 2) for s in samples],
+            "median_requests_per_s": round(statistics.median(s.requests_per_s for s in samples)),
+            "ratio_to_baseline": round(median / base, 3),
+            "target_us": target,
+            "meets_us": None if target is None else median <= target,
+            "meets_ratio": None if cls == BASELINE_CLASS else median / base <= TARGET_RATIO,
+        }
+    return table
+
+
+def table_lines(table: dict[str, dict[str, Any]]) -> list[str]:
+    lines = [f"{'generator':<14}{'median us':>10}{'req/s':>9}{'x baseline':>11}{'target us':>10}"]
+    for cls, row in table.items():
+        target = "" if row["target_us"] is None else f"{row['target_us']:.0f}"
+        lines.append(f"{cls:<14}{row['median_us']:>10.1f}{row['median_requests_per_s']:>9}"
+                     f"{row['ratio_to_baseline']:>11.2f}{target:>10}")  # fmt: skip
+    return lines
 
 
 def main(args: argparse.Namespace) -> int:
     traders = [t.strip() for t in args.traders.split(",") if t.strip()]
-    unknown = [t for t in traders if t not in TRADERS]
-    if unknown or args.users < 1 or args.seconds < 1 or args.runs < 1:
+    unknown = [t for t in traders if t not in (*TRADERS, "Mixed")]
+    if unknown or args.users < 1 or args.seconds < 1 or args.runs < 1 or args.pipeline < 1:
         print(
-            f"loadgen bench traders: traders are {', '.join(TRADERS)}; users, seconds and "
-            "runs must be at least 1",
+            f"loadgen bench traders: traders are {', '.join(TRADERS)} and Mixed; users, "
+            "seconds, runs and pipeline must be at least 1",
             file=sys.stderr,
         )
         return 2
-    classes = ["FastHttpUser", *traders]
-    results: dict[str, list[float]] = {c: [] for c in classes}
     with tempfile.TemporaryDirectory() as tmp:
-        venue = BenchVenue(tier="unlimited", keys=RUN_KEYS)
         try:
-            for _ in range(args.runs):  # rounds, so noise falls on every class alike
-                for cls in classes:
-                    results[cls].append(run_locust(cls, venue, args, Path(tmp)))
+            results = measure([BASELINE_CLASS, *traders], args, Path(tmp))
         except RefusedRun as exc:
             print(f"loadgen bench traders: {exc}; no figures reported", file=sys.stderr)
             return 1
-        finally:
-            venue.stop()
-    base = statistics.median(results["FastHttpUser"])
-    print(
-        f"generator CPU per request: {args.runs} runs x {args.seconds} s, {args.users} users, "
-        f"Locust and venue on separate cores; baseline FastHttpUser {base:.1f} us"
-    )
-    print(f"{'trader':<14}{'median us':>10}{'ratio':>8}{'target':>9}{'target ratio':>14}")
-    for cls in traders:
-        median = statistics.median(results[cls])
-        target = TARGET_US[cls] / REFERENCE_BASELINE_US
-        print(f"{cls:<14}{median:>10.1f}{median / base:>8.2f}{TARGET_US[cls]:>9.0f}{target:>14.2f}")
+    print(f"generator CPU per request, steady part of {args.runs} runs x {args.seconds} s, "
+          f"{args.users} users, Locust and venue on separate cores")  # fmt: skip
+    for line in table_lines(summarize(results)):
+        print(line)
     return 0
