@@ -48,6 +48,12 @@ def add_args(p: argparse.ArgumentParser) -> None:
         f"{UI_LINGER_S} s after the run ends",
     )
     p.add_argument("--results", help="results folder (default: the profile's output.dir)")
+    p.add_argument(
+        "--no-pin",
+        action="store_true",
+        help="let the OS place the embedded venue and Locust on all cores (default: the venue "
+        "gets the last core, Locust the others, when there are two or more)",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -66,7 +72,7 @@ def main(args: argparse.Namespace) -> int:
     run_dir.mkdir(parents=True, exist_ok=True)
     meta = run_meta(prof, args)
     write_json(run_dir / RUN_META, meta)
-    venue, endpoints, keys_file = start_target(prof)
+    venue, endpoints, keys_file = start_target(prof, pin=not getattr(args, "no_pin", False))
     print(
         f"loadgen run: {prof.name}, {prof.loop} loop, {prof.duration:.0f} s -> {run_dir}",
         flush=True,
@@ -92,13 +98,14 @@ def run_meta(prof: profiles.Profile, args: argparse.Namespace) -> dict[str, Any]
         "max_rate": prof.max_rate,
         "target": prof.target.venue,
         "workers": args.workers,
+        "pinned": not getattr(args, "no_pin", False),
         "stages": [dataclasses.asdict(s) for s in prof.stages],
         "slo": slo,
         "command": " ".join(sys.argv),
     }
 
 
-def start_target(prof: profiles.Profile) -> tuple[Any, dict[str, str], str]:
+def start_target(prof: profiles.Profile, pin: bool = True) -> tuple[Any, dict[str, str], str]:
     """(venue process or None, endpoints, keys file) for the profile's target."""
     t = prof.target
     if t.venue == "url":
@@ -110,7 +117,7 @@ def start_target(prof: profiles.Profile) -> tuple[Any, dict[str, str], str]:
     flags += ["--unavailable", str(t.unavailable), "--drop", str(t.drop)]
     flags += ["--latency-per-krps", str(t.latency_per_krps)]
     flags += misset_flags(t.limit_threshold, t.limit_decay, t.cancel_penalty)
-    split = core_split()
+    split = core_split() if pin else None
     venue = VenueProcess(*flags, cpu=split[1] if split else None)
     return venue, venue.endpoints, ""
 
@@ -151,7 +158,7 @@ def run_locust(
     """Run Locust to the end (or Ctrl-C), printing a live line; (exit code, its CPU seconds)."""
     env = dict(os.environ, LOADGEN_PROFILE=prof.path, LOADGEN_PROFILE_RUN=str(run_dir / RUN_META))
     cmd = locust_command(prof, args, run_dir, e, keys)
-    split = core_split()
+    split = None if getattr(args, "no_pin", False) else core_split()
     if split and prof.target.venue == "embedded":
         cmd = ["taskset", "-c", ",".join(map(str, split[0])), *cmd]  # the venue has the last
     before = os.times()

@@ -14,7 +14,12 @@ from typing import Any
 BUY = "buy"
 SELL = "sell"
 
-STEP_TICKS = 2.0  # standard deviation of the mid's move per quote, in ticks
+STEP_TICKS = 1.0  # standard deviation of the mid's move per quote, in ticks
+# Each step also pulls the mid back toward the market's reference by this share of the way
+# (mean reversion): every trader walks its own mid, and without a pull two traders' mids drift
+# apart without bound, until one's resting quotes cross the other's (fills nobody asked for).
+# Stationary spread of a mid: STEP_TICKS / sqrt(2 * REVERT), about 2.2 ticks.
+REVERT = 0.1
 REST_DEPTH_TICKS = 3.0  # mean distance behind the mid of a resting quote, in ticks
 CROSS_DEPTH_TICKS = 3.0  # mean distance through the mid of a crossing quote, in ticks
 
@@ -62,9 +67,10 @@ def _text(units: int, decimals: int) -> str:
 
 
 class PriceWalk:
-    """A mid in ticks that random-walks one step per quote, never below one tick."""
+    """A mid in ticks that random-walks one step per quote around the market's reference
+    (mean-reverting), never below ten ticks."""
 
-    __slots__ = ("cross_share", "market", "mid", "rng")
+    __slots__ = ("cross_share", "market", "mid", "ref", "rng")
 
     def __init__(self, market: Market, rng: random.Random, cross_share: float = 0.1) -> None:
         if not 0.0 <= cross_share <= 1.0:
@@ -72,12 +78,13 @@ class PriceWalk:
         self.market = market
         self.rng = rng
         self.cross_share = cross_share
-        self.mid = max(10, round(market.mid * 10**market.price_decimals))
+        self.mid = self.ref = max(10, round(market.mid * 10**market.price_decimals))
 
     def quote(self, side: str) -> int:
         """A limit price in ticks for a new order on `side`, after one step of the walk."""
         rng = self.rng
-        self.mid = max(10, self.mid + round(rng.gauss(0.0, STEP_TICKS)))
+        pull = (self.ref - self.mid) * REVERT
+        self.mid = max(10, self.mid + round(pull + rng.gauss(0.0, STEP_TICKS)))
         if rng.random() < self.cross_share:
             depth = 1 + int(rng.expovariate(1.0 / CROSS_DEPTH_TICKS))
             return self.mid + depth if side == BUY else max(1, self.mid - depth)

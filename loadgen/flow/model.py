@@ -25,6 +25,7 @@ BATCH_ADD_MAX = 15
 BATCH_CANCEL_MAX = 50
 SIZE_SCALE = 1.5  # order size: the pair's minimum times 1 + int(an exponential of this mean)
 CL_ORD_ID_DIGITS = 18  # FIX: an ever-increasing number of up to 18 characters (facts 5)
+EARLY_ENDS_KEPT = 4096  # ids of orders heard ended before their acceptance, kept to match
 
 
 @dataclass(slots=True)
@@ -66,6 +67,7 @@ class FlowModel:
         self.user = user
         self._ids = itertools.count(1)
         self._prefix = f"{user % 1_000_000:06d}"
+        self._ended_early: set[str] = set()  # venue ids that ended before their answer came
 
     # ---- choosing --------------------------------------------------------------------------
 
@@ -133,7 +135,11 @@ class FlowModel:
     # ---- learning ----------------------------------------------------------------------------
 
     def placed(self, order: LiveOrder, txid: str, now: float) -> None:
-        """The venue accepted the order and it rests (an order that filled at once is gone)."""
+        """The venue accepted the order and it rests (an order that filled at once is gone:
+        its fill may have been heard before the acceptance)."""
+        if self._ended_early and txid in self._ended_early:
+            self._ended_early.discard(txid)
+            return
         order.placed = now
         self.orders.add(order, txid)
 
@@ -142,9 +148,14 @@ class FlowModel:
         self.orders.remove(order)
 
     def gone_txid(self, txid: str) -> None:
+        """An order ended (filled, cancelled) by the venue's word on a channel."""
         order = self.orders.by_txid.get(txid)
         if order is not None:
             self.orders.remove(order)
+        elif txid:  # not placed yet as far as the flow knows: its answer is still to come
+            if len(self._ended_early) >= EARLY_ENDS_KEPT:
+                self._ended_early.clear()
+            self._ended_early.add(txid)
 
     def gone_cl_ord_id(self, cl_ord_id: str) -> None:
         order = self.orders.by_cl_ord_id.get(cl_ord_id)
