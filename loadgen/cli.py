@@ -170,6 +170,10 @@ def cmd_venue(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.target in (None, "all"):  # no part named: the whole benchmark
+        from loadgen.bench.suite import main as bench_suite
+
+        return bench_suite(args)
     if args.target == "traders":
         from loadgen.bench.traders import main as bench_traders
 
@@ -235,8 +239,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_probe_args(probe)
     probe.set_defaults(func=cmd_probe)
-    bench = sub.add_parser("bench", help="benchmarks (venue CPU per request)")
-    bench_sub = bench.add_subparsers(dest="target", required=True)
+    bench = sub.add_parser(
+        "bench",
+        help="the benchmark: venue and generator cost, scaling, end to end, capacity "
+        "(results/bench-<timestamp>/); or one part of it",
+    )
+    from loadgen.bench.suite import add_args as add_suite_args
+
+    add_suite_args(bench)
+    bench.set_defaults(func=cmd_bench, target="all")
+    bench_sub = bench.add_subparsers(dest="target", required=False)
     bv = bench_sub.add_parser(
         "venue", help="venue CPU microseconds per order request, per protocol"
     )

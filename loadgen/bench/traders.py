@@ -43,7 +43,8 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--traders",
         default=",".join((*TRADERS, "Mixed")),
-        help="comma list of RestTrader, WsTrader, FixTrader, Mixed (all three at once)",
+        help="comma list of RestTrader, WsTrader, FixTrader, Mixed (all three at once); "
+        "NAME@N runs that one with --pipeline N",
     )
     p.add_argument(
         "--pipeline",
@@ -94,6 +95,8 @@ def locust_target(cls: str, e: dict[str, str], pipeline: int) -> list[str]:
     """The -f argument and the options and classes for one trader (or the baseline, or Mixed)."""
     if cls == "FastHttpUser":
         return ["-f", f"{BASELINE},{METER}"]
+    cls, _, depth = cls.partition("@")  # "RestTrader@1": that trader with --pipeline 1
+    pipeline = int(depth) if depth else pipeline
     classes = list(TRADERS) if cls == "Mixed" else [cls]
     return ["-f", f"{LOCUSTFILE},{METER}", "--ws-url", e["ws"], "--fix-url", e["fix"],
             "--tier", "unlimited", "--pipeline", str(pipeline), *classes]  # fmt: skip
@@ -161,7 +164,7 @@ def summarize(results: dict[str, list[Sample]]) -> dict[str, dict[str, Any]]:
     table: dict[str, dict[str, Any]] = {}
     for cls, samples in results.items():
         median = statistics.median(s.us_per_request for s in samples)
-        target = TARGET_US.get(cls)
+        target = TARGET_US.get(cls.partition("@")[0])
         table[cls] = {
             "median_us": round(median, 2),
             "runs_us": [round(s.us_per_request, 2) for s in samples],
@@ -185,7 +188,7 @@ def table_lines(table: dict[str, dict[str, Any]]) -> list[str]:
 
 def main(args: argparse.Namespace) -> int:
     traders = [t.strip() for t in args.traders.split(",") if t.strip()]
-    unknown = [t for t in traders if t not in (*TRADERS, "Mixed")]
+    unknown = [t for t in traders if t.partition("@")[0] not in (*TRADERS, "Mixed")]
     if unknown or args.users < 1 or args.seconds < 1 or args.runs < 1 or args.pipeline < 1:
         print(
             f"loadgen bench traders: traders are {', '.join(TRADERS)} and Mixed; users, "

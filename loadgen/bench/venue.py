@@ -97,12 +97,22 @@ class BenchVenue(VenueProcess):
     def __init__(self, pairs: int = BENCH_PAIRS, tier: str = "pro", keys: int = BENCH_KEYS) -> None:
         split = core_split()
         self.pinned = split is not None
+        self._affinity = os.sched_getaffinity(0) if split is not None else None
         cpu = None
         if split is not None:
             load, cpu = split
             os.sched_setaffinity(0, load)
         super().__init__("--keys", str(keys), "--pairs", str(pairs), "--tier", tier, cpu=cpu)
         self.ps = psutil.Process(self.pid)
+
+    def stop(self) -> list[str]:
+        """Stop the venue and give this process back the cores it had (a later part of
+        `loadgen bench` must not inherit the driver's single core)."""
+        try:
+            return super().stop()
+        finally:
+            if self._affinity is not None:
+                os.sched_setaffinity(0, self._affinity)
 
     def cpu(self) -> float:
         times = self.ps.cpu_times()

@@ -1,0 +1,235 @@
+"""`loadgen bench`: the whole yardstick in one command, for capacity planning.
+
+Four parts, each a median of several runs where it is a cost, written to
+results/bench-<timestamp>/ as bench.json (every run's figure) and table.txt (what is printed):
+
+1. venue cost: the venue's CPU microseconds per order request, per protocol (bench venue);
+2. generator cost: Locust's CPU microseconds per request for each trader, pipelined as the
+   throughput profile runs them and one at a time, for the three at once (Mixed), and for stock
+   Locust FastHttpUser sending the same signed REST orders, in the same rounds (bench traders);
+   the venue has its own core, so its cost stays out of the figure;
+3. scaling: profiles/throughput.toml from 1 and 2 Locust worker processes (more where the
+   machine has the cores), the venue and the workers sharing every core (`--no-pin`);
+4. end to end: the same profile with its 60 s hold, from the worker count that scaled best:
+   sustained requests per minute and P50/P99 at that rate.
+
+Then the capacity line: generator and venue cores needed for 1,000,000 requests/min at the
+measured costs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from loadgen.bench import traders, venue
+
+ROOT = Path(__file__).resolve().parents[2]
+THROUGHPUT = ROOT / "profiles" / "throughput.toml"
+GOAL_RPS = 1_000_000 / 60
+PIPELINE = 16  # as profiles/throughput.toml runs the traders
+GENERATORS = ("FastHttpUser", "RestTrader@1", "RestTrader", "WsTrader", "FixTrader", "Mixed")
+
+
+def add_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--runs", type=int, default=3, help="runs of each cost, median taken (3)")
+    p.add_argument("--seconds", type=int, default=10, help="seconds per generator run (10)")
+    p.add_argument("--hold", type=int, default=60, help="end-to-end seconds held (default 60)")
+    p.add_argument(
+        "--scale-seconds", type=int, default=20, help="seconds of each scaling run (default 20)"
+    )
+    p.add_argument(
+        "--workers",
+        default="",
+        help="worker counts to scale over, e.g. 1,2,4 (default 1,2, and up to the cores "
+        "less one on a bigger machine)",
+    )
+    p.add_argument("--results", default="results", help="where bench-<timestamp>/ goes")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="one short run of everything (a check that it all works, not figures to quote)",
+    )
+
+
+def worker_counts(spec: str) -> list[int]:
+    if spec:
+        counts = sorted({int(w) for w in spec.split(",") if w.strip()})
+        if not counts or counts[0] < 1:
+            raise ValueError("--workers: a comma list of counts from 1")
+        return counts
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2
+    counts, n = [1, 2], 4
+    while n <= cores - 1:
+        counts.append(n)
+        n *= 2
+    return counts
+
+
+def throughput_run(workers: int, seconds: int, out: Path, log: Any) -> dict[str, Any]:
+    """One `loadgen run profiles/throughput.toml`: its held stage's figures."""
+    stages = (4 + seconds) if seconds else 64
+    cmd = [sys.executable, "-m", "loadgen.cli", "run", str(THROUGHPUT), "--workers",
+           str(workers), "--no-pin", "--results", str(out), "--duration", f"{stages}s"]  # fmt: skip
+    before = set(out.glob("*-throughput"))
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=stages + 300, check=False)
+    made = sorted(set(out.glob("*-throughput")) - before)
+    if not made or not (made[-1] / "summary.json").exists():
+        tail = " / ".join((done.stdout + done.stderr).strip().splitlines()[-3:])
+        raise RuntimeError(f"throughput run ({workers} workers) wrote no summary: {tail}")
+    summary = json.loads((made[-1] / "summary.json").read_text())
+    hold = summary["levels"][-1]
+    meta = (
+        json.loads((made[-1] / "run.json").read_text()) if (made[-1] / "run.json").exists() else {}
+    )
+    row = {
+        "workers": workers,
+        "seconds": hold["seconds"],
+        "requests_per_s": hold["throughput_rps"],
+        "requests_per_min": round(hold["throughput_rps"] * 60),
+        "p50_us": hold["p50"],
+        "p99_us": hold["p99"],
+        "error_share": hold["error_share"],
+        "rate_limited_share": hold["rate_limited_share"],
+        "rejected_share": _rejected_share(summary),
+        "generator_cpu_s": meta.get("generator_cpu_s"),
+        "exit": done.returncode,
+        "run_dir": str(made[-1]),
+    }
+    log(
+        f"  {workers} worker(s): {row['requests_per_s']:,.0f} requests/s held {row['seconds']} s"
+        f", P50 {row['p50_us'] / 1000:.1f} ms, P99 {row['p99_us'] / 1000:.1f} ms"
+    )
+    return row
+
+
+def _rejected_share(summary: dict[str, Any]) -> float:
+    totals = summary["totals"]
+    return round(totals["outcomes"]["rejected"] / totals["count"], 4) if totals["count"] else 0.0
+
+
+def venue_costs(args: argparse.Namespace) -> dict[str, Any]:
+    ns = argparse.Namespace(
+        requests=4000 if args.quick else 20000, runs=args.runs, connections=8, window=32,
+        pairs=venue.BENCH_PAIRS, tier="pro",
+    )  # fmt: skip
+    bv = venue.BenchVenue(ns.pairs, ns.tier)
+    try:
+        report = venue.bench_all(list(venue.TARGET_US), bv, ns)
+    finally:
+        bv.stop()
+    out = {}
+    for protocol, runs in report.items():
+        per = [r.us_per_request for r in runs]
+        out[protocol] = {
+            "median_us": round(statistics.median(per), 2),
+            "runs_us": [round(x, 2) for x in per],
+            "errors": sum(r.errors for r in runs),
+        }
+    return out
+
+
+def main(args: argparse.Namespace) -> int:
+    if args.quick:
+        args.runs, args.seconds, args.hold, args.scale_seconds = 1, 5, 8, 6
+    try:
+        counts = worker_counts(args.workers)
+    except ValueError as exc:
+        print(f"loadgen bench: {exc}", file=sys.stderr)
+        return 2
+    if min(args.runs, args.seconds, args.hold, args.scale_seconds) < 1:
+        print("loadgen bench: --runs, --seconds, --hold, --scale-seconds must be >= 1",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    out = Path(args.results) / f"bench-{time.strftime('%Y%m%d-%H%M%S')}"
+    (out / "runs").mkdir(parents=True, exist_ok=True)
+    result: dict[str, Any] = {"started": time.time(), "quick": args.quick,
+                              "machine": {"cores": os.cpu_count()}, "goal_rps": GOAL_RPS}  # fmt: skip
+
+    def log(line: str) -> None:
+        print(line, flush=True)
+
+    log(f"loadgen bench -> {out}")
+    log("venue cost (bench venue)")
+    result["venue"] = venue_costs(args)
+    log("generator cost (bench traders)")
+    gen_args = argparse.Namespace(users=48, seconds=args.seconds, runs=args.runs, pipeline=PIPELINE)
+    try:
+        samples = traders.measure(list(GENERATORS), gen_args, out / "runs", log=log)
+    except traders.RefusedRun as exc:
+        print(f"loadgen bench: {exc}; no figures reported", file=sys.stderr)
+        return 1
+    result["generator"] = traders.summarize(samples)
+    log("scaling (profiles/throughput.toml, --no-pin)")
+    result["scaling"] = [throughput_run(w, args.scale_seconds, out / "runs", log) for w in counts]
+    best = max(result["scaling"], key=lambda r: r["requests_per_s"])["workers"]
+    log(f"end to end ({best} workers, {args.hold} s held)")
+    result["end_to_end"] = throughput_run(best, args.hold, out / "runs", log)
+    result["capacity"] = capacity(result)
+    result["finished"] = time.time()
+    lines = table(result)
+    (out / "bench.json").write_text(json.dumps(result, indent=1))
+    (out / "table.txt").write_text("\n".join(lines) + "\n")
+    print()
+    for line in lines:
+        print(line)
+    return 0
+
+
+def capacity(result: dict[str, Any]) -> dict[str, Any]:
+    """Cores for 1M requests/min at the measured costs (Mixed generator; the venue's mean)."""
+    gen_us = result["generator"]["Mixed"]["median_us"]
+    venue_us = statistics.mean(v["median_us"] for v in result["venue"].values())
+    return {
+        "generator_us_per_request": gen_us,
+        "venue_us_per_request": round(venue_us, 2),
+        "generator_cores": round(GOAL_RPS * gen_us / 1e6, 2),
+        "venue_cores": round(GOAL_RPS * venue_us / 1e6, 2),
+        "worker_cores_needed": math.ceil(GOAL_RPS * gen_us / 1e6),
+        "requests_per_s_per_worker_core": round(1e6 / gen_us),
+    }
+
+
+def table(r: dict[str, Any]) -> list[str]:
+    runs = "1 run (--quick: not figures to quote)" if r["quick"] else "medians"
+    lines = [f"loadgen bench: {r['machine']['cores']} cores, {runs}", ""]
+    lines.append(f"{'venue':<14}{'us/request':>11}{'target':>8}")
+    for protocol, row in r["venue"].items():
+        lines.append(f"{protocol:<14}{row['median_us']:>11.1f}{venue.TARGET_US[protocol]:>8.0f}")
+    lines.append("")
+    lines.append(f"generator (pipeline {PIPELINE} unless @1; venue on its own core)")
+    lines += traders.table_lines(r["generator"])
+    lines.append("")
+    lines.append(f"{'workers':<9}{'requests/min':>14}{'P50 ms':>8}{'P99 ms':>8}{'errors':>8}"
+                 f"{'rejected':>10}")  # fmt: skip
+    for row in r["scaling"]:
+        lines.append(_run_line(str(row["workers"]), row))
+    e = r["end_to_end"]
+    lines.append(_run_line(f"{e['workers']} (e2e)", e) + f"  held {e['seconds']} s")
+    c = r["capacity"]
+    met = "met" if e["requests_per_min"] >= 1_000_000 and e["error_share"] <= 0.001 else "not met"
+    lines += [
+        "",
+        f"end to end: {e['requests_per_min']:,} requests/min sustained for {e['seconds']} s, venue "
+        f"included (goal 1,000,000: {met})",
+        f"capacity: at {c['generator_us_per_request']:.1f} us/request a worker core sends "
+        f"{c['requests_per_s_per_worker_core']:,}/s; 1M requests/min needs "
+        f"{c['worker_cores_needed']} worker core(s) ({c['generator_cores']:.2f}) plus "
+        f"{c['venue_cores']:.2f} venue core(s) at {c['venue_us_per_request']:.1f} us/request",
+    ]
+    return lines
+
+
+def _run_line(label: str, row: dict[str, Any]) -> str:
+    return (
+        f"{label:<9}{row['requests_per_min']:>14,}{row['p50_us'] / 1000:>8.1f}"
+        f"{row['p99_us'] / 1000:>8.1f}{row['error_share']:>8.2%}{row['rejected_share']:>10.1%}"
+    )

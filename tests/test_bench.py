@@ -1,0 +1,82 @@
+"""`loadgen bench`: the steady-part arithmetic, the table, and one quick run end to end."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from loadgen.bench import suite, traders
+
+
+def test_steady_cost_leaves_out_start_up_and_counts_only_the_steady_part():
+    # monotonic s, requests so far, CPU s: 1 s of start-up CPU before any request, then
+    # 1,000 requests/s at 0.05 CPU-s/s (50 us a request) for 10 s.
+    lines = ["0.0,0,0.0", "1.0,0,1.0"]
+    lines += [f"{1.0 + t:.1f},{1000 * t},{1.0 + 0.05 * t:.4f}" for t in range(1, 11)]
+    sample = traders.steady(lines)
+    assert sample is not None
+    assert sample.us_per_request == pytest.approx(50.0)
+    assert sample.requests_per_s == pytest.approx(1000.0)
+    # the steady part starts at 20% of the busy span (2 s .. 11 s): at 4 s of 11
+    assert sample.requests == 10_000 - 3_000
+
+
+def test_steady_cost_needs_a_busy_run():
+    assert traders.steady(["0.0,0,0.1", "0.5,0,0.2", "1.0,0,0.3"]) is None
+    assert traders.steady(["garbage", "1.0,5,0.1"]) is None
+
+
+def test_worker_counts_grow_with_the_machine(monkeypatch):
+    monkeypatch.setattr(suite.os, "sched_getaffinity", lambda _: set(range(16)))
+    assert suite.worker_counts("") == [1, 2, 4, 8]
+    monkeypatch.setattr(suite.os, "sched_getaffinity", lambda _: {0, 1})
+    assert suite.worker_counts("") == [1, 2]
+    assert suite.worker_counts("3,1") == [1, 3]
+    with pytest.raises(ValueError, match="--workers"):
+        suite.worker_counts("0")
+
+
+def test_capacity_line_from_the_mixed_cost():
+    result = {
+        "generator": {"Mixed": {"median_us": 60.0}},
+        "venue": {
+            "rest": {"median_us": 30.0},
+            "ws": {"median_us": 20.0},
+            "fix": {"median_us": 25.0},
+        },
+    }
+    c = suite.capacity(result)
+    assert c["generator_cores"] == pytest.approx(1.0)  # 16,667/s x 60 us
+    assert c["worker_cores_needed"] == 1
+    assert c["venue_cores"] == pytest.approx(0.42, abs=0.01)
+    assert c["requests_per_s_per_worker_core"] == 16_667
+
+
+def test_bench_quick_writes_json_and_prints_the_table(tmp_path: Path):
+    """The whole bench, one short run of each part, from the command line."""
+    done = subprocess.run(
+        [sys.executable, "-m", "loadgen.cli", "bench", "--quick", "--workers", "1",
+         "--results", str(tmp_path)],
+        capture_output=True, text=True, timeout=400, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    (out,) = tmp_path.glob("bench-*")
+    result = json.loads((out / "bench.json").read_text())
+    assert set(result["venue"]) == {"rest", "ws", "fix"}
+    assert all(v["median_us"] > 0 and v["errors"] == 0 for v in result["venue"].values())
+    gen = result["generator"]
+    assert set(gen) == set(suite.GENERATORS)
+    assert gen["FastHttpUser"]["ratio_to_baseline"] == 1.0
+    assert all(row["median_us"] > 0 for row in gen.values())
+    assert [r["workers"] for r in result["scaling"]] == [1]
+    e2e = result["end_to_end"]
+    assert e2e["requests_per_min"] > 0 and e2e["p99_us"] >= e2e["p50_us"] > 0
+    assert e2e["error_share"] == 0.0
+    table = (out / "table.txt").read_text()
+    assert table.splitlines()[-1].startswith("capacity:")
+    assert "FastHttpUser" in done.stdout and "end to end:" in done.stdout
+    assert table.strip() in done.stdout.replace("\r", "")
