@@ -42,7 +42,7 @@ def test_worker_counts_grow_with_the_machine(monkeypatch):
 
 def test_capacity_line_from_the_mixed_cost():
     result = {
-        "generator": {"Mixed": {"median_us": 60.0}},
+        "generator": {"Mixed": {"median_us": 75.0}},
         "venue": {
             "rest": {"median_us": 30.0},
             "ws": {"median_us": 20.0},
@@ -50,10 +50,10 @@ def test_capacity_line_from_the_mixed_cost():
         },
     }
     c = suite.capacity(result)
-    assert c["generator_cores"] == pytest.approx(1.0)  # 16,667/s x 60 us
-    assert c["worker_cores_needed"] == 1
+    assert c["generator_cores"] == pytest.approx(1.25)  # 16,667/s x 75 us
+    assert c["worker_cores_needed"] == 2
     assert c["venue_cores"] == pytest.approx(0.42, abs=0.01)
-    assert c["requests_per_s_per_worker_core"] == 16_667
+    assert c["requests_per_s_per_worker_core"] == 13_333
 
 
 def test_bench_quick_writes_json_and_prints_the_table(tmp_path: Path):
