@@ -24,7 +24,7 @@ from typing import Any
 from gevent import socket
 
 from loadgen.clients.backoff import Backoff
-from loadgen.clients.net import MILLISECONDS, NonceSource, connect, wait_readable
+from loadgen.clients.net import MILLISECONDS, NonceSource, Pipelined, connect, wait_readable
 from loadgen.flow.orders import LiveOrder
 from loadgen.outcome import ERROR, OK, TIMEOUT, Outcome
 from loadgen.protocol import fix
@@ -43,7 +43,7 @@ class FixFailure(Exception):
     """The session could not go on (closed, logged out, garbled beyond repair)."""
 
 
-class FixClient:
+class FixClient(Pipelined):
     protocol = PROTOCOL
 
     def __init__(
@@ -73,7 +73,6 @@ class FixClient:
         self.reader = fix.FixReader()
         self._logged_on_before = False
         self.backoff = Backoff()
-        self._queued: list[tuple[str, list[tuple[str, str, str]], bool, Any]] | None = None
         self.logon_nonces = NonceSource.for_key(api_key, MILLISECONDS)
 
     # ---- session -------------------------------------------------------------------------------
@@ -154,10 +153,6 @@ class FixClient:
 
     # ---- exchanges: one at a time, or several on the wire at once (pipelined) ----------------
 
-    def begin(self) -> None:
-        """Queue the operations called from now on; flush() sends them all in one write."""
-        self._queued = []
-
     def exchange(self, op: str, messages: list[tuple[str, str, str]], skip_unknown: bool = False,
                  post: Callable[[Outcome], None] | None = None) -> Outcome | None:  # fmt: skip
         """Send (msg_type, ClOrdID, body) messages, wait for each one's answer: the Outcome
@@ -168,18 +163,13 @@ class FixClient:
         do not count while any message was accepted (a batch cancel's ids already gone, as the
         venue treats them in CancelOrderBatch).
         """
-        entry = (op, messages, skip_unknown, post)
-        if self._queued is not None:
-            self._queued.append(entry)
-            return None
-        self._queued = [entry]
-        return self.flush()[0]
+        return self._submit((op, messages, skip_unknown, post))
 
     def flush(self) -> list[Outcome]:
         """Send every queued exchange's messages in one write and read every answer: the
         Outcomes in order, each with its latency to its last answer. A failure ends the
         session; the exchanges still unanswered get it as their outcome."""
-        queued, self._queued = self._queued or [], None
+        queued = self._take()
         n = len(queued)
         answers: list[list[Any]] = [[None] * len(e[1]) for e in queued]
         errors: list[list[tuple[int, str]]] = [[] for _ in queued]

@@ -1,13 +1,14 @@
-"""What the three clients share below their protocols: connecting, waiting, nonces."""
+"""What the three clients share below their protocols: connecting, waiting, pipelining, nonces."""
 
 from __future__ import annotations
 
 import time
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from gevent import socket
 
 from loadgen.clients.backoff import Backoff
+from loadgen.outcome import Outcome
 
 MICROSECONDS = 1_000_000  # REST nonces (any increasing integer; Kraken's clients use time)
 MILLISECONDS = 1_000  # FIX Logon 5025: milliseconds since the epoch (facts 5)
@@ -33,6 +34,34 @@ def wait_readable(sock: socket.socket) -> None:
     wait = getattr(sock, "_wait", None)
     if wait is not None:
         wait(sock._read_event)
+
+
+class Pipelined:
+    """What the three clients share of pipelining: after begin(), operations queue; flush()
+    (each client's own) sends the queue in one write and reads every answer. Without begin(),
+    an operation is a queue of one, flushed at once."""
+
+    _queued: list[Any] | None = None
+
+    def begin(self) -> None:
+        """Queue the operations called from now on; flush() sends them all in one write."""
+        self._queued = []
+
+    def _submit(self, entry: Any) -> Outcome | None:
+        """Queue one operation (None), or, outside begin(), do it now (its Outcome)."""
+        if self._queued is not None:
+            self._queued.append(entry)
+            return None
+        self._queued = [entry]
+        return self.flush()[0]
+
+    def _take(self) -> list[Any]:
+        """The queued operations, ending the queue."""
+        queued, self._queued = self._queued or [], None
+        return queued
+
+    def flush(self) -> list[Outcome]:
+        raise NotImplementedError
 
 
 class NonceSource:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from loadgen.clients.http import HttpConnection, TransportError, TransportTimeout
-from loadgen.clients.net import NonceSource
+from loadgen.clients.net import NonceSource, Pipelined
 from loadgen.flow.market import Market
 from loadgen.flow.orders import LiveOrder
 from loadgen.outcome import ERROR, OK, TIMEOUT, Outcome
@@ -30,7 +30,7 @@ PROTOCOL = "rest"
 _perf_ns = time.perf_counter_ns
 
 
-class RestClient:
+class RestClient(Pipelined):
     protocol = PROTOCOL
 
     def __init__(self, base_url: str, api_key: str, secret_b64: str, timeout: float = 10.0) -> None:
@@ -42,7 +42,6 @@ class RestClient:
         self.nonces = NonceSource.for_key(api_key)
         host = f"{url.hostname}:{url.port}" if url.port else url.hostname
         self._heads: dict[str, tuple[bytes, bytes]] = {}
-        self._queued: list[tuple[str, bytes, Any]] | None = None
         self._head_tail = (
             f"Host: {host}\r\nUser-Agent: loadgen\r\nAPI-Key: {api_key}\r\n"
             "Content-Type: application/x-www-form-urlencoded\r\n"
@@ -98,23 +97,14 @@ class RestClient:
             out.append((latency, errors, result, ""))
         return out
 
-    def begin(self) -> None:
-        """Queue the operations called from now on; flush() sends them all in one write."""
-        self._queued = []
-
     def _request(self, op: str, method: str, fields: str,
                  post: Callable[[Outcome, Any], None] | None = None) -> Outcome | None:  # fmt: skip
         """One operation: done at once (its Outcome), or queued after begin() (None)."""
-        entry = (op, self._encode(method, fields), post)
-        if self._queued is not None:
-            self._queued.append(entry)
-            return None
-        self._queued = [entry]
-        return self.flush()[0]
+        return self._submit((op, self._encode(method, fields), post))
 
     def flush(self) -> list[Outcome]:
         """Send the queued calls pipelined on the connection; their Outcomes in order."""
-        queued, self._queued = self._queued or [], None
+        queued = self._take()
         outcomes = []
         calls = self._calls([request for _, request, _ in queued])
         for (op, _, post), (latency, errors, result, failure) in zip(queued, calls, strict=True):
@@ -184,15 +174,6 @@ class RestClient:
     def batch_cancel(self, orders: list[LiveOrder]) -> Outcome | None:
         body = rest.encode_form({"orders": [{"txid": o.txid} for o in orders]})
         return self._request("batch_cancel", "CancelOrderBatch", body.decode(), _count)
-
-    def open_orders(self) -> tuple[Outcome, dict[str, Any]]:
-        latency, errors, result, failure = self.call("OpenOrders", "")
-        if failure:
-            kind = TIMEOUT if failure.startswith("timeout") else ERROR
-            return Outcome(PROTOCOL, "open_orders", kind, latency, failure), {}
-        if errors:
-            return Outcome.from_error(PROTOCOL, "open_orders", latency, errors[0]), {}
-        return Outcome(PROTOCOL, "open_orders", OK, latency), (result or {}).get("open", {})
 
 
 # What an accepted reply's result gives the trader (Outcome.detail).

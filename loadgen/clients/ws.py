@@ -29,7 +29,7 @@ from typing import Any
 from gevent import socket
 
 from loadgen.clients.backoff import Backoff
-from loadgen.clients.net import connect, wait_readable
+from loadgen.clients.net import Pipelined, connect, wait_readable
 from loadgen.flow.orders import LiveOrder
 from loadgen.outcome import ERROR, OK, TIMEOUT, Outcome
 from loadgen.protocol import ws, wsframe
@@ -47,7 +47,7 @@ _perf_ns = time.perf_counter_ns
 _ids = itertools.count(1)
 
 
-class WsClient:
+class WsClient(Pipelined):
     protocol = PROTOCOL
 
     def __init__(
@@ -71,7 +71,6 @@ class WsClient:
         self.frames = FrameParser(expect_masked=False)
         self.inbox: deque[bytes] = deque()  # text messages read but not yet consumed
         self.backoff = Backoff()
-        self._queued: list[tuple[str, str, dict[str, Any], Any]] | None = None
 
     # ---- connection ---------------------------------------------------------------------------
 
@@ -163,21 +162,11 @@ class WsClient:
 
     # ---- requests: one at a time, or several on the wire at once (pipelined) -------------------
 
-    def begin(self) -> None:
-        """Queue the operations called from now on; flush() sends them all in one write."""
-        self._queued = []
-
     def _request(self, op: str, method: str, params: dict[str, Any],
                  post: Callable[[Outcome, Any], None] | None = None) -> Outcome | None:  # fmt: skip
         """One operation: done at once (its Outcome), or queued after begin() (None)."""
         params["token"] = self.token
-        queued = self._queued
-        entry = (op, method, params, post)
-        if queued is not None:
-            queued.append(entry)
-            return None
-        self._queued = [entry]
-        return self.flush()[0]
+        return self._submit((op, method, params, post))
 
     def flush(self) -> list[Outcome]:
         """Send the queued requests in one write and read every reply: Outcomes in order.
@@ -186,7 +175,7 @@ class WsClient:
         failure or timeout ends the connection; the requests still unanswered get it as
         their outcome (those answered before keep theirs).
         """
-        queued, self._queued = self._queued or [], None
+        queued = self._take()
         n = len(queued)
         replies: list[Any] = [None] * n
         at = [0] * n
