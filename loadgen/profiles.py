@@ -36,6 +36,7 @@ from typing import Any
 
 from loadgen.conformance import VERDICTS
 from loadgen.flow.mix import OPS
+from loadgen.flow.pacing import pipeline_problem
 from loadgen.ratelimit import TIERS
 
 PROTOCOLS = ("rest", "ws", "fix")
@@ -279,14 +280,9 @@ def load(path: str | Path) -> Profile:
     spawn_rate = load_.number("spawn_rate", 100.0, 0.001, 1e6)
     stay_under = load_.take("stay_under", bool, False)
     pipeline = load_.take("pipeline", int, 1)
-    if not 1 <= pipeline <= 256:
-        load_.fail("pipeline", f"must be between 1 and 256 requests, got {pipeline}")
-    if pipeline > 1 and (loop == "open" or stay_under):
-        load_.fail(
-            "pipeline",
-            "works in the closed loop without stay_under (each user sends "
-            "its requests in groups; a schedule or a wait per request would split them)",
-        )
+    problem = pipeline_problem(pipeline, loop == "open", stay_under)
+    if problem:
+        load_.fail("pipeline", problem)
     load_.done()
     stages = _stages(top.take("stages", list), loop, max_rate, file)
     slo = _slo(top.table("slo"))

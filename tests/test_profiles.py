@@ -22,7 +22,7 @@ users = 5
 """
 
 
-@pytest.mark.parametrize("name", ["smoke", "ramp", "soak", "spike", "ratelimit"])
+@pytest.mark.parametrize("name", ["smoke", "ramp", "soak", "spike", "ratelimit", "throughput"])
 def test_every_shipped_profile_loads(name: str) -> None:
     prof = profiles.load(ROOT / "profiles" / f"{name}.toml")
     assert prof.name == name and prof.stages and prof.max_rate > 0
@@ -33,6 +33,12 @@ def test_the_ramp_profile_climbs_to_a_million_requests_a_minute() -> None:
     assert prof.loop == "open" and prof.peak_rate * 60 >= 1_000_000
     rates = [s.rate for s in prof.stages]
     assert rates == sorted(rates)
+
+
+def test_the_throughput_profile_holds_60_s_pipelined_on_unthrottled_keys() -> None:
+    prof = profiles.load(ROOT / "profiles" / "throughput.toml")
+    assert prof.loop == "closed" and prof.pipeline > 1 and prof.target.tier == "unlimited"
+    assert prof.stages[-1].duration == 60 and prof.max_rate * 60 >= 1_000_000
 
 
 def test_the_spike_profile_swings_its_mix_to_cancels_and_amends() -> None:
@@ -68,6 +74,11 @@ BAD = [
     ("no stages", "[[stages]]", "[[nothing]]", ": stages: required field is missing"),
     ("no hard cap", "max_rate = 1000", "", "load.max_rate: required field is missing"),
     ("open loop without rates", LOAD, LOAD + '\nloop = "open"', "stages[0].rate: open loop needs"),
+    ("a pipeline of none", LOAD, LOAD + "\npipeline = 0", "load.pipeline: must be between 1 and 256"),
+    ("a pipeline in the open loop", LOAD, LOAD + '\nloop = "open"\npipeline = 4',
+     "load.pipeline: works in the closed loop"),
+    ("a pipeline under stay_under", LOAD, LOAD + "\nstay_under = true\npipeline = 4",
+     "load.pipeline: works in the closed loop"),
 ]  # fmt: skip
 
 

@@ -14,6 +14,20 @@ cap on total request rate (its share of it).
 from __future__ import annotations
 
 LATE_S = 0.001  # a send starting over 1 ms after its intended time counts as behind schedule
+MAX_PIPELINE = 256  # requests a user may put on the wire per turn
+
+
+def pipeline_problem(pipeline: int, open_loop: bool, stay_under: bool) -> str:
+    """What is wrong with a pipeline depth for this loop ('' when nothing): the profile's
+    load.pipeline and the traders' --pipeline follow the same rule."""
+    if not 1 <= pipeline <= MAX_PIPELINE:
+        return f"must be between 1 and {MAX_PIPELINE} requests, got {pipeline}"
+    if pipeline > 1 and (open_loop or stay_under):
+        return (
+            "works in the closed loop without stay_under (each user sends its requests in "
+            "groups; a schedule or a wait per request would split them)"
+        )
+    return ""
 
 
 class Schedule:

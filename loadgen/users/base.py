@@ -17,7 +17,7 @@ from loadgen import conformance
 from loadgen.conformance import KeyShadow
 from loadgen.flow.mix import OpMix
 from loadgen.flow.model import Action, FlowModel
-from loadgen.flow.pacing import LATE_S, Schedule
+from loadgen.flow.pacing import LATE_S, Schedule, pipeline_problem
 from loadgen.outcome import ERROR, OK, RATE_LIMITED, TIMEOUT, Outcome
 from loadgen.ratelimit import INF, TIERS
 from loadgen.users import options, recording
@@ -87,12 +87,10 @@ class TraderUser(User):
         )
         self.shadow = shadow_for(self.api_key, f"k{self.number}", opts.tier)
         self.stay_under = bool(opts.stay_under) and self.shadow is not None
-        self.pipeline = int(getattr(opts, "pipeline", 1) or 1)
-        if self.pipeline < 1 or (self.pipeline > 1 and (self.schedule or opts.stay_under)):
-            raise ValueError(
-                "--pipeline: a whole number from 1, above 1 only in the closed loop without "
-                "--stay-under (a schedule or a wait per request would split the group)"
-            )
+        self.pipeline = int(getattr(opts, "pipeline", 1))
+        problem = pipeline_problem(self.pipeline, self.schedule is not None, opts.stay_under)
+        if problem:
+            raise ValueError(f"--pipeline: {problem}")
         self.client = self.connect()
 
     def connect(self) -> Any:
@@ -116,9 +114,7 @@ class TraderUser(User):
             self.trade_pipelined()
             return
         intended = self.wait_turn()
-        if recording.pace.mix is not self._stage_mix:  # the shape entered a stage with its own
-            self._stage_mix = recording.pace.mix
-            self.flow.mix = self._base_mix if self._stage_mix is None else OpMix(self._stage_mix)
+        self.follow_stage_mix()
         now = time.monotonic()
         action = self.flow.next_action(now)
         shadow = self.shadow
@@ -143,6 +139,12 @@ class TraderUser(User):
             waited = min(now, self._last_reply) - intended
             self.report(outcome, outcome.latency_us + max(0, int(waited * 1e6)))
         self._last_reply = time.monotonic()
+
+    def follow_stage_mix(self) -> None:
+        """The flow takes the op mix of the stage the shape is in, when it has its own."""
+        if recording.pace.mix is not self._stage_mix:
+            self._stage_mix = recording.pace.mix
+            self.flow.mix = self._base_mix if self._stage_mix is None else OpMix(self._stage_mix)
 
     def wait_turn(self) -> float | None:
         """Wait for this user's next slot: its open-loop schedule, then the run's rate cap.
@@ -252,9 +254,7 @@ class TraderUser(User):
         ends the turn. Orders added in a turn are only known, and so only targeted, from the
         next turn on, as the venue's answers tell the flow.
         """
-        if recording.pace.mix is not self._stage_mix:
-            self._stage_mix = recording.pace.mix
-            self.flow.mix = self._base_mix if self._stage_mix is None else OpMix(self._stage_mix)
+        self.follow_stage_mix()
         now = time.monotonic()
         slot = recording.pace.cap.take(now, self.pipeline)
         if slot > now:
@@ -265,7 +265,7 @@ class TraderUser(User):
         for _ in range(self.pipeline):
             for _retry in range(3):
                 action = self.flow.next_action(now)
-                if not any(id(o) in busy for o in action.targets):
+                if busy.isdisjoint(map(id, action.targets)):
                     break
             else:
                 break
