@@ -76,7 +76,7 @@ def worker_counts(spec: str) -> list[int]:
 
 def throughput_run(workers: int, seconds: int, out: Path, log: Any) -> dict[str, Any]:
     """One `loadgen run profiles/throughput.toml`: its held stage's figures."""
-    stages = (4 + seconds) if seconds else 64
+    stages = 4 + seconds  # the profile's 4 s ramp, then the hold
     cmd = [sys.executable, "-m", "loadgen.cli", "run", str(THROUGHPUT), "--workers",
            str(workers), "--no-pin", "--results", str(out), "--duration", f"{stages}s"]  # fmt: skip
     before = set(out.glob("*-throughput"))
@@ -126,15 +126,7 @@ def venue_costs(args: argparse.Namespace) -> dict[str, Any]:
         report = venue.bench_all(list(venue.TARGET_US), bv, ns)
     finally:
         bv.stop()
-    out = {}
-    for protocol, runs in report.items():
-        per = [r.us_per_request for r in runs]
-        out[protocol] = {
-            "median_us": round(statistics.median(per), 2),
-            "runs_us": [round(x, 2) for x in per],
-            "errors": sum(r.errors for r in runs),
-        }
-    return out
+    return venue.summarize(report)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -203,7 +195,7 @@ def table(r: dict[str, Any]) -> list[str]:
     lines = [f"loadgen bench: {r['machine']['cores']} cores, {runs}", ""]
     lines.append(f"{'venue':<14}{'us/request':>11}{'target':>8}")
     for protocol, row in r["venue"].items():
-        lines.append(f"{protocol:<14}{row['median_us']:>11.1f}{venue.TARGET_US[protocol]:>8.0f}")
+        lines.append(f"{protocol:<14}{row['median_us']:>11.1f}{row['target_us']:>8.0f}")
     lines.append("")
     lines.append(f"generator (pipeline {PIPELINE} unless @1; venue on its own core)")
     lines += traders.table_lines(r["generator"])

@@ -70,10 +70,6 @@ class Sample:
     requests_per_s: float
     requests: int  # in the steady part
 
-    def as_dict(self) -> dict[str, float]:
-        return {"us_per_request": round(self.us_per_request, 2),
-                "requests_per_s": round(self.requests_per_s, 1), "requests": self.requests}  # fmt: skip
-
 
 def steady(lines: list[str]) -> Sample | None:
     """The cost per request between 20% of the busy span and its last sample (meter lines)."""
@@ -103,7 +99,7 @@ def locust_target(cls: str, e: dict[str, str], pipeline: int) -> list[str]:
 
 
 def run_locust(
-    cls: str, rest_url: str, e: dict[str, str], args: argparse.Namespace, out: Path, cores: str
+    cls: str, e: dict[str, str], args: argparse.Namespace, out: Path, cores: str
 ) -> Sample:
     """One headless Locust run of a class on `cores`; its steady cost (RefusedRun if over 1%
     of its requests broke)."""
@@ -113,7 +109,7 @@ def run_locust(
         old.unlink()
     cmd = [*pin, sys.executable, "-m", "locust", *locust_target(cls, e, args.pipeline),
            "--headless", "-u", str(args.users), "-r", str(args.users), "-t", f"{args.seconds}s",
-           "--only-summary", "--host", rest_url, "--csv", str(out / cls)]  # fmt: skip
+           "--only-summary", "--host", e["rest"], "--csv", str(out / cls)]  # fmt: skip
     env = dict(os.environ, LOADGEN_BENCH_METER=str(meter))
     done = subprocess.run(
         cmd, capture_output=True, text=True, env=env, timeout=args.seconds + 120, check=False
@@ -149,7 +145,7 @@ def measure(
     try:
         for n in range(args.runs):
             for cls in classes:
-                sample = run_locust(cls, venue.endpoints["rest"], venue.endpoints, args, out, cores)
+                sample = run_locust(cls, venue.endpoints, args, out, cores)
                 log(f"  run {n + 1}/{args.runs} {cls:<13}{sample.us_per_request:8.1f} us/request"
                     f"{sample.requests_per_s:9.0f} requests/s")  # fmt: skip
                 results[cls].append(sample)

@@ -474,6 +474,21 @@ def main(args: argparse.Namespace) -> int:
     return _print_report(report, args, venue.pinned)
 
 
+def summarize(report: dict[str, list[RunResult]]) -> dict[str, dict[str, Any]]:
+    """Per protocol: the median and every run's us per request, the target, the median rate
+    and the errors (refusals) over all runs."""
+    return {
+        protocol: {
+            "median_us": statistics.median(r.us_per_request for r in runs),
+            "runs_us": [r.us_per_request for r in runs],
+            "target_us": TARGET_US[protocol],
+            "median_req_per_s": statistics.median(r.requests / r.wall_s for r in runs),
+            "errors": sum(r.errors for r in runs),
+        }
+        for protocol, runs in report.items()
+    }
+
+
 def _print_report(
     report: dict[str, list[RunResult]], args: argparse.Namespace, pinned: bool
 ) -> int:
@@ -487,27 +502,16 @@ def _print_report(
         f"{'protocol':<9}{'median us':>10}{'min':>8}{'max':>8}{'target':>8}{'req/s':>10}"
         f"{'errors':>8}"
     )
-    out = {}
+    out = summarize(report)
     failed_targets = []
-    for protocol, runs in report.items():
-        per = [r.us_per_request for r in runs]
-        median = statistics.median(per)
-        rate = statistics.median(r.requests / r.wall_s for r in runs)
-        errors = sum(r.errors for r in runs)
-        target = TARGET_US[protocol]
+    for protocol, row in out.items():
+        per, median, target = row["runs_us"], row["median_us"], row["target_us"]
         if median > target:
             failed_targets.append(protocol)
         print(
             f"{protocol:<9}{median:>10.1f}{min(per):>8.1f}{max(per):>8.1f}{target:>8.0f}"
-            f"{rate:>10.0f}{errors:>8}"
+            f"{row['median_req_per_s']:>10.0f}{row['errors']:>8}"
         )
-        out[protocol] = {
-            "median_us": median,
-            "runs_us": per,
-            "target_us": target,
-            "median_req_per_s": rate,
-            "errors": errors,
-        }
     if args.json:
         args.json.write_text(json.dumps(out, indent=1))
     if failed_targets:
