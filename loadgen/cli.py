@@ -166,6 +166,8 @@ def cmd_venue(args: argparse.Namespace) -> int:
         f"{ex.cancels} cancels; {venue.open_order_count()} orders were still open",
         flush=True,
     )
+    served = ", ".join(f"{p} {n}" for p, n in venue.served.items())
+    print(f"loadgen venue: served {served} trading requests", flush=True)
     return 0
 
 

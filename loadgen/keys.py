@@ -11,6 +11,7 @@ import hashlib
 
 DEFAULT_SEED = "loadgen"
 RUN_KEYS = 2000  # keys a run's embedded venue makes: room for 2000 traders, one key each
+MAX_PROCESSES = 64  # key index = user number * MAX_PROCESSES + worker index: no two collide
 
 
 def derive_key(seed: str, index: int) -> tuple[str, str]:

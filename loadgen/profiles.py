@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import math
 import re
 import tomllib
 import urllib.parse
@@ -61,8 +62,8 @@ def parse_duration(value: Any) -> float:
         if not _DURATION.match(text):
             raise ValueError(f"expected a duration such as '30s', '5m' or '1h30m', got {value!r}")
         seconds = sum(float(n) * _UNITS[u or None] for n, u in _DURATION_PART.findall(text))
-    if seconds <= 0:
-        raise ValueError(f"a duration must be above 0, got {value!r}")
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"a duration must be a finite number above 0, got {value!r}")
     return seconds
 
 

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
+import math
 import os
+import platform
 import signal
 import subprocess
 import sys
@@ -21,10 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from loadgen import profiles
-from loadgen.keys import RUN_KEYS
+from loadgen.keys import MAX_PROCESSES, RUN_KEYS
 from loadgen.metrics.recorder import Window, merge
 from loadgen.metrics.store import RUN_META, WINDOWS, write_json
 from loadgen.report import analysis
+from loadgen.report.verdict import BAD_INPUT, EXIT_CODES
 from loadgen.venue.knobs import misset_flags
 from loadgen.venue.process import VenueProcess, core_split
 
@@ -32,15 +36,45 @@ ROOT = Path(__file__).resolve().parents[1]
 LOCUSTFILE = ROOT / "locustfiles" / "profile.py"
 LIVE_EVERY_S = 5.0  # a live line this often
 UI_LINGER_S = 30  # --ui: seconds the web UI stays up after the run, to look at it
+STOP_GRACE_S = 60  # after an interrupt: Locust's users cancel what they left, then it is killed
+REAP_S = 5  # after Locust exits: its worker processes get this long to go before a SIGKILL
+
+
+class Interrupted(Exception):
+    """SIGINT or SIGTERM reached `loadgen run`: the run is stopped, and is no measurement."""
+
+
+def _positive(kind: type) -> Any:
+    """An argparse type: a finite number above 0 (nan, inf and negatives are bad input)."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not math.isfinite(value) or value <= 0:
+            raise argparse.ArgumentTypeError(f"must be a finite number above 0, got {text!r}")
+        return value
+
+    return parse
 
 
 def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("profile", help="a profile, e.g. profiles/smoke.toml")
     p.add_argument("--duration", help="total run time, e.g. 10m (stages scaled to fit)")
-    p.add_argument("--users", type=int, help="peak users (stages scaled to fit)")
-    p.add_argument("--rate", type=float, help="peak open-loop requests/s (never above max_rate)")
+    p.add_argument("--users", type=_positive(int), help="peak users (stages scaled to fit)")
+    p.add_argument(
+        "--rate",
+        type=_positive(float),
+        help="peak open-loop requests/s, above 0 (never above max_rate)",
+    )
     p.add_argument("--loop", choices=["closed", "open"], help="override the profile's loop model")
-    p.add_argument("--workers", type=int, default=0, help="Locust worker processes (0 = one local)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help=f"Locust worker processes, 0 to {MAX_PROCESSES} (0 = one local process)",
+    )
     p.add_argument(
         "--ui",
         action="store_true",
@@ -63,29 +97,46 @@ def main(args: argparse.Namespace) -> int:
         prof = prof.overridden(duration, args.users, args.rate, args.loop)
     except (profiles.ProfileError, ValueError) as exc:
         print(f"loadgen run: {exc}", file=sys.stderr)
-        return 2
-    if args.workers < 0 or (args.users is not None and args.users < 1):
-        print("loadgen run: --workers must be >= 0 and --users >= 1", file=sys.stderr)
-        return 2
+        return EXIT_CODES[BAD_INPUT]
+    if not 0 <= args.workers <= MAX_PROCESSES:
+        print(
+            f"loadgen run: --workers {args.workers}: give 0 (one local process) to "
+            f"{MAX_PROCESSES} worker processes",
+            file=sys.stderr,
+        )
+        return EXIT_CODES[BAD_INPUT]
     stamp = time.strftime("%Y%m%d-%H%M%S")
     run_dir = Path(args.results or prof.output_dir) / f"{stamp}-{prof.name}"
     run_dir.mkdir(parents=True, exist_ok=True)
     meta = run_meta(prof, args)
     write_json(run_dir / RUN_META, meta)
-    venue, endpoints, keys_file = start_target(prof, pin=not getattr(args, "no_pin", False))
-    print(
-        f"loadgen run: {prof.name}, {prof.loop} loop, {prof.duration:.0f} s -> {run_dir}",
-        flush=True,
-    )
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        code, cpu = run_locust(prof, args, run_dir, endpoints, keys_file)
+        venue, endpoints, keys_file = start_target(prof, pin=not getattr(args, "no_pin", False))
+        print(
+            f"loadgen run: {prof.name}, {prof.loop} loop, {prof.duration:.0f} s -> {run_dir}",
+            flush=True,
+        )
+        try:
+            outcome = run_locust(prof, args, run_dir, endpoints, keys_file, venue)
+        finally:
+            venue_died = venue is not None and venue.proc.poll() is not None
+            last_words = venue.stop() if venue is not None else []
     finally:
-        last_words = venue.stop() if venue is not None else []
-    meta.update(finished=time.time(), generator_cpu_s=cpu, locust_exit=code, venue=last_words)
+        signal.signal(signal.SIGTERM, previous)
+    meta.update(finished=time.time(), venue=last_words, **outcome)
+    if venue_died and "venue_lost" not in meta:
+        meta["venue_lost"] = (
+            f"the embedded venue exited (code {venue.proc.returncode}) during the run"
+        )
     write_json(run_dir / RUN_META, meta)
     for line in last_words:
         print(f"  {line}")
     return report(run_dir, prof)
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise Interrupted("SIGTERM")
 
 
 def run_meta(prof: profiles.Profile, args: argparse.Namespace) -> dict[str, Any]:
@@ -102,6 +153,35 @@ def run_meta(prof: profiles.Profile, args: argparse.Namespace) -> dict[str, Any]
         "stages": [dataclasses.asdict(s) for s in prof.stages],
         "slo": slo,
         "command": " ".join(sys.argv),
+        "metadata": metadata(prof, args),
+    }
+
+
+def metadata(prof: profiles.Profile, args: argparse.Namespace) -> dict[str, Any]:
+    """What a reader needs to compare this run with another: versions, machine, knobs."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def ver(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "?"
+
+    commit = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+        capture_output=True, text=True, check=False,
+    ).stdout.strip()  # fmt: skip
+    knobs = {k: v for k, v in dataclasses.asdict(prof.target).items() if k not in ("keys_file",)}
+    return {
+        "loadgen": ver("loadgen"),
+        "commit": commit or "?",
+        "python": platform.python_version(),
+        "locust": ver("locust"),
+        "host": platform.node(),
+        "cores": os.cpu_count() or 0,
+        "workers": args.workers,
+        "target": knobs,
+        "profile_sha256": hashlib.sha256(Path(prof.path).read_bytes()).hexdigest()[:16],
     }
 
 
@@ -153,17 +233,32 @@ def locust_command(
 
 
 def run_locust(
-    prof: profiles.Profile, args: argparse.Namespace, run_dir: Path, e: dict[str, str], keys: str
-) -> tuple[int, float]:
-    """Run Locust to the end (or Ctrl-C), printing a live line; (exit code, its CPU seconds)."""
+    prof: profiles.Profile,
+    args: argparse.Namespace,
+    run_dir: Path,
+    e: dict[str, str],
+    keys: str,
+    venue: VenueProcess | None = None,
+) -> dict[str, Any]:
+    """Run Locust to the end, printing a live line; what run.json records of it: its exit code,
+    its CPU seconds, and what stopped it early (an interrupt, the venue's death).
+
+    Locust runs in a session of its own, so a Ctrl-C at the terminal reaches only this process,
+    which passes it on to the Locust master (its workers are told by the master); when Locust
+    exits, whatever is left of its process group (workers) is ended, so nothing outlives a run.
+    """
     env = dict(os.environ, LOADGEN_PROFILE=prof.path, LOADGEN_PROFILE_RUN=str(run_dir / RUN_META))
     cmd = locust_command(prof, args, run_dir, e, keys)
     split = None if getattr(args, "no_pin", False) else core_split()
     if split and prof.target.venue == "embedded":
         cmd = ["taskset", "-c", ",".join(map(str, split[0])), *cmd]  # the venue has the last
     before = os.times()
+    started = time.monotonic()
+    out: dict[str, Any] = {}
     log = open(run_dir / "locust.log", "w")  # noqa: SIM115
-    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     live = LiveLine(run_dir / WINDOWS, prof.duration)
     try:
         while proc.poll() is None:
@@ -171,21 +266,66 @@ def run_locust(
                 proc.wait(timeout=LIVE_EVERY_S)
             except subprocess.TimeoutExpired:
                 live.print()
-    except KeyboardInterrupt:  # Locust got the same SIGINT: let it stop its users and clean up
-        print("loadgen run: interrupted; stopping Locust (its users cancel what they left)")
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
+            if venue is not None and venue.proc.poll() is not None and "venue_lost" not in out:
+                out["venue_lost"] = (
+                    f"the embedded venue exited (code {venue.proc.returncode}) "
+                    f"{time.monotonic() - started:.0f} s into the run"
+                )
+                print(f"loadgen run: {out['venue_lost']}; stopping Locust", flush=True)
+                proc.send_signal(signal.SIGINT)
+    except (KeyboardInterrupt, Interrupted) as exc:
+        how = str(exc) or "SIGINT"
+        out["interrupted"] = f"{how} {time.monotonic() - started:.1f} s into the run"
+        print(
+            f"loadgen run: interrupted ({how}); stopping Locust (its users cancel what they left)"
+        )
+        _stop(proc)
     finally:
+        _reap(proc)
         log.close()
     live.print()
     after = os.times()
     cpu = (
         after.children_user - before.children_user + after.children_system - before.children_system
     )
-    return proc.returncode, cpu
+    return {**out, "locust_exit": proc.returncode, "generator_cpu_s": cpu}
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Ask Locust to stop as a Ctrl-C would (its users cancel what they left); kill it if it
+    takes longer than STOP_GRACE_S. A second interrupt meanwhile kills it at once."""
+    try:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=STOP_GRACE_S)
+    except (subprocess.TimeoutExpired, KeyboardInterrupt, Interrupted):
+        pass
+
+
+def _reap(proc: subprocess.Popen) -> None:
+    """Locust and every process of its group (the workers it forked) are gone on return."""
+    for sig, wait in ((None, 0.0), (signal.SIGTERM, REAP_S), (signal.SIGKILL, REAP_S)):
+        if sig is not None:
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                break
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline and _group_alive(proc.pid):
+            time.sleep(0.05)
+        if proc.poll() is not None and not _group_alive(proc.pid):
+            break
+    if proc.poll() is None:
+        proc.wait()
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class LiveLine:
@@ -226,22 +366,27 @@ class LiveLine:
 
 
 def report(run_dir: Path, prof: profiles.Profile | None = None) -> int:
-    """Analyse run_dir, write summary.json, report.html, junit.xml; 0 if every SLO held."""
+    """Analyse run_dir, write summary.json, report.html, junit.xml; the verdict's exit code
+    (0 passed, 1 SLO breached, 3 invalid measurement: report/verdict)."""
     from loadgen.report import junit, render
 
     summary = analysis.analyse(run_dir)
     write_json(run_dir / "summary.json", summary)
     (run_dir / "report.html").write_text(render.html(summary), encoding="utf-8")
     (run_dir / "junit.xml").write_text(junit.xml(summary), encoding="utf-8")
-    for line in summary["findings"]:
+    for line in summary["findings"][1:]:
         print(f"  {line}")
     print(f"loadgen run: report {run_dir / 'report.html'}")
-    if not summary["passed"]:
+    verdict = summary["verdict"]
+    if verdict["status"] == "breached":
         breached = [
             f"{v['name']} (measured {v['measured']}, limit {v['limit']})"
             for v in summary["slo"]
             if not v["ok"]
         ]
         print(f"loadgen run: SLOs breached: {', '.join(breached)}", file=sys.stderr)
-        return 1
-    return 0
+    elif verdict["status"] == "invalid":
+        for reason in verdict["reasons"]:
+            print(f"loadgen run: invalid measurement: {reason['text']}", file=sys.stderr)
+    print(f"loadgen run: {verdict['headline']}", flush=True)
+    return int(verdict["exit_code"])

@@ -40,6 +40,7 @@ class HttpConnection:
         self._body: list[bytes] = []
         self._replies: list[tuple[int, bytes, int]] = []
         self._read_at = 0
+        self.sent_at = 0  # perf_counter ns of the last send (roundtrips)
         self.backoff = Backoff()
 
     # httptools callbacks
@@ -59,12 +60,15 @@ class HttpConnection:
     def roundtrips(self, requests: list[bytes]) -> list[tuple[int, bytes, int]]:
         """Send the requests in one write (HTTP/1.1 pipelining), return (status, body, when
         read in perf_counter ns) for each, in order. On a failure the exception's `partial`
-        holds the replies that had come in."""
+        holds the replies that had come in. `sent_at` is when the bytes went out, taken after
+        any reconnect, so a latency measured from it never includes a connect."""
+        self.sent_at = _perf_ns()
         sock = self.sock or self._connect()
         self._body = []
         self._replies = replies = []
         n = len(requests)
         try:
+            self.sent_at = _perf_ns()
             sock.sendall(requests[0] if n == 1 else b"".join(requests))
             while len(replies) < n:
                 wait_readable(sock)

@@ -73,7 +73,6 @@ class RestClient(Pipelined):
 
     def _calls(self, requests: list[bytes]) -> list[tuple[int, list[str], Any, str]]:
         """Pipelined calls: (latency us, errors, result, transport failure) for each."""
-        t0 = _perf_ns()
         failure = ""
         try:
             replies = self.conn.roundtrips(requests)
@@ -82,6 +81,7 @@ class RestClient(Pipelined):
             failure = f"{kind}: {exc}"
             replies = exc.partial
         end = _perf_ns()
+        t0 = self.conn.sent_at  # after a reconnect: a connect is never part of a latency
         out = []
         for i in range(len(requests)):
             if i >= len(replies):

@@ -7,6 +7,14 @@ holds how many requests ended that way in that second and two latency distributi
 - service: sent to answered (what a closed-loop tool reports), for every request;
 - response: intended send time to answered (coordinated omission corrected), open loop only.
 
+Beside the cells, a window carries what the figures need to be read honestly: the venue's error
+texts counted by cell (`reasons`), the end-of-run cleanup calls counted apart from the load
+(`cleanup`), users that failed (`user_errors`, "spawn|text" or "task|text"), open-loop sends
+behind schedule split by cause (`late`: the generator could not keep up; `late_venue`: the
+venue had not answered the previous request yet), the generator's event-loop lag (`lag_ms`, the
+worst in the second) and CPU, the number of recording processes (`procs`) and the part of its
+second the window covers (`span`: the first and last windows of a process are partial).
+
 Windows are keyed by the wall-clock second they end in, so windows from many processes (Locust
 workers) line up and merge cell by cell: merged histograms, summed counts (DESIGN: percentiles
 of a run come from merged histograms, never from averaged percentiles).
@@ -122,17 +130,33 @@ def _pick(fn: Callable[[float, float], float], mine: float | None, theirs: float
     return theirs if mine is None else fn(mine, theirs)
 
 
+COUNTERS = ("reasons", "cleanup", "user_errors")  # a window's named counts, summed on merge
+MAX_REASON = 120  # characters of a venue's error text kept as a reason (the texts are short)
+
+
+def _count(into: dict[str, int], other: dict[str, int]) -> None:
+    for key, n in other.items():
+        into[key] = into.get(key, 0) + n
+
+
 @dataclass(slots=True)
 class Window:
     """One second [t - 1, t) of one or more processes' requests."""
 
     t: int  # the wall-clock second the window ends at (unix seconds)
     cells: dict[str, Cell] = field(default_factory=dict)
-    late: int = 0  # open loop: sends that started behind their schedule
+    late: int = 0  # open loop: sends behind schedule because the generator could not keep up
     offered: float = 0.0  # open loop: the request rate the schedules asked for (req/s)
     users: int = 0  # users running when the window closed
     cpu_s: float = 0.0  # CPU seconds the recording processes used in the window
     limits: Limits | None = None  # rate-limit conformance (conformance.py), when checked
+    late_venue: int = 0  # open loop: sends behind schedule because the venue had not answered
+    lag_ms: float = 0.0  # the generator's worst event-loop lag in the second (ms)
+    procs: int = 1  # recording processes merged into this window
+    span: float = 1.0  # seconds of [t - 1, t) the window covers (less for a first or last one)
+    reasons: dict[str, int] = field(default_factory=dict)  # "cell|venue's text" -> count
+    cleanup: dict[str, int] = field(default_factory=dict)  # end-of-run calls by cell: not load
+    user_errors: dict[str, int] = field(default_factory=dict)  # "spawn|text" / "task|text"
 
     @property
     def count(self) -> int:
@@ -145,23 +169,36 @@ class Window:
                 self.cells[key] = mine = Cell()
             mine.add(cell)
         self.late += other.late
+        self.late_venue += other.late_venue
         self.offered += other.offered
         self.users += other.users
         self.cpu_s += other.cpu_s
+        self.procs += other.procs
+        self.lag_ms = max(self.lag_ms, other.lag_ms)
+        self.span = max(self.span, other.span)
+        for name in COUNTERS:
+            _count(getattr(self, name), getattr(other, name))
         if other.limits is not None:
             if self.limits is None:
                 self.limits = Limits()
             self.limits.add(other.limits)
 
     def encode(self) -> dict[str, Any]:
-        out = {
+        out: dict[str, Any] = {
             "t": self.t,
             "users": self.users,
             "offered": round(self.offered, 3),
             "late": self.late,
+            "late_venue": self.late_venue,
             "cpu_s": round(self.cpu_s, 4),
+            "lag_ms": round(self.lag_ms, 3),
+            "procs": self.procs,
+            "span": round(self.span, 3),
             "cells": {k: c.encode() for k, c in sorted(self.cells.items())},
         }
+        for name in COUNTERS:
+            if getattr(self, name):
+                out[name] = dict(sorted(getattr(self, name).items()))
         if self.limits is not None:
             out["limits"] = self.limits.encode()
         return out
@@ -177,6 +214,11 @@ class Window:
             int(data["users"]),
             float(data.get("cpu_s", 0.0)),
             Limits.decode(data["limits"]) if "limits" in data else None,
+            int(data.get("late_venue", 0)),
+            float(data.get("lag_ms", 0.0)),
+            int(data.get("procs", 1)),
+            float(data.get("span", 1.0)),
+            *({k: int(v) for k, v in data.get(name, {}).items()} for name in COUNTERS),
         )
 
 
@@ -186,7 +228,7 @@ def merge(windows: Iterable[Window]) -> list[Window]:
     for w in windows:
         merged = by_t.get(w.t)
         if merged is None:
-            by_t[w.t] = merged = Window(w.t)
+            by_t[w.t] = merged = Window(w.t, procs=0, span=0.0)
         merged.add(w)
     return [by_t[t] for t in sorted(by_t)]
 
@@ -194,15 +236,29 @@ def merge(windows: Iterable[Window]) -> list[Window]:
 class _Open:
     """The window being filled: cheap tallies (value -> count) per cell."""
 
-    __slots__ = ("counts", "late", "limits", "response", "service", "t")
+    __slots__ = (
+        "cleanup", "counts", "lag_ms", "late", "late_venue", "limits", "opened", "reasons",
+        "response", "service", "t", "user_errors",
+    )  # fmt: skip
 
-    def __init__(self, t: int) -> None:
+    def __init__(self, t: int, opened: float) -> None:
         self.t = t
+        self.opened = opened  # when this window began to be filled (t - 1, or later at start)
         self.counts: dict[str, int] = {}
         self.service: dict[str, dict[int, int]] = {}
         self.response: dict[str, dict[int, int]] = {}
         self.late = 0
+        self.late_venue = 0
+        self.lag_ms = 0.0
         self.limits: Limits | None = None
+        self.reasons: dict[str, int] = {}
+        self.cleanup: dict[str, int] = {}
+        self.user_errors: dict[str, int] = {}
+
+    @property
+    def empty(self) -> bool:
+        return not (self.counts or self.late or self.late_venue or self.limits or self.cleanup
+                    or self.user_errors)  # fmt: skip
 
 
 class Recorder:
@@ -220,7 +276,14 @@ class Recorder:
         self.gauges = gauges  # (users, offered req/s) at a window's close
         self.cpu_clock = cpu_clock
         self._cpu = cpu_clock()
-        self._open = _Open(int(clock()) + 1)
+        now = clock()
+        self._open = _Open(int(now) + 1, now)
+
+    def _window(self) -> _Open:
+        """The open window, after closing the last one if its second is over."""
+        if self.clock() >= self._open.t:
+            self.tick()
+        return self._open
 
     def record(self, outcome: Outcome, response_us: int | None = None) -> None:
         now = self.clock()
@@ -230,6 +293,9 @@ class Recorder:
             w = self._open
         key = cell_key(outcome)
         w.counts[key] = w.counts.get(key, 0) + 1
+        if outcome.error:
+            reason = f"{key}|{outcome.error[:MAX_REASON]}"
+            w.reasons[reason] = w.reasons.get(reason, 0) + 1
         tally = w.service.get(key)
         if tally is None:
             tally = w.service[key] = {}
@@ -246,11 +312,10 @@ class Recorder:
         after: float, reach: tuple[float, float], record: dict[str, Any] | None,
     ) -> None:  # fmt: skip
         """One rate-limit decision the conformance shadow judged (conformance.Decision)."""
-        if self.clock() >= self._open.t:
-            self.tick()
-        limits = self._open.limits
+        w = self._window()
+        limits = w.limits
         if limits is None:
-            limits = self._open.limits = Limits()
+            limits = w.limits = Limits()
         name = f"{protocol}/{op}/{cls}"
         limits.decisions[name] = limits.decisions.get(name, 0) + 1
         name = f"{key}/{pair}"
@@ -263,27 +328,49 @@ class Recorder:
         if record is not None and len(limits.divergences) < MAX_DIVERGENCES:
             limits.divergences.append(record)
 
-    def behind_schedule(self) -> None:
-        """An open-loop send that started after its intended time."""
-        if self.clock() >= self._open.t:
-            self.tick()
-        self._open.late += 1
+    def behind_schedule(self, venue: bool = False) -> None:
+        """An open-loop send that started after its intended time: the venue's doing (it had
+        not answered this user's previous request by then) or the generator's."""
+        w = self._window()
+        if venue:
+            w.late_venue += 1
+        else:
+            w.late += 1
+
+    def cleanup(self, outcome: Outcome) -> None:
+        """An end-of-run call (cancel what is left): counted apart, never part of the load."""
+        w = self._window()
+        key = cell_key(outcome)
+        w.cleanup[key] = w.cleanup.get(key, 0) + 1
+
+    def user_error(self, kind: str, text: str) -> None:
+        """A user that failed: "spawn" (its on_start raised) or "task"."""
+        w = self._window()
+        key = f"{kind}|{text[:MAX_REASON]}"
+        w.user_errors[key] = w.user_errors.get(key, 0) + 1
+
+    def lag(self, ms: float) -> None:
+        """The event loop answered a timer `ms` late (the lag sampler, users/recording)."""
+        w = self._window()
+        if ms > w.lag_ms:
+            w.lag_ms = ms
 
     def tick(self, now: float | None = None) -> None:
         """Close the open window if its second is over (call at least once a second)."""
         now = self.clock() if now is None else now
         if now < self._open.t:
             return
-        done, self._open = self._open, _Open(int(now) + 1)
-        self.on_window(self._close(done))
+        done, self._open = self._open, _Open(int(now) + 1, float(int(now)))
+        self.on_window(self._close(done, float(done.t)))
 
     def flush(self) -> None:
         """Close the open window now, partial second included (at the end of a run)."""
-        done, self._open = self._open, _Open(self._open.t)
-        if done.counts or done.late or done.limits:
-            self.on_window(self._close(done))
+        now = self.clock()
+        done, self._open = self._open, _Open(self._open.t, now)
+        if not done.empty:
+            self.on_window(self._close(done, min(now, float(done.t))))
 
-    def _close(self, w: _Open) -> Window:
+    def _close(self, w: _Open, end: float) -> Window:
         cells = {}
         for key, n in w.counts.items():
             response = w.response.get(key)
@@ -294,4 +381,8 @@ class Recorder:
             )
         users, offered = self.gauges()
         cpu, self._cpu = self._cpu, self.cpu_clock()
-        return Window(w.t, cells, w.late, offered, users, self._cpu - cpu, w.limits)
+        span = min(1.0, max(0.0, end - max(w.opened, w.t - 1.0)))
+        return Window(
+            w.t, cells, w.late, offered, users, self._cpu - cpu, w.limits, w.late_venue,
+            w.lag_ms, 1, round(span, 3), w.reasons, w.cleanup, w.user_errors,
+        )  # fmt: skip

@@ -4,6 +4,8 @@
 - windows.jsonl: one JSON line per closed window and source process, appended and flushed
   as each arrives, so a run killed with SIGKILL leaves every second up to its last; a line
   cut short by the kill is skipped by the reader;
+- incidents.jsonl: what happened to the run itself (a worker lost, a worker's last windows
+  missing, a lost worker's keys cancelled), one JSON line each, as it happens;
 - latency.hlog: the same service-time histograms in HdrHistogram's interval log format, one
   line per cell and window tagged with the cell (protocol/op/outcome), for HdrHistogram's
   own tools (HistogramLogProcessor, HdrHistogram plotters).
@@ -23,6 +25,7 @@ from loadgen.metrics.recorder import Window, merge
 META = "meta.json"
 RUN_META = "run.json"  # what `loadgen run` adds: the profile as run, CPU, the venue's last words
 WINDOWS = "windows.jsonl"
+INCIDENTS = "incidents.jsonl"
 HLOG = "latency.hlog"
 
 
@@ -38,6 +41,7 @@ class ResultsWriter:
         self.dir = run_dir
         run_dir.mkdir(parents=True, exist_ok=True)
         self.start = float(meta.setdefault("start", time.time()))
+        self.meta = meta
         write_json(run_dir / META, meta)
         self._windows: IO[str] = open(run_dir / WINDOWS, "a", encoding="utf-8")  # noqa: SIM115
         self._hlog: IO[str] = open(run_dir / HLOG, "a", encoding="utf-8")  # noqa: SIM115
@@ -63,6 +67,15 @@ class ResultsWriter:
         self._windows.flush()
         self._hlog.flush()
 
+    def incident(self, kind: str, text: str) -> None:
+        with open(self.dir / INCIDENTS, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps({"t": round(time.time(), 3), "kind": kind, "text": text}) + "\n")
+
+    def ended(self) -> None:
+        """The load is over (test stop): meta.json says when; later seconds are no part of it."""
+        self.meta["stopped"] = time.time()
+        write_json(self.dir / META, self.meta)
+
     def close(self) -> None:
         self._windows.close()
         self._hlog.close()
@@ -76,6 +89,19 @@ def read_meta(run_dir: Path) -> dict[str, Any]:
         if path.exists():
             meta.update(json.loads(path.read_text()))
     return meta
+
+
+def read_incidents(run_dir: Path) -> list[dict[str, Any]]:
+    path = run_dir / INCIDENTS
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            continue  # cut short by a kill
+    return out
 
 
 def read_raw(run_dir: Path) -> Iterator[tuple[str, Window]]:

@@ -7,7 +7,11 @@ Reads aggregates only (results/<run>/), never the run itself (STYLE, from vegeta
   omission corrected), in closed loop the service time, and the summary says which;
 - jitter is P95 - P25 of the same histogram (DESIGN);
 - a level is a stretch of the run at one load (a profile stage, or 5 s when there are none);
-  the knee is the highest throughput of a level whose SLOs all hold.
+  a level is generator-bound when the generator, not the venue, set its pace: over 1% of its
+  sends behind schedule through the generator's own fault, its processes' CPU near a whole
+  core, or its event loop persistently late; the knee is the highest throughput of a level
+  whose SLOs all hold and that is not generator-bound (a generator's limit is never the venue's);
+- every run ends with one verdict (report/verdict): passed, breached or invalid, with reasons.
 """
 
 from __future__ import annotations
@@ -20,16 +24,27 @@ from typing import Any
 
 from loadgen.metrics.hist import Latencies
 from loadgen.metrics.recorder import Cell, Window, split_key
-from loadgen.metrics.store import read_meta, read_windows
+from loadgen.metrics.store import read_incidents, read_meta, read_windows
 from loadgen.outcome import CLASSES
 from loadgen.report import limits
+from loadgen.report.verdict import decide
 
 TIMED = ("ok", "rate_limited", "rejected")  # answered by the venue: their latency is real
 FAILED = ("error", "timeout")
 TARGET_RPS = 1_000_000 / 60  # the project's goal: 1M requests per minute
 HEADROOM = 0.3  # plan generator cores with 30% to spare (a core run flat out skews timing)
 RATE_LIMIT_ONSET = 0.01  # rate limits "began" in the first second over 1% refused
-LATE_SHARE = 0.01  # a level with over 1% of its sends behind schedule: the generator lagged
+# A level with over 5% of its sends late by the generator's own fault could not keep its
+# schedule. Not less: one hiccup of the event loop (a garbage collection, a window closing)
+# delays every user at once by ~20 ms, which alone is about 1% of a slow level's sends
+# (measured: 7 of 900 at 150 requests/s); a generator that cannot keep up is late on far more
+# (443 of 5,000 at 1,000/s on one worker, every send at 20,000/s).
+LATE_SHARE = 0.05
+SATURATED_CPU = 0.9  # a recording process using 90% of a core: it cannot keep time any more
+BUSY_LAG_MS = 10.0  # a level whose typical second saw the event loop 10 ms late is saturated
+STALL_MS = 200.0  # a second in which the event loop stalled this long: its latencies are suspect
+CUT_SHORT_S = 3.0  # the load may end this much before the profile's duration (start-up, rounding)
+MIN_SPAN_S = 0.25  # a partial first or last second shorter than this is left out of the series
 
 
 @dataclass
@@ -139,19 +154,28 @@ def levels(windows: list[Window], meta: dict[str, Any]) -> list[tuple[str, list[
     return out
 
 
+def covered_seconds(windows: list[Window]) -> float:
+    """Seconds from the start of the first window to the end of the last (gaps included)."""
+    if not windows:
+        return 0.0
+    first, last = windows[0], windows[-1]
+    return max(0.0, (last.t - 1 + last.span) - (first.t - first.span))
+
+
 def analyse(run_dir: Path) -> dict[str, Any]:
     meta = read_meta(run_dir)
     windows = read_windows(run_dir)
+    incidents = read_incidents(run_dir)
     open_loop = meta.get("loop") == "open"
     slo = meta.get("slo", {})
-    seconds = float(len(windows))
+    seconds = round(covered_seconds(windows), 3)
     whole = tally(windows, open_loop)
     ops: dict[tuple[str, str], Tally] = {}
     for w in windows:
         for key, cell in w.cells.items():
             protocol, op, _, _ = split_key(key)
             ops.setdefault((protocol, op), Tally()).add(key, cell, open_loop)
-    series = [_second(w, open_loop) for w in windows]
+    series = [_second(w, open_loop) for w in windows if w.span >= MIN_SPAN_S]
     verdicts = judge(windows, slo, open_loop)
     rate_limits = limits.conformance(windows, meta)
     expected = limits.judge(rate_limits, slo)
@@ -167,55 +191,184 @@ def analyse(run_dir: Path) -> dict[str, Any]:
             if open_loop
             else "service time (sent to answered)",
             "seconds": seconds,
+            "planned_seconds": sum(s["duration"] for s in meta.get("stages", ())),
             "start": meta.get("start"),
-            "complete": bool(meta.get("finished")),
+            "complete": bool(meta.get("finished") or meta.get("stopped")),
             "late_sends": sum(w.late for w in windows),
+            "late_sends_venue": sum(w.late_venue for w in windows),
+            "workers": meta.get("workers", 0),
+            "metadata": meta.get("metadata", {}),
         },
         "totals": whole.figures(seconds),
         "operations": [
             {"protocol": p, "op": o, **t.figures(seconds)} for (p, o), t in sorted(ops.items())
         ],
         "slo": verdicts,
-        "passed": all(v["ok"] for v in verdicts),
+        "passed": all(v["ok"] for v in verdicts),  # every SLO held; the verdict says if it counts
         "levels": lvls,
         "series": series,
         "rate_limits": rate_limits,
+        "reasons": reasons(windows),
+        "cleanup": _counted(windows, "cleanup"),
+        "user_errors": _counted(windows, "user_errors"),
+        "generator": generator(windows),
+        "incidents": incidents,
     }
     summary["knee"] = knee(lvls)
     summary["rate_limits_began"] = rate_limit_onset(series)
     summary["capacity"] = capacity(summary, meta)
+    summary["verdict"] = decide(
+        invalid_reasons(summary, meta), [v["name"] for v in verdicts if not v["ok"]]
+    ).as_dict()
     summary["findings"] = findings(summary)
     return summary
+
+
+def _counted(windows: list[Window], name: str) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for w in windows:
+        for key, n in getattr(w, name).items():
+            out[key] = out.get(key, 0) + n
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+
+def reasons(windows: list[Window]) -> list[dict[str, Any]]:
+    """The venue's error texts by protocol/op/outcome, most frequent first."""
+    out = []
+    for key, n in _counted(windows, "reasons").items():
+        cell, _, text = key.partition("|")
+        protocol, op, cls, limit = split_key(cell)
+        out.append({"protocol": protocol, "op": op, "outcome": cls, "limit": limit,
+                    "reason": text, "count": n})  # fmt: skip
+    return out
+
+
+def generator(windows: list[Window]) -> dict[str, Any]:
+    """The generator's own health over the run: lag, CPU per process, stalled seconds."""
+    lags = sorted(w.lag_ms for w in windows)
+    stalls = [{"t": w.t, "lag_ms": round(w.lag_ms, 1)} for w in windows if w.lag_ms >= STALL_MS]
+    return {
+        "lag_ms_p50": round(lags[len(lags) // 2], 3) if lags else 0.0,
+        "lag_ms_max": round(lags[-1], 3) if lags else 0.0,
+        "cpu_per_process": round(_cpu_share(windows), 3),
+        "processes": max((w.procs for w in windows), default=0),
+        "stalls": stalls,
+    }
+
+
+def _cpu_share(windows: list[Window]) -> float:
+    """CPU seconds per second of each recording process, over these windows."""
+    busy = sum(w.procs * w.span for w in windows)
+    return sum(w.cpu_s for w in windows) / busy if busy else 0.0
+
+
+def generator_bound(ws: list[Window], sends: int) -> list[str]:
+    """Why the generator, not the venue, set these windows' pace ([] when it did not)."""
+    why = []
+    late = sum(w.late for w in ws)
+    if late > LATE_SHARE * max(1, sends):
+        why.append(f"{late:,} sends late by the generator's fault")
+    cpu = _cpu_share(ws)
+    if cpu >= SATURATED_CPU:
+        why.append(f"{cpu:.2f} CPU-seconds per second per process")
+    lags = sorted(w.lag_ms for w in ws)
+    if lags and lags[len(lags) // 2] > BUSY_LAG_MS:
+        why.append(f"event loop {lags[len(lags) // 2]:.0f} ms late in a typical second")
+    return why
+
+
+def invalid_reasons(s: dict[str, Any], meta: dict[str, Any]) -> list[tuple[str, str]]:
+    """Why this run could not measure what it claims: (code, text naming the case)."""
+    out: list[tuple[str, str]] = []
+    run = s["run"]
+    if not s["totals"]["count"]:
+        out.append(("nothing_sent", "nothing was sent: no request reached the venue"))
+    if meta.get("interrupted"):
+        out.append(("interrupted", f"interrupted by {meta['interrupted']}"))
+    elif (
+        run["planned_seconds"]
+        and s["totals"]["count"]
+        and (run["seconds"] < run["planned_seconds"] - CUT_SHORT_S or not run["complete"])
+    ):
+        out.append(("cut_short", f"the load ran {run['seconds']:.0f} s of the "
+                    f"{run['planned_seconds']:.0f} s planned"
+                    + ("" if run["complete"] else "; the run did not finish")))  # fmt: skip
+    spawn = {k.partition("|")[2]: n for k, n in s["user_errors"].items() if k.startswith("spawn|")}
+    if spawn:
+        text, n = next(iter(spawn.items()))
+        out.append(("users_failed", f"{sum(spawn.values())} users failed at spawn ({n} with "
+                    f"{text!r})"))  # fmt: skip
+    for incident in s["incidents"]:
+        if incident["kind"] in ("worker_lost", "worker_silent"):
+            out.append(("worker_lost", incident["text"]))
+    asked, seen = int(meta.get("workers") or 0), s["generator"]["processes"]
+    if asked and s["totals"]["count"] and seen < asked:
+        out.append(("workers_missing", f"{seen} of the {asked} workers asked for recorded "
+                    "anything"))  # fmt: skip
+    if meta.get("venue_lost"):
+        out.append(("venue_lost", meta["venue_lost"]))
+    code = meta.get("locust_exit")
+    if code not in (None, 0, 1) and not meta.get("interrupted"):
+        out.append(("locust_failed", f"Locust exited with code {code} (see locust.log)"))
+    bound = [lv for lv in s["levels"] if lv["bound_by"] == "generator"]
+    if bound:
+        out.append(("generator_bound", f"the generator was the bottleneck at {len(bound)} of "
+                    f"{len(s['levels'])} levels, from {bound[0]['name']} on "
+                    f"({'; '.join(bound[0]['generator_why'])}): those levels measure loadgen, "
+                    "not the venue; add workers (--workers N) or lower the rate"))  # fmt: skip
+    return out
 
 
 def _second(w: Window, open_loop: bool) -> dict[str, Any]:
     t = tally([w], open_loop)
     lat = t.latency.summary()
+    per_s = 1.0 / w.span  # a partial second's counts as a rate, so it is no dip nor spike
+    by_protocol: dict[str, float] = {}
+    for key, cell in w.cells.items():
+        protocol = key.split("/", 1)[0]
+        by_protocol[protocol] = by_protocol.get(protocol, 0) + cell.count * per_s
     return {
         "t": w.t,
-        "achieved": t.total,
-        "offered": w.offered if open_loop else t.total,
+        "achieved": round(t.total * per_s, 1),
+        "offered": w.offered if open_loop else round(t.total * per_s, 1),
         "users": w.users,
         "late": w.late,
-        **{c: t.counts[c] for c in CLASSES},
+        "late_venue": w.late_venue,
+        "lag_ms": round(w.lag_ms, 2),
+        "protocols": {p: round(v, 1) for p, v in sorted(by_protocol.items())},
+        "protocol_p99": _protocol_p99(w, open_loop),
+        **{c: round(t.counts[c] * per_s, 1) for c in CLASSES},
         **{k: lat[k] for k in ("p25", "p50", "p95", "p99")},
         "jitter": lat["p95"] - lat["p25"],
     }
 
 
+def _protocol_p99(w: Window, open_loop: bool) -> dict[str, int]:
+    out = {}
+    for protocol in sorted({k.split("/", 1)[0] for k in w.cells}):
+        out[protocol] = tally([w], open_loop, f"{protocol}/*").latency.percentile(99)
+    return out
+
+
 def _level(name: str, ws: list[Window], slo: dict[str, Any], open_loop: bool) -> dict[str, Any]:
     t = tally(ws, open_loop)
     verdicts = judge(ws, slo, open_loop)
-    offered = sum(w.offered for w in ws) / len(ws) if open_loop else t.total / len(ws)
+    seconds = sum(w.span for w in ws) or len(ws)
+    offered = sum(w.offered for w in ws) / len(ws) if open_loop else t.total / seconds
     lat = t.latency.summary()
+    why = generator_bound(ws, t.total)
     return {
         "name": name,
-        "seconds": len(ws),
+        "seconds": round(seconds, 3),
         "offered_rps": round(offered, 1),
-        "throughput_rps": round(t.total / len(ws), 1),
+        "throughput_rps": round(t.total / seconds, 1),
         "users": max(w.users for w in ws),
         "cpu_s": round(sum(w.cpu_s for w in ws), 3),
         "late": sum(w.late for w in ws),
+        "late_venue": sum(w.late_venue for w in ws),
+        "lag_ms_max": round(max(w.lag_ms for w in ws), 2),
+        "bound_by": "generator" if why else "",
+        "generator_why": why,
         "rate_limited_share": round(t.share("rate_limited"), 4),
         "error_share": round(t.share(*FAILED), 4),
         **{k: lat[k] for k in ("p50", "p95", "p99")},
@@ -225,11 +378,14 @@ def _level(name: str, ws: list[Window], slo: dict[str, Any], open_loop: bool) ->
 
 
 def knee(lvls: list[dict[str, Any]]) -> dict[str, Any]:
-    """The highest throughput whose level kept every SLO, and what broke first past it."""
+    """The highest throughput whose level kept every SLO, and what broke first past it; levels
+    where the generator set the pace are no evidence about the venue either way."""
+    lvls = [lv for lv in lvls if lv["bound_by"] != "generator"]
     holding = [lv for lv in lvls if lv["ok"]]
     if not holding:
         broke = lvls[0]["broke"] if lvls else []
-        return {"found": False, "throughput_rps": 0.0, "broke_first": broke}
+        return {"found": False, "throughput_rps": 0.0, "broke_first": broke,
+                "measured_levels": len(lvls)}  # fmt: skip
     best = max(holding, key=lambda lv: lv["throughput_rps"])
     past = sorted(
         (lv for lv in lvls if not lv["ok"] and lv["offered_rps"] > best["offered_rps"]),
@@ -242,6 +398,7 @@ def knee(lvls: list[dict[str, Any]]) -> dict[str, Any]:
         "offered_rps": best["offered_rps"],
         "broke_first": past[0]["broke"] if past else [],
         "broke_at": past[0]["name"] if past else "",
+        "measured_levels": len(lvls),
     }
 
 
@@ -263,7 +420,7 @@ def capacity(summary: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
     cpu = busiest["cpu_s"] if busiest else 0.0
     per_core = busiest["throughput_rps"] * busiest["seconds"] / cpu if cpu else 0.0
     cores = math.ceil(TARGET_RPS / (per_core * (1 - HEADROOM))) if per_core else None
-    knee_rps = summary["knee"]["throughput_rps"]
+    knee_rps = summary["knee"]["throughput_rps"]  # 0 when no level measured the venue
     return {
         "target_rps": round(TARGET_RPS, 1),
         "generator_rps_per_core": round(per_core, 1),
@@ -279,22 +436,9 @@ def _num(value: Any) -> str:
 
 
 def findings(s: dict[str, Any]) -> list[str]:
-    """The correlation in words, for the top of the report."""
-    out = []
-    k = s["knee"]
-    if k["found"]:
-        line = (
-            f"Knee: {k['throughput_rps']:,.0f} requests/s ({k['level']}) is the highest "
-            "throughput at which every SLO held"
-        )
-        if k["broke_first"]:
-            line += f"; past it, {' and '.join(k['broke_first'])} broke first ({k['broke_at']})."
-        else:
-            line += "; no higher load was tried that broke one."
-        out.append(line)
-    else:
-        broke = " and ".join(k["broke_first"]) or "the SLOs"
-        out.append(f"No knee: {broke} failed already at the lowest load of the run.")
+    """The correlation in words, for the top of the report: the verdict first."""
+    out = [s["verdict"]["headline"]]
+    out.append(_knee_line(s["knee"], s["levels"]))
     onset = s["rate_limits_began"]
     if onset:
         out.append(
@@ -303,37 +447,79 @@ def findings(s: dict[str, Any]) -> list[str]:
         )
     else:
         out.append("No second of the run had more than 1% of its requests rate limited.")
-    behind = [
-        lv for lv in s["levels"] if lv["late"] > LATE_SHARE * lv["throughput_rps"] * lv["seconds"]
-    ]
-    if behind:
-        lv = behind[0]
-        out.append(
-            f"The generator fell behind its schedule from {lv['name']} on ({lv['late']:,} late "
-            f"sends there, {lv['cpu_s'] / lv['seconds']:.2f} CPU-seconds per second): latency from "
-            "there on includes the generator's own queueing; add workers (--workers N) to "
-            "measure the venue past that load."
-        )
+    out += _lateness(s)
+    out += _generator_stalls(s)
+    top = [r for r in s["reasons"] if r["outcome"] != "ok"][:3]
+    if top:
+        out.append("Most frequent answers other than ok: " + "; ".join(
+            f"{r['protocol']}/{r['op']} {r['outcome']} {r['reason']!r} x{r['count']:,}"
+            for r in top) + ".")  # fmt: skip
+    cleaned = sum(s["cleanup"].values())
+    if cleaned:
+        out.append(f"Cleanup: {cleaned:,} end-of-run cancel-alls, counted apart (not load).")
     conformance = limits.finding(s.get("rate_limits"))
     if conformance:
         out.append(conformance)
     c = s["capacity"]
     if c["generator_cores_needed"]:
+        venue = (f"the venue's knee here is {c['venue_knee_share_of_target']:.1%} of that "
+                 "target" if s["knee"]["found"] else "no level here measured the venue's knee")  # fmt: skip
         out.append(
             f"Capacity: at {c['generator_rps_per_core']:,.0f} requests/s per generator core, "
             f"1M requests/min ({c['target_rps']:,.0f}/s) needs {c['generator_cores_needed']} worker "
-            f"cores with {c['headroom']:.0%} headroom; the venue's knee here is "
-            f"{c['venue_knee_share_of_target']:.1%} of that target."
+            f"cores with {c['headroom']:.0%} headroom; {venue}."
         )
-    verdict = (
-        "All SLOs held."
-        if s["passed"]
-        else "SLOs breached: "
-        + ", ".join(
-            f"{v['name']} ({_num(v['measured'])} against {v['limit']})"
-            for v in s["slo"]
-            if not v["ok"]
-        )
-    )
-    out.append(verdict)
     return out
+
+
+def _knee_line(k: dict[str, Any], levels: list[dict[str, Any]]) -> str:
+    if k["found"]:
+        line = (
+            f"Knee: {k['throughput_rps']:,.0f} requests/s ({k['level']}) is the highest "
+            "throughput at which the venue held every SLO"
+        )
+        if k["broke_first"]:
+            return (
+                line + f"; past it, {' and '.join(k['broke_first'])} broke first ({k['broke_at']})."
+            )
+        return line + "; no higher load was tried that broke one."
+    if levels and not k["measured_levels"]:
+        return ("No knee: the generator was the bottleneck at every level, so no level measured "
+                "the venue.")  # fmt: skip
+    broke = " and ".join(k["broke_first"]) or "the SLOs"
+    return f"No knee: {broke} failed already at the lowest load the venue was measured at."
+
+
+def _lateness(s: dict[str, Any]) -> list[str]:
+    out = []
+    run = s["run"]
+    if run["late_sends_venue"]:
+        out.append(
+            f"{run['late_sends_venue']:,} sends went out late because the venue had not answered "
+            "the user's previous request yet: the venue's delay, charged to it in open-loop latency."
+        )
+    bound = [lv for lv in s["levels"] if lv["bound_by"] == "generator"]
+    if bound:
+        lv = bound[0]
+        out.append(
+            f"The generator was the bottleneck from {lv['name']} on ({'; '.join(lv['generator_why'])}"
+            f", {lv['cpu_s'] / lv['seconds']:.2f} CPU-seconds per second in all): latency there "
+            "includes the generator's own queueing and is not the venue's; add workers "
+            "(--workers N) to measure the venue past that load."
+        )
+    elif run["late_sends"]:
+        out.append(f"{run['late_sends']:,} sends were late by the generator's own fault (under "
+                   f"{LATE_SHARE:.0%} of any level's).")  # fmt: skip
+    return out
+
+
+def _generator_stalls(s: dict[str, Any]) -> list[str]:
+    stalls = s["generator"]["stalls"]
+    if not stalls:
+        return []
+    worst = max(x["lag_ms"] for x in stalls)
+    return [
+        f"The generator's event loop stalled in {len(stalls)} second(s) (worst {worst:,.0f} ms): "
+        "latencies recorded then may include up to that much of the generator's own delay, "
+        "not the venue's."
+    ]

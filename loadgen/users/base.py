@@ -1,8 +1,11 @@
 """The trader all three protocols share: ask the flow, call the client, report, learn.
 
 Each Outcome becomes one Locust request event: request_type is the protocol, name is the
-operation, and a rate-limited reply gets its own row ("add [rate_limited:trading]") without
-counting as a failure; rejections, errors and timeouts are failures with the venue's words.
+operation. A rate-limited reply gets its own row ("add [rate_limited:trading]") and so does a
+business rejection, with the venue's reason ("cancel [rejected:EOrder:Unknown order]": a cancel
+of an order that filled meanwhile is a normal outcome of trading, not a failure); errors and
+timeouts are failures with the venue's words. The cancel-all at a user's stop is cleanup,
+counted apart by the recorder and not shown as load.
 """
 
 from __future__ import annotations
@@ -17,8 +20,8 @@ from loadgen import conformance
 from loadgen.conformance import KeyShadow
 from loadgen.flow.mix import OpMix
 from loadgen.flow.model import Action, FlowModel
-from loadgen.flow.pacing import LATE_S, Schedule, pipeline_problem
-from loadgen.outcome import ERROR, OK, RATE_LIMITED, TIMEOUT, Outcome
+from loadgen.flow.pacing import GENERATOR_LATE_S, LATE_S, Schedule, pipeline_problem
+from loadgen.outcome import ERROR, OK, RATE_LIMITED, REJECTED, TIMEOUT, Outcome
 from loadgen.ratelimit import INF, TIERS
 from loadgen.users import options, recording
 
@@ -66,6 +69,7 @@ class TraderUser(User):
     wait_time = constant(0)  # closed loop: the next request as soon as the last is answered
 
     def on_start(self) -> None:
+        self.started = False  # until on_start is through: a failure here is a failed spawn
         opts = self.environment.parsed_options
         self.number, self.api_key, self.secret = options.next_key(self.environment)
         markets, weights = options.markets(self.environment.host, opts.pairs)
@@ -92,6 +96,7 @@ class TraderUser(User):
         if problem:
             raise ValueError(f"--pipeline: {problem}")
         self.client = self.connect()
+        self.started = True
 
     def connect(self) -> Any:
         raise NotImplementedError
@@ -103,7 +108,7 @@ class TraderUser(User):
         self.client.close()
         self.client = self.connect()
         outcome = self.client.cancel_all()
-        self.report(outcome)
+        recording.cleanup(outcome)
         if outcome.ok:
             self.flow.all_gone()
         self.client.close()
@@ -156,18 +161,18 @@ class TraderUser(User):
         now = time.monotonic()
         schedule = self.schedule
         if schedule is not None:
-            slept = False  # a timer waking up late is not the schedule slipping
             while True:
                 schedule.set_rate(recording.pace.per_user, now)
                 if schedule.rate > 0 and schedule.next_at <= now:
                     break
                 wait = schedule.next_at - now if schedule.rate > 0 else recording.TICK_S
                 gevent.sleep(min(wait, recording.TICK_S))
-                slept = True
                 now = time.monotonic()
             intended = schedule.take()
-            if not slept and now - intended > LATE_S:
-                recording.behind_schedule()
+            if self._last_reply - intended > LATE_S:  # this user was still waiting on the venue
+                recording.behind_schedule(venue=True)
+            elif now - intended > GENERATOR_LATE_S:
+                recording.behind_schedule(venue=False)  # the generator could not keep up
         slot = recording.pace.cap.take(now)
         if slot > now:
             gevent.sleep(slot - now)
@@ -293,6 +298,8 @@ class TraderUser(User):
         exception = None
         if outcome.outcome == RATE_LIMITED:
             name = f"{outcome.op} [rate_limited:{outcome.limit}]"
+        elif outcome.outcome == REJECTED:
+            name = f"{outcome.op} [rejected:{outcome.error}]"
         elif outcome.outcome != OK:
             name = f"{outcome.op} [{outcome.outcome}]"
             exception = VenueRefusal(outcome.error)
@@ -307,4 +314,4 @@ class TraderUser(User):
 
 
 class VenueRefusal(Exception):
-    """A rejected, failed or timed-out request, as Locust shows it: the venue's own words."""
+    """A failed or timed-out request, as Locust shows it: the venue's own words."""

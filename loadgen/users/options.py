@@ -3,8 +3,8 @@
 Reaches Locust only through its public hooks (STYLE): init_command_line_parser (every option
 has an env var and shows in the web UI), init (the master or a local runner starts the
 embedded venue when no --host is given, and hands its endpoints to workers through the
-options Locust sends with each spawn), test_stop (a last cancel-all for every key this
-process traded with) and quit (the venue stops, after the users stopped and cleaned up).
+options Locust sends with each spawn) and quit (the venue stops, after the users stopped and
+cleaned up). The cancel-alls at test stop are called by users/recording, which counts them.
 """
 
 from __future__ import annotations
@@ -20,13 +20,13 @@ from locust.env import Environment
 from locust.runners import WorkerRunner
 
 from loadgen.flow.market import Market
-from loadgen.keys import DEFAULT_SEED, RUN_KEYS, derive_key
+from loadgen.keys import DEFAULT_SEED, MAX_PROCESSES, RUN_KEYS, derive_key
+from loadgen.outcome import Outcome
 from loadgen.venue.process import VenueProcess
 
 log = logging.getLogger("loadgen.users")
 
 DEFAULT_PAIRS = "XBTUSD,ETHUSD,SOLUSD,XRPUSD"
-MAX_PROCESSES = 64  # key index = user number * MAX_PROCESSES + worker index: no two collide
 
 
 @events.init_command_line_parser.add_listener
@@ -208,16 +208,38 @@ def _file_keys(path: str) -> list[dict[str, Any]]:
     return _keys_cache[path]
 
 
-@events.test_stop.add_listener
-def cancel_everything(environment: Environment, **_: Any) -> None:
-    """Whatever a killed user left: one CancelAll per key this process traded with."""
+def cancel_everything(environment: Environment) -> list[Outcome]:
+    """Whatever a killed user left: one CancelAll per key this process traded with (called at
+    test stop by users/recording, which counts these as cleanup, not load)."""
+    if not environment.host:
+        return []
+    return [_cancel_all(environment.host, k, s) for k, s in list(used_keys.items())]
+
+
+def cancel_worker_keys(environment: Environment, worker: int) -> tuple[int, int]:
+    """A CancelAll for every key a lost worker may have traded with: (keys, failures).
+
+    Worker `worker` takes key index number * MAX_PROCESSES + worker (next_key), so its keys are
+    those whose index is `worker` modulo MAX_PROCESSES; at stop nobody else trades on them."""
+    host, opts = environment.host, environment.parsed_options
+    if not host:
+        return 0, 0
+    if opts is not None and opts.keys_file:
+        keys = [(k["api_key"], k["secret"]) for k in _file_keys(opts.keys_file)]
+    else:
+        seed = opts.key_seed if opts else DEFAULT_SEED
+        keys = [derive_key(seed, i) for i in range(RUN_KEYS)]
+    mine = keys[worker % MAX_PROCESSES :: MAX_PROCESSES]
+    failed = sum(not _cancel_all(host, k, s).ok for k, s in mine)
+    return len(mine), failed
+
+
+def _cancel_all(host: str, api_key: str, secret: str) -> Outcome:
     from loadgen.clients.rest import RestClient
 
-    if not environment.host:
-        return
-    for api_key, secret in list(used_keys.items()):
-        client = RestClient(environment.host, api_key, secret, timeout=5.0)
-        outcome = client.cancel_all()
-        client.close()
-        if not outcome.ok:
-            log.warning("cancel-all for %s... at test stop: %s", api_key[:8], outcome.error)
+    client = RestClient(host, api_key, secret, timeout=5.0)
+    outcome = client.cancel_all()
+    client.close()
+    if not outcome.ok:
+        log.warning("cancel-all for %s... at test stop: %s", api_key[:8], outcome.error)
+    return outcome

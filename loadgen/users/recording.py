@@ -6,7 +6,14 @@ Through Locust's public hooks only (STYLE):
   (the local runner, or the master) opens results/<run>/ when --results-dir is given;
 - report_to_master / worker_report: workers ship their closed windows with Locust's own
   periodic report, and the master appends them as they arrive (merged per second on reading);
-- test_stop: the partial last window is closed (on a worker, Locust's final report carries it);
+- test_stop: what the users left open is cancelled (counted as cleanup, not load), the partial
+  last window is closed and recording ends; a worker sends its last windows at once in a
+  message of its own, and the master waits for every worker's (bounded) before it writes the end;
+- user_error: a user whose on_start raised failed at spawn; the text goes into the windows;
+- the master watches its workers: one that stops sending heartbeats is named in incidents.jsonl,
+  and its keys get a CancelAll at stop, so nothing it left stays open;
+- a sampler greenlet measures the event loop's lag (how late a timer fires) in every process
+  that records, so a second where the generator was stalled or saturated says so;
 - the pace: the local runner or master works out the per-user rate (open loop) and each
   process's share of the hard cap, and tells the workers with a custom message when it changes.
 """
@@ -14,25 +21,35 @@ Through Locust's public hooks only (STYLE):
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
 import gevent
 from locust import events
 from locust.env import Environment
-from locust.runners import MasterRunner, WorkerRunner
+from locust.runners import (
+    STATE_MISSING,
+    STATE_RUNNING,
+    STATE_SPAWNING,
+    MasterRunner,
+    WorkerRunner,
+)
 
 from loadgen.conformance import Decision
 from loadgen.flow.pacing import Throttle
 from loadgen.metrics.recorder import Recorder, Window
 from loadgen.metrics.store import ResultsWriter
 from loadgen.outcome import Outcome
-from loadgen.users import webui
+from loadgen.users import options, webui
 
 log = logging.getLogger("loadgen.recording")
 
 PACE_MESSAGE = "loadgen-pace"
+FINAL_MESSAGE = "loadgen-final"  # a worker's last windows, sent as it stops
 TICK_S = 0.25  # windows close within a quarter second of their end; pace changes as quickly
+LAG_EVERY_S = 0.02  # the lag sampler's timer: 50 wakes a second, a few microseconds each
+FINAL_WAIT_S = 15.0  # how long the master waits at stop for every worker's last windows
 
 
 @events.init_command_line_parser.add_listener
@@ -91,7 +108,11 @@ recorder: Recorder | None = None
 _writer: ResultsWriter | None = None
 _pending: list[Window] = []  # a worker's closed windows, until the next report to the master
 _ticker: gevent.Greenlet | None = None
+_sampler: gevent.Greenlet | None = None
 _environment: Environment | None = None
+_workers: dict[str, int] = {}  # master: worker id -> index, every worker that ran users
+_lost: dict[str, int] = {}  # master: workers that stopped sending heartbeats
+_final: set[str] = set()  # master: workers whose last windows arrived
 
 
 def record(outcome: Outcome, response_us: int | None = None) -> None:
@@ -120,6 +141,8 @@ def on_init(environment: Environment, **_: Any) -> None:
     _environment = environment
     if isinstance(environment.runner, WorkerRunner):
         environment.runner.register_message(PACE_MESSAGE, _on_pace_message)
+    if isinstance(environment.runner, MasterRunner):
+        environment.runner.register_message(FINAL_MESSAGE, _on_final_message)
 
 
 def _on_pace_message(msg: Any, **_: Any) -> None:
@@ -145,8 +168,22 @@ def on_test_start(environment: Environment, **_: Any) -> None:
     if not isinstance(runner, MasterRunner):
         sink = _pending.append if isinstance(runner, WorkerRunner) else _local_window
         recorder = Recorder(sink, gauges=lambda: _gauges(environment))
+        global _sampler
+        if _sampler is None:
+            _sampler = gevent.spawn(_sample_lag)
     if _ticker is None:
         _ticker = gevent.spawn(_tick, environment)
+
+
+def _sample_lag() -> None:
+    """How late the event loop runs a timer: a busy or stalled generator shows here first."""
+    clock = time.perf_counter
+    while True:
+        before = clock()
+        gevent.sleep(LAG_EVERY_S)
+        late = clock() - before - LAG_EVERY_S
+        if recorder is not None and late > 0:
+            recorder.lag(late * 1000.0)
 
 
 def _local_window(window: Window) -> None:
@@ -168,6 +205,8 @@ def _tick(environment: Environment) -> None:
         if recorder is not None:
             recorder.tick()
         runner = environment.runner
+        if isinstance(runner, MasterRunner):
+            _watch_workers(runner)
         if not isinstance(runner, WorkerRunner):
             wanted = _wanted_pace(environment)
             if wanted != last:
@@ -180,6 +219,23 @@ def _tick(environment: Environment) -> None:
                 else:
                     pace.apply(per_user, cap, mix)
         gevent.sleep(TICK_S)
+
+
+def _watch_workers(runner: MasterRunner) -> None:
+    """Note every worker that runs users, and name one the master lost (missed heartbeats)."""
+    for node in runner.clients.all:
+        if node.state in (STATE_RUNNING, STATE_SPAWNING) and node.id not in _workers:
+            _workers[node.id] = runner.get_worker_index(node.id)
+        if node.state == STATE_MISSING and node.id in _workers and node.id not in _lost:
+            _lost[node.id] = _workers[node.id]
+            _incident("worker_lost", f"worker {_lost[node.id]} ({node.id}) stopped sending "
+                      "heartbeats; its users and their load are gone from the run")  # fmt: skip
+
+
+def _incident(kind: str, text: str) -> None:
+    log.warning("%s: %s", kind, text)
+    if _writer is not None:
+        _writer.incident(kind, text)
 
 
 def _wanted_pace(environment: Environment) -> tuple[float, float, Any]:
@@ -218,10 +274,56 @@ def receive_windows(client_id: str, data: dict[str, Any]) -> None:
         webui.feed(window)
 
 
+def _on_final_message(msg: Any, **_: Any) -> None:
+    receive_windows(msg.node_id, msg.data)
+    _final.add(msg.node_id)
+
+
+@events.user_error.add_listener
+def on_user_error(user_instance: Any, exception: Exception, tb: Any, **_: Any) -> None:
+    kind = "task" if getattr(user_instance, "started", True) else "spawn"
+    if recorder is not None:
+        recorder.user_error(kind, f"{type(exception).__name__}: {exception}")
+
+
 @events.test_stop.add_listener
 def on_test_stop(environment: Environment, **_: Any) -> None:
+    """The end of the load: clean up, close the last window, stop recording; a worker sends
+    what it has at once, and the master waits for every worker's last windows."""
+    global recorder
+    runner = environment.runner
+    for outcome in options.cancel_everything(environment):
+        cleanup(outcome)
     if recorder is not None:
         recorder.flush()
+        recorder = None
+    if isinstance(runner, WorkerRunner):
+        data: dict[str, Any] = {}
+        ship_windows("", data)
+        runner.send_message(FINAL_MESSAGE, data)
+    elif isinstance(runner, MasterRunner):
+        _await_workers(runner)
+    if _writer is not None:
+        _writer.ended()
+
+
+def _await_workers(runner: MasterRunner) -> None:
+    """Wait (bounded) for the last windows of every worker that ran and was not lost; a lost
+    worker's keys get a CancelAll here, since nobody else will cancel what it left."""
+    _watch_workers(runner)
+    for node in runner.clients.all:  # a master quitting (Ctrl-C) has not told its workers yet
+        if node.state in (STATE_RUNNING, STATE_SPAWNING):
+            runner.send_message("stop", None, node.id)
+    deadline = time.monotonic() + FINAL_WAIT_S
+    while set(_workers) - set(_lost) - _final and time.monotonic() < deadline:
+        gevent.sleep(0.05)
+    for worker_id in sorted(set(_workers) - set(_lost) - _final):
+        _incident("worker_silent", f"worker {_workers[worker_id]} ({worker_id}) sent no last "
+                  f"windows within {FINAL_WAIT_S:g} s; its last seconds are missing")  # fmt: skip
+    for index in sorted(_lost.values()):
+        sent, failed = options.cancel_worker_keys(runner.environment, index)
+        _incident("worker_cleanup", f"worker {index}: CancelAll sent for its {sent} keys "
+                  f"({failed} failed)")  # fmt: skip
 
 
 @events.quit.add_listener
@@ -234,6 +336,11 @@ def on_quit(**_: Any) -> None:
         _writer = None
 
 
-def behind_schedule() -> None:
+def behind_schedule(venue: bool) -> None:
     if recorder is not None:
-        recorder.behind_schedule()
+        recorder.behind_schedule(venue)
+
+
+def cleanup(outcome: Outcome) -> None:
+    if recorder is not None:
+        recorder.cleanup(outcome)

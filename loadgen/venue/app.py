@@ -98,6 +98,9 @@ class Venue:
         if not knobs.cancel_penalty:
             self.exchange.cancel_cost = lambda age: 0.0
         self.connections: set[Any] = set()
+        # Trading requests received per protocol (REST trading calls, WS order methods, FIX
+        # order messages), whatever the answer: a run's totals are held against these.
+        self.served = {"rest": 0, "ws": 0, "fix": 0}
         self.fix_hosts: dict[str, Any] = {}
         self.faults = Faults(config.knobs, time.monotonic())
         self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]

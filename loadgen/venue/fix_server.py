@@ -327,6 +327,8 @@ class FixConnection(Connection):
                 fields, BR_UNSUPPORTED_MSGTYPE, f"Unsupported Message Type {msg_type!r}", now
             )
             return
+        if msg_type in _ORDER_MESSAGES:
+            self.venue.served["fix"] += 1
         if self.faults.drop_ratio and self.faults.drop():
             self.abort()
             return
@@ -471,6 +473,7 @@ def _reason_code(exc: VenueError) -> int:
     return BR_OTHER  # rate limits and other business refusals (facts 5: 380=0, text in 58)
 
 
+_ORDER_MESSAGES = frozenset("DFGq")  # what the venue counts as served (H, a status query, is not)
 _APP_HANDLERS = {
     "D": FixConnection._new_order,
     "F": FixConnection._cancel,

@@ -15,6 +15,7 @@ import httptools
 from loadgen.protocol import rest
 from loadgen.venue.conn import Connection, log
 from loadgen.venue.engine import E_UNAVAILABLE, VenueError
+from loadgen.venue.rest_api import TRADING_METHODS
 
 if TYPE_CHECKING:
     from loadgen.venue.app import Venue
@@ -155,6 +156,8 @@ class RestConnection(Connection):
         return 404, rest.error(E_UNKNOWN_METHOD)
 
     def private(self, name: str, path: bytes) -> bytes:
+        if name in TRADING_METHODS:
+            self.venue.served["rest"] += 1
         body = self.body[0] if len(self.body) == 1 else b"".join(self.body)
         account = self.venue.accounts.get(self.api_key.decode("latin-1"))
         if account is None:

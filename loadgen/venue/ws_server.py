@@ -176,6 +176,7 @@ class WsConnection(Connection):
         handler = self.api.methods.get(method)
         if handler is None:
             return [self._error(method, req_id, E_UNKNOWN_METHOD, time_in)]
+        self.venue.served["ws"] += 1
         account = self._account(params)
         if account is None:
             return [self._error(method, req_id, E_INVALID_SESSION, time_in)]

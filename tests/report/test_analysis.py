@@ -39,6 +39,7 @@ def write_run(
                 )
             t[0] = float(int(t[0])) + 1.0  # the next second
     rec.flush()
+    writer.ended()
     writer.close()
 
 
@@ -54,8 +55,9 @@ def test_the_knee_is_the_busiest_level_that_kept_its_slos(tmp_path: Path) -> Non
     assert s["knee"]["level"] == "stage 2 (step)"
     assert s["knee"]["throughput_rps"] == pytest.approx(200, rel=0.05)
     assert s["knee"]["broke_first"] == ["latency"] and s["knee"]["broke_at"] == "stage 3 (step)"
-    assert not s["passed"]
-    assert s["findings"][0].startswith("Knee: 200 requests/s (stage 2 (step))")
+    assert not s["passed"] and s["verdict"]["status"] == "breached"
+    assert s["findings"][0].startswith("SLOs breached: * p99")
+    assert s["findings"][1].startswith("Knee: 200 requests/s (stage 2 (step))")
     assert s["capacity"]["generator_rps_per_core"] == pytest.approx(
         1600, rel=0.05
     )  # 800/s on 0.5 s CPU/s
