@@ -35,6 +35,7 @@ from loadgen.venue.process import VenueProcess, core_split
 ROOT = Path(__file__).resolve().parents[1]
 LOCUSTFILE = ROOT / "locustfiles" / "profile.py"
 LIVE_EVERY_S = 5.0  # a live line this often
+WATCH_EVERY_S = 0.5  # the embedded venue is checked this often: a dead one stops the run
 UI_LINGER_S = 30  # --ui: seconds the web UI stays up after the run, to look at it
 STOP_GRACE_S = 60  # after an interrupt: Locust's users cancel what they left, then it is killed
 REAP_S = 5  # after Locust exits: its worker processes get this long to go before a SIGKILL
@@ -93,7 +94,7 @@ def add_args(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     try:
         prof = profiles.load(args.profile)
-        duration = profiles.parse_duration(args.duration) if args.duration else None
+        duration = _duration(args.duration) if args.duration else None
         prof = prof.overridden(duration, args.users, args.rate, args.loop)
     except (profiles.ProfileError, ValueError) as exc:
         print(f"loadgen run: {exc}", file=sys.stderr)
@@ -133,6 +134,13 @@ def main(args: argparse.Namespace) -> int:
     for line in last_words:
         print(f"  {line}")
     return report(run_dir, prof)
+
+
+def _duration(text: str) -> float:
+    try:
+        return profiles.parse_duration(text)
+    except ValueError as exc:
+        raise ValueError(f"--duration: {exc}") from None
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:
@@ -260,12 +268,15 @@ def run_locust(
         cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
     )
     live = LiveLine(run_dir / WINDOWS, prof.duration)
+    next_line = started + LIVE_EVERY_S
     try:
         while proc.poll() is None:
             try:
-                proc.wait(timeout=LIVE_EVERY_S)
+                proc.wait(timeout=WATCH_EVERY_S)
             except subprocess.TimeoutExpired:
-                live.print()
+                if time.monotonic() >= next_line:
+                    next_line += LIVE_EVERY_S
+                    live.print()
             if venue is not None and venue.proc.poll() is not None and "venue_lost" not in out:
                 out["venue_lost"] = (
                     f"the embedded venue exited (code {venue.proc.returncode}) "

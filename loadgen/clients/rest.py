@@ -197,8 +197,12 @@ def _count(outcome: Outcome, result: Any) -> None:
 
 def fetch_markets(host: str, names: list[str]) -> list[Market]:
     """The named markets (REST altname or WS name) from the venue's public AssetPairs."""
-    with urllib.request.urlopen(f"{host}/0/public/AssetPairs", timeout=10) as resp:
-        listing = json.load(resp)["result"]
+    url = f"{host}/0/public/AssetPairs"
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            listing = json.load(resp)["result"]
+    except (OSError, ValueError, KeyError) as exc:  # urllib's errors are OSErrors
+        raise ConnectionError(f"GET {url}: {exc}") from None
     by_name = {info["altname"]: info for info in listing.values()}
     by_name.update({info["wsname"]: info for info in listing.values()})
     for name in names:

@@ -37,7 +37,9 @@ def pipeline_problem(pipeline: int, open_loop: bool, stay_under: bool) -> str:
 class Schedule:
     """Intended send times at `rate` per second; a new rate re-times the next send from the
     last one (so a rate given while it is tiny, at the foot of a ramp, never leaves a user
-    parked minutes ahead)."""
+    parked minutes ahead), but never before the moment the rate changed: a faster rate heard
+    a little after the last send must not make its first slot overdue on arrival (that send
+    would count as behind schedule through no one's fault)."""
 
     def __init__(self, start: float, rate: float) -> None:
         self.next_at = start
@@ -52,7 +54,7 @@ class Schedule:
             if self.rate <= 0 or self.last is None:
                 self.next_at = max(self.next_at, now) if self.last is None else now
             else:
-                self.next_at = self.last + 1.0 / rate
+                self.next_at = max(now, self.last + 1.0 / rate)
         self.rate = rate
 
     def take(self) -> float:

@@ -17,6 +17,7 @@ Reads aggregates only (results/<run>/), never the run itself (STYLE, from vegeta
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -193,7 +194,7 @@ def analyse(run_dir: Path) -> dict[str, Any]:
             "seconds": seconds,
             "planned_seconds": sum(s["duration"] for s in meta.get("stages", ())),
             "start": meta.get("start"),
-            "complete": bool(meta.get("finished") or meta.get("stopped")),
+            "finished": bool(meta.get("finished") or meta.get("stopped")),
             "late_sends": sum(w.late for w in windows),
             "late_sends_venue": sum(w.late_venue for w in windows),
             "workers": meta.get("workers", 0),
@@ -217,9 +218,11 @@ def analyse(run_dir: Path) -> dict[str, Any]:
     summary["knee"] = knee(lvls)
     summary["rate_limits_began"] = rate_limit_onset(series)
     summary["capacity"] = capacity(summary, meta)
-    summary["verdict"] = decide(
-        invalid_reasons(summary, meta), [v["name"] for v in verdicts if not v["ok"]]
-    ).as_dict()
+    problems = invalid_reasons(summary, meta)
+    summary["verdict"] = decide(problems, [v["name"] for v in verdicts if not v["ok"]]).as_dict()
+    summary["run"]["complete"] = summary["run"]["finished"] and not any(
+        code in ("interrupted", "cut_short") for code, _ in problems
+    )
     summary["findings"] = findings(summary)
     return summary
 
@@ -268,12 +271,15 @@ def generator_bound(ws: list[Window], sends: int) -> list[str]:
     late = sum(w.late for w in ws)
     if late > LATE_SHARE * max(1, sends):
         why.append(f"{late:,} sends late by the generator's fault")
-    cpu = _cpu_share(ws)
+    # CPU and lag from whole seconds: a first or last partial one holds the spawn or the
+    # cleanup, not the load
+    whole = [w for w in ws if w.span >= 0.99] or ws
+    cpu = _cpu_share(whole)
     if cpu >= SATURATED_CPU:
         why.append(f"{cpu:.2f} CPU-seconds per second per process")
-    lags = sorted(w.lag_ms for w in ws)
-    if lags and lags[len(lags) // 2] > BUSY_LAG_MS:
-        why.append(f"event loop {lags[len(lags) // 2]:.0f} ms late in a typical second")
+    lag = statistics.median(w.lag_ms for w in whole)
+    if lag > BUSY_LAG_MS:
+        why.append(f"event loop {lag:.0f} ms late in a typical second")
     return why
 
 
@@ -288,11 +294,11 @@ def invalid_reasons(s: dict[str, Any], meta: dict[str, Any]) -> list[tuple[str, 
     elif (
         run["planned_seconds"]
         and s["totals"]["count"]
-        and (run["seconds"] < run["planned_seconds"] - CUT_SHORT_S or not run["complete"])
+        and (run["seconds"] < run["planned_seconds"] - CUT_SHORT_S or not run["finished"])
     ):
         out.append(("cut_short", f"the load ran {run['seconds']:.0f} s of the "
                     f"{run['planned_seconds']:.0f} s planned"
-                    + ("" if run["complete"] else "; the run did not finish")))  # fmt: skip
+                    + ("" if run["finished"] else "; the run did not finish")))  # fmt: skip
     spawn = {k.partition("|")[2]: n for k, n in s["user_errors"].items() if k.startswith("spawn|")}
     if spawn:
         text, n = next(iter(spawn.items()))
@@ -456,7 +462,9 @@ def findings(s: dict[str, Any]) -> list[str]:
             for r in top) + ".")  # fmt: skip
     cleaned = sum(s["cleanup"].values())
     if cleaned:
-        out.append(f"Cleanup: {cleaned:,} end-of-run cancel-alls, counted apart (not load).")
+        failed = sum(n for k, n in s["cleanup"].items() if not k.endswith("/ok"))
+        out.append(f"Cleanup: {cleaned:,} end-of-run cancel-alls ({failed:,} failed), counted "
+                   "apart from the load.")  # fmt: skip
     conformance = limits.finding(s.get("rate_limits"))
     if conformance:
         out.append(conformance)
@@ -503,7 +511,7 @@ def _lateness(s: dict[str, Any]) -> list[str]:
         lv = bound[0]
         out.append(
             f"The generator was the bottleneck from {lv['name']} on ({'; '.join(lv['generator_why'])}"
-            f", {lv['cpu_s'] / lv['seconds']:.2f} CPU-seconds per second in all): latency there "
+            "): latency there "
             "includes the generator's own queueing and is not the venue's; add workers "
             "(--workers N) to measure the venue past that load."
         )

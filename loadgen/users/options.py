@@ -17,7 +17,7 @@ from typing import Any
 
 from locust import events
 from locust.env import Environment
-from locust.runners import WorkerRunner
+from locust.runners import MasterRunner, WorkerRunner
 
 from loadgen.flow.market import Market
 from loadgen.keys import DEFAULT_SEED, MAX_PROCESSES, RUN_KEYS, derive_key
@@ -177,21 +177,34 @@ def markets(host: str, spec: str) -> tuple[list[Market], list[float]]:
     return chosen, weights
 
 
+def key_stride(environment: Environment) -> int:
+    """How many processes interleave their users' keys: key index = user number * stride +
+    worker index. A local runner has them all (1); workers forked by --processes N know N;
+    other workers leave room for MAX_PROCESSES. Two users sharing a key over two connections
+    race each other's nonces (Kraken's nonce must rise per key), so keys are never shared
+    until a run has more users than keys."""
+    opts = environment.parsed_options
+    processes = getattr(opts, "processes", None) or 0
+    if not isinstance(environment.runner, WorkerRunner | MasterRunner):
+        return 1
+    return processes if 0 < processes <= MAX_PROCESSES else MAX_PROCESSES
+
+
 def next_key(environment: Environment) -> tuple[int, str, str]:
-    """(user number, api key, secret) for a new user: unique across this run's processes."""
+    """(key index, api key, secret) for a new user: unique across this run's processes."""
     number = next(_user_numbers)
     runner = environment.runner
     worker = runner.worker_index if isinstance(runner, WorkerRunner) else 0
+    index = number * key_stride(environment) + worker
     opts = environment.parsed_options
     if opts is not None and opts.keys_file:
         keys = _file_keys(opts.keys_file)
-        key = keys[(number * MAX_PROCESSES + worker) % len(keys)]
+        key = keys[index % len(keys)]
         api_key, secret = key["api_key"], key["secret"]
     else:
-        index = (number * MAX_PROCESSES + worker) % RUN_KEYS
-        api_key, secret = derive_key(opts.key_seed if opts else DEFAULT_SEED, index)
+        api_key, secret = derive_key(opts.key_seed if opts else DEFAULT_SEED, index % RUN_KEYS)
     used_keys[api_key] = secret
-    return number * MAX_PROCESSES + worker, api_key, secret
+    return index, api_key, secret
 
 
 _keys_cache: dict[str, list[dict[str, Any]]] = {}
@@ -219,8 +232,8 @@ def cancel_everything(environment: Environment) -> list[Outcome]:
 def cancel_worker_keys(environment: Environment, worker: int) -> tuple[int, int]:
     """A CancelAll for every key a lost worker may have traded with: (keys, failures).
 
-    Worker `worker` takes key index number * MAX_PROCESSES + worker (next_key), so its keys are
-    those whose index is `worker` modulo MAX_PROCESSES; at stop nobody else trades on them."""
+    Worker `worker` takes key index number * stride + worker (next_key), so its keys are those
+    whose index is `worker` modulo the stride; at stop nobody else trades on them."""
     host, opts = environment.host, environment.parsed_options
     if not host:
         return 0, 0
@@ -229,7 +242,8 @@ def cancel_worker_keys(environment: Environment, worker: int) -> tuple[int, int]
     else:
         seed = opts.key_seed if opts else DEFAULT_SEED
         keys = [derive_key(seed, i) for i in range(RUN_KEYS)]
-    mine = keys[worker % MAX_PROCESSES :: MAX_PROCESSES]
+    stride = key_stride(environment)
+    mine = keys[worker % stride :: stride]
     failed = sum(not _cancel_all(host, k, s).ok for k, s in mine)
     return len(mine), failed
 

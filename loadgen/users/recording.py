@@ -233,9 +233,10 @@ def _watch_workers(runner: MasterRunner) -> None:
 
 
 def _incident(kind: str, text: str) -> None:
-    log.warning("%s: %s", kind, text)
     if _writer is not None:
+        text += f" ({time.time() - _writer.start:.0f} s into the run)"
         _writer.incident(kind, text)
+    log.warning("%s: %s", kind, text)
 
 
 def _wanted_pace(environment: Environment) -> tuple[float, float, Any]:

@@ -115,6 +115,8 @@ def test_a_new_rate_re_times_the_next_send_from_the_last() -> None:
     assert s.next_at == pytest.approx(0.2)
     s.set_rate(1.0, now=0.15)  # slower: later than 0.2, from the last send
     assert s.next_at == pytest.approx(1.0)
+    s.set_rate(10.0, now=0.4)  # faster, heard after its first slot (0.1) passed: from now on
+    assert s.next_at == pytest.approx(0.4)
 
 
 def test_the_throttle_hands_out_at_most_rate_slots_per_second() -> None:

@@ -158,6 +158,10 @@ def test_a_venue_stall_shows_in_open_loop_percentiles_and_hides_in_closed_loop(
     assert proc.returncode == 0, proc.stdout + proc.stderr
     proc, closed_dir = run(closed, tmp_path / "closed")
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    summary = json.loads((open_dir / "summary.json").read_text())
+    assert summary["run"]["late_sends_venue"] > 0  # the sends a stall held up are the venue's...
+    assert not any(lv["bound_by"] for lv in summary["levels"])  # ...not the generator's lag
+    assert not any("generator was the bottleneck" in f for f in summary["findings"])
     corrected = latencies(open_dir, response=True)
     assert corrected.percentile(99) >= 500_000  # us: the stall is in the tail
     assert corrected.percentile(90) >= 100_000
@@ -215,7 +219,8 @@ def test_a_sigkilled_run_leaves_readable_results(tmp_path: Path) -> None:
     assert summary["run"]["complete"] is False
     assert summary["totals"]["count"] == sum(w.count for w in windows)
     assert "did not finish" in (run_dir / "report.html").read_text()
-    assert report.returncode in (0, 1)  # a verdict, not a crash
+    assert report.returncode == 3, report.stdout + report.stderr  # invalid: a verdict, no crash
+    assert [r["code"] for r in summary["verdict"]["reasons"]] == ["cut_short"]
 
 
 def test_workers_ship_their_windows_to_the_master_and_lose_none(tmp_path: Path) -> None:
