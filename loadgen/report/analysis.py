@@ -214,6 +214,8 @@ def analyse(run_dir: Path) -> dict[str, Any]:
         "user_errors": _counted(windows, "user_errors"),
         "generator": generator(windows),
         "incidents": incidents,
+        "distribution": distribution(windows, open_loop),
+        "stage_marks": stage_marks(meta),
     }
     summary["knee"] = knee(lvls)
     summary["rate_limits_began"] = rate_limit_onset(series)
@@ -225,6 +227,34 @@ def analyse(run_dir: Path) -> dict[str, Any]:
     )
     summary["findings"] = findings(summary)
     return summary
+
+
+# The HDR percentile plot's x axis: 0, 90, 99, 99.9, ... in quarter decades of 1/(1 - p), as
+# HdrHistogram's own plotter draws it, so the tail gets as much room as the body.
+DISTRIBUTION_POINTS = tuple(100.0 * (1 - 10 ** (-k / 4)) for k in range(21))  # to 99.999
+
+
+def distribution(windows: list[Window], open_loop: bool) -> dict[str, list[list[float]]]:
+    """Per protocol (and "all"): [percentile, latency us] over the run, for the HDR plot."""
+    out = {}
+    for selector in ("*", *sorted({k.split("/", 1)[0] + "/*" for w in windows for k in w.cells})):
+        lat = tally(windows, open_loop, selector).latency
+        if lat.count:
+            name = "all" if selector == "*" else selector[:-2]
+            out[name] = [[round(p, 4), lat.percentile(p)] for p in DISTRIBUTION_POINTS]
+    return out
+
+
+def stage_marks(meta: dict[str, Any]) -> list[dict[str, Any]]:
+    """Where each stage begins (unix seconds), for the time axes of the report."""
+    at = meta.get("start")
+    if at is None:
+        return []
+    out = []
+    for i, stage in enumerate(meta.get("stages", ())):
+        out.append({"t": round(float(at), 3), "name": f"stage {i + 1} ({stage['kind']})"})
+        at = float(at) + stage["duration"]
+    return out
 
 
 def _counted(windows: list[Window], name: str) -> dict[str, int]:

@@ -1,14 +1,19 @@
 """report.html: one self-contained file (uPlot and the data inlined), readable offline.
 
-Charts (hover for values, drag to zoom, double-click to reset): throughput over time stacked by
-outcome; P25/P50/P95/P99 over time; jitter over time; latency percentiles against achieved
-throughput (one point per load level: the latency-throughput curve); rate-limited share against
-offered rate; with rate limits checked, the shadow counters of the busiest keys against the
-published threshold. Then the findings in words, the SLO verdicts, the rate-limit conformance
-(decisions by class, the first divergence and the requests before it) and a table per
-protocol/operation.
-The page sets data-charts (charts drawn) and data-errors (script errors) on <body>, which the
-headless-browser test reads.
+The verdict comes first (passed, breached, invalid, with its reasons), then the findings in
+words and the SLO verdicts. Charts (hover for values, drag to zoom, double-click to reset; every
+axis titled with its unit, every time axis marked at the stage boundaries): throughput over
+time stacked by outcome, and by protocol; P25/P50/P95/P99 over time, and P99 by protocol; jitter;
+the generator's event-loop lag (so a slow generator is never read as a slow venue); the HDR
+percentile plot (latency against 1/(1 - p) on a log scale, per protocol); latency percentiles
+against achieved throughput (one point per load level); rate-limited share against offered rate;
+with rate limits checked, the shadow counters of the busiest keys against the published
+threshold. Then the rate-limit conformance, the levels (each says whether it measured the venue
+or the generator), a table per protocol/operation, the venue's error and rejection texts
+counted, and the run's metadata (versions, machine, knobs) with its incidents.
+The page sets data-charts (charts drawn), data-errors (script errors) and data-clipped (y-axis
+tick labels wider than their axis leaves room for) on <body>, which the headless-browser test
+reads.
 """
 
 from __future__ import annotations
@@ -27,19 +32,50 @@ OUTCOME_COLOURS = {
 _SCRIPT = r"""
 (function () {
   var D = JSON.parse(document.getElementById("data").textContent);
-  var drawn = 0;
+  var drawn = 0, clipped = 0, charts = [];
+  var dpr = window.devicePixelRatio || 1;
   function el(id) { return document.getElementById(id); }
   function width() { return Math.min(1100, document.body.clientWidth - 40); }
+  function textWidth(u, axis, text) {
+    u.ctx.font = axis.font[0];
+    return u.ctx.measureText(text).width / dpr;
+  }
+  // A y axis as wide as its longest label (uPlot's default 50 px cuts "20,000" to "0,000")
+  function fit(u, values, i, cycle) {
+    var axis = u.axes[i];
+    if (cycle > 1 && axis._size) return axis._size;
+    var longest = (values || []).reduce(function (a, v) { return v.length > a.length ? v : a; }, "");
+    return Math.ceil(axis.ticks.size + axis.gap + 8 + textWidth(u, axis, longest));
+  }
+  // Stage boundaries on every time axis: a dashed line and the stage's name
+  var marks = {hooks: {draw: [function (u) {
+    if (!u.scales.x.time) return;
+    var ctx = u.ctx, top = u.bbox.top, bottom = top + u.bbox.height;
+    ctx.save(); ctx.strokeStyle = "#888"; ctx.fillStyle = "#555"; ctx.setLineDash([4, 4]);
+    ctx.font = (11 * dpr) + "px sans-serif";
+    D.marks.forEach(function (m) {
+      var x = u.valToPos(m.t, "x", true);
+      if (x < u.bbox.left || x > u.bbox.left + u.bbox.width) return;
+      ctx.beginPath(); ctx.moveTo(x, top); ctx.lineTo(x, bottom); ctx.stroke();
+      ctx.fillText(m.name, x + 4, top + 12 * dpr);
+    });
+    ctx.restore();
+  }]}};
   function chart(id, title, xs, series, opts) {
-    var o = Object.assign({title: title, width: width(), height: 280, series: [{}].concat(series),
-      cursor: {drag: {x: true, y: false}}, scales: {x: {time: true}}}, opts || {});
-    new uPlot(o, [xs].concat(series.map(function (s) { return s.data; })), el(id));
+    opts = opts || {};
+    var o = {title: title, width: width(), height: 280, series: [{}].concat(series),
+      cursor: {drag: {x: true, y: false}}, plugins: [marks],
+      scales: Object.assign({x: {time: !opts.xlabel}}, opts.scales || {}),
+      axes: [{label: opts.xlabel || "time", values: opts.xvalues, splits: opts.xsplits},
+             {label: opts.ylabel, size: fit}]};
+    charts.push(new uPlot(o, [xs].concat(series.map(function (s) { return s.data; })), el(id)));
     drawn++;
   }
   function line(label, data, colour, extra) {
     return Object.assign({label: label, data: data, stroke: colour, width: 2}, extra || {});
   }
-  var S = D.series, T = S.map(function (s) { return s.t; });
+  var palette = {rest: "#1e88e5", ws: "#43a047", fix: "#8e24aa", all: "#222"};
+  var S = D.series, T = S.map(function (s) { return s.t - 0.5; });  // a second at its middle
   // throughput stacked by outcome: each band is the running sum of those below it, drawn top
   // first with an opaque fill, so each lower band covers the one above down to its own line
   var acc = S.map(function () { return 0; }), bands = [];
@@ -47,36 +83,70 @@ _SCRIPT = r"""
     acc = acc.map(function (v, i) { return v + S[i][name]; });
     bands.push(line(name, acc.slice(), D.colours[name], {fill: D.colours[name]}));
   });
-  chart("throughput", "Requests per second, stacked by outcome", T, bands.reverse());
+  chart("throughput", "Requests per second, stacked by outcome", T, bands.reverse(),
+    {ylabel: "requests/s"});
+  var protocols = Object.keys(D.distribution).filter(function (p) { return p !== "all"; });
+  chart("protocols", "Requests per second by protocol", T, protocols.map(function (p) {
+    return line(p, S.map(function (s) { return s.protocols[p] || 0; }), palette[p]);
+  }), {ylabel: "requests/s"});
   var ms = function (k) { return S.map(function (s) { return s[k] / 1000; }); };
-  chart("latency", "Latency (ms): P25, P50, P95, P99 per second", T, [
+  chart("latency", "Latency: P25, P50, P95, P99 per second", T, [
     line("P25", ms("p25"), "#90caf9"), line("P50", ms("p50"), "#1e88e5"),
-    line("P95", ms("p95"), "#fb8c00"), line("P99", ms("p99"), "#c62828")]);
-  chart("jitter", "Jitter (ms): P95 - P25 per second", T, [line("jitter", ms("jitter"), "#6a1b9a")]);
+    line("P95", ms("p95"), "#fb8c00"), line("P99", ms("p99"), "#c62828")], {ylabel: "ms"});
+  chart("protocol_latency", "P99 latency per second by protocol", T, protocols.map(function (p) {
+    return line(p, S.map(function (s) { return (s.protocol_p99[p] || 0) / 1000; }), palette[p]);
+  }), {ylabel: "ms"});
+  chart("jitter", "Jitter: P95 - P25 per second", T, [line("jitter", ms("jitter"), "#6a1b9a")],
+    {ylabel: "ms"});
+  chart("lag", "Generator event-loop lag (worst per second): high here means the generator, " +
+    "not the venue, was slow", T, [line("lag", S.map(function (s) { return s.lag_ms; }), "#6d4c41")],
+    {ylabel: "ms"});
+  // HDR percentile plot: x is 1/(1 - p) on a log scale, labelled as percentiles
+  var names = Object.keys(D.distribution), first = D.distribution[names[0]] || [];
+  var X = first.map(function (pt) { return 1 / Math.max(1e-6, 1 - pt[0] / 100); });
+  chart("distribution", "Latency by percentile (HDR plot; the tail to the right)", X,
+    names.map(function (p) {
+      return line(p, D.distribution[p].map(function (pt) { return pt[1] / 1000; }), palette[p] || "#222");
+    }), {xlabel: "percentile", ylabel: "ms", scales: {x: {time: false, distr: 3}},
+      xsplits: function (u, i, lo, hi) {  // one tick a decade of 1/(1 - p): 0%, 90%, 99%...
+        var out = [];
+        for (var v = 1; v <= hi * 1.0001; v *= 10) { if (v >= lo * 0.9999) out.push(v); }
+        return out; },
+      xvalues: function (u, vals) { return vals.map(function (v) {
+        return v == null ? "" : String(+(100 * (1 - 1 / v)).toFixed(5)) + "%"; }); }});
   var L = D.levels.slice().sort(function (a, b) { return a.throughput_rps - b.throughput_rps; });
   var pts = {show: true, size: 8};
   var lx = L.map(function (l) { return l.throughput_rps; });
   var lms = function (k) { return L.map(function (l) { return l[k] / 1000; }); };
-  var num = {x: {time: false}};
-  chart("curve", "Latency (ms) against achieved throughput (req/s), one point per level", lx, [
+  chart("curve", "Latency against achieved throughput, one point per level", lx, [
     line("P50", lms("p50"), "#1e88e5", {points: pts}), line("P95", lms("p95"), "#fb8c00", {points: pts}),
-    line("P99", lms("p99"), "#c62828", {points: pts})], {scales: num});
+    line("P99", lms("p99"), "#c62828", {points: pts})],
+    {xlabel: "achieved requests/s", ylabel: "ms"});
   var R = D.levels.slice().sort(function (a, b) { return a.offered_rps - b.offered_rps; });
-  chart("rejections", "Rate-limited share (%) against offered rate (req/s), one point per level",
+  chart("rejections", "Rate-limited share against offered rate, one point per level",
     R.map(function (l) { return l.offered_rps; }),
     [line("rate limited %", R.map(function (l) { return 100 * l.rate_limited_share; }),
       "#f9a825", {points: pts})],
-    {scales: num});
+    {xlabel: "offered requests/s", ylabel: "% of requests"});
   var RL = D.rate_limits;
   if (RL) {
-    var C = RL.counters, names = Object.keys(C.keys), palette = ["#1e88e5", "#43a047", "#fb8c00",
+    var C = RL.counters, keys = Object.keys(C.keys), colours = ["#1e88e5", "#43a047", "#fb8c00",
       "#8e24aa", "#00897b", "#6d4c41", "#3949ab", "#c0ca33"];
-    var lines = names.map(function (n, i) { return line(n, C.keys[n], palette[i % 8], {width: 1}); });
+    var lines = keys.map(function (n, i) { return line(n, C.keys[n], colours[i % 8], {width: 1}); });
     lines.push(line("threshold", C.t.map(function () { return RL.threshold; }), "#c62828",
       {dash: [6, 4]}));
     chart("counters", "Shadow trading counter per key/pair (at least this high; highest each " +
-      "second) against the published threshold", C.t, lines);
+      "second) against the published threshold", C.t, lines, {ylabel: "counter"});
   }
+  // A y tick label is clipped when it is wider than the room its axis leaves it (uPlot draws
+  // the labels on the canvas: each is measured in the axis's own font)
+  charts.forEach(function (u) {
+    var axis = u.axes[1], room = axis._size - axis.ticks.size - axis.gap;
+    (axis._values || []).forEach(function (v) {
+      if (v != null && textWidth(u, axis, String(v)) > room) clipped++;
+    });
+  });
+  document.body.dataset.clipped = clipped;
   document.body.dataset.charts = drawn;
 })();
 """
@@ -90,7 +160,10 @@ def html(summary: dict[str, Any]) -> str:
         "outcomes": list(OUTCOME_COLOURS),
         "colours": OUTCOME_COLOURS,
         "rate_limits": summary.get("rate_limits"),
+        "distribution": summary.get("distribution", {}),
+        "marks": summary.get("stage_marks", []),
     }
+    verdict = summary.get("verdict", {"status": "passed", "headline": ""})
     title = f"loadgen report: {run['profile'] or run['dir']}"
     e = _html.escape
     parts = [
@@ -100,26 +173,57 @@ def html(summary: dict[str, Any]) -> str:
         " (+(document.body.dataset.errors || 0) + 1); };</script>",
         "</head><body data-errors='0' data-charts='0'>",
         f"<h1>{e(title)}</h1>",
+        f"<div class='verdict {e(verdict['status'])}' id='verdict'>{e(verdict['headline'])}</div>",
         f"<p class='meta'>{e(run['loop'])} loop; latency is {e(run['latency_measure'])}; "
-        f"{run['seconds']:.0f} s of windows; {run['late_sends']} sends behind schedule"
+        f"{run['seconds']:.0f} s of windows; {run['late_sends']} sends late by the generator, "
+        f"{run.get('late_sends_venue', 0)} held by the venue"
         f"{'' if run['complete'] else '; the run did not finish (results up to its last second)'}"
         "</p>",
         "<h2>What the run says</h2><ul class='findings'>",
-        *(f"<li>{e(line)}</li>" for line in summary["findings"]),
+        *(f"<li>{e(line)}</li>" for line in summary["findings"][1:]),
         "</ul>",
         _slo_table(summary["slo"]),
-        *(
-            f"<div class='chart' id='{i}'></div>"
-            for i in ("throughput", "latency", "jitter", "curve", "rejections")
-        ),
+        *(f"<div class='chart' id='{i}'></div>" for i in CHARTS),
         _rate_limits(summary.get("rate_limits")),
         _levels_table(summary["levels"]),
         _ops_table(summary["operations"]),
+        _reasons_table(summary.get("reasons", [])),
+        _metadata_table(run.get("metadata", {}), summary.get("incidents", [])),
         f"<script id='data' type='application/json'>{_json_for_html(data)}</script>",
         f"<script>{(VENDOR / 'uPlot.iife.min.js').read_text()}</script>",
         f"<script>{_SCRIPT}</script></body></html>",
     ]
     return "\n".join(parts)
+
+
+CHARTS = ("throughput", "protocols", "latency", "protocol_latency", "jitter", "lag",
+          "distribution", "curve", "rejections")  # fmt: skip
+
+
+def _reasons_table(reasons: list[dict[str, Any]]) -> str:
+    if not reasons:
+        return "<h2>Errors and rejections by reason</h2><p>None: every request was answered ok.</p>"
+    rows = [
+        [f"{r['protocol']}/{r['op']}", r["outcome"] + (f" ({r['limit']})" if r["limit"] else ""),
+         r["reason"], r["count"]]
+        for r in reasons[:50]
+    ]  # fmt: skip
+    return "<h2>Errors and rejections by reason</h2>" + _table(
+        ["protocol/operation", "outcome", "the venue's words", "count"], rows
+    )
+
+
+def _metadata_table(meta: dict[str, Any], incidents: list[dict[str, Any]]) -> str:
+    rows = [[k, v] for k, v in meta.items() if k != "target"]
+    target = meta.get("target", {})
+    knobs = {k: v for k, v in target.items() if v not in ((), [], "", 0, 0.0, None, True)}
+    rows.append(["venue knobs", ", ".join(f"{k}={v}" for k, v in knobs.items()) or "none"])
+    out = "<h2>Run metadata</h2>" + _table(["what", "value"], rows)
+    if incidents:
+        out += "<h3>Incidents</h3>" + _table(
+            ["kind", "what happened"], [[i["kind"], i["text"]] for i in incidents]
+        )
+    return out
 
 
 def _json_for_html(data: Any) -> str:
@@ -193,11 +297,12 @@ def _levels_table(levels: list[dict[str, Any]]) -> str:
     rows = [
         [lv["name"], lv["users"], lv["offered_rps"], lv["throughput_rps"], _ms(lv["p50"]),
          _ms(lv["p95"]), _ms(lv["p99"]), f"{lv['rate_limited_share']:.1%}",
-         f"{lv['error_share']:.2%}", "held" if lv["ok"] else "broke: " + ", ".join(lv["broke"])]
+         f"{lv['error_share']:.2%}", "held" if lv["ok"] else "broke: " + ", ".join(lv["broke"]),
+         "generator: " + "; ".join(lv["generator_why"]) if lv.get("bound_by") else "venue"]
         for lv in levels
     ]  # fmt: skip
     head = ["level", "users", "offered/s", "achieved/s", "P50 ms", "P95 ms", "P99 ms",
-            "rate limited", "errors", "SLOs"]  # fmt: skip
+            "rate limited", "errors", "SLOs", "measured"]  # fmt: skip
     return "<h2>Load levels</h2>" + _table(head, rows)
 
 
@@ -226,4 +331,8 @@ h1 { font-size: 20px; } h2 { font-size: 16px; margin-top: 28px; }
 table { border-collapse: collapse; margin: 8px 0; } td, th { border: 1px solid #ccc; padding: 3px 8px; }
 th { background: #f3f3f3; } td { text-align: right; } td:first-child { text-align: left; }
 .chart { margin: 16px 0; }
+.verdict { padding: 10px 14px; border-radius: 4px; margin: 8px 0 16px; font-size: 15px; }
+.verdict.passed { background: #e8f5e9; border: 1px solid #2e7d32; }
+.verdict.breached { background: #fff3e0; border: 1px solid #e65100; }
+.verdict.invalid { background: #ffebee; border: 1px solid #c62828; }
 """

@@ -125,9 +125,15 @@ def test_the_report_loads_in_headless_chromium_with_no_errors_and_draws_every_ch
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     body = proc.stdout[proc.stdout.index("<body") :].split(">", 1)[0]
-    assert 'data-errors="0"' in body and 'data-charts="5"' in body, body
+    # throughput by outcome and by protocol, latency and P99 by protocol, jitter, the
+    # generator's lag, the HDR percentile plot, latency against throughput, rejections
+    assert 'data-errors="0"' in body and 'data-charts="9"' in body, body
+    assert 'data-clipped="0"' in body, body  # no y-axis label wider than its axis
     assert "Uncaught" not in proc.stderr
-    assert proc.stdout.count("<canvas") == 5
+    assert proc.stdout.count("<canvas") == 9
+    assert '<div class="verdict breached" id="verdict">SLOs breached: ws/add p50' in proc.stdout
+    for heading in ("Errors and rejections by reason", "Run metadata"):
+        assert heading in proc.stdout
 
 
 def test_a_malformed_profile_gives_one_clear_line_and_no_traceback(tmp_path: Path) -> None:
