@@ -225,9 +225,13 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="(re)write summary.json, report.html, junit.xml of a run")
     rep.add_argument("run_dir", help="a results/<run>/ folder")
     rep.set_defaults(func=cmd_report)
-    cmp_ = sub.add_parser("compare", help="two runs side by side, regressions flagged")
-    cmp_.add_argument("run_a", help="the baseline run folder")
-    cmp_.add_argument("run_b", help="the run to judge against it")
+    cmp_ = sub.add_parser(
+        "compare", help="a run against a baseline (one run or several), regressions beyond noise"
+    )
+    cmp_.add_argument(
+        "runs", nargs="+", metavar="RUN",
+        help="baseline run folder(s), then the run to judge against them",
+    )  # fmt: skip
     cmp_.add_argument(
         "--threshold", type=float, default=0.10,
         help="flag a change worse than this fraction (default 0.10 = 10%%)",

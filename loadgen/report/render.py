@@ -139,15 +139,18 @@ _SCRIPT = r"""
       "second) against the published threshold", C.t, lines, {ylabel: "counter"});
   }
   // A y tick label is clipped when it is wider than the room its axis leaves it (uPlot draws
-  // the labels on the canvas: each is measured in the axis's own font)
-  charts.forEach(function (u) {
-    var axis = u.axes[1], room = axis._size - axis.ticks.size - axis.gap;
-    (axis._values || []).forEach(function (v) {
-      if (v != null && textWidth(u, axis, String(v)) > room) clipped++;
+  // the labels on the canvas, after this script, in a microtask: each is measured in the
+  // axis's own font once they are drawn)
+  setTimeout(function () {
+    charts.forEach(function (u) {
+      var axis = u.axes[1], room = axis._size - axis.ticks.size - axis.gap;
+      (axis._values || []).forEach(function (v) {
+        if (v != null && textWidth(u, axis, String(v)) > room) clipped++;
+      });
     });
-  });
-  document.body.dataset.clipped = clipped;
-  document.body.dataset.charts = drawn;
+    document.body.dataset.clipped = clipped;
+    document.body.dataset.charts = drawn;
+  }, 0);
 })();
 """
 

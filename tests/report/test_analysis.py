@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import json
+import math
+import random
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from loadgen.metrics.store import ResultsWriter
 from loadgen.outcome import Outcome
 from loadgen.profiles import Profile, Slo, Stage, Target, level_at
 from loadgen.report import analysis, junit
-from loadgen.report.compare import compare
+from loadgen.report.compare import compare_runs
 
 
 def write_run(
@@ -88,15 +89,72 @@ def test_junit_names_each_slo_and_fails_the_breached(tmp_path: Path) -> None:
     )
 
 
-def test_compare_flags_what_got_worse_beyond_the_threshold(tmp_path: Path) -> None:
-    write_run(tmp_path / "a", [(100, 1000, "ok")], SLO)
-    write_run(tmp_path / "b", [(100, 1300, "ok")], SLO)
-    write_run(tmp_path / "c", [(100, 1050, "ok")], SLO)
-    a, b, c = (analysis.analyse(tmp_path / x) for x in "abc")
-    flagged = {r["metric"] for r in compare(a, b, 0.1) if r["regression"]}
-    assert flagged == {"p50 us", "p95 us", "p99 us", "p99.9 us"}
-    assert not any(r["regression"] for r in compare(a, c, 0.1))
-    json.dumps(compare(a, b, 0.1))  # what --json-minded callers get is plain data
+def _random_run(run_dir: Path, seed: int, median_us: float, errors: float = 0.0,
+                seconds: int = 20, loop: str = "closed") -> None:  # fmt: skip
+    """400 requests a second with lognormal latency (sigma 0.5) around median_us."""
+    rng = random.Random(seed)
+    t = [1000.0]
+    writer = ResultsWriter(run_dir, {"loop": loop, "start": 1000.0, "slo": SLO,
+                                     "stages": [{"kind": "step", "duration": seconds}]})  # fmt: skip
+    rec = Recorder(writer.append, clock=lambda: t[0], cpu_clock=lambda: t[0] / 4)
+    for i in range(400 * seconds):
+        t[0] = 1000.0 + i / 400
+        cls = "error" if rng.random() < errors else "ok"
+        rec.record(Outcome("ws", "add", cls, int(rng.lognormvariate(math.log(median_us), 0.5))))
+    t[0] = 1000.0 + seconds
+    rec.flush()
+    writer.ended()
+    writer.close()
+
+
+def test_two_runs_of_one_distribution_differ_by_noise_only(tmp_path: Path) -> None:
+    """Same latency distribution, other random draws: no figure is called a regression, even
+    with a threshold of 1% (the noise test, not the threshold, holds them back)."""
+    for seed in range(3):
+        _random_run(tmp_path / f"a{seed}", seed, 800)
+        _random_run(tmp_path / f"b{seed}", seed + 100, 800)
+        result = compare_runs([tmp_path / f"a{seed}"], tmp_path / f"b{seed}", 0.01)
+        assert {r["metric"] for r in result["headline"]} >= {"P50 ms", "P99 ms", "req/s"}
+        assert not [r for r in result["headline"] + result["cells"] if r["beyond_noise"]], result
+
+
+def test_a_real_shift_and_more_errors_are_regressions_beyond_noise(tmp_path: Path) -> None:
+    _random_run(tmp_path / "a", 1, 800)
+    _random_run(tmp_path / "b", 2, 1000, errors=0.05)  # +25% latency, 5 points more errors
+    result = compare_runs([tmp_path / "a"], tmp_path / "b", 0.1)
+    worse = {(r["scope"], r["metric"]) for r in result["headline"] if r["regression"]}
+    assert {("ws", "P50 ms"), ("ws", "P99 ms"), ("ws", "error %")} <= worse
+    assert ("ws", "req/s") not in worse
+    errors = next(r for r in result["headline"] if r["scope"] == "ws" and r["metric"] == "error %")
+    assert errors["change"].endswith(" pp") and errors["a"] == 0.0
+    assert {r["scope"] for r in result["cells"]} == {"ws/add"}
+
+
+def test_a_figure_from_too_few_blocks_is_not_compared(tmp_path: Path) -> None:
+    """5 s at 400/s: P50 from five 1 s blocks, but two P99 blocks: no P99 row at all."""
+    _random_run(tmp_path / "a", 1, 800, seconds=5)
+    _random_run(tmp_path / "b", 2, 4000, seconds=5)
+    metrics = {r["metric"] for r in compare_runs([tmp_path / "a"], tmp_path / "b", 0.1)["headline"]}
+    assert "P50 ms" in metrics and "P99 ms" not in metrics
+
+
+def test_several_baselines_widen_the_band_to_their_own_spread(tmp_path: Path) -> None:
+    """Baselines at 700, 800 and 1,000 us: B at 950 is inside their run-to-run range."""
+    for i, median in enumerate((700, 800, 1000)):
+        _random_run(tmp_path / f"a{i}", i, median)
+    _random_run(tmp_path / "b", 9, 950)
+    bases = [tmp_path / f"a{i}" for i in range(3)]
+    assert not [r for r in compare_runs(bases, tmp_path / "b", 0.1)["headline"] if r["regression"]]
+    single = compare_runs(bases[:1], tmp_path / "b", 0.1)  # against 700 alone it is worse
+    assert any(r["regression"] for r in single["headline"])
+    assert any("one baseline run" in w for w in single["warnings"])
+
+
+def test_compare_warns_when_the_profiles_differ(tmp_path: Path) -> None:
+    _random_run(tmp_path / "a", 1, 800)
+    _random_run(tmp_path / "b", 2, 800, loop="open")
+    warnings = compare_runs([tmp_path / "a"], tmp_path / "b", 0.1)["warnings"]
+    assert any(w.startswith("the runs differ in loop") for w in warnings)
 
 
 def test_an_open_loop_schedule_keeps_its_rate_whatever_the_replies_do() -> None:

@@ -136,6 +136,35 @@ def test_the_report_loads_in_headless_chromium_with_no_errors_and_draws_every_ch
         assert heading in proc.stdout
 
 
+def _body_of(page: Path, tmp_path: Path) -> str:
+    proc = subprocess.run(
+        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path}",
+         "--virtual-time-budget=5000", "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    return proc.stdout[proc.stdout.index("<body") :].split(">", 1)[0]
+
+
+@pytest.mark.skipif(not shutil.which("chromium"), reason="Debian's chromium is not installed")
+def test_no_y_axis_label_is_clipped_even_at_20_seconds(tmp_path: Path) -> None:
+    """Latencies of 20,000 ms: uPlot's default 50 px axis cut them to "0,000"; ours are sized
+    to their labels. The same page with the default axis shows the check can fail."""
+    from loadgen.report import analysis, render
+    from tests.report.test_analysis import SLO, write_run
+
+    run_dir = tmp_path / "run"
+    write_run(run_dir, [(50, 2_000_000, "ok"), (80, 20_000_000, "ok")], SLO)
+    page = run_dir / "report.html"
+    page.write_text(render.html(analysis.analyse(run_dir)))
+    body = _body_of(page, tmp_path / "a")
+    assert 'data-errors="0"' in body and 'data-charts="9"' in body and 'data-clipped="0"' in body
+    default = tmp_path / "default-axis.html"
+    default.write_text(
+        page.read_text().replace("{label: opts.ylabel, size: fit}", "{label: opts.ylabel}")
+    )
+    assert 'data-clipped="0"' not in _body_of(default, tmp_path / "b")
+
+
 def test_a_malformed_profile_gives_one_clear_line_and_no_traceback(tmp_path: Path) -> None:
     path = profile(tmp_path, "bad", stages=stage("ten seconds", 3))
     proc, _ = run(path, tmp_path / "results")

@@ -20,6 +20,7 @@ class Capture:
     def __init__(self, reply: bytes = b'{"error":[],"result":{"count":0}}') -> None:
         self.sent: list[bytes] = []
         self.reply = reply
+        self.sent_at = 0  # perf_counter ns of the last send, as HttpConnection keeps it
 
     def roundtrips(self, requests: list[bytes]) -> list[tuple[int, bytes, int]]:
         self.sent += requests
