@@ -3,15 +3,19 @@
 Locust's UI polls /stats/requests every couple of seconds; its extension points (template
 args extendedTabs/extendedTables, and an `extended_stats` list in that response) show a table
 per tab. Ours comes from the windows the recorder closes (on a master, the windows the workers
-ship), so its latency percentiles are the microsecond HDR figures of the run, not Locust's
-rounded ones: rate-limit rejections per second by limit, the conformance decisions, P25, P50,
-P95, P99 and jitter, over the last 5 seconds and the whole run.
+ship), so its latency percentiles are the HDR figures of the run, not Locust's rounded ones:
+rate-limit rejections per second by limit, the conformance decisions, P25, P50, P95, P99 and
+jitter in milliseconds to three significant figures, over the last 5 seconds and the whole run.
+Locust's tabs hold tables only, so the charts live on a page of ours on the same server,
+/loadgen (named in the tab's first row): requests per second by outcome, P50/P95/P99, and the
+generator's event-loop lag, second by second, redrawn as the run goes (uPlot, as the report).
 """
 
 from __future__ import annotations
 
 import json
 from collections import deque
+from pathlib import Path
 from typing import Any
 
 from locust import events
@@ -25,7 +29,10 @@ from loadgen.report.analysis import Tally
 
 TAB = "loadgen"
 RECENT_S = 5
+HISTORY_S = 600  # seconds the charts page keeps
+CHARTS_PATH = "/loadgen"
 LIMITS = (LIMIT_TRADING, LIMIT_REST, LIMIT_THROTTLE)
+VENDOR = Path(__file__).resolve().parents[1] / "report" / "vendor"
 
 
 class Live:
@@ -38,6 +45,7 @@ class Live:
         self.run = Tally()
         self.decisions = dict.fromkeys(DECISIONS, 0)
         self.seconds = 0
+        self.history: deque[dict[str, Any]] = deque(maxlen=HISTORY_S)
 
     def feed(self, window: Window) -> None:
         for w in self.recent:
@@ -53,6 +61,14 @@ class Live:
     def _retire(self, w: Window) -> None:
         _add(self.run, self.decisions, w, self.open_loop)
         self.seconds += 1
+        self.history.append(_point(w, self.open_loop))
+
+    def series(self) -> list[dict[str, Any]]:
+        """One point a second for the charts page: the retired seconds and the recent ones."""
+        windows = list(self.recent)
+        if self.partial_last and len(windows) > 1:
+            windows = windows[:-1]
+        return [*self.history, *(_point(w, self.open_loop) for w in windows)]
 
     def rows(self) -> list[dict[str, Any]]:
         windows = list(self.recent)
@@ -68,13 +84,14 @@ class Live:
         for w in windows:
             _add(whole, whole_dec, w, self.open_loop)
         n_recent, n_whole = max(1, len(last)), max(1, self.seconds + len(windows))
-        rows = [_row("requests/s", recent.total / n_recent, whole.total / n_whole, "{:,.1f}")]
+        rows = [{"metric": "charts", "recent": "", "run": CHARTS_PATH}]
+        rows.append(_row("requests/s", recent.total / n_recent, whole.total / n_whole, "{:,.1f}"))
         for limit in LIMITS:
             rows.append(_row(f"rate limited/s: {limit}", recent.limits.get(limit, 0) / n_recent,
                              whole.limits.get(limit, 0) / n_whole, "{:,.1f}"))  # fmt: skip
         for p in ("p25", "p50", "p95", "p99"):
-            rows.append(_row(f"{p.upper()} (us)", _pct(recent, p), _pct(whole, p), "{:,.0f}"))
-        rows.append(_row("jitter P95-P25 (us)", _jitter(recent), _jitter(whole), "{:,.0f}"))
+            rows.append(_ms_row(f"{p.upper()} (ms)", _pct(recent, p), _pct(whole, p)))
+        rows.append(_ms_row("jitter P95-P25 (ms)", _jitter(recent), _jitter(whole)))
         for cls in DECISIONS:
             name = f"rate-limit decisions: {cls.replace('_', ' ')}"
             rows.append(_row(name, recent_dec[cls], whole_dec[cls], "{:,.0f}"))
@@ -107,6 +124,37 @@ def _row(metric: str, recent: float | None, run: float | None, fmt: str) -> dict
     return {"metric": metric, "recent": show(recent), "run": show(run)}
 
 
+def ms(us: float | None) -> str:
+    """Microseconds as milliseconds to three significant figures: 0.215, 12.4, 1,234."""
+    if us is None:
+        return "-"
+    v = us / 1000
+    if v >= 100:
+        return f"{v:,.0f}"
+    return f"{v:.3g}" if v >= 0.001 else "0"
+
+
+def _ms_row(metric: str, recent: float | None, run: float | None) -> dict[str, Any]:
+    return {"metric": metric, "recent": ms(recent), "run": ms(run)}
+
+
+def _point(w: Window, open_loop: bool) -> dict[str, Any]:
+    t = Tally()
+    for key, cell in w.cells.items():
+        t.add(key, cell, open_loop)
+    per_s = 1.0 / w.span if w.span >= 0.25 else 1.0
+    lat = t.latency
+    return {
+        "t": w.t - 0.5,
+        "ok": round(t.counts["ok"] * per_s, 1),
+        "rate_limited": round(t.counts["rate_limited"] * per_s, 1),
+        "rejected": round(t.counts["rejected"] * per_s, 1),
+        "failed": round((t.counts["error"] + t.counts["timeout"]) * per_s, 1),
+        **{f"p{p}": round(lat.percentile(p) / 1000, 3) for p in (50, 95, 99)},
+        "lag": round(w.lag_ms, 2),
+    }
+
+
 live: Live | None = None
 
 
@@ -135,6 +183,18 @@ def add_tab(environment: Environment, **_: Any) -> None:
         }
     ]
 
+    @web_ui.app.route(CHARTS_PATH)
+    def charts_page() -> Any:
+        return _PAGE.replace("/*UPLOT*/", (VENDOR / "uPlot.iife.min.js").read_text()).replace(
+            "/*UPLOT_CSS*/", (VENDOR / "uPlot.min.css").read_text()
+        )
+
+    @web_ui.app.route(CHARTS_PATH + "/series")
+    def charts_series() -> Any:
+        from flask import jsonify
+
+        return jsonify(live.series() if live is not None else [])
+
     @web_ui.app.after_request
     def extend_stats(response: Any) -> Any:
         from flask import request
@@ -147,3 +207,52 @@ def add_tab(environment: Environment, **_: Any) -> None:
         data["extended_stats"] = [{"key": TAB, "data": live.rows()}]
         response.set_data(json.dumps(data))
         return response
+
+
+_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>loadgen: live</title>
+<style>/*UPLOT_CSS*/ body { font: 14px system-ui, sans-serif; margin: 20px; }</style></head>
+<body data-charts="0" data-points="0" data-errors="0">
+<h1>loadgen, live (one point a second; HDR percentiles)</h1>
+<div id="rate"></div><div id="latency"></div><div id="lag"></div>
+<script>window.onerror = function () { document.body.dataset.errors++; };</script>
+<script>/*UPLOT*/</script>
+<script>
+(function () {
+  var charts = {}, dpr = window.devicePixelRatio || 1;
+  function fit(u, values, i, cycle) {
+    var axis = u.axes[i];
+    if (cycle > 1 && axis._size) return axis._size;
+    var longest = (values || []).reduce(function (a, v) { return v.length > a.length ? v : a; }, "");
+    u.ctx.font = axis.font[0];
+    return Math.ceil(axis.ticks.size + axis.gap + 8 + u.ctx.measureText(longest).width / dpr);
+  }
+  var specs = {
+    rate: ["Requests per second by outcome", "requests/s",
+           [["ok", "#2e7d32"], ["rate_limited", "#f9a825"], ["rejected", "#6a1b9a"],
+            ["failed", "#c62828"]]],
+    latency: ["Latency", "ms", [["p50", "#1e88e5"], ["p95", "#fb8c00"], ["p99", "#c62828"]]],
+    lag: ["Generator event-loop lag (worst per second)", "ms", [["lag", "#6d4c41"]]]
+  };
+  function draw(points) {
+    Object.keys(specs).forEach(function (id) {
+      var spec = specs[id];
+      var data = [points.map(function (p) { return p.t; })].concat(spec[2].map(function (s) {
+        return points.map(function (p) { return p[s[0]]; }); }));
+      if (charts[id]) { charts[id].setData(data); return; }
+      charts[id] = new uPlot({title: spec[0], width: Math.min(1100, document.body.clientWidth - 40),
+        height: 240, series: [{}].concat(spec[2].map(function (s) {
+          return {label: s[0], stroke: s[1], width: 2}; })),
+        axes: [{label: "time"}, {label: spec[1], size: fit}]}, data, document.getElementById(id));
+      document.body.dataset.charts = Object.keys(charts).length;
+    });
+    document.body.dataset.points = points.length;
+  }
+  function poll() {
+    fetch(location.pathname.replace(/\\/$/, "") + "/series")
+      .then(function (r) { return r.json(); }).then(draw).catch(function () {});
+  }
+  poll();
+  setInterval(poll, 2000);
+})();
+</script></body></html>
+"""

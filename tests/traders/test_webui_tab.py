@@ -71,9 +71,9 @@ def _poll(check, deadline_s: float = 40.0):  # type: ignore[no-untyped-def]
 
 
 def test_the_tab_reports_loadgen_figures_locally_and_they_move(locust_ui: str) -> None:
-    first = _poll(lambda: (r := _rows(locust_ui)) and r["P99 (us)"]["run"] != "-" and r)
+    first = _poll(lambda: (r := _rows(locust_ui)) and r["P99 (ms)"]["run"] != "-" and r)
     assert first, "no figures in the loadgen table"
-    assert first["P99 (us)"]["run"] != "-" and "rate-limit verdict" in first
+    assert first["P99 (ms)"]["run"] != "-" and "rate-limit verdict" in first
     later = _poll(
         lambda: (r := _rows(locust_ui))["requests/s"]["run"] != first["requests/s"]["run"] and r
     )
@@ -82,7 +82,7 @@ def test_the_tab_reports_loadgen_figures_locally_and_they_move(locust_ui: str) -
 
 @pytest.mark.parametrize("locust_ui", [["--processes", "2"]], indirect=True)
 def test_the_tab_works_on_a_master_with_workers(locust_ui: str) -> None:
-    rows = _poll(lambda: (r := _rows(locust_ui)) and r["P99 (us)"]["run"] != "-" and r)
+    rows = _poll(lambda: (r := _rows(locust_ui)) and r["P99 (ms)"]["run"] != "-" and r)
     assert rows, "the master's table stayed empty"
     decided = _poll(
         lambda: int(_rows(locust_ui)["rate-limit decisions: agreed"]["run"].replace(",", ""))
@@ -132,6 +132,35 @@ def test_the_tab_appears_in_headless_chromium_and_its_numbers_move(
 
         with connect(DevTools.open_page(port, f"{locust_ui}/?tab=loadgen"), max_size=None) as ws:
             _see_the_tab_move(DevTools(ws))
+    finally:
+        browser.terminate()
+        browser.wait(timeout=30)
+
+
+@pytest.mark.skipif(not shutil.which("chromium"), reason="Debian's chromium is not installed")
+def test_the_charts_page_draws_and_grows_as_the_run_goes(locust_ui: str, tmp_path: Path) -> None:
+    """The tab names /loadgen; there three uPlot charts redraw every 2 s with a point a second."""
+    rows = _poll(lambda: (r := _rows(locust_ui)) and r)
+    assert rows["charts"]["run"] == "/loadgen"
+    port = free_port()
+    browser = subprocess.Popen(
+        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+         f"--user-data-dir={tmp_path / 'chromium'}", f"--remote-debugging-port={port}",
+         "about:blank"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/json/version")
+        from websockets.sync.client import connect
+
+        with connect(DevTools.open_page(port, f"{locust_ui}/loadgen"), max_size=None) as ws:
+            page = DevTools(ws)
+            read = "({...document.body.dataset})"
+            first = _poll(lambda: (v := page.evaluate(read)) and int(v["points"]) > 0 and v)
+            assert first and first["charts"] == "3" and first["errors"] == "0", first
+            grew = _poll(lambda: (v := page.evaluate(read)) and
+                         int(v["points"]) > int(first["points"]) and v)  # fmt: skip
+            assert grew, f"the charts stayed at {first['points']} points"
     finally:
         browser.terminate()
         browser.wait(timeout=30)
