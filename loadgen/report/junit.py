@@ -1,4 +1,6 @@
-"""junit.xml: one test case per SLO, a failure naming the breached ones (for CI dashboards)."""
+"""junit.xml: one test case per SLO, a failure naming the breached ones (for CI dashboards),
+and one that the run was a valid measurement at all: an error naming every reason when it
+was not (report/verdict), so a CI dashboard never shows an invalid run as green."""
 
 from __future__ import annotations
 
@@ -9,14 +11,24 @@ from xml.etree import ElementTree as ET
 def xml(summary: dict[str, Any]) -> str:
     verdicts = summary["slo"]
     failures = [v for v in verdicts if not v["ok"]]
+    verdict = summary.get("verdict", {"status": "passed", "reasons": []})
+    invalid = verdict["status"] == "invalid"
     suite = ET.Element(
         "testsuite",
         name=f"loadgen {summary['run']['profile'] or 'run'}",
-        tests=str(len(verdicts)),
+        tests=str(len(verdicts) + 1),
         failures=str(len(failures)),
-        errors="0",
+        errors=str(int(invalid)),
         time=f"{summary['run']['seconds']:.0f}",
     )
+    case = ET.SubElement(suite, "testcase", classname="loadgen.run", name="valid measurement")
+    if invalid:
+        error = ET.SubElement(
+            case, "error", message="INVALID MEASUREMENT: "
+            + "; ".join(r["text"] for r in verdict["reasons"]),
+            type=",".join(r["code"] for r in verdict["reasons"]),
+        )  # fmt: skip
+        error.text = verdict.get("headline", "")
     for v in verdicts:
         case = ET.SubElement(suite, "testcase", classname="loadgen.slo", name=v["name"])
         if not v["ok"]:

@@ -85,8 +85,29 @@ def test_junit_names_each_slo_and_fails_the_breached(tmp_path: Path) -> None:
     write_run(tmp_path, [(100, 9000, "ok")], SLO)
     xml = junit.xml(analysis.analyse(tmp_path))
     assert (
-        'tests="2" failures="1"' in xml and 'name="* p99"' in xml and "SLO breached: * p99" in xml
+        'tests="3" failures="1" errors="0"' in xml
+        and 'name="* p99"' in xml
+        and "SLO breached: * p99" in xml
     )
+    assert 'name="valid measurement"' in xml
+
+
+def test_junit_errors_an_invalid_run_with_its_reasons(tmp_path: Path) -> None:
+    """A run cut short (no end mark, 5 s of a planned 10): an error case, whatever the SLOs."""
+    writer = ResultsWriter(tmp_path, {"loop": "closed", "start": 1000.0, "slo": SLO,
+                                      "stages": [{"kind": "step", "duration": 10}]})  # fmt: skip
+    t = [1000.0]
+    rec = Recorder(writer.append, clock=lambda: t[0], cpu_clock=lambda: t[0] / 4)
+    for i in range(500):
+        t[0] = 1000.0 + i / 100
+        rec.record(Outcome("rest", "add", "ok", 900))
+    rec.flush()
+    writer.close()
+    s = analysis.analyse(tmp_path)
+    assert s["verdict"]["status"] == "invalid" and s["verdict"]["exit_code"] == 3
+    xml = junit.xml(s)
+    assert 'errors="1"' in xml and 'type="cut_short"' in xml
+    assert "INVALID MEASUREMENT: the load ran 5 s of the 10 s planned" in xml
 
 
 def _random_run(run_dir: Path, seed: int, median_us: float, errors: float = 0.0,
