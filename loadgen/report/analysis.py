@@ -490,6 +490,11 @@ def findings(s: dict[str, Any]) -> list[str]:
         out.append("Most frequent answers other than ok: " + "; ".join(
             f"{r['protocol']}/{r['op']} {r['outcome']} {r['reason']!r} x{r['count']:,}"
             for r in top) + ".")  # fmt: skip
+    task = {k.partition("|")[2]: n for k, n in s["user_errors"].items() if k.startswith("task|")}
+    if task:
+        text, n = next(iter(task.items()))
+        out.append(f"Users raised {sum(task.values()):,} exceptions in their tasks (the "
+                   f"generator's own failures, not the venue's; {n:,} of {text!r}).")  # fmt: skip
     cleaned = sum(s["cleanup"].values())
     if cleaned:
         failed = sum(n for k, n in s["cleanup"].items() if not k.endswith("/ok"))
