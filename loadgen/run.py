@@ -28,9 +28,9 @@ from loadgen.keys import MAX_PROCESSES, RUN_KEYS
 from loadgen.metrics.recorder import Window, merge
 from loadgen.metrics.store import RUN_META, WINDOWS, write_json
 from loadgen.report import analysis
-from loadgen.report.verdict import BAD_INPUT, EXIT_CODES
+from loadgen.report.verdict import BAD_INPUT, EXIT_CODES, INVALID
 from loadgen.venue.knobs import misset_flags
-from loadgen.venue.process import VenueProcess, core_split
+from loadgen.venue.process import VenueProcess, core_split, die_with_parent
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCUSTFILE = ROOT / "locustfiles" / "profile.py"
@@ -111,25 +111,23 @@ def main(args: argparse.Namespace) -> int:
     run_dir.mkdir(parents=True, exist_ok=True)
     meta = run_meta(prof, args)
     write_json(run_dir / RUN_META, meta)
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    venue = None
     try:
         venue, endpoints, keys_file = start_target(prof, pin=not getattr(args, "no_pin", False))
         print(
             f"loadgen run: {prof.name}, {prof.loop} loop, {prof.duration:.0f} s -> {run_dir}",
             flush=True,
         )
-        try:
-            outcome = run_locust(prof, args, run_dir, endpoints, keys_file, venue)
-        finally:
-            venue_died = venue is not None and venue.proc.poll() is not None
-            last_words = venue.stop() if venue is not None else []
+        outcome = run_locust(prof, args, run_dir, endpoints, keys_file, venue)
+    except (KeyboardInterrupt, Interrupted) as exc:  # before Locust ran: nothing to report
+        print(f"loadgen run: interrupted ({exc or 'SIGINT'}) while starting", file=sys.stderr)
+        return EXIT_CODES[INVALID]
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        last_words = _stop_venue(venue, meta)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     meta.update(finished=time.time(), venue=last_words, **outcome)
-    if venue_died and "venue_lost" not in meta:
-        meta["venue_lost"] = (
-            f"the embedded venue exited (code {venue.proc.returncode}) during the run"
-        )
     write_json(run_dir / RUN_META, meta)
     for line in last_words:
         print(f"  {line}")
@@ -143,8 +141,26 @@ def _duration(text: str) -> float:
         raise ValueError(f"--duration: {exc}") from None
 
 
-def _on_sigterm(signum: int, frame: Any) -> None:
-    raise Interrupted("SIGTERM")
+def _stop_venue(venue: VenueProcess | None, meta: dict[str, Any]) -> list[str]:
+    """Stop the embedded venue (a signal meanwhile does not cut this short); its last words.
+    A venue that had died on its own is named in meta."""
+    if venue is None:
+        return []
+    if venue.proc.poll() is not None:
+        meta.setdefault("venue_lost", _venue_died(venue, "during the run"))
+    masked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        return venue.stop()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, masked)
+
+
+def _venue_died(venue: VenueProcess, when: str) -> str:
+    return f"the embedded venue exited (code {venue.proc.returncode}) {when}"
+
+
+def _on_signal(signum: int, frame: Any) -> None:
+    raise Interrupted(signal.Signals(signum).name)
 
 
 def run_meta(prof: profiles.Profile, args: argparse.Namespace) -> dict[str, Any]:
@@ -175,10 +191,13 @@ def metadata(prof: profiles.Profile, args: argparse.Namespace) -> dict[str, Any]
         except PackageNotFoundError:
             return "?"
 
-    commit = subprocess.run(
-        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-        capture_output=True, text=True, check=False,
-    ).stdout.strip()  # fmt: skip
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+            capture_output=True, text=True, check=False, timeout=10,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):  # no git here: an installed copy
+        commit = ""
     knobs = {k: v for k, v in dataclasses.asdict(prof.target).items() if k not in ("keys_file",)}
     return {
         "loadgen": ver("loadgen"),
@@ -265,8 +284,9 @@ def run_locust(
     out: dict[str, Any] = {}
     log = open(run_dir / "locust.log", "w")  # noqa: SIM115
     proc = subprocess.Popen(
-        cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
+        cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        preexec_fn=die_with_parent,  # a SIGKILLed `loadgen run` leaves no Locust behind
+    )  # fmt: skip
     live = LiveLine(run_dir / WINDOWS, prof.duration)
     next_line = started + LIVE_EVERY_S
     try:
@@ -278,12 +298,11 @@ def run_locust(
                     next_line += LIVE_EVERY_S
                     live.print()
             if venue is not None and venue.proc.poll() is not None and "venue_lost" not in out:
-                out["venue_lost"] = (
-                    f"the embedded venue exited (code {venue.proc.returncode}) "
-                    f"{time.monotonic() - started:.0f} s into the run"
+                out["venue_lost"] = _venue_died(
+                    venue, f"{time.monotonic() - started:.0f} s into the run"
                 )
                 print(f"loadgen run: {out['venue_lost']}; stopping Locust", flush=True)
-                proc.send_signal(signal.SIGINT)
+                _stop(proc)
     except (KeyboardInterrupt, Interrupted) as exc:
         how = str(exc) or "SIGINT"
         out["interrupted"] = f"{how} {time.monotonic() - started:.1f} s into the run"
@@ -303,8 +322,8 @@ def run_locust(
 
 
 def _stop(proc: subprocess.Popen) -> None:
-    """Ask Locust to stop as a Ctrl-C would (its users cancel what they left); kill it if it
-    takes longer than STOP_GRACE_S. A second interrupt meanwhile kills it at once."""
+    """Ask Locust to stop as a Ctrl-C would (its users cancel what they left), and wait up to
+    STOP_GRACE_S; a second interrupt meanwhile stops the waiting (_reap then ends it)."""
     try:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=STOP_GRACE_S)

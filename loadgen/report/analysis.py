@@ -7,7 +7,7 @@ Reads aggregates only (results/<run>/), never the run itself (STYLE, from vegeta
   omission corrected), in closed loop the service time, and the summary says which;
 - jitter is P95 - P25 of the same histogram (DESIGN);
 - a level is a stretch of the run at one load (a profile stage, or 5 s when there are none);
-  a level is generator-bound when the generator, not the venue, set its pace: over 1% of its
+  a level is generator-bound when the generator, not the venue, set its pace: over 5% of its
   sends behind schedule through the generator's own fault, its processes' CPU near a whole
   core, or its event loop persistently late; the knee is the highest throughput of a level
   whose SLOs all hold and that is not generator-bound (a generator's limit is never the venue's);
@@ -46,6 +46,7 @@ BUSY_LAG_MS = 10.0  # a level whose typical second saw the event loop 10 ms late
 STALL_MS = 200.0  # a second in which the event loop stalled this long: its latencies are suspect
 CUT_SHORT_S = 3.0  # the load may end this much before the profile's duration (start-up, rounding)
 MIN_SPAN_S = 0.25  # a partial first or last second shorter than this is left out of the series
+WHOLE_S = 0.99  # a window covering this much of its second is a whole one
 
 
 @dataclass
@@ -176,7 +177,7 @@ def analyse(run_dir: Path) -> dict[str, Any]:
         for key, cell in w.cells.items():
             protocol, op, _, _ = split_key(key)
             ops.setdefault((protocol, op), Tally()).add(key, cell, open_loop)
-    series = [_second(w, open_loop) for w in windows if w.span >= MIN_SPAN_S]
+    series = [second(w, open_loop) for w in windows if w.span >= MIN_SPAN_S]
     verdicts = judge(windows, slo, open_loop)
     rate_limits = limits.conformance(windows, meta)
     expected = limits.judge(rate_limits, slo)
@@ -192,9 +193,10 @@ def analyse(run_dir: Path) -> dict[str, Any]:
             if open_loop
             else "service time (sent to answered)",
             "seconds": seconds,
-            "planned_seconds": sum(s["duration"] for s in meta.get("stages", ())),
+            "planned_seconds": sum(s["duration"] for s in meta.get("stages", ()))
+            or float(meta.get("planned_s") or 0),
             "start": meta.get("start"),
-            "finished": bool(meta.get("finished") or meta.get("stopped")),
+            "finished": bool(meta.get("stopped")),  # the load reached its test stop
             "late_sends": sum(w.late for w in windows),
             "late_sends_venue": sum(w.late_venue for w in windows),
             "workers": meta.get("workers", 0),
@@ -205,7 +207,7 @@ def analyse(run_dir: Path) -> dict[str, Any]:
             {"protocol": p, "op": o, **t.figures(seconds)} for (p, o), t in sorted(ops.items())
         ],
         "slo": verdicts,
-        "passed": all(v["ok"] for v in verdicts),  # every SLO held; the verdict says if it counts
+        "slos_held": all(v["ok"] for v in verdicts),  # the verdict says whether that counts
         "levels": lvls,
         "series": series,
         "rate_limits": rate_limits,
@@ -302,8 +304,10 @@ def generator_bound(ws: list[Window], sends: int) -> list[str]:
     if late > LATE_SHARE * max(1, sends):
         why.append(f"{late:,} sends late by the generator's fault")
     # CPU and lag from whole seconds: a first or last partial one holds the spawn or the
-    # cleanup, not the load
-    whole = [w for w in ws if w.span >= 0.99] or ws
+    # cleanup, not the load (a level of partial seconds only is no evidence either way)
+    whole = [w for w in ws if w.span >= WHOLE_S]
+    if not whole:
+        return why
     cpu = _cpu_share(whole)
     if cpu >= SATURATED_CPU:
         why.append(f"{cpu:.2f} CPU-seconds per second per process")
@@ -321,10 +325,9 @@ def invalid_reasons(s: dict[str, Any], meta: dict[str, Any]) -> list[tuple[str, 
         out.append(("nothing_sent", "nothing was sent: no request reached the venue"))
     if meta.get("interrupted"):
         out.append(("interrupted", f"interrupted by {meta['interrupted']}"))
-    elif (
-        run["planned_seconds"]
-        and s["totals"]["count"]
-        and (run["seconds"] < run["planned_seconds"] - CUT_SHORT_S or not run["finished"])
+    elif s["totals"]["count"] and (
+        not run["finished"]
+        or (run["planned_seconds"] and run["seconds"] < run["planned_seconds"] - CUT_SHORT_S)
     ):
         out.append(("cut_short", f"the load ran {run['seconds']:.0f} s of the "
                     f"{run['planned_seconds']:.0f} s planned"
@@ -355,7 +358,7 @@ def invalid_reasons(s: dict[str, Any], meta: dict[str, Any]) -> list[tuple[str, 
     return out
 
 
-def _second(w: Window, open_loop: bool) -> dict[str, Any]:
+def second(w: Window, open_loop: bool) -> dict[str, Any]:
     t = tally([w], open_loop)
     lat = t.latency.summary()
     per_s = 1.0 / w.span  # a partial second's counts as a rate, so it is no dip nor spike

@@ -35,7 +35,7 @@ from typing import Any
 from loadgen.metrics.hist import Latencies
 from loadgen.metrics.recorder import Window, split_key
 from loadgen.metrics.store import read_meta, read_windows
-from loadgen.report.analysis import FAILED, TIMED, analyse
+from loadgen.report.analysis import FAILED, WHOLE_S, analyse, tally
 
 ALPHA = 0.01  # a difference this unlikely under "same distribution" is beyond noise
 PERMUTATIONS = 2000
@@ -57,21 +57,15 @@ class Second:
 
 
 def seconds_of(windows: list[Window], open_loop: bool, scope: str) -> list[Second]:
+    """The whole seconds of one scope ("all", a protocol, or protocol/op)."""
+    selector = "*" if scope == "all" else scope if "/" in scope else f"{scope}/*"
     out = []
     for w in windows:
-        if w.span < 0.99:  # a partial first or last second is no rate
+        if w.span < WHOLE_S:  # a partial first or last second is no rate
             continue
-        lat, n, failed, limited = Latencies(), 0, 0, 0
-        for key, cell in w.cells.items():
-            protocol, op, cls, _ = split_key(key)
-            if scope not in ("all", protocol, f"{protocol}/{op}"):
-                continue
-            n += cell.count
-            failed += cell.count if cls in FAILED else 0
-            limited += cell.count if cls == "rate_limited" else 0
-            if cls in TIMED:
-                lat.add(cell.response if open_loop and cell.response.count else cell.service)
-        out.append(Second(lat, n, failed, limited))
+        t = tally([w], open_loop, selector)
+        failed = sum(t.counts.get(c, 0) for c in FAILED)
+        out.append(Second(t.latency, t.total, failed, t.counts.get("rate_limited", 0)))
     return out
 
 

@@ -166,7 +166,7 @@ def html(summary: dict[str, Any]) -> str:
         "distribution": summary.get("distribution", {}),
         "marks": summary.get("stage_marks", []),
     }
-    verdict = summary.get("verdict", {"status": "passed", "headline": ""})
+    verdict = summary["verdict"]
     title = f"loadgen report: {run['profile'] or run['dir']}"
     e = _html.escape
     parts = [
@@ -219,7 +219,9 @@ def _reasons_table(reasons: list[dict[str, Any]]) -> str:
 def _metadata_table(meta: dict[str, Any], incidents: list[dict[str, Any]]) -> str:
     rows = [[k, v] for k, v in meta.items() if k != "target"]
     target = meta.get("target", {})
-    knobs = {k: v for k, v in target.items() if v not in ((), [], "", 0, 0.0, None, True)}
+    defaults = ((), [], "", None)
+    knobs = {k: v for k, v in target.items()
+             if v not in defaults and v is not True and (v is False or v != 0)}  # fmt: skip
     rows.append(["venue knobs", ", ".join(f"{k}={v}" for k, v in knobs.items()) or "none"])
     out = "<h2>Run metadata</h2>" + _table(["what", "value"], rows)
     if incidents:

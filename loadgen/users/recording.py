@@ -155,6 +155,8 @@ def on_test_start(environment: Environment, **_: Any) -> None:
     runner = environment.runner
     opts = environment.parsed_options
     owner = not isinstance(runner, WorkerRunner)
+    for seen in (_workers, _lost, _final):  # a new test (the web UI can start several)
+        seen.clear()
     if owner and _writer is None and opts is not None and opts.results_dir:
         meta = {
             "loop": opts.loop,
@@ -163,6 +165,7 @@ def on_test_start(environment: Environment, **_: Any) -> None:
             "max_rate": opts.max_rate,
             "tier": getattr(opts, "tier", ""),
             "stay_under": bool(getattr(opts, "stay_under", False)),
+            "planned_s": _planned_seconds(environment),
         }
         _writer = ResultsWriter(Path(opts.results_dir), meta)
     if not isinstance(runner, MasterRunner):
@@ -184,6 +187,15 @@ def _sample_lag() -> None:
         late = clock() - before - LAG_EVERY_S
         if recorder is not None and late > 0:
             recorder.lag(late * 1000.0)
+
+
+def _planned_seconds(environment: Environment) -> float:
+    """How long the load is meant to run: the shape's stages, or Locust's -t (0: unbounded)."""
+    profile = getattr(environment.shape_class, "profile", None)
+    if profile is not None:
+        return float(profile.duration)
+    opts = environment.parsed_options
+    return float(getattr(opts, "run_time", 0) or 0)
 
 
 def _local_window(window: Window) -> None:
@@ -222,14 +234,26 @@ def _tick(environment: Environment) -> None:
 
 
 def _watch_workers(runner: MasterRunner) -> None:
-    """Note every worker that runs users, and name one the master lost (missed heartbeats)."""
-    for node in runner.clients.all:
+    """Note every worker that runs users, and name one the master lost: it stopped sending
+    heartbeats, or it left (quit) while the test was still running."""
+    present = {node.id: node for node in runner.clients.all}
+    for node in present.values():
         if node.state in (STATE_RUNNING, STATE_SPAWNING) and node.id not in _workers:
             _workers[node.id] = runner.get_worker_index(node.id)
-        if node.state == STATE_MISSING and node.id in _workers and node.id not in _lost:
-            _lost[node.id] = _workers[node.id]
-            _incident("worker_lost", f"worker {_lost[node.id]} ({node.id}) stopped sending "
-                      "heartbeats; its users and their load are gone from the run")  # fmt: skip
+    running = runner.state in (STATE_RUNNING, STATE_SPAWNING)
+    for worker_id, index in _workers.items():
+        if worker_id in _lost:
+            continue
+        node = present.get(worker_id)
+        if node is not None and node.state == STATE_MISSING:
+            why = "stopped sending heartbeats"
+        elif node is None and running:
+            why = "left the run while it was still running"
+        else:
+            continue
+        _lost[worker_id] = index
+        _incident("worker_lost", f"worker {index} ({worker_id}) {why}; its users and their "
+                  "load are gone from the run")  # fmt: skip
 
 
 def _incident(kind: str, text: str) -> None:

@@ -25,7 +25,7 @@ from locust.runners import MasterRunner
 from loadgen.conformance import DECISIONS, verdict
 from loadgen.metrics.recorder import Window, merge
 from loadgen.outcome import LIMIT_REST, LIMIT_THROTTLE, LIMIT_TRADING
-from loadgen.report.analysis import Tally
+from loadgen.report.analysis import Tally, second
 
 TAB = "loadgen"
 RECENT_S = 5
@@ -139,19 +139,14 @@ def _ms_row(metric: str, recent: float | None, run: float | None) -> dict[str, A
 
 
 def _point(w: Window, open_loop: bool) -> dict[str, Any]:
-    t = Tally()
-    for key, cell in w.cells.items():
-        t.add(key, cell, open_loop)
-    per_s = 1.0 / w.span if w.span >= 0.25 else 1.0
-    lat = t.latency
+    """One second for the charts page, from the report's own per-second figures."""
+    s = second(w, open_loop)
     return {
-        "t": w.t - 0.5,
-        "ok": round(t.counts["ok"] * per_s, 1),
-        "rate_limited": round(t.counts["rate_limited"] * per_s, 1),
-        "rejected": round(t.counts["rejected"] * per_s, 1),
-        "failed": round((t.counts["error"] + t.counts["timeout"]) * per_s, 1),
-        **{f"p{p}": round(lat.percentile(p) / 1000, 3) for p in (50, 95, 99)},
-        "lag": round(w.lag_ms, 2),
+        "t": s["t"] - 0.5,
+        **{k: s[k] for k in ("ok", "rate_limited", "rejected")},
+        "failed": s["error"] + s["timeout"],
+        **{k: round(s[k] / 1000, 3) for k in ("p50", "p95", "p99")},
+        "lag": s["lag_ms"],
     }
 
 
@@ -176,7 +171,7 @@ def add_tab(environment: Environment, **_: Any) -> None:
         {
             "key": TAB,
             "structure": [
-                {"key": "metric", "title": "loadgen (HDR, microseconds)"},
+                {"key": "metric", "title": "loadgen (HDR histograms)"},
                 {"key": "recent", "title": f"last {RECENT_S} s"},
                 {"key": "run", "title": "whole run"},
             ],

@@ -27,7 +27,7 @@ def core_split() -> tuple[list[int], int] | None:
     return cores[:-1], cores[-1]
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the child before exec: SIGTERM when the parent dies (Linux; elsewhere a no-op)."""
     if sys.platform.startswith("linux"):
         import ctypes
@@ -55,7 +55,7 @@ class VenueProcess:
             stderr=subprocess.STDOUT,
             text=True,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
         output = []
         for line in self.proc.stdout:  # type: ignore[union-attr]

@@ -56,7 +56,7 @@ def test_the_knee_is_the_busiest_level_that_kept_its_slos(tmp_path: Path) -> Non
     assert s["knee"]["level"] == "stage 2 (step)"
     assert s["knee"]["throughput_rps"] == pytest.approx(200, rel=0.05)
     assert s["knee"]["broke_first"] == ["latency"] and s["knee"]["broke_at"] == "stage 3 (step)"
-    assert not s["passed"] and s["verdict"]["status"] == "breached"
+    assert not s["slos_held"] and s["verdict"]["status"] == "breached"
     assert s["findings"][0].startswith("SLOs breached: * p99")
     assert s["findings"][1].startswith("Knee: 200 requests/s (stage 2 (step))")
     assert s["capacity"]["generator_rps_per_core"] == pytest.approx(
@@ -108,6 +108,20 @@ def test_junit_errors_an_invalid_run_with_its_reasons(tmp_path: Path) -> None:
     xml = junit.xml(s)
     assert 'errors="1"' in xml and 'type="cut_short"' in xml
     assert "INVALID MEASUREMENT: the load ran 5 s of the 10 s planned" in xml
+
+
+def test_a_bare_locust_run_stopped_early_is_cut_short(tmp_path: Path) -> None:
+    """`locust -t 10s --results-dir` Ctrl-C'd after 5 s: Locust's run time is the plan."""
+    writer = ResultsWriter(tmp_path, {"loop": "closed", "start": 1000.0, "planned_s": 10.0})
+    t = [1000.0]
+    rec = Recorder(writer.append, clock=lambda: t[0], cpu_clock=lambda: t[0] / 4)
+    for i in range(500):
+        t[0] = 1000.0 + i / 100
+        rec.record(Outcome("rest", "add", "ok", 900))
+    rec.flush()
+    writer.ended()  # the test stop came, 5 s early
+    writer.close()
+    assert [r["code"] for r in analysis.analyse(tmp_path)["verdict"]["reasons"]] == ["cut_short"]
 
 
 def _random_run(run_dir: Path, seed: int, median_us: float, errors: float = 0.0,

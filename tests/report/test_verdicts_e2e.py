@@ -112,7 +112,10 @@ def test_a_run_interrupted_with_sigint_is_invalid_and_incomplete(tmp_path: Path)
     assert not locust_processes(run_dir)
 
 
-def test_a_sigkilled_worker_is_named_and_its_orders_cancelled(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+def test_a_lost_worker_is_named_and_its_orders_cancelled(tmp_path: Path, sig) -> None:
+    """SIGKILL: the master hears no more heartbeats; SIGTERM: the worker quits on its own while
+    the test runs. Either way its load is gone, and the run says so."""
     path = profile(tmp_path, "lost", loop="open", stages=stage("14s", 6, 60), users="rest = 1")
     results = tmp_path / "results"
     proc = start(path, results, "--workers", "2")
@@ -120,11 +123,12 @@ def test_a_sigkilled_worker_is_named_and_its_orders_cancelled(tmp_path: Path) ->
     workers = sorted((p for p in locust_processes(run_dir) if p.parent() and
                       "locust" in " ".join(p.parent().cmdline())), key=lambda p: p.pid)  # fmt: skip
     assert len(workers) == 2, workers
-    workers[-1].kill()
+    workers[-1].send_signal(sig)
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == INVALID, out
     assert "worker_lost" in reasons(run_dir)
-    assert re.search(r"worker \d \(\S+\) stopped sending heartbeats", out), out
+    why = "stopped sending heartbeats" if sig == signal.SIGKILL else "left the run"
+    assert re.search(rf"worker \d \(\S+\) {why}", out), out
     kinds = [i["kind"] for i in summary_of(run_dir)["incidents"]]
     assert "worker_cleanup" in kinds  # its keys got a CancelAll from the master
     assert "0 orders were still open" in out
