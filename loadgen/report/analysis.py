@@ -220,7 +220,8 @@ def analyse(run_dir: Path) -> dict[str, Any]:
         "stage_marks": stage_marks(meta),
     }
     summary["knee"] = knee(lvls)
-    summary["rate_limits_began"] = rate_limit_onset(series)
+    begin = windows[0].t - windows[0].span if windows else 0.0
+    summary["rate_limits_began"] = rate_limit_onset(series, begin)
     summary["capacity"] = capacity(summary, meta)
     problems = invalid_reasons(summary, meta)
     summary["verdict"] = decide(problems, [v["name"] for v in verdicts if not v["ok"]]).as_dict()
@@ -441,11 +442,12 @@ def knee(lvls: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def rate_limit_onset(series: list[dict[str, Any]]) -> dict[str, Any] | None:
-    for i, s in enumerate(series):
+def rate_limit_onset(series: list[dict[str, Any]], start: float) -> dict[str, Any] | None:
+    """The first second over RATE_LIMIT_ONSET refused; counted from `start`, the run's."""
+    for s in series:
         if s["achieved"] and s["rate_limited"] / s["achieved"] > RATE_LIMIT_ONSET:
-            return {"second": i + 1, "offered_rps": s["offered"], "users": s["users"],
-                    "share": round(s["rate_limited"] / s["achieved"], 4)}  # fmt: skip
+            return {"second": max(1, math.ceil(s["t"] - start - 1e-6)), "offered_rps": s["offered"],
+                    "users": s["users"], "share": round(s["rate_limited"] / s["achieved"], 4)}  # fmt: skip
     return None
 
 

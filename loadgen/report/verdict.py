@@ -54,6 +54,8 @@ class Verdict:
             return f"INVALID MEASUREMENT: {why}. No SLO verdict can be trusted from this run."
         if self.status == BREACHED:
             return f"SLOs breached: {', '.join(self.breached)}."
+        if self.status == BAD_INPUT:
+            return "BAD INPUT: the run could not start."
         return "Passed: the run measured what it claims, and every SLO held."
 
     def as_dict(self) -> dict[str, Any]:
