@@ -92,17 +92,23 @@ def test_junit_names_each_slo_and_fails_the_breached(tmp_path: Path) -> None:
     assert 'name="valid measurement"' in xml
 
 
-def test_junit_errors_an_invalid_run_with_its_reasons(tmp_path: Path) -> None:
-    """A run cut short (no end mark, 5 s of a planned 10): an error case, whatever the SLOs."""
-    writer = ResultsWriter(tmp_path, {"loop": "closed", "start": 1000.0, "slo": SLO,
-                                      "stages": [{"kind": "step", "duration": 10}]})  # fmt: skip
+def _five_seconds(run_dir: Path, meta: dict, ended: bool) -> None:
+    """5 s of 100 ok requests a second; `ended`: the test stop came (as recording marks it)."""
+    writer = ResultsWriter(run_dir, {"loop": "closed", "start": 1000.0, **meta})
     t = [1000.0]
     rec = Recorder(writer.append, clock=lambda: t[0], cpu_clock=lambda: t[0] / 4)
     for i in range(500):
         t[0] = 1000.0 + i / 100
         rec.record(Outcome("rest", "add", "ok", 900))
     rec.flush()
+    if ended:
+        writer.ended()
     writer.close()
+
+
+def test_junit_errors_an_invalid_run_with_its_reasons(tmp_path: Path) -> None:
+    """A run cut short (no end mark, 5 s of a planned 10): an error case, whatever the SLOs."""
+    _five_seconds(tmp_path, {"slo": SLO, "stages": [{"kind": "step", "duration": 10}]}, False)
     s = analysis.analyse(tmp_path)
     assert s["verdict"]["status"] == "invalid" and s["verdict"]["exit_code"] == 3
     xml = junit.xml(s)
@@ -112,15 +118,7 @@ def test_junit_errors_an_invalid_run_with_its_reasons(tmp_path: Path) -> None:
 
 def test_a_bare_locust_run_stopped_early_is_cut_short(tmp_path: Path) -> None:
     """`locust -t 10s --results-dir` Ctrl-C'd after 5 s: Locust's run time is the plan."""
-    writer = ResultsWriter(tmp_path, {"loop": "closed", "start": 1000.0, "planned_s": 10.0})
-    t = [1000.0]
-    rec = Recorder(writer.append, clock=lambda: t[0], cpu_clock=lambda: t[0] / 4)
-    for i in range(500):
-        t[0] = 1000.0 + i / 100
-        rec.record(Outcome("rest", "add", "ok", 900))
-    rec.flush()
-    writer.ended()  # the test stop came, 5 s early
-    writer.close()
+    _five_seconds(tmp_path, {"planned_s": 10.0}, ended=True)  # the test stop came, 5 s early
     assert [r["code"] for r in analysis.analyse(tmp_path)["verdict"]["reasons"]] == ["cut_short"]
 
 
