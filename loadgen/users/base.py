@@ -140,8 +140,10 @@ class TraderUser(User):
             # Open loop: latency from the intended send time too (coordinated omission
             # corrected) for the part of the delay the venue caused: this send waited on the
             # last reply past its turn. What the generator adds on top (timers wake up to ~1 ms
-            # late, a busy core) is not the venue's; `late` counts those sends instead.
+            # late, a busy core, a frozen process) is not the venue's; `late` counts those.
             waited = min(now, self._last_reply) - intended
+            if waited > 0 and recording.generator_stalled(intended, now):
+                waited = 0.0  # the reply may have been in long before this process could read it
             self.report(outcome, outcome.latency_us + max(0, int(waited * 1e6)))
         self._last_reply = time.monotonic()
 
@@ -169,10 +171,11 @@ class TraderUser(User):
                 gevent.sleep(min(wait, recording.TICK_S))
                 now = time.monotonic()
             intended = schedule.take()
-            if self._last_reply - intended > LATE_S:  # this user was still waiting on the venue
+            held = self._last_reply - intended > LATE_S  # still waiting on the venue's answer
+            if held and not recording.generator_stalled(intended, now):
                 recording.behind_schedule(venue=True)
-            elif now - intended > GENERATOR_LATE_S:
-                recording.behind_schedule(venue=False)  # the generator could not keep up
+            elif now - intended > GENERATOR_LATE_S:  # the generator could not keep up
+                recording.behind_schedule(venue=False)
         slot = recording.pace.cap.take(now)
         if slot > now:
             gevent.sleep(slot - now)

@@ -49,6 +49,7 @@ PACE_MESSAGE = "loadgen-pace"
 FINAL_MESSAGE = "loadgen-final"  # a worker's last windows, sent as it stops
 TICK_S = 0.25  # windows close within a quarter second of their end; pace changes as quickly
 LAG_EVERY_S = 0.02  # the lag sampler's timer: 50 wakes a second, a few microseconds each
+STALL_S = 0.05  # a timer 50 ms late: the loop stalled (a freeze, a swap storm, a long callback)
 FINAL_WAIT_S = 15.0  # how long the master waits at stop for every worker's last windows
 
 
@@ -171,22 +172,40 @@ def on_test_start(environment: Environment, **_: Any) -> None:
     if not isinstance(runner, MasterRunner):
         sink = _pending.append if isinstance(runner, WorkerRunner) else _local_window
         recorder = Recorder(sink, gauges=lambda: _gauges(environment))
-        global _sampler
+        global _sampler, _sampled_at
         if _sampler is None:
+            _sampled_at = time.monotonic()
             _sampler = gevent.spawn(_sample_lag)
     if _ticker is None:
         _ticker = gevent.spawn(_tick, environment)
 
 
+_sampled_at = 0.0  # monotonic time the sampler last ran
+_last_stall = (0.0, 0.0)  # the latest stretch (monotonic) in which the event loop stalled
+
+
 def _sample_lag() -> None:
     """How late the event loop runs a timer: a busy or stalled generator shows here first."""
-    clock = time.perf_counter
+    global _sampled_at, _last_stall
+    clock = time.monotonic
     while True:
         before = clock()
         gevent.sleep(LAG_EVERY_S)
-        late = clock() - before - LAG_EVERY_S
+        _sampled_at = now = clock()
+        late = now - before - LAG_EVERY_S
+        if late > STALL_S:
+            _last_stall = (before + LAG_EVERY_S, now)
         if recorder is not None and late > 0:
             recorder.lag(late * 1000.0)
+
+
+def generator_stalled(since: float, now: float) -> bool:
+    """Whether this process's event loop stalled (over STALL_S) after `since`: a reply that
+    came in meanwhile was read late through the generator's fault, not the venue's. A stall
+    just ending shows as a sampler that has not run for a while (it may wake after the users)."""
+    if _sampler is None:
+        return False
+    return _last_stall[1] > since or now - _sampled_at > STALL_S + LAG_EVERY_S
 
 
 def _planned_seconds(environment: Environment) -> float:

@@ -205,3 +205,23 @@ def test_bare_locust_exits_0_when_the_only_refusals_are_business_rejections(tmp_
     assert "[rejected:EOrder:Unknown order]" in stats  # its own row, with the venue's reason
     assert "Unknown order" not in (tmp_path / "run_failures.csv").read_text()
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+
+
+def test_a_generator_freeze_is_flagged_not_charged_to_the_venue(tmp_path: Path) -> None:
+    """The Locust process stopped for 1.5 s (SIGSTOP, as a VM steal or a swap storm would):
+    the lag sampler sees it, the report says the latencies of that second hold the generator's
+    own delay, and the sends it held up are the generator's, not the venue's."""
+    path = profile(tmp_path, "freeze", loop="open", stages=stage("12s", 6, 60), users="rest = 1")
+    results = tmp_path / "results"
+    proc = start(path, results)
+    run_dir = wait_for_windows(results, 3)
+    (locust,) = locust_processes(run_dir)
+    locust.suspend()
+    time.sleep(1.5)  # the freeze itself, not a wait for a condition
+    locust.resume()
+    out, _ = proc.communicate(timeout=120)
+    s = summary_of(run_dir)
+    assert max(x["lag_ms"] for x in s["generator"]["stalls"]) >= 1000, s["generator"]
+    assert any("event loop stalled" in f for f in s["findings"]), s["findings"]
+    assert s["run"]["late_sends"] > s["run"]["late_sends_venue"]  # the generator's lateness
+    assert "generator_bound" in reasons(run_dir) and proc.returncode == INVALID, out

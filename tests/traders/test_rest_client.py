@@ -64,3 +64,27 @@ def test_error_on_a_bad_signature(venue_proc):
     client = RestClient(venue_proc.endpoints["rest"], key["api_key"], SECRET)
     outcome = client.cancel_all()
     assert (outcome.outcome, outcome.error) == (ERROR, "EAPI:Invalid signature")
+
+
+def test_a_reconnect_is_never_part_of_a_latency(venue_proc, monkeypatch):
+    """Connecting takes 300 ms here (a slow TLS handshake, a far venue); the call's latency is
+    still only the request's own round trip, on loopback a few milliseconds."""
+    import time
+
+    from loadgen.clients import http
+    from tests.traders.conftest import make_client
+
+    real = http.connect
+
+    def slow_connect(*args, **kwargs):
+        time.sleep(0.3)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(http, "connect", slow_connect)
+    client = make_client("rest", venue_proc)
+    started = time.perf_counter()
+    outcome = client.cancel_all()
+    took = time.perf_counter() - started
+    client.close()
+    assert outcome.ok and took >= 0.3  # the connect happened inside the call...
+    assert outcome.latency_us < 250_000, outcome  # ...and is not in its latency
