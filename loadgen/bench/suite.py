@@ -102,6 +102,7 @@ def throughput_run(workers: int, seconds: int, out: Path, log: Any) -> dict[str,
         "rejected_share": _rejected_share(summary),
         "generator_cpu_s": meta.get("generator_cpu_s"),
         "exit": done.returncode,
+        "verdict": summary["verdict"]["status"],  # a throughput hold is generator-bound by design
         "run_dir": str(made[-1]),
     }
     log(

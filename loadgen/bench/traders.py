@@ -117,12 +117,13 @@ def run_locust(
     with open(out / f"{cls}_stats.csv") as fh:
         rows = {row["Name"]: row for row in csv.DictReader(fh)}
     requests = int(rows["Aggregated"]["Request Count"]) if "Aggregated" in rows else 0
-    # Business rejections ("[rejected]": an order filled before its cancel) are normal trading;
-    # errors and timeouts (and the baseline's failures) mean the run measured something else.
+    # Business rejections ("[rejected:...]": an order filled before its cancel) are normal
+    # trading and no Locust failure; errors and timeouts (and the baseline's failures) mean the
+    # run measured something else.
     broken = sum(
         int(row["Failure Count"])
         for name, row in rows.items()
-        if name != "Aggregated" and "[rejected]" not in name
+        if name != "Aggregated" and "[rejected:" not in name
     )
     files = sorted(out.glob(f"{cls}.meter.*"))
     sample = steady(files[0].read_text().splitlines()) if len(files) == 1 else None
