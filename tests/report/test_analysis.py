@@ -153,7 +153,7 @@ def test_two_runs_of_one_distribution_differ_by_noise_only(tmp_path: Path) -> No
 
 def test_a_real_shift_and_more_errors_are_regressions_beyond_noise(tmp_path: Path) -> None:
     _random_run(tmp_path / "a", 1, 800)
-    _random_run(tmp_path / "b", 2, 1000, errors=0.05)  # +25% latency, 5 points more errors
+    _random_run(tmp_path / "b", 2, 1200, errors=0.05)  # +50% latency, 5 points more errors
     result = compare_runs([tmp_path / "a"], tmp_path / "b", 0.1)
     worse = {(r["scope"], r["metric"]) for r in result["headline"] if r["regression"]}
     assert {("ws", "P50 ms"), ("ws", "P99 ms"), ("ws", "error %")} <= worse
