@@ -161,7 +161,9 @@ def _share(attr: str) -> Callable[[Second], float]:
 
 
 def rows_for(scope: str, base: list[list[Second]], b: list[Second], threshold: float,
-             headline: bool) -> list[Row]:  # fmt: skip
+             headline: bool) -> list[Row | None]:  # fmt: skip
+    """The scope's figures in order (P50, P99, then req/s and the shares for the headline);
+    None where a figure has too few blocks to compare."""
     rows = [
         _judge(scope, f"P{p:g} ms", [blocks(a, p) for a in base], blocks(b, p), True, threshold,
                scale=0.001, floor=SINGLE_BASELINE_FLOOR_US)
@@ -175,7 +177,10 @@ def rows_for(scope: str, base: list[list[Second]], b: list[Second], threshold: f
             share = _share(attr)
             rows.append(_judge(scope, metric, [list(map(share, a)) for a in base],
                                list(map(share, b)), True, threshold, scale=100, points=True))  # fmt: skip
-    return [r for r in rows if r is not None]
+    return rows
+
+
+METRICS = (*(f"P{p:g} ms" for p in PERCENTILES), "req/s", "error %", "rate-limited %")
 
 
 def compare_runs(base_dirs: list[Path], dir_b: Path, threshold: float) -> dict[str, Any]:
@@ -193,14 +198,17 @@ def compare_runs(base_dirs: list[Path], dir_b: Path, threshold: float) -> dict[s
 
     protocols = sorted({c.split("/")[0] for c in cells(wb)})
     ops = sorted(cells(wb).intersection(*(cells(w) for w, _ in runs)))
-    headline, per_op = [], []
+    headline, per_op, left_out = [], [], []
     for scope in ("all", *protocols, *ops):
         base = [seconds_of(w, open_, scope) for w, open_ in runs]
         b = seconds_of(wb, open_b, scope)
         if "/" in scope:
-            per_op += [r for r in rows_for(scope, base, b, threshold, False) if r.beyond_noise]
+            rows = rows_for(scope, base, b, threshold, False)
+            per_op += [r for r in rows if r is not None and r.beyond_noise]
         else:
-            headline += rows_for(scope, base, b, threshold, True)
+            rows = rows_for(scope, base, b, threshold, True)
+            headline += [r for r in rows if r is not None]
+            left_out += [f"{scope} {m}" for m, r in zip(METRICS, rows, strict=False) if r is None]
     notes = [w for m in metas for w in warnings(m, meta_b)]
     if len(base_dirs) == 1:
         notes.append("one baseline run: run-to-run noise is not measured, so a latency must "
@@ -209,6 +217,7 @@ def compare_runs(base_dirs: list[Path], dir_b: Path, threshold: float) -> dict[s
     return {
         "headline": [asdict(r) for r in headline],
         "cells": [asdict(r) for r in per_op],
+        "left_out": left_out,  # headline figures with too few blocks in a run to compare
         "warnings": list(dict.fromkeys(notes)),
     }
 
@@ -257,7 +266,10 @@ def main(args: argparse.Namespace) -> int:
     worse = [r for r in rows if r["regression"]]
     better = [r for r in rows if r["beyond_noise"] and not r["regression"]]
     print(_headline_verdict(worse, better, args.threshold))
-    _print_rows("headline (figures with enough blocks to compare)", result["headline"])
+    _print_rows("headline", result["headline"])
+    if result["left_out"]:
+        print(f"  not compared, too few blocks of {MIN_TAIL} samples past the percentile in a run "
+              f"(a longer run gives them): {', '.join(result['left_out'])}")  # fmt: skip
     if result["cells"]:
         _print_rows("per operation, changes beyond noise only", result["cells"])
     if invalid:

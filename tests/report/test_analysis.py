@@ -167,8 +167,10 @@ def test_a_figure_from_too_few_blocks_is_not_compared(tmp_path: Path) -> None:
     """5 s at 400/s: P50 from five 1 s blocks, but two P99 blocks: no P99 row at all."""
     _random_run(tmp_path / "a", 1, 800, seconds=5)
     _random_run(tmp_path / "b", 2, 4000, seconds=5)
-    metrics = {r["metric"] for r in compare_runs([tmp_path / "a"], tmp_path / "b", 0.1)["headline"]}
+    result = compare_runs([tmp_path / "a"], tmp_path / "b", 0.1)
+    metrics = {r["metric"] for r in result["headline"]}
     assert "P50 ms" in metrics and "P99 ms" not in metrics
+    assert {"all P99 ms", "ws P99 ms"} <= set(result["left_out"])  # and it says so
 
 
 def test_several_baselines_widen_the_band_to_their_own_spread(tmp_path: Path) -> None:
