@@ -10,8 +10,9 @@ Through Locust's public hooks only (STYLE):
   last window is closed and recording ends; a worker sends its last windows at once in a
   message of its own, and the master waits for every worker's (bounded) before it writes the end;
 - user_error: a user whose on_start raised failed at spawn; the text goes into the windows;
-- the master watches its workers: one that stops sending heartbeats is named in incidents.jsonl,
-  and its keys get a CancelAll at stop, so nothing it left stays open;
+- the master watches its workers: one that stops sending heartbeats, or quits while the test
+  runs, is named in incidents.jsonl, and its keys get a CancelAll at stop, so nothing it left
+  stays open;
 - a sampler greenlet measures the event loop's lag (how late a timer fires) in every process
   that records, so a second where the generator was stalled or saturated says so;
 - the pace: the local runner or master works out the per-user rate (open loop) and each
@@ -112,7 +113,7 @@ _ticker: gevent.Greenlet | None = None
 _sampler: gevent.Greenlet | None = None
 _environment: Environment | None = None
 _workers: dict[str, int] = {}  # master: worker id -> index, every worker that ran users
-_lost: dict[str, int] = {}  # master: workers that stopped sending heartbeats
+_lost: dict[str, int] = {}  # master: workers lost (no heartbeats, or gone while running)
 _final: set[str] = set()  # master: workers whose last windows arrived
 
 
