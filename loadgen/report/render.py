@@ -41,11 +41,15 @@ _SCRIPT = r"""
     return u.ctx.measureText(text).width / dpr;
   }
   // A y axis as wide as its longest label (uPlot's default 50 px cuts "20,000" to "0,000")
+  // (uPlot asks again while the layout settles, and the ticks may change between asks: the
+  // size only ever grows, so it settles, and each ask measures every label in pixels)
   function fit(u, values, i, cycle) {
-    var axis = u.axes[i];
-    if (cycle > 1 && axis._size) return axis._size;
-    var longest = (values || []).reduce(function (a, v) { return v.length > a.length ? v : a; }, "");
-    return Math.ceil(axis.ticks.size + axis.gap + 8 + textWidth(u, axis, longest));
+    var axis = u.axes[i], widest = 0;
+    (values || []).forEach(function (v) {
+      if (v != null) widest = Math.max(widest, textWidth(u, axis, String(v)));
+    });
+    var need = Math.ceil(axis.ticks.size + axis.gap + 8 + widest);
+    return cycle > 1 && axis._size ? Math.max(axis._size, need) : need;
   }
   // Stage boundaries on every time axis: a dashed line and the stage's name
   var marks = {hooks: {draw: [function (u) {

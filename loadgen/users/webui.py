@@ -214,12 +214,14 @@ _PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>loadgen: live
 <script>
 (function () {
   var charts = {}, dpr = window.devicePixelRatio || 1;
-  function fit(u, values, i, cycle) {
-    var axis = u.axes[i];
-    if (cycle > 1 && axis._size) return axis._size;
-    var longest = (values || []).reduce(function (a, v) { return v.length > a.length ? v : a; }, "");
+  function fit(u, values, i, cycle) {  // as the report's: every label measured, only growing
+    var axis = u.axes[i], widest = 0;
     u.ctx.font = axis.font[0];
-    return Math.ceil(axis.ticks.size + axis.gap + 8 + u.ctx.measureText(longest).width / dpr);
+    (values || []).forEach(function (v) {
+      if (v != null) widest = Math.max(widest, u.ctx.measureText(String(v)).width / dpr);
+    });
+    var need = Math.ceil(axis.ticks.size + axis.gap + 8 + widest);
+    return cycle > 1 && axis._size ? Math.max(axis._size, need) : need;
   }
   var specs = {
     rate: ["Requests per second by outcome", "requests/s",
