@@ -39,6 +39,10 @@ WATCH_EVERY_S = 0.5  # the embedded venue is checked this often: a dead one stop
 UI_LINGER_S = 30  # --ui: seconds the web UI stays up after the run, to look at it
 STOP_GRACE_S = 60  # after an interrupt: Locust's users cancel what they left, then it is killed
 REAP_S = 5  # after Locust exits: its worker processes get this long to go before a SIGKILL
+# Every run ends by itself: Locust is stopped once the profile's duration has passed twice over
+# plus two minutes (start-up, spawning, the last cancels and, with --ui, the linger fit easily)
+DEADLINE_FACTOR = 2.0
+DEADLINE_GRACE_S = 120.0
 
 
 class Interrupted(Exception):
@@ -114,7 +118,9 @@ def main(args: argparse.Namespace) -> int:
     previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGTERM, signal.SIGHUP)}
     venue = None
     try:
-        venue, endpoints, keys_file = start_target(prof, pin=not getattr(args, "no_pin", False))
+        venue, endpoints, keys_file = start_target(
+            prof, pin=not getattr(args, "no_pin", False), log_dir=run_dir
+        )
         print(
             f"loadgen run: {prof.name}, {prof.loop} loop, {prof.duration:.0f} s -> {run_dir}",
             flush=True,
@@ -212,8 +218,11 @@ def metadata(prof: profiles.Profile, args: argparse.Namespace) -> dict[str, Any]
     }
 
 
-def start_target(prof: profiles.Profile, pin: bool = True) -> tuple[Any, dict[str, str], str]:
-    """(venue process or None, endpoints, keys file) for the profile's target."""
+def start_target(
+    prof: profiles.Profile, pin: bool = True, log_dir: Path | None = None
+) -> tuple[Any, dict[str, str], str]:
+    """(venue process or None, endpoints, keys file) for the profile's target; an embedded
+    venue logs to venue.log in log_dir (the run's folder)."""
     t = prof.target
     if t.venue == "url":
         return None, {"rest": t.rest, "ws": t.ws, "fix": t.fix}, t.keys_file
@@ -225,7 +234,7 @@ def start_target(prof: profiles.Profile, pin: bool = True) -> tuple[Any, dict[st
     flags += ["--latency-per-krps", str(t.latency_per_krps)]
     flags += misset_flags(t.limit_threshold, t.limit_decay, t.cancel_penalty)
     split = core_split() if pin else None
-    venue = VenueProcess(*flags, cpu=split[1] if split else None)
+    venue = VenueProcess(*flags, cpu=split[1] if split else None, log_dir=log_dir)
     return venue, venue.endpoints, ""
 
 
@@ -289,8 +298,11 @@ def run_locust(
     )  # fmt: skip
     live = LiveLine(run_dir / WINDOWS, prof.duration)
     next_line = started + LIVE_EVERY_S
+    deadline = started + prof.duration * DEADLINE_FACTOR + DEADLINE_GRACE_S
     try:
         while proc.poll() is None:
+            if time.monotonic() > deadline:
+                raise Interrupted(f"the run's deadline ({deadline - started:.0f} s)")
             try:
                 proc.wait(timeout=WATCH_EVERY_S)
             except subprocess.TimeoutExpired:
