@@ -318,6 +318,17 @@ def generator_bound(ws: list[Window], sends: int) -> list[str]:
     return why
 
 
+def generator_bound_invalidates(loop: str, slo: dict[str, Any]) -> bool:
+    """Whether a generator-bound level makes the run invalid, not only unfit to be the knee.
+
+    Open loop: yes, the profile's load was not applied (the generator fell behind its schedule).
+    Closed loop: a user sends when answered, so a generator running flat out is how such a run
+    finds its throughput, and rate-limit conformance is judged from send and answer times
+    either way; but its latencies then hold the generator's own queueing, so a profile that
+    sets latency SLOs cannot be judged by them."""
+    return loop == "open" or bool(slo.get("latency"))
+
+
 def invalid_reasons(s: dict[str, Any], meta: dict[str, Any]) -> list[tuple[str, str]]:
     """Why this run could not measure what it claims: (code, text naming the case)."""
     out: list[tuple[str, str]] = []
@@ -351,7 +362,7 @@ def invalid_reasons(s: dict[str, Any], meta: dict[str, Any]) -> list[tuple[str, 
     if code not in (None, 0, 1) and not meta.get("interrupted"):
         out.append(("locust_failed", f"Locust exited with code {code} (see locust.log)"))
     bound = [lv for lv in s["levels"] if lv["bound_by"] == "generator"]
-    if bound:
+    if bound and generator_bound_invalidates(run["loop"], meta.get("slo", {})):
         out.append(("generator_bound", f"the generator was the bottleneck at {len(bound)} of "
                     f"{len(s['levels'])} levels, from {bound[0]['name']} on "
                     f"({'; '.join(bound[0]['generator_why'])}): those levels measure loadgen, "

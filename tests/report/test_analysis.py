@@ -122,6 +122,32 @@ def test_a_bare_locust_run_stopped_early_is_cut_short(tmp_path: Path) -> None:
     assert [r["code"] for r in analysis.analyse(tmp_path)["verdict"]["reasons"]] == ["cut_short"]
 
 
+@pytest.mark.parametrize(("loop", "latency_slo", "invalid"), [
+    ("closed", False, False),  # flat out is how a closed loop finds its throughput
+    ("closed", True, True),  # but its latencies hold the generator's queueing
+    ("open", False, True),  # an open loop's load was not applied
+])  # fmt: skip
+def test_a_saturated_generator_is_never_the_knee_and_invalid_where_it_decides(
+    tmp_path: Path, loop: str, latency_slo: bool, invalid: bool
+) -> None:
+    slo = {"max_error_ratio": 0.01, "latency": SLO["latency"] if latency_slo else []}
+    writer = ResultsWriter(tmp_path, {"loop": loop, "start": 1000.0, "slo": slo,
+                                      "stages": [{"kind": "step", "duration": 5}]})  # fmt: skip
+    t = [1000.0]
+    rec = Recorder(writer.append, clock=lambda: t[0], cpu_clock=lambda: t[0] * 0.95)
+    for i in range(1000):  # 200/s for 5 s on 0.95 CPU-seconds a second
+        t[0] = 1000.0 + i / 200
+        rec.record(Outcome("rest", "add", "ok", 900))
+    t[0] = 1005.0
+    rec.flush()
+    writer.ended()
+    writer.close()
+    s = analysis.analyse(tmp_path)
+    assert [lv["bound_by"] for lv in s["levels"]] == ["generator"]
+    assert not s["knee"]["found"]
+    assert ("generator_bound" in [r["code"] for r in s["verdict"]["reasons"]]) is invalid
+
+
 def _random_run(run_dir: Path, seed: int, median_us: float, errors: float = 0.0,
                 seconds: int = 20, loop: str = "closed") -> None:  # fmt: skip
     """400 requests a second with lognormal latency (sigma 0.5) around median_us."""
