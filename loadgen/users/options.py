@@ -109,6 +109,9 @@ def add_options(parser: Any) -> None:
         env_var="LOADGEN_FIX_URL",
         help="FIX 4.4 address tcp://HOST:PORT (default: the embedded venue's)",
     )
+    # Locust's web UI serves every interface by default, with no login: ours stays on this
+    # machine unless asked (--web-host 0.0.0.0, or LOCUST_WEB_HOST), as a test rig should
+    parser.set_defaults(web_host="127.0.0.1")
     group.add_argument(
         "--request-timeout",
         type=float,

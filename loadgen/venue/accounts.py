@@ -125,6 +125,7 @@ class Accounts:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # a stale .tmp from an earlier run keeps its own mode otherwise
         with os.fdopen(fd, "w") as fh:
             json.dump(data, fh, indent=1)
         os.replace(tmp, path)

@@ -179,3 +179,26 @@ def _see_the_tab_move(page: DevTools) -> None:
     assert any("LOADGEN" in t.upper() for t in first["tabs"]), first["tabs"]
     moved = _poll(lambda: (v := page.evaluate(read)) and v["row"] != first["row"] and v)
     assert moved, f"the tab's numbers did not move from {first['row']!r}"
+
+
+def test_the_web_ui_listens_on_loopback_only_unless_asked(tmp_path: Path) -> None:
+    """Issue 13: Locust's web UI has no login and served every interface; ours binds 127.0.0.1
+    by default (--web-host to change it)."""
+    import psutil
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--web-port", str(port)],
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/")
+        listening = {
+            c.laddr.ip
+            for c in psutil.Process(proc.pid).net_connections(kind="tcp")
+            if c.status == psutil.CONN_LISTEN and c.laddr.port == port
+        }
+        assert listening == {"127.0.0.1"}, listening
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -40,3 +40,16 @@ def test_a_venue_logging_far_more_than_a_pipe_holds_keeps_answering(tmp_path: Pa
         words = venue.stop()
     assert any(w.startswith("loadgen venue: stopped after") for w in words), words
     assert (tmp_path / "venue.log").exists()  # what it logged is kept beside the run
+
+
+def test_the_keys_file_is_the_owners_alone_even_over_a_stale_tmp(tmp_path: Path) -> None:
+    """Issue 13: a keys.json.tmp left 0644 by an earlier run made the new keys file 0644."""
+    from loadgen.venue.accounts import Accounts
+
+    path = tmp_path / "keys.json"
+    stale = tmp_path / "keys.json.tmp"
+    stale.write_text("{}")
+    stale.chmod(0o644)
+    Accounts.generate(2, ["pro"], "seed").write_keys_file(path, {})
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert len(json.loads(path.read_text())["keys"]) == 2
