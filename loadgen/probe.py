@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from loadgen.safety import host_problem
+
 ACCEPTED, REFUSED, FAILED = "accepted", "refused", "failed"
 
 
@@ -397,6 +399,8 @@ def add_args(p: Any) -> None:
     )  # fmt: skip
     p.add_argument("--url", default="", help="http: the endpoint; rest/ws/fix: a running "
                    "venue's REST URL (default: start the embedded venue)")  # fmt: skip
+    p.add_argument("--allow-host", action="append", default=[], help="a non-loopback host "
+                   "the probe may send to (repeat for several; default loopback only)")  # fmt: skip
     p.add_argument("--ws-url", default="", help="a running venue's WebSocket URL")
     p.add_argument("--fix-url", default="", help="a running venue's FIX address tcp://HOST:PORT")
     p.add_argument("--keys-file", default="", help="a running venue's keys file (JSON)")
@@ -452,6 +456,11 @@ def main(args: Any) -> int:
 
 def _target(args: Any) -> tuple[Any, Any, int]:
     """(target, embedded venue process or None, pairs) for the arguments."""
+    for name in ("url", "ws_url", "fix_url"):
+        url = getattr(args, name)
+        problem = host_problem(url, args.allow_host, "--allow-host")
+        if problem:
+            raise ProbeError(f"--{name.replace('_', '-')} {url}: {problem}")
     if args.target == "http":
         if not args.url:
             raise ProbeError("--target http needs --url")

@@ -25,12 +25,10 @@ what is wrong; an unknown field is an error (a typo must not silently become a d
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import math
 import re
 import tomllib
-import urllib.parse
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -39,6 +37,7 @@ from loadgen.conformance import VERDICTS
 from loadgen.flow.mix import OPS
 from loadgen.flow.pacing import pipeline_problem
 from loadgen.ratelimit import TIERS
+from loadgen.safety import host_problem
 
 PROTOCOLS = ("rest", "ws", "fix")
 STAGE_KINDS = ("ramp", "step", "spike", "soak")
@@ -65,15 +64,6 @@ def parse_duration(value: Any) -> float:
     if not math.isfinite(seconds) or seconds <= 0:
         raise ValueError(f"a duration must be a finite number above 0, got {value!r}")
     return seconds
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 class _Table:
@@ -329,13 +319,9 @@ def _target(t: _Table) -> Target:
         if not keys_file:
             t.fail("keys_file", 'required when venue = "url" (a JSON list of api_key/secret)')
         for proto, url in urls.items():
-            host = urllib.parse.urlsplit(url).hostname if url else None
-            if host and not is_loopback(host) and host not in allow:
-                t.fail(
-                    proto,
-                    f"host {host!r} is not loopback and not in target.allow_hosts; a load "
-                    "test aimed at the wrong host is an outage, so name it there explicitly",
-                )
+            problem = host_problem(url, allow, "target.allow_hosts")
+            if problem:
+                t.fail(proto, problem)
         if latency or any(knobs.values()):
             t.fail("latency", "venue knobs apply to the embedded venue only")
         if misset != {"limit_threshold": None, "limit_decay": None, "cancel_penalty": True}:

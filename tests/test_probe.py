@@ -155,3 +155,17 @@ def test_the_probe_never_sends_faster_than_its_cap_and_stops_at_its_bounds() -> 
 def test_bad_bounds_are_refused_with_their_name() -> None:
     with pytest.raises(ProbeError, match="--max-rate"):
         Bounds(max_rate=0, max_requests=100, max_time=10)
+
+
+def test_the_probe_refuses_a_non_loopback_url_unless_allowed(tmp_path) -> None:
+    """Issue 13: `loadgen probe --url` had no host check (nothing is sent: it is refused first)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "loadgen.cli", "probe", "--target", "http", "--url",
+         "http://venue.example/limited", "--results", str(tmp_path)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert "host 'venue.example' is not loopback and not in --allow-host" in proc.stderr

@@ -22,6 +22,7 @@ from locust.runners import MasterRunner, WorkerRunner
 from loadgen.flow.market import Market
 from loadgen.keys import DEFAULT_SEED, MAX_PROCESSES, RUN_KEYS, derive_key
 from loadgen.outcome import Outcome
+from loadgen.safety import host_problem
 from loadgen.venue.process import VenueProcess
 
 log = logging.getLogger("loadgen.users")
@@ -98,6 +99,14 @@ def add_options(parser: Any) -> None:
         "('' = keys derived from --key-seed, as the embedded venue has them)",
     )
     group.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        env_var="LOADGEN_ALLOW_HOST",
+        help="a non-loopback host the traders may load (repeat for several); without it only "
+        "loopback targets run",
+    )
+    group.add_argument(
         "--ws-url",
         default="",
         env_var="LOADGEN_WS_URL",
@@ -130,8 +139,17 @@ _venue: VenueProcess | None = None
 @events.init.add_listener
 def start_embedded_venue(environment: Environment, **_: Any) -> None:
     global _venue
-    if isinstance(environment.runner, WorkerRunner) or environment.host:
-        return  # workers get the endpoints from the master; a --host means a venue exists
+    if isinstance(environment.runner, WorkerRunner):
+        return  # workers get the endpoints from the master
+    if environment.host:  # a venue exists: only loopback, or a host allowed by name
+        opts = environment.parsed_options
+        allowed = opts.allow_host if opts else []
+        for name, url in (("--host", environment.host), ("--ws-url", opts.ws_url if opts else ""),
+                          ("--fix-url", opts.fix_url if opts else "")):  # fmt: skip
+            problem = host_problem(url, allowed, "--allow-host")
+            if problem:
+                raise SystemExit(f"loadgen: {name} {url}: {problem}")
+        return
     opts = environment.parsed_options
     _venue = VenueProcess(
         "--keys",

@@ -110,3 +110,15 @@ def test_web_ui_shows_the_options_and_trades_with_no_other_step(tmp_path):
         rest, _ = proc.communicate(timeout=60)
     summary = re.search(r"(\d+) orders were still open", rest)
     assert summary and summary.group(1) == "0", rest[-3000:]
+
+
+def test_a_non_loopback_host_is_refused_unless_allowed_by_name(tmp_path):
+    """Issue 13: `locust -f` had no target guard. `venue.example` is never resolved nor sent
+    to: the check runs before any user starts."""
+    result = subprocess.run(
+        [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "-u", "1", "-t",
+         "2s", "--host", "http://venue.example:8080"],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path)  # fmt: skip
+    assert result.returncode != 0
+    assert ("--host http://venue.example:8080: host 'venue.example' is not loopback and not in "
+            "--allow-host") in result.stderr, result.stderr[-2000:]  # fmt: skip
