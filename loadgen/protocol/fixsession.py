@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from loadgen.protocol import fix
+from loadgen.protocol import fix, numbers
 from loadgen.protocol.clock import fix_time
 
 AWAIT_LOGON = "await_logon"
@@ -176,11 +176,10 @@ class FixSession:
         """Session handling of one decoded message; returns the app messages now deliverable."""
         self._last_in = now
         self._test_sent_at = 0.0
-        seq_text = fields.get(fix.MSG_SEQ_NUM, "")
-        if not seq_text.isdigit():
+        seq = numbers.wire_int(fields.get(fix.MSG_SEQ_NUM, ""))
+        if seq is None:
             self.logout("MsgSeqNum (34) missing or not a number", now)
             return []
-        seq = int(seq_text)
         msg_type = fields.get(fix.MSG_TYPE, "")
         if seq == self.next_in and not self._queue and msg_type not in _ADMIN_HANDLERS:
             self.next_in = seq + 1  # the common case: an in-order application message
@@ -248,8 +247,8 @@ class FixSession:
         """The owner authenticates a Logon before it is sequenced; a second one changes nothing."""
 
     def _on_sequence_reset(self, fields: dict[int, str], now: float) -> None:
-        new_seq = fields.get(fix.NEW_SEQ_NO, "")
-        if not new_seq.isdigit():
+        target = numbers.wire_int(fields.get(fix.NEW_SEQ_NO, ""))
+        if target is None:
             self.reject(
                 _seq(fields),
                 fix.REJECT_REQUIRED_TAG_MISSING,
@@ -259,7 +258,6 @@ class FixSession:
                 ref_msg_type=fix.SEQUENCE_RESET,
             )
             return
-        target = int(new_seq)
         if target < self.next_in:
             self.reject(
                 _seq(fields),
@@ -275,8 +273,13 @@ class FixSession:
             del self._queue[stale]
 
     def _on_resend_request(self, fields: dict[int, str], now: float) -> None:
-        begin = int(fields.get(fix.BEGIN_SEQ_NO, "1") or 1)
-        end = int(fields.get(fix.END_SEQ_NO, "0") or 0)
+        begin = numbers.wire_int(fields.get(fix.BEGIN_SEQ_NO) or "1")
+        end = numbers.wire_int(fields.get(fix.END_SEQ_NO) or "0")
+        if begin is None or end is None:
+            self.reject(_seq(fields), fix.REJECT_VALUE_INCORRECT,
+                        "BeginSeqNo (7) and EndSeqNo (16) must be numbers", now,
+                        ref_msg_type=fix.RESEND_REQUEST)  # fmt: skip
+            return
         last = self.next_out - 1
         if end == 0 or end > last:
             end = last
@@ -330,8 +333,7 @@ class FixSession:
 
 
 def _seq(fields: dict[int, str]) -> int | None:
-    value = fields.get(fix.MSG_SEQ_NUM, "")
-    return int(value) if value.isdigit() else None
+    return numbers.wire_int(fields.get(fix.MSG_SEQ_NUM, ""))
 
 
 _ADMIN_HANDLERS: dict[str, Callable[[FixSession, dict[int, str], float], None]] = {

@@ -17,7 +17,7 @@ from __future__ import annotations
 import itertools
 from typing import TYPE_CHECKING, Any
 
-from loadgen.protocol import fix
+from loadgen.protocol import fix, numbers
 from loadgen.protocol.fix import FixFramingError, FixReader, Garbled
 from loadgen.protocol.fixsession import FixSession
 from loadgen.venue.accounts import Account
@@ -278,25 +278,26 @@ class FixConnection(Connection):
                 return f"Missing Mandatory Field: {name} ({tag})", None
         if fields.get(fix.TARGET_COMP_ID) != TARGET_COMP_ID:
             return f"TargetCompID (56) must be {TARGET_COMP_ID}", None
-        if not fields[fix.MSG_SEQ_NUM].isdigit():
+        seq = numbers.wire_int(fields[fix.MSG_SEQ_NUM])
+        if seq is None:
             return "MsgSeqNum (34) is not a number", None
-        hb = fields.get(fix.HEARTBT_INT, str(DEFAULT_HEARTBEAT_S))
-        if not hb.isdigit() or int(hb) < 1:
+        hb = numbers.wire_int(fields.get(fix.HEARTBT_INT, str(DEFAULT_HEARTBEAT_S)))
+        if hb is None or hb < 1:
             return "HeartBtInt (108) must be a positive number of seconds", None
         account = self.venue.accounts.get(fields[fix.USERNAME])
         if account is None:
             return "EAPI:Invalid key", None
-        nonce = fields[fix.KRAKEN_NONCE]
-        if not nonce.isdigit() or abs(int(nonce) - now * 1000) > NONCE_WINDOW_MS:
+        nonce = numbers.nonce(fields[fix.KRAKEN_NONCE])
+        if nonce is None or abs(nonce - now * 1000) > NONCE_WINDOW_MS:
             return (
                 "EAPI:Invalid nonce (5025 must be ms since epoch within 5 s of server time)",
                 None,
             )
-        if int(nonce) <= account.last_fix_nonce:
+        if nonce <= account.last_fix_nonce:
             return "EAPI:Invalid nonce", None
         expected = fix.logon_password(
             account.secret,
-            int(fields[fix.MSG_SEQ_NUM]),
+            seq,
             fields[fix.SENDER_COMP_ID],
             TARGET_COMP_ID,
             account.api_key,

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from loadgen import ratelimit
+from loadgen.protocol import numbers
 from loadgen.protocol.clock import rfc3339_seconds
 from loadgen.venue.accounts import TOKEN_TTL_S, Account
 from loadgen.venue.book import BUY, SELL, Order
@@ -248,8 +249,9 @@ class RestApi:
 
     def _by_txid_or_userref(self, account: Account, txid: Any) -> list[Order]:
         text = str(txid)
-        if text.lstrip("-").isdigit():
-            orders = self.exchange.by_userref(account, int(text))
+        userref = numbers.wire_int(text, signed=True)
+        if userref is not None:
+            orders = self.exchange.by_userref(account, userref)
             if not orders:
                 raise VenueError(E_UNKNOWN_ORDER)
             return orders

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import httptools
 
-from loadgen.protocol import rest
+from loadgen.protocol import numbers, rest
 from loadgen.venue.conn import Connection, log
 from loadgen.venue.engine import E_UNAVAILABLE, VenueError
 from loadgen.venue.rest_api import TRADING_METHODS
@@ -170,11 +170,11 @@ class RestConnection(Connection):
         nonce_text = (
             str(nonce) if isinstance(nonce, (str, int)) and not isinstance(nonce, bool) else ""
         )
-        if not nonce_text.isdigit():
+        value = numbers.nonce(nonce_text)
+        if value is None:
             return rest.error(f"{E_INVALID_NONCE}")
         if not rest.verify(account.signer, path, nonce_text.encode(), body, self.api_sign):
             return rest.error(E_INVALID_SIGNATURE)
-        value = int(nonce_text)
         if value <= account.last_nonce:
             return rest.error(E_INVALID_NONCE)
         account.last_nonce = value

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from loadgen.protocol import numbers
 from loadgen.protocol.clock import rfc3339, rfc3339_seconds
 from loadgen.venue.accounts import Account
 from loadgen.venue.book import BUY, SELL, Order
@@ -206,8 +207,9 @@ class WsApi:
         found: dict[str, Order] = {}
         for value in ids:  # ids already gone (filled, cancelled) are skipped
             text = str(value)
-            if text.lstrip("-").isdigit():
-                orders = self.exchange.by_userref(account, int(text))
+            userref = numbers.wire_int(text, signed=True)
+            if userref is not None:
+                orders = self.exchange.by_userref(account, userref)
             else:
                 orders = [o for o in (account.orders.get(text),) if o is not None]
             for order in orders:

@@ -359,3 +359,27 @@ def test_cancel_on_disconnect_reports_a_reason_not_an_id(fix, new_key):
     report = again.expect("8", lambda m: text(m, 150) == "4")
     assert text(report, 43) == "Y" and text(report, 11) == "cod2"
     assert text(report, 58) == "Cancel on disconnect"
+
+
+@pytest.mark.parametrize(("tag", "value"), [(34, "\u00b2"), (108, "\u00b2"), (5025, "9" * 50)],
+                         ids=["MsgSeqNum", "HeartBtInt", "nonce"])  # fmt: skip
+def test_a_logon_with_a_non_ascii_or_huge_number_gets_a_named_logout(fix, tag, value):
+    """Issue 13: Unicode digits passed isdigit() and broke int(): the logon got no answer."""
+    client = fix(logon=False)
+    if tag == 34:
+        client.sock.sendall(client.message("A", [(98, 0), (108, 30), (141, "Y"),
+                                                 (553, client.api_key), (554, "x"),
+                                                 (5025, "1")], seq=value))  # fmt: skip
+    elif tag == 108:
+        client.logon(heartbeat=value)  # type: ignore[arg-type]
+    else:
+        client.logon(nonce=value)
+    reply = client.expect("5")
+    assert text(reply, 58), reply  # a Logout that names the problem, not silence
+
+
+def test_an_app_message_with_a_unicode_sequence_number_ends_the_session_by_name(fix):
+    client = fix()
+    client.send("D", [(11, "1"), (55, "XBT/USD"), (54, "1"), (38, "0.01"), (40, "2"),
+                      (44, "1000")], seq="\u00b2")  # fmt: skip
+    assert "MsgSeqNum (34)" in (text(client.expect("5"), 58) or "")

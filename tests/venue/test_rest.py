@@ -530,3 +530,13 @@ def test_batch_cancel_skips_orders_already_gone(rest):
     assert ok(reply) == {"count": 1} and open_ids(client) == set()
     reply = client.private("CancelOrderBatch", orders=[{"txid": gone}, {"txid": live}])
     assert err(reply) == "EOrder:Unknown order"  # nothing left to cancel
+
+
+@pytest.mark.parametrize("nonce", ["\u00b2", "9" * 50, str(2**64)],
+                         ids=["unicode digit", "50 nines", "2**64"])  # fmt: skip
+def test_a_nonce_that_is_no_64_bit_number_is_refused_and_the_key_still_works(rest, nonce):
+    """Issue 13: "²" reached int() (an internal error); 50 nines were accepted and locked the
+    key for the life of the venue (no later nonce could be higher)."""
+    client = rest()
+    assert client.private("OpenOrders", nonce=nonce)["error"] == ["EAPI:Invalid nonce"]
+    assert client.private("OpenOrders")["error"] == []
