@@ -14,9 +14,11 @@ cap on total request rate (its share of it).
 from __future__ import annotations
 
 LATE_S = 0.001  # a send held over 1 ms past its intended time by the venue's last reply is late
-# A send the generator itself let slip is late past this: its event loop runs a ready greenlet
-# or a timer a few milliseconds late on a shared machine (the lag sampler measures that part),
-# so only a slip past 10 ms says the generator could not keep its schedule.
+# A send the generator itself let slip is late once it is a whole send interval behind (its
+# next send is already due: the schedule slipped), and never under 10 ms: the event loop runs a
+# ready greenlet or a timer a few milliseconds late on a shared machine (the lag sampler
+# measures that part), and a slip that leaves the next slot untouched costs the venue nothing
+# (the open-loop latency never charges it for the generator's delay).
 GENERATOR_LATE_S = 0.010
 MAX_PIPELINE = 256  # requests a user may put on the wire per turn
 

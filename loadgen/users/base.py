@@ -174,8 +174,8 @@ class TraderUser(User):
             held = self._last_reply - intended > LATE_S  # still waiting on the venue's answer
             if held and not recording.generator_stalled(intended, now):
                 recording.behind_schedule(venue=True)
-            elif now - intended > GENERATOR_LATE_S:  # the generator could not keep up
-                recording.behind_schedule(venue=False)
+            elif now - intended > max(GENERATOR_LATE_S, 1.0 / schedule.rate):
+                recording.behind_schedule(venue=False)  # the generator fell a send behind
         slot = recording.pace.cap.take(now)
         if slot > now:
             gevent.sleep(slot - now)
