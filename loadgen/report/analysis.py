@@ -332,6 +332,11 @@ def generator_bound_invalidates(loop: str, slo: dict[str, Any]) -> bool:
     return loop == "open" or bool(slo.get("latency"))
 
 
+def user_errors(s: dict[str, Any], kind: str) -> dict[str, int]:
+    """The users' exceptions of one kind ("spawn" or "task"): text -> count, most first."""
+    return {k.partition("|")[2]: n for k, n in s["user_errors"].items() if k.startswith(f"{kind}|")}
+
+
 def invalid_reasons(s: dict[str, Any], meta: dict[str, Any]) -> list[tuple[str, str]]:
     """Why this run could not measure what it claims: (code, text naming the case)."""
     out: list[tuple[str, str]] = []
@@ -347,7 +352,7 @@ def invalid_reasons(s: dict[str, Any], meta: dict[str, Any]) -> list[tuple[str, 
         out.append(("cut_short", f"the load ran {run['seconds']:.0f} s of the "
                     f"{run['planned_seconds']:.0f} s planned"
                     + ("" if run["finished"] else "; the run did not finish")))  # fmt: skip
-    spawn = {k.partition("|")[2]: n for k, n in s["user_errors"].items() if k.startswith("spawn|")}
+    spawn = user_errors(s, "spawn")
     if spawn:
         text, n = next(iter(spawn.items()))
         out.append(("users_failed", f"{sum(spawn.values())} users failed at spawn ({n} with "
@@ -509,7 +514,7 @@ def findings(s: dict[str, Any]) -> list[str]:
         out.append("Most frequent answers other than ok: " + "; ".join(
             f"{r['protocol']}/{r['op']} {r['outcome']} {r['reason']!r} x{r['count']:,}"
             for r in top) + ".")  # fmt: skip
-    task = {k.partition("|")[2]: n for k, n in s["user_errors"].items() if k.startswith("task|")}
+    task = user_errors(s, "task")
     if task:
         text, n = next(iter(task.items()))
         out.append(f"Users raised {sum(task.values()):,} exceptions in their tasks (the "
