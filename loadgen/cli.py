@@ -168,6 +168,8 @@ def cmd_venue(args: argparse.Namespace) -> int:
     )
     served = ", ".join(f"{p} {n}" for p, n in venue.served.items())
     print(f"loadgen venue: served {served} trading requests", flush=True)
+    if venue.problems.total:
+        print(f"loadgen venue: {venue.problems.total} requests hit a handler failure", flush=True)
     return 0
 
 

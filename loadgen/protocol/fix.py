@@ -23,6 +23,8 @@ import hmac
 import zlib
 from collections.abc import Iterable
 
+from loadgen.protocol import numbers
+
 SOH = "\x01"
 BEGIN_STRING = "FIX.4.4"
 _BEGIN = b"8=FIX.4.4\x019="
@@ -99,7 +101,7 @@ class Garbled:
             return None
         end = self.text.find(SOH, start + 4)
         value = self.text[start + 4 : end]
-        return int(value) if value.isdigit() else None
+        return numbers.wire_int(value)
 
 
 def checksum(data: bytes) -> int:

@@ -40,7 +40,12 @@ AWAIT_LOGON = "await_logon"
 ACTIVE = "active"
 CLOSED = "closed"
 
-STORE_LIMIT = 20_000  # Sent app messages kept for resend; older ones are gap-filled.
+# Sent app messages kept for resend: at most STORE_LIMIT (~0.8 MB a session) and none older than
+# STORE_AGE_S, so a session's memory follows its recent traffic, not its history. Older ones are
+# gap-filled, as an engine that does not persist messages does (QuickFIX PersistMessages=N); a
+# reconnect's resend comes within seconds.
+STORE_LIMIT = 2_000
+STORE_AGE_S = 60.0
 QUEUE_LIMIT = 10_000  # Messages held while a gap is open; beyond it the peer is broken.
 TEST_REQUEST_GRACE = 1.2  # FIX convention: allow 20% over HeartBtInt before a TestRequest.
 
@@ -63,7 +68,7 @@ class FixSession:
         self.closed = False
         self.close_reason = ""
         self._header = f"49={sender}\x0156={target}\x0134="
-        self._store: dict[int, tuple[str, str, str]] = {}
+        self._store: dict[int, tuple[str, str, str, float]] = {}
         self._queue: dict[int, dict[int, str]] = {}
         self._resend_asked = False
         self._logout_sent = False
@@ -85,9 +90,11 @@ class FixSession:
         raw = fix.encode(msg_type, f"{self._header}{seq}\x0152={sending_time}\x01", body)
         if msg_type not in fix.ADMIN_TYPES:
             store = self._store
-            store[seq] = (msg_type, body, sending_time)
-            if len(store) > STORE_LIMIT:
-                del store[next(iter(store))]  # the oldest: numbers are stored ascending
+            store[seq] = (msg_type, body, sending_time, now)
+            oldest = next(iter(store))  # numbers are stored ascending
+            while len(store) > STORE_LIMIT or store[oldest][3] < now - STORE_AGE_S:
+                del store[oldest]
+                oldest = next(iter(store))
         self._last_out = now
         self.outbox.append(raw)
         return raw
@@ -283,21 +290,19 @@ class FixSession:
         last = self.next_out - 1
         if end == 0 or end > last:
             end = last
-        gap_start = None
-        for seq in range(max(begin, 1), end + 1):
-            stored = self._store.get(seq)
-            if stored is None:
-                if gap_start is None:
-                    gap_start = seq
+        # Walk the store, not the range: 7=1 16=0 on a session of millions is one gap fill
+        # plus what is stored, never a loop over every number sent.
+        cursor = max(begin, 1)
+        for seq, (msg_type, body, sent_at, _) in list(self._store.items()):
+            if seq < cursor or seq > end:
                 continue
-            if gap_start is not None:
-                self._gap_fill(gap_start, seq, now)
-                gap_start = None
-            msg_type, body, sent_at = stored
+            if seq > cursor:
+                self._gap_fill(cursor, seq, now)
             head = fix.header(self.sender, self.target, seq, fix_time(now), poss_dup=sent_at)
             self.outbox.append(fix.encode(msg_type, head, body))
-        if gap_start is not None:
-            self._gap_fill(gap_start, end + 1, now)
+            cursor = seq + 1
+        if cursor <= end:
+            self._gap_fill(cursor, end + 1, now)
         self._last_out = now
 
     def _gap_fill(self, seq: int, new_seq: int, now: float) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import ipaddress
+import logging
 import signal
 import threading
 import time
@@ -22,6 +23,7 @@ from loadgen.venue.accounts import DEFAULT_KEY_COUNT, DEFAULT_MAX_NOTIONAL, DEFA
 from loadgen.venue.engine import Exchange
 from loadgen.venue.knobs import Faults, Knobs
 from loadgen.venue.pairs import DEFAULT_PAIR_COUNT, PairIndex, catalog
+from loadgen.venue.problems import Problems
 
 DEFAULT_KEYS_FILE = Path("results/venue-keys.json")
 TICK_S = 1.0  # FIX heartbeats/TestRequests and WS heartbeats are checked this often
@@ -102,6 +104,7 @@ class Venue:
         # order messages), whatever the answer: a run's totals are held against these.
         self.served = {"rest": 0, "ws": 0, "fix": 0}
         self.fix_hosts: dict[str, Any] = {}
+        self.problems = Problems(logging.getLogger("loadgen.venue"))  # handler bugs, rate-bounded
         self.faults = Faults(config.knobs, time.monotonic())
         self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
         self.servers: list[asyncio.base_events.Server] = []

@@ -38,6 +38,7 @@ class Connection(asyncio.Protocol):
         self._batch: list[bytes] | None = None  # replies of the read being handled
         self._held: list[bytes] | None = None  # input that arrived during an engine stall
         self.closed = False
+        self.ended = False  # our side is half-closed (write_eof): nothing more may be written
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -80,12 +81,17 @@ class Connection(asyncio.Protocol):
 
     def _flush_batch(self) -> None:
         batch, self._batch = self._batch, None
-        if batch and self.transport is not None and not self.transport.is_closing():
+        if (
+            batch
+            and not self.ended
+            and self.transport is not None
+            and not self.transport.is_closing()
+        ):
             self.transport.write(batch[0] if len(batch) == 1 else b"".join(batch))
 
     def send(self, data: bytes, delay: float = 0.0) -> None:
         """Write now, or after `delay` seconds and after anything already held back."""
-        if self.closed:
+        if self.closed or self.ended:
             return
         if delay <= 0.0 and self._release_at == 0.0:
             if self._batch is not None:
@@ -101,7 +107,7 @@ class Connection(asyncio.Protocol):
     def _release(self, data: bytes, at: float) -> None:
         if self._release_at == at:
             self._release_at = 0.0
-        if not self.closed:
+        if not (self.closed or self.ended):
             self.transport.write(data)  # type: ignore[union-attr]
 
     def reply_delay(self) -> float:
@@ -126,6 +132,7 @@ class Connection(asyncio.Protocol):
         transport = self.transport
         if transport is None or transport.is_closing():
             return
+        self.ended = True
         if transport.can_write_eof():
             transport.write_eof()  # the peer reads everything we wrote, then EOF
             self.loop.call_later(LINGER_S, transport.close)

@@ -22,7 +22,7 @@ from loadgen.protocol.fix import FixFramingError, FixReader, Garbled
 from loadgen.protocol.fixsession import FixSession
 from loadgen.venue.accounts import Account
 from loadgen.venue.book import BUY, SELL, Order
-from loadgen.venue.conn import Connection, log
+from loadgen.venue.conn import Connection
 from loadgen.venue.engine import (
     E_UNAVAILABLE,
     E_UNKNOWN_ORDER,
@@ -170,8 +170,8 @@ class FixConnection(Connection):
         for item in items:
             try:
                 self._on_message(item, now)
-            except Exception:  # a bug must cost one message, never the venue
-                log.exception("FIX handler failed")
+            except Exception as exc:  # a bug must cost one message, never the venue
+                self.venue.problems.report("FIX handler", exc)
                 if self.host is not None:
                     self.host.session.logout("internal error", self.wall())
             if self.closed or (self.host is not None and self.host.session.closed):
@@ -343,7 +343,7 @@ class FixConnection(Connection):
         except MissingField as exc:
             name = _FIELD_NAMES.get(exc.tag, str(exc.tag))
             session.reject(
-                int(fields[fix.MSG_SEQ_NUM]),
+                numbers.wire_int(fields[fix.MSG_SEQ_NUM]) or 0,
                 fix.REJECT_REQUIRED_TAG_MISSING,
                 f"Missing Mandatory Field: {name} ({exc.tag})",
                 now,

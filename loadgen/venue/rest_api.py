@@ -48,12 +48,17 @@ def truthy(value: Any) -> bool:
 
 
 def to_int(value: Any, field: str) -> int:
-    if isinstance(value, bool):
+    """An integer parameter (userref, timeout): a JSON integer, or a string of ASCII digits
+    (a leading '-' allowed), within int64; anything else is `Invalid arguments:<field>`."""
+    if isinstance(value, str):
+        number = numbers.wire_int(value, signed=True)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    else:  # bool, float (1.5 is no userref), lists, objects
+        number = None
+    if number is None or not -(2**63) <= number < 2**63:
         raise invalid(field)
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise invalid(field) from None
+    return number
 
 
 def required(params: dict[str, Any], field: str) -> Any:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import httptools
 
 from loadgen.protocol import numbers, rest
-from loadgen.venue.conn import Connection, log
+from loadgen.venue.conn import Connection
 from loadgen.venue.engine import E_UNAVAILABLE, VenueError
 from loadgen.venue.rest_api import TRADING_METHODS
 
@@ -112,15 +112,16 @@ class RestConnection(Connection):
         keep_alive = self.parser.should_keep_alive()
         try:
             status, payload = self.handle(self.parser.get_method(), self.url)
-        except Exception:  # a bug must cost one reply, never the venue
-            log.exception("REST handler failed")
+        except Exception as exc:  # a bug must cost one reply, never the venue
+            self.venue.problems.report("REST handler", exc)
             status, payload = 200, rest.error("EGeneral:Internal error")
         if self.faults.drop_ratio and self.faults.drop():
             self.abort()
             return
         self.send(http_response(status, payload, close=not keep_alive), self.reply_delay())
         self.venue.exchange.flush()
-        if not keep_alive:
+        if not keep_alive:  # `Connection: close`: whatever follows is not read
+            self.failed = True
             self.close_after_write()
 
     def _fail(self, status: int, reason: str) -> None:
@@ -162,21 +163,27 @@ class RestConnection(Connection):
         account = self.venue.accounts.get(self.api_key.decode("latin-1"))
         if account is None:
             return rest.error(E_INVALID_KEY)
+        params: dict[str, Any] | None = None
         try:
-            params: dict[str, Any] = rest.decode_body(body, self.content_type)
+            if rest.is_json(self.content_type):  # orjson is bounded and C: parsed first
+                params = rest.decode_json(body)
+                nonce_text = _nonce_text(params.get("nonce"))
+            else:  # a form body is parsed only once the signature holds
+                nonce_text = rest.form_value(body, b"nonce") or ""
         except rest.RestProtocolError as exc:
             return rest.error(f"EGeneral:Invalid arguments:{exc}")
-        nonce = params.get("nonce")
-        nonce_text = (
-            str(nonce) if isinstance(nonce, (str, int)) and not isinstance(nonce, bool) else ""
-        )
         value = numbers.nonce(nonce_text)
         if value is None:
-            return rest.error(f"{E_INVALID_NONCE}")
+            return rest.error(E_INVALID_NONCE)
         if not rest.verify(account.signer, path, nonce_text.encode(), body, self.api_sign):
             return rest.error(E_INVALID_SIGNATURE)
         if value <= account.last_nonce:
             return rest.error(E_INVALID_NONCE)
+        if params is None:
+            try:
+                params = rest.decode_form(body)
+            except rest.RestProtocolError as exc:
+                return rest.error(f"EGeneral:Invalid arguments:{exc}")
         account.last_nonce = value
         if self.faults.unavailable_ratio and self.faults.unavailable():
             return rest.error(E_UNAVAILABLE)
@@ -184,3 +191,10 @@ class RestConnection(Connection):
             return rest.ok(self.api.call_private(name, account, params))
         except VenueError as exc:
             return rest.error(exc.message)
+
+
+def _nonce_text(nonce: Any) -> str:
+    """A JSON nonce as the text it was signed with: a string, or an integer (never a bool)."""
+    if isinstance(nonce, str) or (isinstance(nonce, int) and not isinstance(nonce, bool)):
+        return str(nonce)
+    return ""

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from loadgen.protocol import ws, wsframe
 from loadgen.protocol.wsframe import FrameParser, WsProtocolError
-from loadgen.venue.conn import Connection, log
+from loadgen.venue.conn import Connection
 from loadgen.venue.engine import E_UNAVAILABLE, Event, VenueError, check_deadline
 from loadgen.venue.ws_api import execution, order_snapshot
 
@@ -137,8 +137,8 @@ class WsConnection(Connection):
         time_in = self.wall()
         try:
             replies = self._dispatch(payload, time_in)
-        except Exception:  # a bug must cost one reply, never the venue
-            log.exception("WS handler failed")
+        except Exception as exc:  # a bug must cost one reply, never the venue
+            self.venue.problems.report("WS handler", exc)
             replies = [ws.reply_error(None, None, "EGeneral:Internal error", time_in, self.wall())]
         if replies is None:  # dropped by the knob
             return

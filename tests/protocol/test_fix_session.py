@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from loadgen.protocol import fix
-from loadgen.protocol.fixsession import ACTIVE, FixSession
+from loadgen.protocol.fixsession import ACTIVE, STORE_AGE_S, STORE_LIMIT, FixSession
 
 T = 1_700_000_000.0
 
@@ -90,6 +90,33 @@ def test_resend_request_resends_app_messages_and_gap_fills_admin():
     assert [(m[35], m[34]) for m in out] == [("8", "2"), ("4", "3"), ("8", "4")]
     assert out[0][43] == "Y" and 122 in out[0] and out[0][37] == "O1"
     assert out[1][123] == "Y" and out[1][36] == "4"
+
+
+def test_the_resend_store_keeps_recent_messages_only():
+    """Issue 13: a soak's sessions grew by every message sent; the store now holds at most
+    STORE_LIMIT messages and none older than STORE_AGE_S; older ones are gap-filled."""
+    s = active()
+    for i in range(STORE_LIMIT + 50):
+        s.send("8", [(37, f"O{i}")], T)
+    assert len(s._store) == STORE_LIMIT
+    s.send("8", [(37, "late")], T + STORE_AGE_S + 1)
+    assert len(s._store) == 1
+    s.drain()
+    s.receive(msg("2", 2, t7="2", t16="0"), T + STORE_AGE_S + 2)
+    out = sent(s)
+    assert [m[35] for m in out] == ["4", "8"] and out[0][36] == out[1][34]
+
+
+def test_a_resend_of_everything_on_a_long_session_costs_what_is_stored():
+    """7=1 16=0 after ten million messages: one gap fill and the stored ones, at once."""
+    s = active()
+    s.next_out = 10_000_000
+    s.send("8", [(37, "O1")], T)
+    s.drain()
+    s.receive(msg("2", 2, t7="1", t16="0"), T + 1)
+    out = sent(s)
+    assert [(m[35], m[34]) for m in out] == [("4", "1"), ("8", "10000000")]
+    assert out[0][36] == "10000000"
 
 
 def test_logout_is_answered_and_closes():

@@ -540,3 +540,94 @@ def test_a_nonce_that_is_no_64_bit_number_is_refused_and_the_key_still_works(res
     client = rest()
     assert client.private("OpenOrders", nonce=nonce)["error"] == ["EAPI:Invalid nonce"]
     assert client.private("OpenOrders")["error"] == []
+
+
+# ---- issue 13: hostile bodies get named errors, never an internal error ---------------------
+
+
+def signed_raw(client: Rest, path: str, body: bytes, *, sign: bool = True, nonce: str = "") -> dict:
+    from tests.clients import kraken_sign
+
+    sig = kraken_sign(client.secret, path, nonce, body) if sign else "AAAA"
+    status, reply = client.raw(
+        "POST",
+        path,
+        body,
+        {"API-Key": client.api_key, "API-Sign": sig,
+         "Content-Type": "application/x-www-form-urlencoded"},
+    )  # fmt: skip
+    assert status == 200, (status, reply)
+    return reply
+
+
+def test_a_deeply_nested_form_key_with_a_junk_signature_is_refused_unparsed(venue, rest):
+    """Issue 13's freeze: a known key, a junk API-Sign and a key nested ~1,100 deep raised a
+    RecursionError while the body was parsed before the signature was checked."""
+    client = rest()
+    body = b"nonce=1&a" + b"[x]" * 1100 + b"=1"
+    for _ in range(3):
+        assert signed_raw(client, "/0/private/AddOrder", body, sign=False) == {
+            "error": ["EAPI:Invalid signature"]
+        }
+    assert client.private("OpenOrders")["error"] == []
+
+
+def test_a_deeply_nested_form_key_with_a_good_signature_gets_a_named_refusal(rest):
+    client = rest()
+    nonce = str(time.time_ns())
+    body = f"nonce={nonce}&a".encode() + b"[x]" * 1100 + b"=1"
+    reply = signed_raw(client, "/0/private/AddOrder", body, nonce=nonce)
+    assert reply["error"][0].startswith("EGeneral:Invalid arguments:form field"), reply
+    assert "nested deeper" in reply["error"][0]
+
+
+@pytest.mark.parametrize("index", ["%C2%B2", "%D9%A3", "99999999"])
+def test_a_batch_index_that_is_no_small_ascii_number_is_invalid_orders(rest, index):
+    """`orders[²]`: "²".isdigit() is True and int("²") raised (an internal error)."""
+    client = rest()
+    nonce = str(time.time_ns())
+    body = (
+        f"nonce={nonce}&pair={PAIR}&orders%5B{index}%5D%5Btype%5D=buy&orders%5B0%5D%5Btype%5D=buy"
+    ).encode()
+    reply = signed_raw(client, "/0/private/AddOrderBatch", body, nonce=nonce)
+    assert reply["error"] and not any("Internal" in e for e in reply["error"]), reply
+    assert reply["error"][0].startswith(("EGeneral:Invalid arguments", "EQuery:")), reply
+
+
+def test_too_many_form_fields_are_refused_by_count(rest):
+    client = rest()
+    nonce = str(time.time_ns())
+    body = f"nonce={nonce}&".encode() + b"&".join(b"f%d=1" % i for i in range(2000))
+    reply = signed_raw(client, "/0/private/AddOrder", body, nonce=nonce)
+    assert reply["error"] == ["EGeneral:Invalid arguments:more than 1024 form fields"]
+
+
+@pytest.mark.parametrize("userref", [1.5, 2**70, "1" * 30, "\u00b2", True])
+def test_an_integer_field_out_of_range_or_not_integral_is_invalid(rest, userref):
+    reply = rest().private(
+        "AddOrder", as_json=True, pair=PAIR, type="buy", ordertype="limit",
+        price="50000.0", volume="0.01", userref=userref,
+    )  # fmt: skip
+    assert err(reply) == "EGeneral:Invalid arguments:userref"
+
+
+def test_huge_json_numbers_are_malformed_json_not_an_internal_error(rest):
+    client = rest()
+    from tests.clients import kraken_sign
+
+    body = b'{"nonce": "5", "volume": 1e400}'
+    sig = kraken_sign(client.secret, "/0/private/AddOrder", "5", body)
+    status, reply = client.raw(
+        "POST", "/0/private/AddOrder", body,
+        {"API-Key": client.api_key, "API-Sign": sig, "Content-Type": "application/json"},
+    )  # fmt: skip
+    assert status == 200 and reply == {"error": ["EGeneral:Invalid arguments:malformed JSON body"]}
+
+
+def test_bytes_after_connection_close_are_not_read(venue):
+    """`Connection: close` then more requests: the venue wrote replies after write_eof
+    ("Fatal error on transport"); now it answers the first and reads no further."""
+    first = b"GET /0/public/Time HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    more = b"GET /0/public/SystemStatus HTTP/1.1\r\nHost: x\r\n\r\n" * 5
+    reply = raw_exchange(venue, first + more)
+    assert reply.count(b"HTTP/1.1 200") == 1 and b"unixtime" in reply
