@@ -86,7 +86,7 @@ def add_venue_args(p: argparse.ArgumentParser) -> None:
         type=float,
         default=0.0,
         help="chance per request, 0..1, that the venue drops the connection instead "
-        "of answering (default 0)",
+        "of handling it: the request has no effect, on every protocol (default 0)",
     )
     p.add_argument("--fault-seed", type=int, default=0, help="seed of the fault knobs' RNG")
     p.add_argument(

@@ -17,6 +17,7 @@ import math
 import os
 import platform
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -256,7 +257,11 @@ def locust_command(
     cmd += ["--loop", prof.loop, "--max-rate", str(prof.max_rate), "--results-dir", str(run_dir)]
     cmd += ["--csv", str(run_dir / "locust"), "--html", str(run_dir / "locust.html")]
     if args.workers:
-        cmd += ["--processes", str(args.workers)]
+        # The master on loopback and a free port, not Locust's fixed 5557 on every interface:
+        # two runs at once, or anything else on 5557, no longer collide (issue 13).
+        port = str(free_port())
+        cmd += ["--processes", str(args.workers), "--master-bind-host", "127.0.0.1"]
+        cmd += ["--master-bind-port", port, "--master-host", "127.0.0.1", "--master-port", port]
     # --ui: the web UI starts the shape at once and stays up UI_LINGER_S after it ends
     cmd += (
         ["--autostart", "--autoquit", str(UI_LINGER_S)]
@@ -266,6 +271,13 @@ def locust_command(
     cmd += [cls for cls, p in (("RestTrader", "rest"), ("WsTrader", "ws"), ("FixTrader", "fix"))
             if prof.users[p] > 0]  # fmt: skip
     return cmd
+
+
+def free_port() -> int:
+    """A TCP port free on loopback now (the OS picks it; Locust binds it a moment later)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def run_locust(

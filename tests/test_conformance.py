@@ -111,6 +111,20 @@ def test_a_decision_within_the_round_trip_of_the_threshold_is_ambiguous_not_a_di
         assert d[0].reach == pytest.approx((59.99, 60.01))
 
 
+def test_a_refusal_exactly_at_the_threshold_is_too_close_to_call_not_a_false_reject() -> None:
+    """Issue 13: a reach of [179.999, 180.0] refused by the venue was called a false reject;
+    the venue's own sum of the same charges can round past the threshold. Well clear of it
+    (a whole point under), a refusal is still a false reject."""
+    for filled, expected in ((59, AMBIGUOUS), (58, FALSE_REJECT)):
+        shadow = KeyShadow("k0", STARTER, lambda m: m)
+        for _ in range(filled):
+            ok = Outcome("ws", "add", OK, 1)
+            shadow.settle("ws", "add", plan("ws", add_action(5.0)), ok, 5.0, 5.0)
+        refused = Outcome.from_error("ws", "add", 1, RATE)
+        d = shadow.settle("ws", "add", plan("ws", add_action(5.0)), refused, 5.0, 5.0)
+        assert [x.cls for x in d] == [expected], filled
+
+
 def test_a_batch_cancel_is_never_refused_by_the_published_rules() -> None:
     shadow = KeyShadow("k0", STARTER, lambda m: m)
     order = LiveOrder("1", MARKET, "buy", 100, 1, 0.0, acked=0.001)

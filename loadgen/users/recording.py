@@ -21,7 +21,9 @@ Through Locust's public hooks only (STYLE):
 
 from __future__ import annotations
 
+import argparse
 import logging
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -71,25 +73,43 @@ def add_options(parser: Any) -> None:
     )
     parser.add_argument(
         "--rate",
-        type=float,
+        type=_rate,
         default=0.0,
         env_var="LOADGEN_RATE",
         help="open loop: total requests/s split across the users (0 = use --rate-per-user)",
     )
     parser.add_argument(
         "--rate-per-user",
-        type=float,
+        type=_rate,
         default=1.0,
         env_var="LOADGEN_RATE_PER_USER",
         help="open loop: requests/s per user when --rate is 0 (default 1)",
     )
     parser.add_argument(
         "--max-rate",
-        type=float,
-        default=0.0,
+        type=_rate,
+        default=DEFAULT_MAX_RATE,
         env_var="LOADGEN_MAX_RATE",
-        help="hard cap on the total request rate, requests/s, all processes (0 = no cap)",
+        help="hard cap on the total request rate, requests/s, all processes "
+        f"(default {DEFAULT_MAX_RATE:g}; 0 = no cap, a choice to make on purpose)",
     )
+
+
+# `locust -f` with no flags must not be able to flood whatever --host names: a finite cap by
+# default, as a profile's required load.max_rate is (issue 13). 1,000/s is well above what one
+# exploring user needs and far below what would hurt a venue; `loadgen run` passes the profile's.
+DEFAULT_MAX_RATE = 1000.0
+
+
+def _rate(text: str) -> float:
+    """A rate in requests/s: a finite number, 0 or more (argparse type)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of requests/s") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: a rate must be a finite number, 0 or more")
+    return value
 
 
 class Pace:

@@ -61,7 +61,9 @@ class Knobs:
     unavailable_ratio: float = 0.0  # share of requests answered EService:Unavailable
     stall_every_s: float = 0.0  # a stall starts every this many seconds (0 = never)
     stall_for_s: float = 0.0  # and lasts this long: requests wait, unread, until it ends
-    drop_ratio: float = 0.0  # chance per request that the venue drops the connection instead
+    # chance per request that the venue drops the connection instead of handling it: on all
+    # three protocols the request is never handled (no order placed, none cancelled)
+    drop_ratio: float = 0.0
     # A venue that slows with load: added reply latency, ms, per 1,000 requests/s it answered
     # in the previous second (what a queue in front of a saturating engine does, roughly)
     latency_per_krps: float = 0.0

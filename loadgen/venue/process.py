@@ -38,6 +38,7 @@ def die_with_parent() -> None:
 
 
 START_S = 60.0  # the venue has this long to say "ready" (it builds its keys and books first)
+KEYS_NAME = ".venue-keys.json"  # written by the venue (mode 0600), removed once read
 LAST_WORDS = "loadgen venue:"  # the venue's own summary lines start so (cli.cmd_venue)
 
 
@@ -51,7 +52,9 @@ class VenueProcess:
 
     def __init__(self, *args: str, cpu: int | None = None, log_dir: Path | None = None) -> None:
         self._dir = tempfile.TemporaryDirectory(prefix="loadgen-venue-")
-        keys_file = Path(self._dir.name) / "keys.json"
+        # The keys file (every secret) lives in the run's folder and only until it is read:
+        # a run killed at any later moment leaves no secret on disk (issue 13).
+        keys_file = Path(log_dir or self._dir.name) / KEYS_NAME
         self.log_path = Path(log_dir or self._dir.name) / "venue.log"
         cmd = [sys.executable, "-m", "loadgen.cli", "venue", "--keys-file", str(keys_file), *args]
         if cpu is not None:
@@ -69,13 +72,16 @@ class VenueProcess:
                 start_new_session=True,
                 preexec_fn=die_with_parent,
             )
-        if not self._await_ready():
-            self.proc.kill()
-            self.proc.wait()
-            output = self.log_path.read_text(errors="replace")[-2000:]
-            self._dir.cleanup()
-            raise RuntimeError(f"the venue did not start: {output}")
-        data: dict[str, Any] = json.loads(keys_file.read_text())
+        try:
+            if not self._await_ready():
+                self.proc.kill()
+                self.proc.wait()
+                output = self.log_path.read_text(errors="replace")[-2000:]
+                self._dir.cleanup()
+                raise RuntimeError(f"the venue did not start: {output}")
+            data: dict[str, Any] = json.loads(keys_file.read_text())
+        finally:
+            keys_file.unlink(missing_ok=True)
         self.endpoints: dict[str, str] = data["endpoints"]
         self.keys: list[dict[str, Any]] = data["keys"]
         self.pid = self.proc.pid  # taskset execs: this is the venue's own pid

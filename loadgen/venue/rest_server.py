@@ -110,14 +110,18 @@ class RestConnection(Connection):
         if self.failed or self.closed:
             return
         keep_alive = self.parser.should_keep_alive()
+        if self.faults.drop_ratio and self.faults.drop():
+            # before the request is handled, as on WS and FIX: a drop places nothing, though the
+            # request was received and counts as served
+            if self.api.private_urls.get(self.url) in TRADING_METHODS:
+                self.venue.served["rest"] += 1
+            self.abort()
+            return
         try:
             status, payload = self.handle(self.parser.get_method(), self.url)
         except Exception as exc:  # a bug must cost one reply, never the venue
             self.venue.problems.report("REST handler", exc)
             status, payload = 200, rest.error("EGeneral:Internal error")
-        if self.faults.drop_ratio and self.faults.drop():
-            self.abort()
-            return
         self.send(http_response(status, payload, close=not keep_alive), self.reply_delay())
         self.venue.exchange.flush()
         if not keep_alive:  # `Connection: close`: whatever follows is not read

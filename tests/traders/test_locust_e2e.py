@@ -122,3 +122,20 @@ def test_a_non_loopback_host_is_refused_unless_allowed_by_name(tmp_path):
     assert result.returncode != 0
     assert ("--host http://venue.example:8080: host 'venue.example' is not loopback and not in "
             "--allow-host") in result.stderr, result.stderr[-2000:]  # fmt: skip
+
+
+def test_the_locustfile_caps_its_rate_by_default_and_refuses_a_rate_that_is_no_number(tmp_path):
+    """Issue 13: `--max-rate` defaulted to 0 (no cap) and `--rate nan` was taken."""
+    import json
+
+    run_locust(tmp_path, "--results-dir", str(tmp_path / "res"), "-t", "2s")
+    (meta,) = (tmp_path / "res").rglob("meta.json")
+    assert json.loads(meta.read_text())["max_rate"] == 1000
+    for flag, value in (("--rate", "nan"), ("--max-rate", "-5"), ("--rate-per-user", "inf")):
+        result = subprocess.run(
+            [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "-u", "1",
+             "-t", "2s", flag, value],
+            capture_output=True, text=True, timeout=60, cwd=tmp_path)  # fmt: skip
+        assert result.returncode != 0 and "a rate must be a finite number" in result.stderr, (
+            result.stderr[-1500:]
+        )

@@ -9,7 +9,7 @@ import pytest
 
 from loadgen.venue.app import VenueConfig, VenueThread
 from loadgen.venue.knobs import Faults, KnobError, Knobs, parse_latency
-from tests.clients import Fix, Rest, Ws, text, wait_until
+from tests.clients import Fix, Rest, Ws, fix_time, text, wait_until
 from tests.conftest import fix_address
 
 
@@ -120,6 +120,33 @@ def test_drop_closes_the_connection_without_a_reply(knob_venue):
         rest.private("OpenOrders")
     rest.close()
     assert venue.thread.is_alive()  # the venue dropped a connection, not itself
+
+
+def test_a_dropped_request_places_nothing_on_any_protocol(knob_venue):
+    """Issue 13: REST dropped after handling (the order was placed), WS and FIX before."""
+    venue = knob_venue(drop_ratio=1.0)
+    key, secret = first_key(venue)
+    order = {"pair": "XBTUSD", "type": "buy", "ordertype": "limit", "price": "50000",
+             "volume": "0.01"}  # fmt: skip
+    rest = Rest(venue.endpoints["rest"], key, secret)
+    with pytest.raises((ConnectionError, OSError)):
+        rest.private("AddOrder", **order)
+    token = venue.call(
+        lambda: venue.venue.accounts.issue_token(venue.venue.accounts.all[0], time.time())
+    )
+    ws = Ws(venue.endpoints["ws"], token)
+    ws.send({"method": "add_order", "req_id": 1, "params": {
+        "order_type": "limit", "side": "buy", "limit_price": 50000, "order_qty": 0.01,
+        "symbol": "BTC/USD", "token": token}})  # fmt: skip
+    fix = Fix(fix_address(venue), "DROP", key, secret)
+    fix.logon()
+    fix.expect("A")
+    fix.send("D", [(11, "d1"), (54, "1"), (55, "XBT/USD"), (38, "0.01"), (40, "2"),
+                   (44, "50000"), (59, "1"), (60, fix_time())])  # fmt: skip
+    assert wait_until(lambda: venue.call(lambda: sum(venue.venue.served.values())) == 3)
+    assert venue.call(venue.venue.open_order_count) == 0
+    for c in (rest, ws, fix):
+        c.close()
 
 
 def test_stall_holds_a_reply_on_a_real_venue(knob_venue):
