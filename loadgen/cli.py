@@ -201,7 +201,13 @@ def cmd_report(args: argparse.Namespace) -> int:
             f"loadgen report: {args.run_dir}: no windows.jsonl, not a run folder", file=sys.stderr
         )
         return 2
-    return report(Path(args.run_dir))
+    from loadgen.metrics.store import ResultsWriteError
+
+    try:
+        return report(Path(args.run_dir))
+    except ResultsWriteError as exc:
+        print(f"loadgen report: {exc}", file=sys.stderr)
+        return 2
 
 
 def cmd_probe(args: argparse.Namespace) -> int:

@@ -27,7 +27,15 @@ from typing import Any
 from loadgen import profiles
 from loadgen.keys import MAX_PROCESSES, RUN_KEYS
 from loadgen.metrics.recorder import Window, merge
-from loadgen.metrics.store import RUN_META, WINDOWS, write_json
+from loadgen.metrics.store import (
+    EXIT_RESULTS_UNWRITABLE,
+    MIN_FREE_BYTES,
+    RUN_META,
+    WINDOWS,
+    ResultsWriteError,
+    check_writable,
+    write_json,
+)
 from loadgen.report import analysis
 from loadgen.report.verdict import BAD_INPUT, EXIT_CODES, INVALID
 from loadgen.venue.knobs import misset_flags
@@ -113,9 +121,13 @@ def main(args: argparse.Namespace) -> int:
         return EXIT_CODES[BAD_INPUT]
     stamp = time.strftime("%Y%m%d-%H%M%S")
     run_dir = Path(args.results or prof.output_dir) / f"{stamp}-{prof.name}"
-    run_dir.mkdir(parents=True, exist_ok=True)
     meta = run_meta(prof, args)
-    write_json(run_dir / RUN_META, meta)
+    try:
+        check_writable(run_dir)
+        write_json(run_dir / RUN_META, meta)
+    except ResultsWriteError as exc:
+        print(f"loadgen run: {exc}", file=sys.stderr)
+        return EXIT_CODES[BAD_INPUT]
     previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGTERM, signal.SIGHUP)}
     venue = None
     try:
@@ -135,10 +147,28 @@ def main(args: argparse.Namespace) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     meta.update(finished=time.time(), venue=last_words, **outcome)
-    write_json(run_dir / RUN_META, meta)
     for line in last_words:
         print(f"  {line}")
-    return report(run_dir, prof)
+    try:
+        if outcome.get("locust_exit") == EXIT_RESULTS_UNWRITABLE:
+            raise ResultsWriteError(run_dir, OSError(_disk_problem(run_dir)))
+        write_json(run_dir / RUN_META, meta)
+        return report(run_dir, prof)
+    except ResultsWriteError as exc:
+        print(f"loadgen run: invalid measurement: {exc}; the run was stopped and its orders "
+              "cancelled, and what it measured is incomplete", file=sys.stderr)  # fmt: skip
+        return EXIT_CODES[INVALID]
+
+
+def _disk_problem(run_dir: Path) -> str:
+    """Why Locust could not write run_dir, as the OS would say it now."""
+    try:
+        stat = os.statvfs(run_dir)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    if stat.f_bavail * stat.f_frsize < MIN_FREE_BYTES:
+        return f"No space left on device ({stat.f_bavail * stat.f_frsize // 1024} KiB free)"
+    return "Locust could not write there (see locust.log)"
 
 
 def _duration(text: str) -> float:
@@ -426,8 +456,11 @@ def report(run_dir: Path, prof: profiles.Profile | None = None) -> int:
 
     summary = analysis.analyse(run_dir)
     write_json(run_dir / "summary.json", summary)
-    (run_dir / "report.html").write_text(render.html(summary), encoding="utf-8")
-    (run_dir / "junit.xml").write_text(junit.xml(summary), encoding="utf-8")
+    try:
+        (run_dir / "report.html").write_text(render.html(summary), encoding="utf-8")
+        (run_dir / "junit.xml").write_text(junit.xml(summary), encoding="utf-8")
+    except OSError as exc:
+        raise ResultsWriteError(run_dir, exc) from exc
     for line in summary["findings"][1:]:
         print(f"  {line}")
     print(f"loadgen run: report {run_dir / 'report.html'}")

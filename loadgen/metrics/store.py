@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -29,11 +30,52 @@ INCIDENTS = "incidents.jsonl"
 HLOG = "latency.hlog"
 
 
+# Exit code of a Locust process that stopped because it could not write its results (sysexits'
+# EX_CANTCREAT); `loadgen run` names the problem from it.
+EXIT_RESULTS_UNWRITABLE = 73
+# A run needs this much free space to start at all; past the start a full disk is caught as it
+# happens (a run writes ~25 KB/s of windows and histograms at a few hundred requests/s).
+MIN_FREE_BYTES = 1024 * 1024
+
+
+class ResultsWriteError(OSError):
+    """The results folder cannot be written (full, read-only, gone): named, with the folder."""
+
+    def __init__(self, where: Path, exc: OSError) -> None:
+        why = exc.strerror or str(exc)
+        super().__init__(exc.errno, f"cannot write the results to {where}: {why}")
+        self.where = where
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+def check_writable(run_dir: Path) -> None:
+    """Before a run: the folder can be created and written, with MIN_FREE_BYTES free."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write-check"
+        probe.write_bytes(b"x")
+        probe.unlink()
+        free = os.statvfs(run_dir).f_bavail * os.statvfs(run_dir).f_frsize
+    except OSError as exc:
+        raise ResultsWriteError(run_dir, exc) from exc
+    if free < MIN_FREE_BYTES:
+        raise ResultsWriteError(
+            run_dir,
+            OSError(28, f"only {free // 1024} KiB free; a run needs {MIN_FREE_BYTES // 1024} KiB"),
+        )
+
+
 def write_json(path: Path, data: Any) -> None:
     """Write whole or not at all: a reader never sees half a file."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise ResultsWriteError(path.parent, exc) from exc
 
 
 class ResultsWriter:
@@ -54,6 +96,12 @@ class ResultsWriter:
             )
 
     def append(self, window: Window, source: str = "local") -> None:
+        try:
+            self._append(window, source)
+        except OSError as exc:
+            raise ResultsWriteError(self.dir, exc) from exc
+
+    def _append(self, window: Window, source: str) -> None:
         record = window.encode()
         record["source"] = source
         self._windows.write(json.dumps(record, separators=(",", ":")) + "\n")
@@ -68,8 +116,13 @@ class ResultsWriter:
         self._hlog.flush()
 
     def incident(self, kind: str, text: str) -> None:
-        with open(self.dir / INCIDENTS, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps({"t": round(time.time(), 3), "kind": kind, "text": text}) + "\n")
+        try:
+            with open(self.dir / INCIDENTS, "a", encoding="utf-8") as fh:
+                fh.write(
+                    json.dumps({"t": round(time.time(), 3), "kind": kind, "text": text}) + "\n"
+                )
+        except OSError as exc:
+            raise ResultsWriteError(self.dir, exc) from exc
 
     def ended(self) -> None:
         """The load is over (test stop): meta.json says when; later seconds are no part of it."""
@@ -77,8 +130,9 @@ class ResultsWriter:
         write_json(self.dir / META, self.meta)
 
     def close(self) -> None:
-        self._windows.close()
-        self._hlog.close()
+        for fh in (self._windows, self._hlog):
+            with contextlib.suppress(OSError):  # what could not be written was reported already
+                fh.close()
 
 
 def read_meta(run_dir: Path) -> dict[str, Any]:

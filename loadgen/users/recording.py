@@ -25,6 +25,7 @@ import argparse
 import logging
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,7 @@ from locust.runners import (
 from loadgen.conformance import Decision
 from loadgen.flow.pacing import Throttle
 from loadgen.metrics.recorder import Recorder, Window
-from loadgen.metrics.store import ResultsWriter
+from loadgen.metrics.store import EXIT_RESULTS_UNWRITABLE, ResultsWriteError, ResultsWriter
 from loadgen.outcome import Outcome
 from loadgen.users import options, webui
 
@@ -189,7 +190,10 @@ def on_test_start(environment: Environment, **_: Any) -> None:
             "stay_under": bool(getattr(opts, "stay_under", False)),
             "planned_s": _planned_seconds(environment),
         }
-        _writer = ResultsWriter(Path(opts.results_dir), meta)
+        try:
+            _writer = ResultsWriter(Path(opts.results_dir), meta)
+        except OSError as exc:
+            _results_failed(ResultsWriteError(Path(opts.results_dir), exc), environment)
     if not isinstance(runner, MasterRunner):
         sink = _pending.append if isinstance(runner, WorkerRunner) else _local_window
         recorder = Recorder(sink, gauges=lambda: _gauges(environment))
@@ -240,7 +244,7 @@ def _planned_seconds(environment: Environment) -> float:
 
 def _local_window(window: Window) -> None:
     if _writer is not None:
-        _writer.append(window)
+        _write(_writer.append, window)
     webui.feed(window)
 
 
@@ -299,7 +303,7 @@ def _watch_workers(runner: MasterRunner) -> None:
 def _incident(kind: str, text: str) -> None:
     if _writer is not None:
         text += f" ({time.time() - _writer.start:.0f} s into the run)"
-        _writer.incident(kind, text)
+        _write(_writer.incident, kind, text)
     log.warning("%s: %s", kind, text)
 
 
@@ -320,6 +324,34 @@ def _wanted_pace(environment: Environment) -> tuple[float, float, Any]:
     return opts.rate_per_user, opts.max_rate, mix
 
 
+# ---- the results folder ------------------------------------------------------------------------
+
+
+def _write(call: Callable[..., None], *args: Any) -> None:
+    """One write to the results; the first that fails stops the run with a named error."""
+    try:
+        call(*args)
+    except ResultsWriteError as exc:
+        _results_failed(exc, _environment)
+
+
+def _results_failed(exc: ResultsWriteError, environment: Environment | None) -> None:
+    """A full or unwritable results folder: say so, stop the load (test_stop cancels what the
+    users left, on a venue still there), and exit EXIT_RESULTS_UNWRITABLE, never a run that
+    goes on measuring into nothing (issue 13: the live line just stopped)."""
+    global _writer
+    writer, _writer = _writer, None
+    if writer is not None:
+        writer.close()
+    log.error("loadgen: %s; stopping the run", exc)
+    if environment is None:
+        return
+    environment.process_exit_code = EXIT_RESULTS_UNWRITABLE
+    runner = environment.runner
+    if runner is not None and not isinstance(runner, WorkerRunner):
+        gevent.spawn(runner.quit)
+
+
 # ---- shipping and ending -------------------------------------------------------------------------
 
 
@@ -335,7 +367,7 @@ def receive_windows(client_id: str, data: dict[str, Any]) -> None:
     for encoded in data.get("loadgen_windows", ()):
         window = Window.decode(encoded)
         if _writer is not None:
-            _writer.append(window, source=client_id)
+            _write(_writer.append, window, client_id)
         webui.feed(window)
 
 
@@ -369,7 +401,7 @@ def on_test_stop(environment: Environment, **_: Any) -> None:
     elif isinstance(runner, MasterRunner):
         _await_workers(runner)
     if _writer is not None:
-        _writer.ended()
+        _write(_writer.ended)
 
 
 def _await_workers(runner: MasterRunner) -> None:
