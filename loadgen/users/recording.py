@@ -46,6 +46,7 @@ from loadgen.metrics.recorder import Recorder, Window
 from loadgen.metrics.store import EXIT_RESULTS_UNWRITABLE, ResultsWriteError, ResultsWriter
 from loadgen.outcome import Outcome
 from loadgen.users import options, webui
+from loadgen.venue.process import die_with_parent
 
 log = logging.getLogger("loadgen.recording")
 
@@ -164,6 +165,11 @@ def on_init(environment: Environment, **_: Any) -> None:
     _environment = environment
     if isinstance(environment.runner, WorkerRunner):
         environment.runner.register_message(PACE_MESSAGE, _on_pace_message)
+        if getattr(environment.parsed_options, "processes", None):
+            # Forked by the master (--processes): a parent-death signal is not inherited over
+            # fork, and a SIGKILLed master left its workers running (issue 13). SIGTERM stops
+            # one as Locust stops, its users cancelling what they left.
+            die_with_parent()
     if isinstance(environment.runner, MasterRunner):
         environment.runner.register_message(FINAL_MESSAGE, _on_final_message)
 

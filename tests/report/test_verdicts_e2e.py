@@ -225,3 +225,51 @@ def test_a_generator_freeze_is_flagged_not_charged_to_the_venue(tmp_path: Path) 
     assert any("event loop stalled" in f for f in s["findings"]), s["findings"]
     assert s["run"]["late_sends"] > s["run"]["late_sends_venue"]  # the generator's lateness
     assert "generator_bound" in reasons(run_dir) and proc.returncode == INVALID, out
+
+
+def run_processes(root_pid: int, run_dir: Path) -> list[psutil.Process]:
+    """The run's processes still alive: Locust (master, workers) and the embedded venue."""
+    out = locust_processes(run_dir)
+    for p in psutil.process_iter(["cmdline", "ppid"]):
+        cmd = " ".join(p.info["cmdline"] or ())
+        if "loadgen.cli venue" in cmd and str(run_dir) in cmd:
+            out.append(p)
+    return [p for p in out if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+
+def secrets_in(folder: Path, secrets: list[str]) -> list[str]:
+    found = []
+    for path in folder.rglob("*"):
+        if path.is_file():
+            text = path.read_bytes().decode("latin-1")
+            found += [f"{path}: {s[:6]}..." for s in secrets if s in text]
+    return found
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_a_killed_run_leaves_no_process_alive_and_no_secret_on_disk(tmp_path: Path, sig) -> None:
+    """Issue 13: a SIGTERMed or SIGKILLed `loadgen run` left Locust's master and workers
+    running and a keys file of 2,000 secrets in a temp folder. Within 5 s of the signal every
+    process of the run is gone, and no secret of the venue's keys is in a file anywhere the run
+    wrote (its temp folder, its results)."""
+    from loadgen.keys import RUN_KEYS, derive_key
+    from loadgen.venue.accounts import DEFAULT_SEED
+
+    secrets = [derive_key(DEFAULT_SEED, i)[1] for i in range(RUN_KEYS)]
+    path = profile(tmp_path, "killed", loop="open", stages=stage("60s", 6, 60))
+    results, tmp = tmp_path / "results", tmp_path / "tmp"
+    tmp.mkdir()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "loadgen.cli", "run", str(path), "--results", str(results),
+         "--workers", "2"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "TMPDIR": str(tmp)},
+    )  # fmt: skip
+    run_dir = wait_for_windows(results, 2)
+    assert len(run_processes(proc.pid, run_dir)) >= 4  # venue, master, two workers
+    proc.send_signal(sig)
+    deadline = time.monotonic() + 5.0
+    while run_processes(proc.pid, run_dir) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not run_processes(proc.pid, run_dir), run_processes(proc.pid, run_dir)
+    proc.wait(timeout=60)
+    assert not secrets_in(tmp, secrets) and not secrets_in(results, secrets)
