@@ -216,6 +216,22 @@ def cmd_probe(args: argparse.Namespace) -> int:
     return probe_main(args)
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value <= 86_400:
+        raise argparse.ArgumentTypeError(f"{text!r}: give 0 < seconds <= 86400")
+    return value
+
+
+def cmd_fuzz(args: argparse.Namespace) -> int:
+    from loadgen.fuzz import main as fuzz_main
+
+    return fuzz_main(args)
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     from loadgen.report.compare import main as compare_main
 
@@ -248,6 +264,14 @@ def build_parser() -> argparse.ArgumentParser:
     venue = sub.add_parser("venue", help="run the embedded Kraken-compatible venue on loopback")
     add_venue_args(venue)
     venue.set_defaults(func=cmd_venue)
+    fuzz = sub.add_parser(
+        "fuzz", help="fuzz an embedded venue's three ports with broken requests (bounded)"
+    )
+    fuzz.add_argument("--seconds", type=_seconds, default=30.0, help="per port (default 30)")
+    fuzz.add_argument("--seed", type=int, default=1, help="seed of the mutations (default 1)")
+    fuzz.add_argument("--ports", default="rest,ws,fix", help="which ports (default rest,ws,fix)")
+    fuzz.add_argument("--log-dir", default="", help="keep the venue's log here (default: none)")
+    fuzz.set_defaults(func=cmd_fuzz)
     probe = sub.add_parser("probe", help="measure an undocumented rate limiter from outside")
     from loadgen.probe import add_args as add_probe_args
 

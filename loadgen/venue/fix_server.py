@@ -43,6 +43,7 @@ from loadgen.venue.engine import (
 if TYPE_CHECKING:
     from loadgen.venue.app import Venue
 
+LOGON_TIMEOUT_S = 10.0  # a connection must have logged on by then
 TARGET_COMP_ID = "KRAKEN-TRD"  # facts 5: TargetCompID of the trading session
 NONCE_WINDOW_MS = 5000  # 5025 must be within 5 s of server time (facts 5)
 DEFAULT_HEARTBEAT_S = 60  # 108: 60 recommended
@@ -157,6 +158,16 @@ class FixConnection(Connection):
         self.host: FixHost | None = None
         self.exchange = venue.exchange
         self.wall = venue.exchange.wall
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        self.loop.call_later(LOGON_TIMEOUT_S, self._logon_overdue)
+
+    def _logon_overdue(self) -> None:
+        """No Logon yet (a peer that sent nothing, or half a frame): closed without a word, as
+        Kraken may close a failed logon (facts 5); it would hold a socket forever otherwise."""
+        if self.host is None and not self.closed:
+            self.abort()
 
     # ---- bytes in ------------------------------------------------------------------------------
 
