@@ -63,7 +63,11 @@ class Account:
 @dataclass(slots=True)
 class Token:
     account: Account
-    expires: float  # wall-clock; a token in use by a live connection stays valid (facts 4.1)
+    expires: float  # wall-clock: to be first used by then (15 min after it was issued)
+    holders: int = 0  # live connections that used it: while any lives it stays valid (facts 4.1)
+
+
+TOKEN_SWEEP_AT = 4096  # issued tokens past this: expired, unheld ones are dropped
 
 
 class Accounts:
@@ -88,23 +92,34 @@ class Accounts:
         return self.by_key.get(api_key)
 
     def issue_token(self, account: Account, now: float) -> str:
+        if len(self.tokens) >= TOKEN_SWEEP_AT:  # memory bounded by live tokens, not history
+            for stale in [t for t, e in self.tokens.items() if e.expires < now and not e.holders]:
+                del self.tokens[stale]
         token = secrets.token_urlsafe(32)
         self.tokens[token] = Token(account, now + TOKEN_TTL_S)
         return token
 
     def by_token(self, token: str, now: float) -> Account | None:
+        """The account of a token still valid: within its 15 minutes, or held by a connection."""
         entry = self.tokens.get(token)
         if entry is None:
             return None
-        if entry.expires < now:
+        if entry.expires < now and not entry.holders:
             del self.tokens[token]
             return None
         return entry.account
 
-    def keep_token(self, token: str, now: float) -> None:
-        """A token used by a live connection does not expire while the connection lives."""
+    def hold_token(self, token: str) -> None:
+        """A live connection used the token: it stays valid until `release_token`."""
         entry = self.tokens.get(token)
         if entry is not None:
+            entry.holders += 1
+
+    def release_token(self, token: str, now: float) -> None:
+        """The connection is gone; the token has its 15 minutes again, then expires."""
+        entry = self.tokens.get(token)
+        if entry is not None:
+            entry.holders -= 1
             entry.expires = max(entry.expires, now + TOKEN_TTL_S)
 
     def write_keys_file(self, path: Path, endpoints: dict[str, Any]) -> None:

@@ -46,10 +46,14 @@ class WsConnection(Connection):
         self.frames: FrameParser | None = None  # set once the handshake is done
         self._handshake = b""
         self.subscribed: list[Account] = []
+        self.tokens: set[str] = set()  # tokens used here: held valid while it lives
         self.sequence = 0
         self.sent_since_tick = False  # heartbeats go only to connections that were quiet
 
     def connection_lost(self, exc: Exception | None) -> None:
+        for token in self.tokens:
+            self.accounts.release_token(token, self.wall())
+        self.tokens.clear()
         for account in self.subscribed:
             if self in account.listeners:
                 account.listeners.remove(self)
@@ -208,7 +212,13 @@ class WsConnection(Connection):
         token = params.get("token")
         if not isinstance(token, str):
             return None
-        return self.accounts.by_token(token, self.wall())
+        account = self.accounts.by_token(token, self.wall())
+        if account is not None and token not in self.tokens:
+            # in use on this connection: valid while the connection lives (facts 4.1); a
+            # trading connection past 15 minutes was refused ESession:Invalid session before
+            self.tokens.add(token)
+            self.accounts.hold_token(token)
+        return account
 
     # ---- executions channel ------------------------------------------------------------------
 
@@ -234,7 +244,6 @@ class WsConnection(Connection):
                 account.listeners.remove(self)
                 self.subscribed.remove(account)
             return [ws.reply_ok(method, req_id, {"channel": "executions"}, time_in, self.wall())]
-        self.accounts.keep_token(params["token"], self.wall())
         snap_orders = params.get("snap_orders", True) is not False
         if self not in account.listeners:
             account.listeners.append(self)

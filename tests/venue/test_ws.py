@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import socket
 import urllib.parse
 
@@ -288,3 +289,25 @@ def test_deadline_elapsed(ws):
         },
     )
     assert failure(reply) == "EService:Deadline elapsed"
+
+
+def test_a_token_in_use_stays_valid_past_its_15_minutes_while_the_connection_lives(ws, venue):
+    """Issue 13's soak: at 15 minutes every WS trader got ESession:Invalid session. A token
+    must be used within 15 minutes; once used, it lasts while the connection lives (facts
+    4.1, S4/S10), and after it closes the token has 15 minutes again."""
+    client = ws()
+    assert client.call("cancel_all")["success"] is True
+    tokens = venue.venue.accounts.tokens
+
+    def age(token: str) -> None:  # as if 15 minutes had passed since it was issued
+        venue.call(lambda: setattr(tokens[token], "expires", time.time() - 1))
+
+    age(client.token)
+    assert client.call("cancel_all")["success"] is True
+    unused = ws()  # issued, never used before it expired
+    age(unused.token)
+    assert unused.call("cancel_all")["error"] == "ESession:Invalid session"
+    token = client.token
+    client.close()
+    assert wait_until(lambda: venue.call(lambda: tokens[token].holders) == 0)
+    assert venue.call(lambda: tokens[token].expires) > time.time() + 800
