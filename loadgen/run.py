@@ -303,6 +303,16 @@ def locust_command(
     return cmd
 
 
+def _locust_child() -> None:
+    """In Locust's process before exec: it dies with this one (a SIGKILLed `loadgen run` leaves
+    no Locust behind), and it hears SIGINT, the stop `_stop` sends, even when this process was
+    started with SIGINT ignored, as every background job of a script is (POSIX): a Python
+    started so never installs its KeyboardInterrupt handler, and a soak stopped that way ran on
+    for its whole grace and left 746 orders open (issue 13)."""
+    die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def free_port() -> int:
     """A TCP port free on loopback now (the OS picks it; Locust binds it a moment later)."""
     with socket.socket() as sock:
@@ -336,7 +346,7 @@ def run_locust(
     log = open(run_dir / "locust.log", "w")  # noqa: SIM115
     proc = subprocess.Popen(
         cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        preexec_fn=die_with_parent,  # a SIGKILLed `loadgen run` leaves no Locust behind
+        preexec_fn=_locust_child,
     )  # fmt: skip
     live = LiveLine(run_dir / WINDOWS, prof.duration)
     next_line = started + LIVE_EVERY_S

@@ -273,3 +273,23 @@ def test_a_killed_run_leaves_no_process_alive_and_no_secret_on_disk(tmp_path: Pa
     assert not run_processes(proc.pid, run_dir), run_processes(proc.pid, run_dir)
     proc.wait(timeout=60)
     assert not secrets_in(tmp, secrets) and not secrets_in(results, secrets)
+
+
+def test_a_run_started_as_a_background_job_still_stops_its_users_on_sigterm(tmp_path: Path):
+    """A script's background job starts with SIGINT ignored (POSIX), and so did Locust under
+    it: the stop that `loadgen run` sends on SIGTERM was lost, the load ran on for the whole
+    grace and the orders were left open. Now Locust hears it, at once."""
+    path = profile(tmp_path, "background", loop="open", stages=stage("60s", 6, 60))
+    results = tmp_path / "results"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "loadgen.cli", "run", str(path), "--results", str(results)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )  # fmt: skip
+    wait_for_windows(results, 2)
+    proc.send_signal(signal.SIGTERM)
+    started = time.monotonic()
+    out, _ = proc.communicate(timeout=120)
+    assert "0 orders were still open" in out, out[-3000:]
+    assert proc.returncode == INVALID and "interrupted by SIGTERM" in out
+    assert time.monotonic() - started < 30  # not the 60 s grace: Locust stopped when told
