@@ -19,6 +19,8 @@ from urllib.parse import quote, unquote_plus
 
 import orjson
 
+from loadgen.protocol import jsonbound
+
 PRIVATE_PREFIX = "/0/private/"
 PUBLIC_PREFIX = "/0/public/"
 
@@ -223,6 +225,8 @@ def decode_json(body: bytes) -> dict[str, Any]:
         raise RestProtocolError("malformed JSON body") from exc
     if not isinstance(data, dict):
         raise RestProtocolError("JSON body must be an object")
+    if jsonbound.too_deep(body, data):
+        raise RestProtocolError(f"JSON body nested deeper than {jsonbound.MAX_DEPTH}")
     return data
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 
+from loadgen.protocol import jsonbound
 from loadgen.protocol.clock import rfc3339
 
 HEARTBEAT = orjson.dumps({"channel": "heartbeat"})
@@ -37,6 +38,8 @@ def parse(payload: bytes | str) -> dict[str, Any]:
         raise WsMessageError("malformed JSON") from exc
     if not isinstance(msg, dict):
         raise WsMessageError("message must be a JSON object")
+    if jsonbound.too_deep(payload, msg):
+        raise WsMessageError(f"message nested deeper than {jsonbound.MAX_DEPTH}")
     return msg
 
 

@@ -631,3 +631,12 @@ def test_bytes_after_connection_close_are_not_read(venue):
     more = b"GET /0/public/SystemStatus HTTP/1.1\r\nHost: x\r\n\r\n" * 5
     reply = raw_exchange(venue, first + more)
     assert reply.count(b"HTTP/1.1 200") == 1 and b"unixtime" in reply
+
+
+def test_a_json_body_nested_deeper_than_8_is_refused_by_name(rest):
+    """Found by `loadgen fuzz`: a 1,000-deep txid reached str() and raised RecursionError."""
+    client = rest()
+    reply = client.private("CancelOrder", as_json=True, txid=[[[[[[[[[["x"]]]]]]]]]])
+    assert reply == {"error": ["EGeneral:Invalid arguments:JSON body nested deeper than 8"]}
+    nested_ok = client.private("CancelOrder", as_json=True, txid=[["x"]])
+    assert "Internal" not in str(nested_ok)

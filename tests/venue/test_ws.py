@@ -311,3 +311,14 @@ def test_a_token_in_use_stays_valid_past_its_15_minutes_while_the_connection_liv
     client.close()
     assert wait_until(lambda: venue.call(lambda: tokens[token].holders) == 0)
     assert venue.call(lambda: tokens[token].expires) > time.time() + 800
+
+
+def test_a_message_nested_deeper_than_8_is_refused_by_name(ws):
+    """Found by `loadgen fuzz`: a 1,000-deep `channel` reached an f-string's repr and raised
+    RecursionError (an internal error)."""
+    client = ws()
+    deep = "[" * 1000 + "1" + "]" * 1000
+    client.send(f'{{"method": "subscribe", "params": {{"channel": {deep}}}, "req_id": 5}}')
+    reply = client.recv()
+    assert reply["error"] == "EGeneral:Invalid arguments:message nested deeper than 8", reply
+    assert client.call("ping")["method"] == "pong"

@@ -1,0 +1,36 @@
+"""A bound on how deeply a JSON message from a peer may nest (no I/O here).
+
+orjson parses up to 1,024 levels, but the venue then meets the value in `str()`, `repr()` and
+f-strings, which recurse and raised RecursionError on a 1,000-deep `txid` (issue 13's fuzzer).
+No Kraken request nests deeper than 4 (`{"params": {"orders": [{"close": {...}}]}}`), so
+anything past MAX_DEPTH is refused where it is parsed, by name.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+MAX_DEPTH = 8
+
+
+def too_deep(raw: bytes | str, value: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether `value` (parsed from `raw`) nests deeper than `limit` containers.
+
+    Most messages have fewer brackets than the limit in all, which no nesting can exceed: that
+    count (in C) answers them; the rest are walked, without recursion."""
+    if (
+        raw.count("[" if isinstance(raw, str) else b"[")
+        + raw.count("{" if isinstance(raw, str) else b"{")
+        <= limit
+    ):
+        return False
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node
+        for child in children:
+            if isinstance(child, (dict, list)):
+                if depth + 1 > limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
