@@ -184,3 +184,29 @@ def test_a_stalled_engine_lets_deadlines_elapse(knob_venue):
     )
     assert reply == {"error": ["EService:Deadline elapsed"]}
     rest.close()
+
+
+def test_a_delayed_reply_after_connection_close_is_written_once_and_nothing_after(
+    knob_venue, caplog
+):
+    """Issue 13: with a reply delay, `Connection: close` and more pipelined requests queued
+    replies behind the half-close; their timers then wrote after write_eof ("RuntimeError:
+    Cannot call write() after write_eof()"). Now the first is answered and the rest not read."""
+    import logging
+    import socket
+
+    caplog.set_level(logging.DEBUG)
+    venue = knob_venue(latency={"rest": "fixed:50"})
+    host, port = venue.endpoints["rest"].split("//")[1].split(":")
+    first = b"GET /0/public/Time HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    more = b"GET /0/public/SystemStatus HTTP/1.1\r\nHost: x\r\n\r\n" * 3
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(first + more)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    assert data.count(b"HTTP/1.1 200") == 1 and b"unixtime" in data
+    time.sleep(0.3)  # the delayed timers of the old code fired 50 ms in; nothing to poll for
+    assert not [r for r in caplog.records if "write_eof" in r.getMessage() or r.exc_info], [
+        r.getMessage() for r in caplog.records
+    ]
