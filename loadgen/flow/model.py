@@ -25,7 +25,11 @@ BATCH_ADD_MAX = 15
 BATCH_CANCEL_MAX = 50
 SIZE_SCALE = 1.5  # order size: the pair's minimum times 1 + int(an exponential of this mean)
 CL_ORD_ID_DIGITS = 18  # FIX: an ever-increasing number of up to 18 characters (facts 5)
-EARLY_ENDS_KEPT = 4096  # ids of orders heard ended before their acceptance, kept to match
+# Ids of orders heard ended (on a channel) before their acceptance came back: only the orders
+# still in flight can match, at most a pipeline's worth of batches (16 x 15), so the oldest go
+# first past this; most ids heard are of orders the flow already forgot (a cancel's own
+# event), and a trader kept 4,096 of them each (issue 13's soak: the generator grew).
+EARLY_ENDS_KEPT = 256
 
 
 @dataclass(slots=True)
@@ -67,7 +71,7 @@ class FlowModel:
         self.user = user
         self._ids = itertools.count(1)
         self._prefix = f"{user % 1_000_000:06d}"
-        self._ended_early: set[str] = set()  # venue ids that ended before their answer came
+        self._ended_early: dict[str, None] = {}  # ids ended before their answer, oldest first
 
     # ---- choosing --------------------------------------------------------------------------
 
@@ -138,7 +142,7 @@ class FlowModel:
         """The venue accepted the order and it rests (an order that filled at once is gone:
         its fill may have been heard before the acceptance)."""
         if self._ended_early and txid in self._ended_early:
-            self._ended_early.discard(txid)
+            del self._ended_early[txid]
             return
         order.placed = now
         self.orders.add(order, txid)
@@ -153,9 +157,10 @@ class FlowModel:
         if order is not None:
             self.orders.remove(order)
         elif txid:  # not placed yet as far as the flow knows: its answer is still to come
-            if len(self._ended_early) >= EARLY_ENDS_KEPT:
-                self._ended_early.clear()
-            self._ended_early.add(txid)
+            early = self._ended_early
+            if len(early) >= EARLY_ENDS_KEPT:
+                del early[next(iter(early))]
+            early[txid] = None
 
     def gone_cl_ord_id(self, cl_ord_id: str) -> None:
         order = self.orders.by_cl_ord_id.get(cl_ord_id)

@@ -153,3 +153,18 @@ def test_market_from_the_venues_asset_pairs():
     assert (market.name, market.symbol, market.price_decimals) == ("XBTUSD", "BTC/USD", 1)
     assert market.min_lots == 10_000 and market.price_text(600001) == "60000.1"
     assert market.qty_text(125_000_000) == "1.25000000"
+
+
+def test_ids_heard_ended_early_are_few_and_the_newest_still_match():
+    """Issue 13's soak: every execution event of an order the flow had already forgotten was
+    kept (4,096 a trader) and the generator grew. Now a few hundred, the oldest going first."""
+    from loadgen.flow.model import EARLY_ENDS_KEPT
+
+    model = FlowModel([BTC], seed=5)
+    for i in range(10 * EARLY_ENDS_KEPT):
+        model.gone_txid(f"OLD{i}")
+    assert len(model._ended_early) == EARLY_ENDS_KEPT
+    action = model.next_action(0.0)
+    model.gone_txid("FRESH-1")  # filled before its acceptance came back
+    model.placed(action.new[0], "FRESH-1", 0.0)
+    assert not model.orders.by_txid.get("FRESH-1")

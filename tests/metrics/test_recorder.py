@@ -149,3 +149,23 @@ def test_results_survive_a_write_cut_short(tmp_path: Path) -> None:
     hlog = (tmp_path / "latency.hlog").read_text().splitlines()
     assert hlog[0] == "#[Histogram log format version 1.3]"
     assert sum(line.startswith("Tag=rest/add/ok,") for line in hlog) == 3
+
+
+def test_locusts_per_second_counts_are_kept_for_a_minute_only(monkeypatch):
+    """Issue 13's soak: Locust keeps a count per second of every stats row for the whole run;
+    it reads the last 12 s. Older ones are dropped, totals untouched."""
+    from locust.stats import RequestStats
+
+    from loadgen.users import recording
+
+    stats = RequestStats()
+    now = 1_800_000_010
+    for t in range(now - 600, now):
+        monkeypatch.setattr(recording.time, "time", lambda t=t: float(t))
+        stats.log_request("ws", "add", 1, 0)
+    env = type("Env", (), {"stats": stats})()
+    monkeypatch.setattr(recording.time, "time", lambda: float(now - now % 30))
+    recording._trim_locust_stats(env)
+    entry = stats.entries[("add", "ws")]
+    assert min(entry.num_reqs_per_sec) >= now - now % 30 - 60 and entry.num_requests == 600
+    assert min(stats.total.num_reqs_per_sec) >= now - now % 30 - 60
