@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from loadgen.protocol import fix
 from loadgen.protocol.fixsession import ACTIVE, STORE_AGE_S, STORE_LIMIT, FixSession
 
@@ -184,3 +186,16 @@ def test_initiator_and_acceptor_sessions_talk_to_each_other():
     deliver(client, venue)  # the ResendRequest
     healed = deliver(venue, client)
     assert [m[150] for m in healed] == ["0", "4"] and client.next_in == venue.next_out
+
+
+@pytest.mark.parametrize(("msg_type", "tags"), [("2", {"t7": "\u00b2", "t16": "0"}),
+                                                 ("2", {"t7": "1", "t16": "\u0663"}),
+                                                 ("4", {"t123": "Y", "t36": "\u00b2"})],
+                         ids=["BeginSeqNo", "EndSeqNo", "NewSeqNo"])  # fmt: skip
+def test_unicode_digits_in_resend_and_sequence_reset_are_a_reject_not_an_error(msg_type, tags):
+    """Issue 13: "²".isdigit() is True and int("²") raised: no answer, a handler failure."""
+    s = active()
+    s.receive(msg(msg_type, 2, **tags), T)
+    (reject,) = sent(s)
+    assert reject[35] == "3" and reject[58], reject
+    assert s.state == ACTIVE

@@ -322,3 +322,10 @@ def test_a_message_nested_deeper_than_8_is_refused_by_name(ws):
     reply = client.recv()
     assert reply["error"] == "EGeneral:Invalid arguments:message nested deeper than 8", reply
     assert client.call("ping")["method"] == "pong"
+
+
+@pytest.mark.parametrize("order_id", ["\u00b2", "\u0663" * 3, "9" * 5000])
+def test_an_order_id_of_unicode_digits_or_5000_digits_is_an_unknown_order(ws, order_id):
+    """Issue 13: a WS order_id of Unicode digits passed isdigit() (a userref?) and broke int()."""
+    reply = ws().call("cancel_order", {"order_id": [order_id]})
+    assert reply["success"] is False and "Internal" not in reply["error"], reply
