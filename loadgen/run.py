@@ -36,10 +36,11 @@ from loadgen.metrics.store import (
     check_writable,
     write_json,
 )
+from loadgen.procs import die_with_parent
 from loadgen.report import analysis
 from loadgen.report.verdict import BAD_INPUT, EXIT_CODES, INVALID
 from loadgen.venue.knobs import misset_flags
-from loadgen.venue.process import VenueProcess, core_split, die_with_parent
+from loadgen.venue.process import VenueProcess, core_split
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCUSTFILE = ROOT / "locustfiles" / "profile.py"

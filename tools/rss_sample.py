@@ -38,14 +38,23 @@ def role(proc: psutil.Process) -> str:
 
 
 def sample(root: psutil.Process) -> list[tuple[int, str, float]]:
+    """(pid, role, RSS MiB) of the tree. Workers forked by `--processes` carry the master's
+    command line: a Locust process whose parent is Locust is a worker. RSS counts pages shared
+    copy-on-write in each process, so a sum over workers is an upper bound."""
     rows = []
     try:
         procs = [root, *root.children(recursive=True)]
     except psutil.Error:
         return rows
+    roles = {}
     for proc in procs:
+        roles[proc.pid] = role(proc)
+    for proc in procs:
+        name = roles[proc.pid]
         try:
-            rows.append((proc.pid, role(proc), proc.memory_info().rss / MIB))
+            if name == "locust" and roles.get(proc.ppid()) == "locust":
+                name = "worker"
+            rows.append((proc.pid, name, proc.memory_info().rss / MIB))
         except psutil.Error:
             continue
     return rows

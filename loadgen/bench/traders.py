@@ -95,7 +95,9 @@ def locust_target(cls: str, e: dict[str, str], pipeline: int) -> list[str]:
     pipeline = int(depth) if depth else pipeline
     classes = list(TRADERS) if cls == "Mixed" else [cls]
     return ["-f", f"{LOCUSTFILE},{METER}", "--ws-url", e["ws"], "--fix-url", e["fix"],
-            "--tier", "unlimited", "--pipeline", str(pipeline), *classes]  # fmt: skip
+            "--tier", "unlimited", "--pipeline", str(pipeline),
+            "--max-rate", "0",  # a cost bench runs flat out: no default cap
+            *classes]  # fmt: skip
 
 
 def run_locust(

@@ -25,10 +25,11 @@ BATCH_ADD_MAX = 15
 BATCH_CANCEL_MAX = 50
 SIZE_SCALE = 1.5  # order size: the pair's minimum times 1 + int(an exponential of this mean)
 CL_ORD_ID_DIGITS = 18  # FIX: an ever-increasing number of up to 18 characters (facts 5)
-# Ids of orders heard ended (on a channel) before their acceptance came back: only the orders
-# still in flight can match, at most a pipeline's worth of batches (16 x 15), so the oldest go
-# first past this; most ids heard are of orders the flow already forgot (a cancel's own
-# event), and a trader kept 4,096 of them each (issue 13's soak: the generator grew).
+# Ids of orders heard ended (on a channel) before their acceptance came back: only orders still
+# in flight can match (in closed loop at most a pipeline of batches, 16 x 15; in open loop what
+# a slow venue leaves unanswered), so the oldest go first past this. Most ids heard are of
+# orders the flow already forgot (a cancel's own event): a trader kept 4,096 of them each
+# (issue 13's soak: the generator grew).
 EARLY_ENDS_KEPT = 256
 
 

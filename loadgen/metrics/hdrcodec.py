@@ -36,6 +36,7 @@ _COOKIE_BASE_MASK = ~0xF0
 _EXT = struct.Struct(">II")
 _PAYLOAD = struct.Struct(">IIIIQQd")  # 40 bytes
 MAX_PAYLOAD = 4 * 1024 * 1024  # as hdrh: a counts array past this is no histogram of ours
+MAX_INDEX = 64 * HALF  # counts of values up to 2**63: any index past it is damage
 
 
 class HdrCodecError(ValueError):
@@ -128,13 +129,15 @@ def _counts(data: bytes) -> dict[int, int]:
         z |= (byte & 0x7F) << shift
         if byte & 0x80:
             shift += 7
-            if shift > 63:
-                raise HdrCodecError("histogram count longer than 64 bits")
+            if shift > 56:  # ZigZag LEB128 as HdrHistogram writes it: at most 9 bytes
+                raise HdrCodecError("histogram count longer than 9 bytes")
             continue
         n = (z >> 1) ^ -(z & 1)
         z = shift = 0
         if n < 0:
             index -= n
+            if index > MAX_INDEX:
+                raise HdrCodecError("histogram counts run past the largest value")
         else:
             if n:
                 counts[index] = n

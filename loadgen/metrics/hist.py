@@ -39,7 +39,11 @@ class Latencies:
     count: int = 0
     min_us: int = 0
     max_us: int = 0
-    _cumulative: tuple[list[int], list[int]] | None = None  # sorted indexes, running totals
+    # sorted indexes and running totals, built by the first percentile asked: no part of the
+    # value (equality, repr, the constructor)
+    _cumulative: tuple[list[int], list[int]] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     @classmethod
     def from_tally(cls, tally: dict[int, int]) -> Latencies:

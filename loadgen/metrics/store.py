@@ -57,7 +57,8 @@ def check_writable(run_dir: Path) -> None:
         probe = run_dir / ".write-check"
         probe.write_bytes(b"x")
         probe.unlink()
-        free = os.statvfs(run_dir).f_bavail * os.statvfs(run_dir).f_frsize
+        stat = os.statvfs(run_dir)
+        free = stat.f_bavail * stat.f_frsize
     except OSError as exc:
         raise ResultsWriteError(run_dir, exc) from exc
     if free < MIN_FREE_BYTES:
@@ -74,7 +75,8 @@ def write_json(path: Path, data: Any) -> None:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
         os.replace(tmp, path)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
         raise ResultsWriteError(path.parent, exc) from exc
 
 

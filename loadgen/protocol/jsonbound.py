@@ -11,19 +11,23 @@ from __future__ import annotations
 from typing import Any
 
 MAX_DEPTH = 8
+# No request needs more containers than a 15-order batch (~60); past this many brackets a
+# message is refused unread rather than walked (a 256 KiB `[[],[],...]` is 85,000 of them).
+MAX_CONTAINERS = 1024
 
 
 def too_deep(raw: bytes | str, value: Any, limit: int = MAX_DEPTH) -> bool:
-    """Whether `value` (parsed from `raw`) nests deeper than `limit` containers.
+    """Whether `value` (parsed from `raw`) nests deeper than `limit`, or has more than
+    MAX_CONTAINERS brackets in all.
 
     Most messages have fewer brackets than the limit in all, which no nesting can exceed: that
     count (in C) answers them; the rest are walked, without recursion."""
-    if (
-        raw.count("[" if isinstance(raw, str) else b"[")
-        + raw.count("{" if isinstance(raw, str) else b"{")
-        <= limit
-    ):
+    text = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
+    brackets = text.count(b"[") + text.count(b"{")
+    if brackets <= limit:
         return False
+    if brackets > MAX_CONTAINERS:
+        return True
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         node, depth = stack.pop()

@@ -226,7 +226,10 @@ def decode_json(body: bytes) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise RestProtocolError("JSON body must be an object")
     if jsonbound.too_deep(body, data):
-        raise RestProtocolError(f"JSON body nested deeper than {jsonbound.MAX_DEPTH}")
+        raise RestProtocolError(
+            f"JSON body nested deeper than {jsonbound.MAX_DEPTH} "
+            f"or over {jsonbound.MAX_CONTAINERS} brackets"
+        )
     return data
 
 

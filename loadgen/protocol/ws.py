@@ -30,16 +30,20 @@ def request(method: str, params: dict[str, Any] | None = None, req_id: int | Non
     return orjson.dumps(msg)
 
 
-def parse(payload: bytes | str) -> dict[str, Any]:
-    """Any v2 message (request, reply or channel message) as a dict."""
+def parse(payload: bytes | str, bounded: bool = False) -> dict[str, Any]:
+    """Any v2 message (request, reply or channel message) as a dict; `bounded` (the venue, for
+    a peer's requests) refuses one nested past jsonbound's limits."""
     try:
         msg = orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
         raise WsMessageError("malformed JSON") from exc
     if not isinstance(msg, dict):
         raise WsMessageError("message must be a JSON object")
-    if jsonbound.too_deep(payload, msg):
-        raise WsMessageError(f"message nested deeper than {jsonbound.MAX_DEPTH}")
+    if bounded and jsonbound.too_deep(payload, msg):
+        raise WsMessageError(
+            f"message nested deeper than {jsonbound.MAX_DEPTH} "
+            f"or over {jsonbound.MAX_CONTAINERS} brackets"
+        )
     return msg
 
 

@@ -45,8 +45,8 @@ from loadgen.flow.pacing import Throttle
 from loadgen.metrics.recorder import Recorder, Window
 from loadgen.metrics.store import EXIT_RESULTS_UNWRITABLE, ResultsWriteError, ResultsWriter
 from loadgen.outcome import Outcome
+from loadgen.procs import die_with_parent
 from loadgen.users import options, webui
-from loadgen.venue.process import die_with_parent
 
 log = logging.getLogger("loadgen.recording")
 
@@ -198,6 +198,8 @@ def on_test_start(environment: Environment, **_: Any) -> None:
         }
         try:
             _writer = ResultsWriter(Path(opts.results_dir), meta)
+        except ResultsWriteError as exc:
+            _results_failed(exc, environment)
         except OSError as exc:
             _results_failed(ResultsWriteError(Path(opts.results_dir), exc), environment)
     if not isinstance(runner, MasterRunner):
@@ -287,7 +289,8 @@ def _tick(environment: Environment) -> None:
 # Locust keeps a count per second of every stats row for the whole run (StatsEntry's
 # num_reqs_per_sec, num_fail_per_sec) though it reads only the last 12 s (current_rps): with a
 # row per operation and outcome, a soak's master grew by that history (issue 13). Older counts
-# are dropped; the run's totals and Locust's own history (stats_history) are untouched.
+# are dropped; the run's totals and Locust's own history (stats_history) are untouched. A
+# deliberate exception to using Locust's public hooks only: it has no hook for this.
 LOCUST_PER_SECOND_KEPT_S = 60
 
 
@@ -340,13 +343,26 @@ def _wanted_pace(environment: Environment) -> tuple[float, float, Any]:
     shape = environment.shape_class
     mix = shape.current_mix() if hasattr(shape, "current_mix") else None
     shape_rate = shape.current_rate() if hasattr(shape, "current_rate") else None
+    cap = _sane(opts, "max_rate", DEFAULT_MAX_RATE)
     if shape_rate is not None:  # a profile's open loop: its rate now (0 at a ramp's foot)
         users = shape.current_users()
-        return (shape_rate / users if users else 0.0), opts.max_rate, mix
-    if opts.rate:  # --rate: a total split across the users
+        return (shape_rate / users if users else 0.0), cap, mix
+    rate = _sane(opts, "rate", 0.0)
+    if rate:  # --rate: a total split across the users
         users = environment.runner.target_user_count if environment.runner else 0
-        return (opts.rate / users if users else 0.0), opts.max_rate, mix
-    return opts.rate_per_user, opts.max_rate, mix
+        return (rate / users if users else 0.0), cap, mix
+    return _sane(opts, "rate_per_user", 1.0), cap, mix
+
+
+def _sane(opts: Any, name: str, fallback: float) -> float:
+    """A rate option as the web UI may have set it (it converts with float(), past `_rate`):
+    not a finite number of 0 or more is the fallback, said once."""
+    value = getattr(opts, name)
+    if isinstance(value, (int, float)) and math.isfinite(value) and value >= 0:
+        return float(value)
+    log.error("%s %r is no rate (a finite number, 0 or more); using %g", name, value, fallback)
+    setattr(opts, name, fallback)
+    return fallback
 
 
 # ---- the results folder ------------------------------------------------------------------------

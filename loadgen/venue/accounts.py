@@ -75,6 +75,7 @@ class Accounts:
         self.seed = seed
         self.by_key = {a.api_key: a for a in accounts}
         self.all = accounts
+        self._sweep_at = TOKEN_SWEEP_AT
         self.tokens: dict[str, Token] = {}
 
     @classmethod
@@ -92,9 +93,11 @@ class Accounts:
         return self.by_key.get(api_key)
 
     def issue_token(self, account: Account, now: float) -> str:
-        if len(self.tokens) >= TOKEN_SWEEP_AT:  # memory bounded by live tokens, not history
+        if len(self.tokens) >= self._sweep_at:  # memory bounded by live tokens, not history
             for stale in [t for t, e in self.tokens.items() if e.expires < now and not e.holders]:
                 del self.tokens[stale]
+            # the next sweep when the table has doubled: amortized O(1) per token issued
+            self._sweep_at = max(TOKEN_SWEEP_AT, 2 * len(self.tokens))
         token = secrets.token_urlsafe(32)
         self.tokens[token] = Token(account, now + TOKEN_TTL_S)
         return token

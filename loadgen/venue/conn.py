@@ -48,6 +48,17 @@ class Connection(asyncio.Protocol):
         self.closed = True
         self.venue.connections.discard(self)
 
+    def pause_writing(self) -> None:
+        """The peer reads slower than it asks (the write buffer passed asyncio's high-water
+        mark): it is not read until the buffer drains, so a peer that never reads cannot grow
+        the venue's memory by asking (issue 13: a FIX ResendRequest replays 2,000 messages)."""
+        if self.transport is not None and not self.closed:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.transport is not None and not self.closed and not self.transport.is_closing():
+            self.transport.resume_reading()
+
     def data_received(self, data: bytes) -> None:
         if self.closed:
             return

@@ -66,6 +66,20 @@ _FIELD_NAMES = {11: "ClOrdID", 38: "OrderQty", 40: "OrdType", 41: "OrigClOrdID",
 _exec_ids = itertools.count(1)
 
 
+# Sessions (SenderCompIDs) are kept across reconnects, as Kraken keeps a day's; once this many
+# exist, those with no connection for HOST_IDLE_S are forgotten (a reconnect after that starts
+# a new session), so the table follows the sessions in use, not every CompID ever seen.
+HOSTS_SWEEP_AT = 1024
+HOST_IDLE_S = 600.0
+
+
+def _forget_idle_hosts(hosts: dict[str, FixHost], now: float) -> None:
+    if len(hosts) < HOSTS_SWEEP_AT:
+        return
+    for sender in [s for s, h in hosts.items() if h.conn is None and h.left_at < now - HOST_IDLE_S]:
+        del hosts[sender]
+
+
 class FixHost:
     """The venue's side of one FIX session (one SenderCompID), across reconnects."""
 
@@ -75,6 +89,7 @@ class FixHost:
         self.wall = wall
         self.conn: FixConnection | None = None
         self.cancel_on_disconnect = True
+        self.left_at = 0.0  # wall time its last connection went
 
     def on_events(self, events: list[Event]) -> None:
         now = self.wall()
@@ -229,6 +244,7 @@ class FixConnection(Connection):
         host = self.host
         if host is not None and host.conn is self:
             host.conn = None
+            host.left_at = self.wall()
             if host.cancel_on_disconnect:
                 mine = [o for o in host.account.orders.values() if o.session is host]
                 if mine:
@@ -254,6 +270,7 @@ class FixConnection(Connection):
         sender = fields[fix.SENDER_COMP_ID]
         host = self.venue.fix_hosts.get(sender)
         if host is None or host.account is not account:
+            _forget_idle_hosts(self.venue.fix_hosts, now)
             host = FixHost(
                 FixSession(TARGET_COMP_ID, sender, DEFAULT_HEARTBEAT_S), account, self.wall
             )

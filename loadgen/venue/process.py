@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from loadgen.procs import die_with_parent
 
 
 def core_split() -> tuple[list[int], int] | None:
@@ -26,15 +27,6 @@ def core_split() -> tuple[list[int], int] | None:
     if len(cores) < 2 or shutil.which("taskset") is None:
         return None
     return cores[:-1], cores[-1]
-
-
-def die_with_parent() -> None:
-    """In the child before exec: SIGTERM when the parent dies (Linux; elsewhere a no-op)."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        PR_SET_PDEATHSIG = 1
-        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 START_S = 60.0  # the venue has this long to say "ready" (it builds its keys and books first)

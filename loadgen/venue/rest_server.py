@@ -22,6 +22,10 @@ if TYPE_CHECKING:
 
 MAX_BODY = 64 * 1024  # a 15-order batch is ~2 KiB; 64 KiB is generous, more is abuse
 MAX_HEADERS = 16 * 1024
+# A head (request line and headers) still open after this many bytes is refused: httptools
+# gathers a URL or header until it ends. Counted from the end of the last request, so the count
+# may hold up to one read (64 KiB) of that request's body besides.
+HEAD_LIMIT = MAX_HEADERS + 64 * 1024
 
 E_INVALID_KEY = "EAPI:Invalid key"
 E_INVALID_SIGNATURE = "EAPI:Invalid signature"
@@ -32,6 +36,7 @@ _STATUS = {
     200: b"200 OK",
     400: b"400 Bad Request",
     404: b"404 Not Found",
+    500: b"500 Internal Server Error",
     405: b"405 Method Not Allowed",
     413: b"413 Payload Too Large",
     431: b"431 Request Header Fields Too Large",
@@ -55,6 +60,8 @@ class RestConnection(Connection):
         self.api = venue.rest_api
         self.parser = httptools.HttpRequestParser(self)
         self.failed = False  # after a protocol error the stream is not read any further
+        self.in_head = True  # between a request's first byte and the end of its headers
+        self.head_bytes = 0
         self._reset()
 
     def _reset(self) -> None:
@@ -71,15 +78,29 @@ class RestConnection(Connection):
     def on_data(self, data: bytes) -> None:
         if self.failed:
             return
+        self.head_bytes += len(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._fail(400, "upgrade is not served on the REST port")
+        except httptools.HttpParserCallbackError as exc:  # one of ours raised: a venue bug
+            self.venue.problems.report("REST parser callback", exc.__context__ or exc)
+            self._fail(500, "", error="EGeneral:Internal error")
         except httptools.HttpParserError as exc:
             self._fail(400, f"malformed HTTP: {exc}")
+        else:
+            # httptools gathers a URL or header until it ends: a peer that never ends one
+            # must not grow the venue without bound (nor cost it a quadratic concatenation)
+            if self.in_head and self.head_bytes > HEAD_LIMIT:
+                self._fail(431, "request line and headers too large")
 
     def on_message_begin(self) -> None:
+        self.in_head = True
         self._reset()
+
+    def on_headers_complete(self) -> None:
+        self.in_head = False
+        self.head_bytes = 0
 
     def on_url(self, url: bytes) -> None:
         self.url += url
@@ -107,6 +128,7 @@ class RestConnection(Connection):
         self.body.append(body)
 
     def on_message_complete(self) -> None:
+        self.head_bytes = 0
         if self.failed or self.closed:
             return
         keep_alive = self.parser.should_keep_alive()
@@ -128,14 +150,13 @@ class RestConnection(Connection):
             self.failed = True
             self.close_after_write()
 
-    def _fail(self, status: int, reason: str) -> None:
+    def _fail(self, status: int, reason: str, error: str = "") -> None:
         """Protocol-level error: answer once, then close (the stream can't be trusted)."""
         if self.failed or self.closed:
             return
         self.failed = True
-        self.send(
-            http_response(status, rest.error(f"EGeneral:Invalid arguments:{reason}"), close=True)
-        )
+        error = error or f"EGeneral:Invalid arguments:{reason}"
+        self.send(http_response(status, rest.error(error), close=True))
         self.close_after_write()
 
     # ---- routing -------------------------------------------------------------------------
@@ -188,6 +209,8 @@ class RestConnection(Connection):
                 params = rest.decode_form(body)
             except rest.RestProtocolError as exc:
                 return rest.error(f"EGeneral:Invalid arguments:{exc}")
+            if params.get("nonce") != nonce_text:  # a second, escaped `nonce` field
+                return rest.error(E_INVALID_NONCE)
         account.last_nonce = value
         if self.faults.unavailable_ratio and self.faults.unavailable():
             return rest.error(E_UNAVAILABLE)

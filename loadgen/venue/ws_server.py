@@ -153,7 +153,7 @@ class WsConnection(Connection):
 
     def _dispatch(self, payload: bytes, time_in: float) -> list[bytes] | None:
         try:
-            msg = ws.parse(payload)
+            msg = ws.parse(payload, bounded=True)
         except ws.WsMessageError as exc:
             return [
                 ws.reply_error(

@@ -89,3 +89,9 @@ def test_another_layout_is_refused_not_misread():
     other.record_value(1000)
     with pytest.raises(hdrcodec.HdrCodecError, match="2 digits"):
         hdrcodec.decode(other.encode())
+
+
+def test_a_count_far_past_the_largest_value_is_refused_not_shifted_into_memory():
+    """A zero run of 2**60 would make lowest_of() shift by ~2**59 (MemoryError)."""
+    with pytest.raises(hdrcodec.HdrCodecError, match="past the largest value"):
+        hdrcodec.decode(hdrcodec.encode({2**60: 1}, HIGHEST_US))

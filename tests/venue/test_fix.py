@@ -383,3 +383,20 @@ def test_an_app_message_with_a_unicode_sequence_number_ends_the_session_by_name(
     client.send("D", [(11, "1"), (55, "XBT/USD"), (54, "1"), (38, "0.01"), (40, "2"),
                       (44, "1000")], seq="\u00b2")  # fmt: skip
     assert "MsgSeqNum (34)" in (text(client.expect("5"), 58) or "")
+
+
+def test_sessions_gone_for_ten_minutes_are_forgotten_once_there_are_many():
+    """Found in review: every SenderCompID ever seen kept a session (and its store)."""
+    from types import SimpleNamespace
+
+    from loadgen.venue import fix_server
+
+    now = 10_000.0
+    hosts = {f"S{i}": SimpleNamespace(conn=None, left_at=now - 700) for i in range(1100)}
+    hosts["LIVE"] = SimpleNamespace(conn=object(), left_at=0.0)
+    hosts["RECENT"] = SimpleNamespace(conn=None, left_at=now - 5)
+    fix_server._forget_idle_hosts(hosts, now)  # type: ignore[arg-type]
+    assert set(hosts) == {"LIVE", "RECENT"}
+    few = {"S": SimpleNamespace(conn=None, left_at=0.0)}
+    fix_server._forget_idle_hosts(few, now)  # type: ignore[arg-type]
+    assert set(few) == {"S"}  # below the sweep size, a day's sessions are kept

@@ -637,6 +637,55 @@ def test_a_json_body_nested_deeper_than_8_is_refused_by_name(rest):
     """Found by `loadgen fuzz`: a 1,000-deep txid reached str() and raised RecursionError."""
     client = rest()
     reply = client.private("CancelOrder", as_json=True, txid=[[[[[[[[[["x"]]]]]]]]]])
-    assert reply == {"error": ["EGeneral:Invalid arguments:JSON body nested deeper than 8"]}
+    assert reply == {
+        "error": ["EGeneral:Invalid arguments:JSON body nested deeper than 8 or over 1024 brackets"]
+    }
     nested_ok = client.private("CancelOrder", as_json=True, txid=[["x"]])
     assert "Internal" not in str(nested_ok)
+
+
+@pytest.mark.parametrize("head", [b"GET /" + b"a" * 200_000, b"GET / HTTP/1.1\r\nX: " + b"a" * 200_000],
+                         ids=["endless URL", "endless header"])  # fmt: skip
+def test_a_request_line_or_header_that_never_ends_gets_431_not_unbounded_memory(venue, head):
+    """Found in review: httptools gathers a URL or header value until it ends, and the 16 KiB
+    bound was checked only on complete headers: a peer could grow the venue without limit."""
+    reply = raw_exchange(venue, head)
+    assert reply.startswith(b"HTTP/1.1 431"), reply[:200]
+
+
+def test_a_peer_that_asks_without_reading_is_not_read_until_it_reads(venue):
+    """Found in review: with no backpressure a peer that pipelines requests and never reads
+    the answers grew the venue's write buffer without bound. Now the venue stops reading it
+    once its buffer passes the high-water mark."""
+    import threading
+
+    url = urllib.parse.urlsplit(venue.endpoints["rest"])
+    request = b"GET /0/public/Time HTTP/1.1\r\nHost: x\r\n\r\n"
+    sock = socket.create_connection((url.hostname, url.port), timeout=30)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sent = [0]
+
+    def flood() -> None:
+        try:
+            for _ in range(2000):  # ~80 MB of answers if all were read and answered
+                sock.sendall(request * 1000)
+                sent[0] += 1
+        except OSError:
+            pass
+
+    sender = threading.Thread(target=flood, daemon=True)
+    sender.start()
+
+    def buffered() -> int:
+        conns = [c for c in venue.venue.connections if c.protocol_name == "rest" and c.transport]
+        return max((c.transport.get_write_buffer_size() for c in conns), default=0)
+
+    deadline = time.monotonic() + 3
+    peak = 0
+    while time.monotonic() < deadline:
+        peak = max(peak, venue.call(buffered))
+        time.sleep(0.05)  # sampling the buffer over a fixed span: nothing to wait for
+    assert peak < 8 * 1024 * 1024, peak  # unheld, it grew ~15 MB/s here
+    sock.shutdown(socket.SHUT_RDWR)  # unblocks the sender
+    sock.close()
+    sender.join(timeout=10)

@@ -320,7 +320,10 @@ def test_a_message_nested_deeper_than_8_is_refused_by_name(ws):
     deep = "[" * 1000 + "1" + "]" * 1000
     client.send(f'{{"method": "subscribe", "params": {{"channel": {deep}}}, "req_id": 5}}')
     reply = client.recv()
-    assert reply["error"] == "EGeneral:Invalid arguments:message nested deeper than 8", reply
+    assert (
+        reply["error"]
+        == "EGeneral:Invalid arguments:message nested deeper than 8 or over 1024 brackets"
+    ), reply
     assert client.call("ping")["method"] == "pong"
 
 
@@ -329,3 +332,11 @@ def test_an_order_id_of_unicode_digits_or_5000_digits_is_an_unknown_order(ws, or
     """Issue 13: a WS order_id of Unicode digits passed isdigit() (a userref?) and broke int()."""
     reply = ws().call("cancel_order", {"order_id": [order_id]})
     assert reply["success"] is False and "Internal" not in reply["error"], reply
+
+
+def test_a_shallow_message_of_thousands_of_brackets_is_refused_unwalked(ws):
+    """Found in review: 85,000 empty lists in one frame were walked in Python before the token
+    was even looked at; past 1,024 brackets a message is refused at once."""
+    client = ws()
+    client.send('{"method": "ping", "params": {"x": [' + ",".join(["[]"] * 2000) + "]}}")
+    assert client.recv()["error"].endswith("over 1024 brackets")
