@@ -367,7 +367,8 @@ def _ws_reply(conn: Any, req_id: Any, timeout: float) -> dict[str, Any] | None:
             "success" in message or message.get("method") == "pong"
         ):
             continue  # a channel message (status, executions), not an answer
-        if req_id is None or message.get("req_id") == req_id:
+        # ours, or an error answering a frame too broken to carry a readable req_id
+        if req_id is None or message.get("req_id") in (req_id, None):
             return message
     return None
 

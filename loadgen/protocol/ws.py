@@ -18,7 +18,11 @@ HEARTBEAT = orjson.dumps({"channel": "heartbeat"})
 
 
 class WsMessageError(ValueError):
-    """A text frame that is not a well-formed v2 message."""
+    """A text frame that is not a well-formed v2 message; `req_id` when it could be read."""
+
+    def __init__(self, text: str, req_id: int | None = None) -> None:
+        super().__init__(text)
+        self.req_id = req_id
 
 
 def request(method: str, params: dict[str, Any] | None = None, req_id: int | None = None) -> bytes:
@@ -40,9 +44,11 @@ def parse(payload: bytes | str, bounded: bool = False) -> dict[str, Any]:
     if not isinstance(msg, dict):
         raise WsMessageError("message must be a JSON object")
     if bounded and jsonbound.too_deep(payload, msg):
+        req_id = msg.get("req_id")
         raise WsMessageError(
             f"message nested deeper than {jsonbound.MAX_DEPTH} "
-            f"or over {jsonbound.MAX_CONTAINERS} brackets"
+            f"or over {jsonbound.MAX_CONTAINERS} brackets",
+            req_id if isinstance(req_id, int) and not isinstance(req_id, bool) else None,
         )
     return msg
 

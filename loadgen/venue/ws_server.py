@@ -157,7 +157,7 @@ class WsConnection(Connection):
         except ws.WsMessageError as exc:
             return [
                 ws.reply_error(
-                    None, None, f"EGeneral:Invalid arguments:{exc}", time_in, self.wall()
+                    None, exc.req_id, f"EGeneral:Invalid arguments:{exc}", time_in, self.wall()
                 )
             ]
         method = msg.get("method")

@@ -338,5 +338,8 @@ def test_a_shallow_message_of_thousands_of_brackets_is_refused_unwalked(ws):
     """Found in review: 85,000 empty lists in one frame were walked in Python before the token
     was even looked at; past 1,024 brackets a message is refused at once."""
     client = ws()
-    client.send('{"method": "ping", "params": {"x": [' + ",".join(["[]"] * 2000) + "]}}")
-    assert client.recv()["error"].endswith("over 1024 brackets")
+    client.send(
+        '{"method": "ping", "req_id": 9, "params": {"x": [' + ",".join(["[]"] * 2000) + "]}}"
+    )
+    reply = client.recv()
+    assert reply["error"].endswith("over 1024 brackets") and reply["req_id"] == 9, reply
