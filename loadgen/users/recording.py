@@ -47,6 +47,7 @@ from loadgen.metrics.store import EXIT_RESULTS_UNWRITABLE, ResultsWriteError, Re
 from loadgen.outcome import Outcome
 from loadgen.procs import die_with_parent
 from loadgen.users import options, webui
+from loadgen.users.locust_stats import trim_per_second
 
 log = logging.getLogger("loadgen.recording")
 
@@ -286,23 +287,11 @@ def _tick(environment: Environment) -> None:
         gevent.sleep(TICK_S)
 
 
-# Locust keeps a count per second of every stats row for the whole run (StatsEntry's
-# num_reqs_per_sec, num_fail_per_sec) though it reads only the last 12 s (current_rps): with a
-# row per operation and outcome, a soak's master grew by that history (issue 13). Older counts
-# are dropped; the run's totals and Locust's own history (stats_history) are untouched. A
-# deliberate exception to using Locust's public hooks only: it has no hook for this.
-LOCUST_PER_SECOND_KEPT_S = 60
-
-
 def _trim_locust_stats(environment: Environment) -> None:
     stats = environment.stats
     if stats is None or int(time.time()) % 30:
         return
-    oldest = int(time.time()) - LOCUST_PER_SECOND_KEPT_S
-    for entry in [stats.total, *stats.entries.values()]:
-        for per_second in (entry.num_reqs_per_sec, entry.num_fail_per_sec):
-            for t in [t for t in per_second if t < oldest]:
-                del per_second[t]
+    trim_per_second([stats.total, *stats.entries.values()], time.time())
 
 
 def _watch_workers(runner: MasterRunner) -> None:

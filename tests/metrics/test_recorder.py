@@ -151,21 +151,19 @@ def test_results_survive_a_write_cut_short(tmp_path: Path) -> None:
     assert sum(line.startswith("Tag=rest/add/ok,") for line in hlog) == 3
 
 
-def test_locusts_per_second_counts_are_kept_for_a_minute_only(monkeypatch):
+def test_locusts_per_second_counts_are_kept_for_a_minute_only():
     """Issue 13's soak: Locust keeps a count per second of every stats row for the whole run;
-    it reads the last 12 s. Older ones are dropped, totals untouched."""
-    from locust.stats import RequestStats
+    it reads the last 12 s. Older ones are dropped. (Fakes of Locust's StatsEntry: importing
+    Locust here would monkey-patch this test process's threads.)"""
+    from types import SimpleNamespace
 
-    from loadgen.users import recording
+    from loadgen.users.locust_stats import PER_SECOND_KEPT_S, trim_per_second
 
-    stats = RequestStats()
-    now = 1_800_000_010
-    for t in range(now - 600, now):
-        monkeypatch.setattr(recording.time, "time", lambda t=t: float(t))
-        stats.log_request("ws", "add", 1, 0)
-    env = type("Env", (), {"stats": stats})()
-    monkeypatch.setattr(recording.time, "time", lambda: float(now - now % 30))
-    recording._trim_locust_stats(env)
-    entry = stats.entries[("add", "ws")]
-    assert min(entry.num_reqs_per_sec) >= now - now % 30 - 60 and entry.num_requests == 600
-    assert min(stats.total.num_reqs_per_sec) >= now - now % 30 - 60
+    now = 1_800_000_000
+    entries = [SimpleNamespace(num_reqs_per_sec={t: 1 for t in range(now - 600, now)},
+                               num_fail_per_sec={now - 500: 2, now - 5: 1}) for _ in range(3)]  # fmt: skip
+    trim_per_second(entries, now)
+    for entry in entries:
+        assert min(entry.num_reqs_per_sec) == now - PER_SECOND_KEPT_S
+        assert len(entry.num_reqs_per_sec) == PER_SECOND_KEPT_S
+        assert entry.num_fail_per_sec == {now - 5: 1}
