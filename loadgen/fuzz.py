@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import websockets.sync.client as ws_client
+from websockets.exceptions import ConnectionClosed
 
 from loadgen.protocol import fix, rest
 from loadgen.protocol.clock import fix_time
@@ -192,6 +193,8 @@ REST_TEMPLATES: dict[str, Callable[[random.Random], dict[str, Any]]] = {
 
 
 def _form(fields: dict[str, Any]) -> bytes:
+    """A form body as a hostile client writes one: unlike `rest.encode_form`, a plain key is
+    escaped (a mutated key may hold '&' or '='), and nested keys keep literal brackets."""
     parts = []
     for key, value in fields.items():
         if isinstance(value, list):
@@ -228,14 +231,27 @@ def rest_case(m: Mutator, key: Key, nonces: Nonces) -> bytes:
     elif roll < 0.2:
         api_key = "nokey" + m.special()[:10]
     length = len(body) if rng.random() < 0.9 else rng.choice((0, len(body) // 2, 10**9))
-    head = (f"POST {path} HTTP/1.1\r\nHost: venue\r\nAPI-Key: {api_key}\r\nAPI-Sign: {sign}\r\n"
-            f"Content-Type: {ctype}\r\nContent-Length: {length}\r\n\r\n")  # fmt: skip
-    request = head.encode("utf-8", "surrogatepass") + body
+    request = _post(path, api_key, sign, ctype, length, body)
     if rng.random() < 0.15:
         request = m.bytes_(request)
     if rng.random() < 0.1:
         request += b"GET /0/public/Time HTTP/1.1\r\nHost: venue\r\nConnection: close\r\n\r\n"
     return request
+
+
+def _post(path: str, api_key: str, sign: str, ctype: str, length: int, body: bytes) -> bytes:
+    head = (f"POST {path} HTTP/1.1\r\nHost: venue\r\nAPI-Key: {api_key}\r\nAPI-Sign: {sign}\r\n"
+            f"Content-Type: {ctype}\r\nContent-Length: {length}\r\n\r\n")  # fmt: skip
+    return head.encode("utf-8", "surrogatepass") + body
+
+
+def signed_post(key: Key, method: str, fields: dict[str, Any], nonces: Nonces) -> bytes:
+    """A valid private call: a form body with a fresh nonce, signed."""
+    nonce = str(nonces.next())
+    body = _form({"nonce": nonce, **fields})
+    path = f"{rest.PRIVATE_PREFIX}{method}"
+    sign = rest.sign(key.raw, path.encode(), nonce.encode(), body).decode()
+    return _post(path, key.api_key, sign, rest.FORM, len(body), body)
 
 
 _STATUS = re.compile(rb"HTTP/1\.1 (\d{3})")
@@ -337,15 +353,7 @@ def ws_case(m: Mutator, token: str, req_id: int) -> tuple[str | bytes, int | Non
 
 
 def ws_token(rest_address: tuple[str, int], key: Key, nonces: Nonces) -> str:
-    nonce = str(nonces.next())
-    body = f"nonce={nonce}".encode()
-    path = b"/0/private/GetWebSocketsToken"
-    sign = rest.sign(key.raw, path, nonce.encode(), body).decode()
-    request = (b"POST /0/private/GetWebSocketsToken HTTP/1.1\r\nHost: venue\r\nAPI-Key: "
-               + key.api_key.encode() + b"\r\nAPI-Sign: " + sign.encode()
-               + b"\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: "
-               + str(len(body)).encode() + b"\r\n\r\n" + body)  # fmt: skip
-    reply = rest_send(rest_address, request) or b""
+    reply = rest_send(rest_address, signed_post(key, "GetWebSocketsToken", {}, nonces)) or b""
     found = re.search(rb'"token":"([^"]+)"', reply)
     if not found:
         raise RuntimeError(f"no WebSocket token from the venue: {reply[-300:]!r}")
@@ -408,15 +416,12 @@ def _ws_cases(conn: Any, token: str, req_ids: Iterator[int], m: Mutator, tally: 
             ping = next(req_ids)  # no answer (to a req_id it could not read): still there?
             conn.send(json.dumps({"method": "ping", "req_id": ping}))
             tally.count("no_reply" if _ws_reply(conn, ping, HANG_S) else "unresponsive", case)
-        except websockets_closed() as exc:
+        except _CLOSED as exc:
             tally.count("closed", f"{case!s:.200} ({exc})")
             return
 
 
-def websockets_closed() -> tuple[type[BaseException], ...]:
-    from websockets.exceptions import ConnectionClosed
-
-    return (ConnectionClosed, OSError)
+_CLOSED = (ConnectionClosed, OSError)  # the venue closed the WS connection on a case
 
 
 # ---- FIX 4.4 ---------------------------------------------------------------------------------
@@ -658,13 +663,8 @@ def valid_requests_work(endpoints: dict[str, str], key: Key) -> list[str]:
     """After the fuzzing: a valid AddOrder on REST, a WS ping, a FIX Logon; what failed."""
     problems = []
     nonces = Nonces()
-    nonce = str(nonces.next())
-    body = _form({"nonce": nonce, **_order(random.Random(0)), "pair": "XBTUSD"})
-    path = b"/0/private/AddOrder"
-    sign = rest.sign(key.raw, path, nonce.encode(), body).decode()
-    request = (f"POST /0/private/AddOrder HTTP/1.1\r\nHost: venue\r\nAPI-Key: {key.api_key}\r\n"
-               f"API-Sign: {sign}\r\nContent-Type: application/x-www-form-urlencoded\r\n"
-               f"Content-Length: {len(body)}\r\n\r\n").encode() + body  # fmt: skip
+    order = {**_order(random.Random(0)), "pair": "XBTUSD"}
+    request = signed_post(key, "AddOrder", order, nonces)
     if rest_class(rest_send(host_port(endpoints["rest"]), request)) != "ok":
         problems.append("REST: a valid AddOrder was not accepted")
     try:
