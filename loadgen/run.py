@@ -34,6 +34,7 @@ from loadgen.metrics.store import (
     WINDOWS,
     ResultsWriteError,
     check_writable,
+    free_bytes,
     write_json,
 )
 from loadgen.procs import die_with_parent
@@ -164,11 +165,11 @@ def main(args: argparse.Namespace) -> int:
 def _disk_problem(run_dir: Path) -> str:
     """Why Locust could not write run_dir, as the OS would say it now."""
     try:
-        stat = os.statvfs(run_dir)
+        free = free_bytes(run_dir)
     except OSError as exc:
         return exc.strerror or str(exc)
-    if stat.f_bavail * stat.f_frsize < MIN_FREE_BYTES:
-        return f"No space left on device ({stat.f_bavail * stat.f_frsize // 1024} KiB free)"
+    if free < MIN_FREE_BYTES:
+        return f"No space left on device ({free // 1024} KiB free)"
     return "Locust could not write there (see locust.log)"
 
 

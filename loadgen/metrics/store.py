@@ -50,6 +50,12 @@ class ResultsWriteError(OSError):
         return str(self.strerror)
 
 
+def free_bytes(path: Path) -> int:
+    """Space free to this user on path's file system (OSError when it cannot be read)."""
+    stat = os.statvfs(path)
+    return stat.f_bavail * stat.f_frsize
+
+
 def check_writable(run_dir: Path) -> None:
     """Before a run: the folder can be created and written, with MIN_FREE_BYTES free."""
     try:
@@ -57,8 +63,7 @@ def check_writable(run_dir: Path) -> None:
         probe = run_dir / ".write-check"
         probe.write_bytes(b"x")
         probe.unlink()
-        stat = os.statvfs(run_dir)
-        free = stat.f_bavail * stat.f_frsize
+        free = free_bytes(run_dir)
     except OSError as exc:
         raise ResultsWriteError(run_dir, exc) from exc
     if free < MIN_FREE_BYTES:
@@ -81,21 +86,29 @@ def write_json(path: Path, data: Any) -> None:
 
 
 class ResultsWriter:
+    """Every write names its failure: ResultsWriteError, from the start on."""
+
     def __init__(self, run_dir: Path, meta: dict[str, Any]) -> None:
         self.dir = run_dir
-        run_dir.mkdir(parents=True, exist_ok=True)
         self.start = float(meta.setdefault("start", time.time()))
         self.meta = meta
-        write_json(run_dir / META, meta)
-        self._windows: IO[str] = open(run_dir / WINDOWS, "a", encoding="utf-8")  # noqa: SIM115
-        self._hlog: IO[str] = open(run_dir / HLOG, "a", encoding="utf-8")  # noqa: SIM115
-        if self._hlog.tell() == 0:
-            self._hlog.write(
-                "#[Histogram log format version 1.3]\n"
-                f"#[StartTime: {self.start:.3f} (seconds since epoch)]\n"
-                f"#[BaseTime: {self.start:.3f} (seconds since epoch)]\n"
-                '"StartTimestamp","Interval_Length","Interval_Max","Interval_Compressed_Histogram"\n'
-            )
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            write_json(run_dir / META, meta)
+            self._windows: IO[str] = open(run_dir / WINDOWS, "a", encoding="utf-8")  # noqa: SIM115
+            self._hlog: IO[str] = open(run_dir / HLOG, "a", encoding="utf-8")  # noqa: SIM115
+            if self._hlog.tell() == 0:
+                self._hlog.write(
+                    "#[Histogram log format version 1.3]\n"
+                    f"#[StartTime: {self.start:.3f} (seconds since epoch)]\n"
+                    f"#[BaseTime: {self.start:.3f} (seconds since epoch)]\n"
+                    '"StartTimestamp","Interval_Length","Interval_Max",'
+                    '"Interval_Compressed_Histogram"\n'
+                )
+        except ResultsWriteError:
+            raise
+        except OSError as exc:
+            raise ResultsWriteError(run_dir, exc) from exc
 
     def append(self, window: Window, source: str = "local") -> None:
         try:
