@@ -110,9 +110,13 @@ def _rate(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of requests/s") from None
-    if not math.isfinite(value) or value < 0:
+    if not _is_rate(value):
         raise argparse.ArgumentTypeError(f"{text!r}: a rate must be a finite number, 0 or more")
     return value
+
+
+def _is_rate(value: object) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value) and value >= 0
 
 
 class Pace:
@@ -201,8 +205,6 @@ def on_test_start(environment: Environment, **_: Any) -> None:
             _writer = ResultsWriter(Path(opts.results_dir), meta)
         except ResultsWriteError as exc:
             _results_failed(exc, environment)
-        except OSError as exc:
-            _results_failed(ResultsWriteError(Path(opts.results_dir), exc), environment)
     if not isinstance(runner, MasterRunner):
         sink = _pending.append if isinstance(runner, WorkerRunner) else _local_window
         recorder = Recorder(sink, gauges=lambda: _gauges(environment))
@@ -347,7 +349,7 @@ def _sane(opts: Any, name: str, fallback: float) -> float:
     """A rate option as the web UI may have set it (it converts with float(), past `_rate`):
     not a finite number of 0 or more is the fallback, said once."""
     value = getattr(opts, name)
-    if isinstance(value, (int, float)) and math.isfinite(value) and value >= 0:
+    if _is_rate(value):
         return float(value)
     log.error("%s %r is no rate (a finite number, 0 or more); using %g", name, value, fallback)
     setattr(opts, name, fallback)
