@@ -182,6 +182,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from loadgen.bench.traders import main as bench_traders
 
         return bench_traders(args)
+    if args.target == "wire":
+        from loadgen.bench.wire import main as bench_wire
+
+        return bench_wire(args)
     from loadgen.bench.venue import main as bench_venue
 
     return bench_venue(args)
@@ -299,6 +303,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_trader_args(bt)
     bt.set_defaults(func=cmd_bench)
+    bw = bench_sub.add_parser(
+        "wire", help="latency figures held against a tcpdump capture of the same run"
+    )
+    from loadgen.bench.wire import add_args as add_wire_args
+
+    add_wire_args(bw)
+    bw.set_defaults(func=cmd_bench)
     return parser
 
 

@@ -76,6 +76,11 @@ class Outcome:
     detail: Any = None
     # A request sent as several messages (FIX batches): each message's error, "" if accepted
     parts: list[str] | None = None
+    # When it went and when its answer arrived (wall-clock ns), and who stamped the answer:
+    # "kernel" (as it reached the socket), "user" (when this process read it), "" (no answer)
+    sent_ns: int = 0
+    answered_ns: int = 0
+    stamp: str = ""
 
     @classmethod
     def from_error(cls, protocol: str, op: str, latency_us: int, error: str) -> Outcome:

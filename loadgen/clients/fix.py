@@ -24,7 +24,16 @@ from typing import Any
 from gevent import socket
 
 from loadgen.clients.backoff import Backoff
-from loadgen.clients.net import MILLISECONDS, NonceSource, Pipelined, connect, wait_readable
+from loadgen.clients.net import (
+    MILLISECONDS,
+    NonceSource,
+    Pipelined,
+    Stamp,
+    connect,
+    latency_us,
+    recv_stamped,
+    send_stamped,
+)
 from loadgen.flow.orders import LiveOrder
 from loadgen.outcome import ERROR, OK, TIMEOUT, Outcome
 from loadgen.protocol import fix
@@ -34,7 +43,6 @@ from loadgen.protocol.fixsession import ACTIVE, FixSession
 PROTOCOL = "fix"
 TARGET = "KRAKEN-TRD"
 HEARTBEAT_S = 30
-_perf_ns = time.perf_counter_ns
 _SIDE = {"buy": "1", "sell": "2"}
 UNKNOWN_ORDER = "EOrder:Unknown order"
 
@@ -71,6 +79,7 @@ class FixClient(Pipelined):
         self.session = FixSession(sender, TARGET, HEARTBEAT_S)
         self.sock: socket.socket | None = None
         self.reader = fix.FixReader()
+        self.stamp = Stamp()  # when the last read arrived
         self._logged_on_before = False
         self.backoff = Backoff()
         self.logon_nonces = NonceSource.for_key(api_key, MILLISECONDS)
@@ -109,15 +118,17 @@ class FixClient(Pipelined):
             self.on_reconnect()
         self._logged_on_before = True
 
-    def _flush(self) -> None:
+    def _flush(self) -> int:
+        """Send what the session has queued; when it went (wall-clock ns)."""
         if self.session.outbox and self.sock is not None:
-            self.sock.sendall(self.session.drain())
+            return send_stamped(self.sock, self.session.drain())
+        return time.time_ns()
 
     def _read(self) -> list[dict[int, str]]:
         """Messages from one socket read, through the session (admin handled there)."""
         assert self.sock is not None
-        wait_readable(self.sock)
-        data = self.sock.recv(65536)
+        self.stamp = Stamp()
+        data = recv_stamped(self.sock, self.stamp)
         if not data:
             raise FixFailure("venue closed the connection")
         now = time.time()
@@ -174,13 +185,14 @@ class FixClient(Pipelined):
         answers: list[list[Any]] = [[None] * len(e[1]) for e in queued]
         errors: list[list[tuple[int, str]]] = [[] for _ in queued]
         left = [len(e[1]) for e in queued]
-        at = [0] * n
+        unanswered = Stamp()
+        at = [unanswered] * n
         failure = kind = ""
-        t0 = _perf_ns()
+        t0 = time.time_ns()
         try:
             if self.sock is None or self.session.state != ACTIVE:
                 self._connect()
-                t0 = _perf_ns()
+                t0 = time.time_ns()
             now = time.time()
             pending: dict[str, tuple[int, int]] = {}
             by_seq: dict[str, str] = {}
@@ -190,15 +202,14 @@ class FixClient(Pipelined):
                     pending[cl_ord_id] = (e, i)
                     by_seq[str(session.next_out)] = cl_ord_id
                     session.send(msg_type, body, now)
-            t0 = _perf_ns()
-            self._flush()
+            t0 = self._flush()
             while pending:
                 for fields in self._read():
                     hit = self._answer(fields, pending, by_seq, answers, errors)
                     if hit is not None:
                         left[hit] -= 1
                         if not left[hit]:
-                            at[hit] = _perf_ns()
+                            at[hit] = self.stamp
         except TimeoutError:
             failure, kind = f"timeout: no reply within {self.timeout} s", TIMEOUT
         except (OSError, FixFailure) as exc:
@@ -208,12 +219,15 @@ class FixClient(Pipelined):
             self.backoff.failed()
         else:
             self.backoff.succeeded()
-        end = _perf_ns()
+        unanswered.ns = time.time_ns()
         outcomes = []
         for e, (op, messages, skip_unknown, post) in enumerate(queued):
-            latency = ((at[e] or end) - t0) // 1000
+            stamp = at[e]
+            latency = latency_us(t0, stamp.ns)
             if left[e]:
-                outcomes.append(Outcome(PROTOCOL, op, kind, latency, failure))
+                outcome = Outcome(PROTOCOL, op, kind, latency, failure)
+                outcome.sent_ns, outcome.answered_ns = t0, stamp.ns
+                outcomes.append(outcome)
                 continue
             refusals = [err for _, err in errors[e]]
             if skip_unknown and any(answers[e]):
@@ -229,6 +243,7 @@ class FixClient(Pipelined):
                     outcome.parts[index] = error
             if post is not None:
                 post(outcome)
+            outcome.sent_ns, outcome.answered_ns, outcome.stamp = t0, stamp.ns, stamp.source
             outcomes.append(outcome)
         return outcomes
 

@@ -13,9 +13,7 @@ import httptools
 from gevent import socket
 
 from loadgen.clients.backoff import Backoff
-from loadgen.clients.net import connect, wait_readable
-
-_perf_ns = time.perf_counter_ns
+from loadgen.clients.net import Stamp, connect, recv_stamped, send_stamped
 
 
 class TransportError(Exception):
@@ -23,11 +21,14 @@ class TransportError(Exception):
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
-        self.partial: list[tuple[int, bytes, int]] = []  # replies read before it failed
+        self.partial: list[Reply] = []  # replies read before it failed
 
 
 class TransportTimeout(TransportError):
     """No complete reply within the timeout."""
+
+
+Reply = tuple[int, bytes, int, str]  # status, body, when it arrived (wall ns), who stamped it
 
 
 class HttpConnection:
@@ -38,9 +39,9 @@ class HttpConnection:
         self.sock: socket.socket | None = None
         self.parser = httptools.HttpResponseParser(self)
         self._body: list[bytes] = []
-        self._replies: list[tuple[int, bytes, int]] = []
-        self._read_at = 0
-        self.sent_at = 0  # perf_counter ns of the last send (roundtrips)
+        self._replies: list[Reply] = []
+        self._stamp = Stamp()  # when the last read's data arrived
+        self.sent_at = 0  # wall-clock ns of the last send (roundtrips)
         self.backoff = Backoff()
 
     # httptools callbacks
@@ -50,30 +51,30 @@ class HttpConnection:
     def on_message_complete(self) -> None:
         body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
         self._body = []
-        self._replies.append((self.parser.get_status_code(), body, self._read_at))
+        stamp = self._stamp
+        self._replies.append((self.parser.get_status_code(), body, stamp.ns, stamp.source))
 
     def roundtrip(self, request: bytes) -> tuple[int, bytes]:
         """Send one request, return (HTTP status, body)."""
-        status, body, _ = self.roundtrips([request])[0]
+        status, body, _, _ = self.roundtrips([request])[0]
         return status, body
 
-    def roundtrips(self, requests: list[bytes]) -> list[tuple[int, bytes, int]]:
+    def roundtrips(self, requests: list[bytes]) -> list[Reply]:
         """Send the requests in one write (HTTP/1.1 pipelining), return (status, body, when
-        read in perf_counter ns) for each, in order. On a failure the exception's `partial`
-        holds the replies that had come in. `sent_at` is when the bytes went out, taken after
-        any reconnect, so a latency measured from it never includes a connect."""
-        self.sent_at = _perf_ns()
+        its bytes arrived, who stamped that) for each, in order (net.Stamp).
+        On a failure the exception's `partial` holds the replies that had come in. `sent_at`
+        is when the bytes went out, taken after any reconnect, so a latency measured from it
+        never includes a connect."""
+        self.sent_at = time.time_ns()  # a failed connect's outcome is timed from here
         sock = self.sock or self._connect()
         self._body = []
         self._replies = replies = []
         n = len(requests)
         try:
-            self.sent_at = _perf_ns()
-            sock.sendall(requests[0] if n == 1 else b"".join(requests))
+            self.sent_at = send_stamped(sock, requests[0] if n == 1 else b"".join(requests))
+            stamp = self._stamp
             while len(replies) < n:
-                wait_readable(sock)
-                data = sock.recv(65536)
-                self._read_at = _perf_ns()
+                data = recv_stamped(sock, stamp)
                 if not data:
                     raise TransportError("venue closed the connection")
                 self.parser.feed_data(data)

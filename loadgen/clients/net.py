@@ -1,7 +1,22 @@
-"""What the three clients share below their protocols: connecting, waiting, pipelining, nonces."""
+"""What the three clients share below their protocols: connecting, waiting, stamping, pipelining,
+nonces.
+
+Timestamps come from where the bytes are (DESIGN, measurement rules). A reply's time is the
+kernel's: every client socket asks Linux for software receive timestamps (SO_TIMESTAMPNS), and
+each read with recvmsg() carries the time its data reached the socket, so a greenlet scheduled
+late does not make the venue look slow. A send's time is taken just before the send call; on
+loopback the packet is on the wire inside that call. Both are wall-clock nanoseconds
+(CLOCK_REALTIME, the clock the kernel stamps in). Replies parsed from one read share its stamp.
+Where the kernel gives no stamp (another platform, or the first packets after the first socket
+in the system asked: Linux turns stamping on a moment later), the read is stamped in user space
+and counted as such (`Stamp.source` USER), and the report says how many were.
+"""
 
 from __future__ import annotations
 
+import socket as _socket
+import struct
+import sys
 import time
 from typing import Any, ClassVar
 
@@ -14,12 +29,71 @@ MICROSECONDS = 1_000_000  # REST nonces (any increasing integer; Kraken's client
 MILLISECONDS = 1_000  # FIX Logon 5025: milliseconds since the epoch (facts 5)
 
 
+# Linux's SO_TIMESTAMPNS (include/uapi/asm-generic/socket.h: SO_TIMESTAMPNS_OLD, 35, whose
+# struct timespec is 64-bit on 64-bit platforms); Python's socket module does not name it.
+# The cmsg level and type it answers with are SOL_SOCKET and the same number.
+SO_TIMESTAMPNS = 35
+_TIMESPEC = struct.Struct("qq")
+_ANCILLARY = _socket.CMSG_SPACE(_TIMESPEC.size) if hasattr(_socket, "CMSG_SPACE") else 0
+KERNEL_STAMPS = sys.platform == "linux" and sys.maxsize > 2**32 and _ANCILLARY > 0
+READ_SIZE = 65536
+_time_ns = time.time_ns
+
+
 def connect(address: tuple[str, int], timeout: float, backoff: Backoff) -> socket.socket:
-    """A TCP connection for one request at a time (Nagle off), after any backoff is over."""
+    """A TCP connection (Nagle off) that stamps what it receives, after any backoff is over."""
     backoff.before_connect()
     sock = socket.create_connection(address, timeout=timeout)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if KERNEL_STAMPS:
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
     return sock
+
+
+KERNEL = "kernel"  # Stamp.source: the kernel stamped the read as its data reached the socket
+USER = "user"  # stamped in this process when the read returned (later than it arrived)
+
+
+class Stamp:
+    """When the bytes of a read reached the socket: `ns` (wall-clock nanoseconds), and who
+    said so (`source`: KERNEL, USER, or "" while nothing was read)."""
+
+    __slots__ = ("ns", "source")
+
+    def __init__(self) -> None:
+        self.ns = 0
+        self.source = ""
+
+
+def recv_stamped(sock: socket.socket, stamp: Stamp) -> bytes:
+    """One read (after waiting for data), stamping `stamp` with when its data arrived."""
+    wait_readable(sock)
+    if KERNEL_STAMPS:
+        data, ancillary, _, _ = sock.recvmsg(READ_SIZE, _ANCILLARY)
+        for level, kind, payload in ancillary:
+            if kind == SO_TIMESTAMPNS and level == _socket.SOL_SOCKET:
+                sec, nsec = _TIMESPEC.unpack_from(payload)
+                stamp.ns = sec * 1_000_000_000 + nsec
+                stamp.source = KERNEL
+                return data
+    else:
+        data = sock.recv(READ_SIZE)
+    stamp.ns = _time_ns()
+    stamp.source = USER
+    return data
+
+
+def send_stamped(sock: socket.socket, data: bytes) -> int:
+    """Send all of `data`; returns when it went (wall-clock ns, taken just before the call)."""
+    at = _time_ns()
+    sock.sendall(data)
+    return at
+
+
+def latency_us(sent_ns: int, answered_ns: int) -> int:
+    """Microseconds from a send to its answer; never negative (the wall clock may be stepped
+    between them, and a user-space stamp may fall before a kernel one)."""
+    return max(0, (answered_ns - sent_ns) // 1000)
 
 
 def wait_readable(sock: socket.socket) -> None:

@@ -20,14 +20,13 @@ from collections.abc import Callable
 from typing import Any
 
 from loadgen.clients.http import HttpConnection, TransportError, TransportTimeout
-from loadgen.clients.net import NonceSource, Pipelined
+from loadgen.clients.net import NonceSource, Pipelined, latency_us
 from loadgen.flow.market import Market
 from loadgen.flow.orders import LiveOrder
 from loadgen.outcome import ERROR, OK, TIMEOUT, Outcome
 from loadgen.protocol import rest
 
 PROTOCOL = "rest"
-_perf_ns = time.perf_counter_ns
 
 
 class RestClient(Pipelined):
@@ -69,10 +68,11 @@ class RestClient(Pipelined):
 
     def call(self, method: str, fields: str) -> tuple[int, list[str], Any, str]:
         """(latency us, errors, result, transport failure) for one private call."""
-        return self._calls([self._encode(method, fields)])[0]
+        return self._calls([self._encode(method, fields)])[0][:4]
 
-    def _calls(self, requests: list[bytes]) -> list[tuple[int, list[str], Any, str]]:
-        """Pipelined calls: (latency us, errors, result, transport failure) for each."""
+    def _calls(self, requests: list[bytes]) -> list[tuple[int, list[str], Any, str, int, str]]:
+        """Pipelined calls: (latency us, errors, result, transport failure, when answered in
+        wall-clock ns, who stamped it: net.Stamp) for each."""
         failure = ""
         try:
             replies = self.conn.roundtrips(requests)
@@ -80,21 +80,22 @@ class RestClient(Pipelined):
             kind = "timeout" if isinstance(exc, TransportTimeout) else "transport"
             failure = f"{kind}: {exc}"
             replies = exc.partial
-        end = _perf_ns()
+        end = time.time_ns()
         t0 = self.conn.sent_at  # after a reconnect: a connect is never part of a latency
         out = []
         for i in range(len(requests)):
             if i >= len(replies):
-                out.append(((end - t0) // 1000, [], None, failure))
+                out.append((latency_us(t0, end), [], None, failure, end, ""))
                 continue
-            status, payload, at = replies[i]
-            latency = (at - t0) // 1000
+            status, payload, at, source = replies[i]
+            latency = latency_us(t0, at)
             try:
                 errors, result = rest.parse_reply(payload)
             except rest.RestProtocolError:
-                out.append((latency, [], None, f"HTTP {status}: not a Kraken reply"))
+                failure_text = f"HTTP {status}: not a Kraken reply"
+                out.append((latency, [], None, failure_text, at, source))
                 continue
-            out.append((latency, errors, result, ""))
+            out.append((latency, errors, result, "", at, source))
         return out
 
     def _request(self, op: str, method: str, fields: str,
@@ -107,17 +108,20 @@ class RestClient(Pipelined):
         queued = self._take()
         outcomes = []
         calls = self._calls([request for _, request, _ in queued])
-        for (op, _, post), (latency, errors, result, failure) in zip(queued, calls, strict=True):
+        sent = self.conn.sent_at
+        for (op, _, post), call in zip(queued, calls, strict=True):
+            latency, errors, result, failure, answered, source = call
             if failure:
                 kind = TIMEOUT if failure.startswith("timeout") else ERROR
-                outcomes.append(Outcome(PROTOCOL, op, kind, latency, failure))
+                outcome = Outcome(PROTOCOL, op, kind, latency, failure)
             elif errors:
-                outcomes.append(Outcome.from_error(PROTOCOL, op, latency, errors[0]))
+                outcome = Outcome.from_error(PROTOCOL, op, latency, errors[0])
             else:
                 outcome = Outcome(PROTOCOL, op, OK, latency)
                 if post is not None:
                     post(outcome, result)
-                outcomes.append(outcome)
+            outcome.sent_ns, outcome.answered_ns, outcome.stamp = sent, answered, source
+            outcomes.append(outcome)
         return outcomes
 
     # ---- the operations ----------------------------------------------------------------------

@@ -29,7 +29,7 @@ from typing import Any
 from gevent import socket
 
 from loadgen.clients.backoff import Backoff
-from loadgen.clients.net import Pipelined, connect, wait_readable
+from loadgen.clients.net import Pipelined, Stamp, connect, latency_us, recv_stamped, send_stamped
 from loadgen.flow.orders import LiveOrder
 from loadgen.outcome import ERROR, OK, TIMEOUT, Outcome
 from loadgen.protocol import ws, wsframe
@@ -43,7 +43,6 @@ def _ends_order(raw: bytes) -> bool:
     return b'"filled"' in raw or b'"canceled"' in raw or b'"expired"' in raw
 
 
-_perf_ns = time.perf_counter_ns
 _ids = itertools.count(1)
 
 
@@ -70,6 +69,7 @@ class WsClient(Pipelined):
         self.sock: socket.socket | None = None
         self.frames = FrameParser(expect_masked=False)
         self.inbox: deque[bytes] = deque()  # text messages read but not yet consumed
+        self.stamp = Stamp()  # when the inbox's last read arrived
         self.backoff = Backoff()
 
     # ---- connection ---------------------------------------------------------------------------
@@ -100,6 +100,7 @@ class WsClient(Pipelined):
             params = {"channel": "executions", "token": self.token, "snap_orders": False}
             self._send("subscribe", params, 0)
             self._await(0)
+        self.stamp = Stamp()  # not a request's: the handshake's last read
 
     def close(self) -> None:
         if self.sock is not None:
@@ -123,18 +124,17 @@ class WsClient(Pipelined):
                 code, reason = wsframe.parse_close(payload)
                 raise ConnectionError(f"venue closed the WebSocket ({code} {reason})")
 
-    def _collect(self, waiting: dict[int, int], replies: list[Any], at: list[int]) -> None:
+    def _collect(self, waiting: dict[int, int], replies: list[Any], at: list[Stamp]) -> None:
         """Read until every req_id in `waiting` (req_id -> index) has its reply, filling
-        replies[index] and at[index] (when it was read); channel messages met on the way
-        go to on_execution."""
+        replies[index] and at[index] (when the read that brought it arrived); channel
+        messages met on the way go to on_execution."""
         assert self.sock is not None
         inbox = self.inbox
-        now = _perf_ns()
+        stamp = self.stamp  # messages left in the inbox came with the last read
         while waiting:
             while not inbox:
-                wait_readable(self.sock)
-                data = self.sock.recv(65536)
-                now = _perf_ns()
+                stamp = self.stamp = Stamp()
+                data = recv_stamped(self.sock, stamp)
                 if not data:
                     raise ConnectionError("venue closed the connection")
                 self._feed(data)
@@ -149,7 +149,7 @@ class WsClient(Pipelined):
             msg = ws.parse(raw)
             index = waiting.pop(msg.get("req_id"), None) if "method" in msg else None
             if index is not None:
-                replies[index], at[index] = msg, now
+                replies[index], at[index] = msg, stamp
             elif msg.get("channel") == "executions" and self.on_execution is not None:
                 for update in msg.get("data", ()):
                     self.on_execution(update)
@@ -157,7 +157,7 @@ class WsClient(Pipelined):
     def _await(self, req_id: int) -> dict[str, Any]:
         """Read until the reply to req_id; route channel messages met on the way."""
         replies: list[Any] = [None]
-        self._collect({req_id: 0}, replies, [0])
+        self._collect({req_id: 0}, replies, [self.stamp])
         return replies[0]
 
     # ---- requests: one at a time, or several on the wire at once (pipelined) -------------------
@@ -178,13 +178,14 @@ class WsClient(Pipelined):
         queued = self._take()
         n = len(queued)
         replies: list[Any] = [None] * n
-        at = [0] * n
+        unanswered = Stamp()
+        at = [unanswered] * n
         failure = ""
-        t0 = _perf_ns()
+        t0 = time.time_ns()
         try:
             if self.sock is None:
                 self._connect()
-                t0 = _perf_ns()  # the connect is not these requests' latency
+                t0 = time.time_ns()  # the connect is not these requests' latency
             waiting: dict[int, int] = {}
             frames = []
             for i, (_, method, params, _) in enumerate(queued):
@@ -192,8 +193,7 @@ class WsClient(Pipelined):
                 waiting[req_id] = i
                 payload = ws.request(method, params, req_id)
                 frames.append(wsframe.encode_frame(wsframe.OP_TEXT, payload, mask=True))
-            t0 = _perf_ns()
-            self.sock.sendall(frames[0] if n == 1 else b"".join(frames))
+            t0 = send_stamped(self.sock, frames[0] if n == 1 else b"".join(frames))
             self._collect(waiting, replies, at)
         except TimeoutError:
             failure = f"timeout: no reply within {self.timeout} s"
@@ -204,10 +204,10 @@ class WsClient(Pipelined):
             self.backoff.failed()
         else:
             self.backoff.succeeded()
-        end = _perf_ns()
+        unanswered.ns = time.time_ns()
         outcomes = []
-        for (op, _, _, post), reply, t in zip(queued, replies, at, strict=True):
-            latency = ((t or end) - t0) // 1000
+        for (op, _, _, post), reply, stamp in zip(queued, replies, at, strict=True):
+            latency = latency_us(t0, stamp.ns)
             if reply is None:
                 kind = TIMEOUT if failure.startswith("timeout") else ERROR
                 outcome = Outcome(PROTOCOL, op, kind, latency, failure or "transport: no reply")
@@ -217,6 +217,7 @@ class WsClient(Pipelined):
                 outcome = Outcome(PROTOCOL, op, OK, latency)
                 if post is not None:
                     post(outcome, reply.get("result"))
+            outcome.sent_ns, outcome.answered_ns, outcome.stamp = t0, stamp.ns, stamp.source
             outcomes.append(outcome)
         return outcomes
 

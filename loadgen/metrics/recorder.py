@@ -12,8 +12,9 @@ texts counted by cell (`reasons`), the end-of-run cleanup calls counted apart fr
 (`cleanup`), users that failed (`user_errors`, "spawn|text" or "task|text"), open-loop sends
 behind schedule split by cause (`late`: the generator could not keep up; `late_venue`: the
 venue had not answered the previous request yet), the generator's event-loop lag (`lag_ms`, the
-worst in the second) and CPU, the number of recording processes (`procs`) and the part of its
-second the window covers (`span`: the first and last windows of a process are partial).
+worst in the second) and CPU, who stamped the replies' arrival (`stamps`: "kernel" or "user",
+clients/net), the number of recording processes (`procs`) and the part of its second the window
+covers (`span`: the first and last windows of a process are partial).
 
 Windows are keyed by the wall-clock second they end in, so windows from many processes (Locust
 workers) line up and merge cell by cell: merged histograms, summed counts (DESIGN: percentiles
@@ -130,7 +131,8 @@ def _pick(fn: Callable[[float, float], float], mine: float | None, theirs: float
     return theirs if mine is None else fn(mine, theirs)
 
 
-COUNTERS = ("reasons", "cleanup", "user_errors")  # a window's named counts, summed on merge
+# a window's named counts, summed on merge
+COUNTERS = ("reasons", "cleanup", "user_errors", "stamps")
 MAX_REASON = 120  # characters of a venue's error text kept as a reason (the texts are short)
 
 
@@ -157,6 +159,7 @@ class Window:
     reasons: dict[str, int] = field(default_factory=dict)  # "cell|venue's text" -> count
     cleanup: dict[str, int] = field(default_factory=dict)  # end-of-run calls by cell: not load
     user_errors: dict[str, int] = field(default_factory=dict)  # "spawn|text" / "task|text"
+    stamps: dict[str, int] = field(default_factory=dict)  # replies by who stamped them
 
     @property
     def count(self) -> int:
@@ -238,7 +241,7 @@ class _Open:
 
     __slots__ = (
         "cleanup", "counts", "lag_ms", "late", "late_venue", "limits", "opened", "reasons",
-        "response", "service", "t", "user_errors",
+        "response", "service", "stamps", "t", "user_errors",
     )  # fmt: skip
 
     def __init__(self, t: int, opened: float) -> None:
@@ -254,6 +257,7 @@ class _Open:
         self.reasons: dict[str, int] = {}
         self.cleanup: dict[str, int] = {}
         self.user_errors: dict[str, int] = {}
+        self.stamps: dict[str, int] = {}
 
     @property
     def empty(self) -> bool:
@@ -296,6 +300,9 @@ class Recorder:
         if outcome.error:
             reason = f"{key}|{outcome.error[:MAX_REASON]}"
             w.reasons[reason] = w.reasons.get(reason, 0) + 1
+        source = outcome.stamp
+        if source:
+            w.stamps[source] = w.stamps.get(source, 0) + 1
         tally = w.service.get(key)
         if tally is None:
             tally = w.service[key] = {}
@@ -384,5 +391,5 @@ class Recorder:
         span = min(1.0, max(0.0, end - max(w.opened, w.t - 1.0)))
         return Window(
             w.t, cells, w.late, offered, users, self._cpu - cpu, w.limits, w.late_venue,
-            w.lag_ms, 1, round(span, 3), w.reasons, w.cleanup, w.user_errors,
+            w.lag_ms, 1, round(span, 3), w.reasons, w.cleanup, w.user_errors, w.stamps,
         )  # fmt: skip

@@ -202,6 +202,7 @@ def analyse(run_dir: Path) -> dict[str, Any]:
             "finished": bool(meta.get("stopped")),  # the load reached its test stop
             "late_sends": sum(w.late for w in windows),
             "late_sends_venue": sum(w.late_venue for w in windows),
+            "timestamps": timestamps(windows),
             "workers": meta.get("workers", 0),
             "metadata": meta.get("metadata", {}),
         },
@@ -233,6 +234,20 @@ def analyse(run_dir: Path) -> dict[str, Any]:
     )
     summary["findings"] = findings(summary)
     return summary
+
+
+def timestamps(windows: list[Window]) -> dict[str, Any]:
+    """Who stamped the replies' arrival (clients/net): the kernel as the bytes reached the
+    socket, or the generator when it read them (a platform without receive timestamps)."""
+    counts = _counted(windows, "stamps")
+    kernel, user = counts.get("kernel", 0), counts.get("user", 0)
+    if not user:
+        text = "kernel receive timestamps (SO_TIMESTAMPNS)" if kernel else "no replies"
+    elif not kernel:
+        text = "stamped in user space (no kernel receive timestamps on this platform)"
+    else:
+        text = f"kernel receive timestamps, but {user:,} of {kernel + user:,} stamped in user space"
+    return {"kernel": kernel, "user": user, "text": text}
 
 
 # The HDR percentile plot's x axis: 0, 90, 99, 99.9, ... in quarter decades of 1/(1 - p), as
@@ -509,6 +524,10 @@ def findings(s: dict[str, Any]) -> list[str]:
         out.append("No second of the run had more than 1% of its requests rate limited.")
     out += _lateness(s)
     out += _generator_stalls(s)
+    stamped = s["run"]["timestamps"]
+    if stamped["user"]:
+        out.append(f"Reply times: {stamped['text']}; those replies' latencies include the time "
+                   "they waited in the generator before it read them.")  # fmt: skip
     top = [r for r in s["reasons"] if r["outcome"] != "ok"][:3]
     if top:
         out.append("Most frequent answers other than ok: " + "; ".join(

@@ -35,6 +35,12 @@ def _wall(mono: float) -> float:
     return mono + _WALL_OFFSET
 
 
+def _mono(wall_ns: int, now: float) -> float:
+    """A client's wall-clock stamp (ns) on the monotonic clock: `now` less how long ago it was
+    (exact over a request's span, where a fixed offset between the clocks drifts with NTP)."""
+    return now - max(0, time.time_ns() - wall_ns) / 1e9 if wall_ns else now
+
+
 def shadow_for(api_key: str, name: str, tier_name: str) -> KeyShadow | None:
     """The conformance shadow of a key, for a tier with limits (None for 'unlimited')."""
     tier = TIERS.get(tier_name)
@@ -145,7 +151,7 @@ class TraderUser(User):
             if waited > 0 and recording.generator_stalled(intended, now):
                 waited = 0.0  # the reply may have been in long before this process could read it
             self.report(outcome, outcome.latency_us + max(0, int(waited * 1e6)))
-        self._last_reply = time.monotonic()
+        self._last_reply = _mono(outcome.answered_ns, time.monotonic())
 
     def follow_stage_mix(self) -> None:
         """The flow takes the op mix of the stage the shape is in, when it has its own."""
@@ -184,8 +190,12 @@ class TraderUser(User):
     def judge(
         self, shadow: KeyShadow, action: Action, charges: list, outcome: Outcome, sent: float
     ) -> None:
-        """Hold the venue's rate-limit decisions against the published limits (conformance)."""
-        answered = time.monotonic()
+        """Hold the venue's rate-limit decisions against the published limits (conformance),
+        at the times the request went and its answer arrived (the clients' stamps)."""
+        now = time.monotonic()
+        answered = _mono(outcome.answered_ns, now)
+        if outcome.sent_ns:
+            sent = _mono(outcome.sent_ns, now)
         for d in shadow.settle(self.protocol, action.op, charges, outcome, sent, answered):
             recording.decision(shadow.name, d)
         conformance.mark_acked(action, outcome, answered)

@@ -123,6 +123,19 @@ def test_open_loop_records_response_time_beside_service_time() -> None:
     assert closed[0].late == 1
 
 
+def test_windows_count_who_stamped_each_reply_and_keep_it_through_a_merge() -> None:
+    closed: list[Window] = []
+    rec = Recorder(closed.append, clock=FakeClock())
+    for stamp in ("kernel", "kernel", "user", ""):  # "": no reply came (a timeout)
+        o = outcome(100)
+        o.stamp = stamp
+        rec.record(o)
+    rec.flush()
+    assert closed[0].stamps == {"kernel": 2, "user": 1}
+    again = Window.decode(json.loads(json.dumps(closed[0].encode())))
+    assert merge([closed[0], again])[0].stamps == {"kernel": 4, "user": 2}
+
+
 def test_cell_keys_name_the_limit_that_fired() -> None:
     key = cell_key(outcome(1, "rate_limited", limit="rest"))
     assert key == "rest/add/rate_limited:rest"

@@ -101,3 +101,34 @@ def test_fills_reach_the_maker(venue_proc, protocol, book):
     assert taker.add(LiveOrder("2", pair, BUY, price, pair.min_lots, 0.0)).outcome == OK
     maker.cancel_all()  # any call reads what arrived meanwhile
     assert any(FILLED[protocol](item, resting.txid) for item in seen), seen
+
+
+@pytest.mark.parametrize("protocol", ["rest", "ws", "fix"])
+def test_a_reply_is_timed_when_it_arrived_not_when_it_was_read(venue_proc, protocol, monkeypatch):
+    """The process is frozen for BLOCK_S after each send, before it reads: the reply lands
+    meanwhile (the venue is another process). With the kernel's receive timestamps the latency
+    is the venue's; stamped in user space (the fallback) it includes the freeze."""
+    import time
+
+    from loadgen.clients import net
+
+    block_s = 0.3
+    client = make_client(protocol, venue_proc)
+    client.cancel_all()  # connects, logs on; the kernel stamps from here on
+    wait = net.wait_readable
+
+    def frozen(sock):
+        time.sleep(block_s)  # blocks the whole process: no greenlet reads meanwhile
+        wait(sock)
+
+    monkeypatch.setattr(net, "wait_readable", frozen)
+    kernel = [client.cancel_all() for _ in range(3)]
+    monkeypatch.setattr(net, "KERNEL_STAMPS", False)
+    user = [client.cancel_all() for _ in range(3)]
+    client.close()
+    assert all(o.outcome == OK and o.stamp == "kernel" for o in kernel)
+    assert all(o.latency_us == (o.answered_ns - o.sent_ns) // 1000 for o in kernel)
+    # the venue answers a cancel-all in well under half the freeze, at least once in three
+    assert min(o.latency_us for o in kernel) < block_s * 1e6 / 2
+    assert all(o.outcome == OK and o.stamp == "user" for o in user)
+    assert min(o.latency_us for o in user) >= block_s * 1e6

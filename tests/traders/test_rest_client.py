@@ -20,11 +20,11 @@ class Capture:
     def __init__(self, reply: bytes = b'{"error":[],"result":{"count":0}}') -> None:
         self.sent: list[bytes] = []
         self.reply = reply
-        self.sent_at = 0  # perf_counter ns of the last send, as HttpConnection keeps it
+        self.sent_at = 0  # wall-clock ns of the last send, as HttpConnection keeps it
 
-    def roundtrips(self, requests: list[bytes]) -> list[tuple[int, bytes, int]]:
+    def roundtrips(self, requests: list[bytes]) -> list[tuple[int, bytes, int, str]]:
         self.sent += requests
-        return [(200, self.reply, 0) for _ in requests]
+        return [(200, self.reply, 0, "user") for _ in requests]
 
 
 def test_request_bytes_carry_the_published_signature(monkeypatch):
