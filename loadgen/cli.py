@@ -182,6 +182,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from loadgen.bench.traders import main as bench_traders
 
         return bench_traders(args)
+    if args.target == "openloop":
+        from loadgen.bench.openloop import main as bench_openloop
+
+        return bench_openloop(args)
     if args.target == "wire":
         from loadgen.bench.wire import main as bench_wire
 
@@ -310,6 +314,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_wire_args(bw)
     bw.set_defaults(func=cmd_bench)
+    bo = bench_sub.add_parser(
+        "openloop", help="the open loop on one worker: P99 at 1,000 req/s, the ceiling"
+    )
+    from loadgen.bench.openloop import add_args as add_openloop_args
+
+    add_openloop_args(bo)
+    bo.set_defaults(func=cmd_bench)
     return parser
 
 

@@ -26,8 +26,9 @@ from gevent import socket
 from loadgen.clients.backoff import Backoff
 from loadgen.clients.net import (
     MILLISECONDS,
+    Dispatcher,
+    Done,
     NonceSource,
-    Pipelined,
     Stamp,
     connect,
     latency_us,
@@ -51,8 +52,9 @@ class FixFailure(Exception):
     """The session could not go on (closed, logged out, garbled beyond repair)."""
 
 
-class FixClient(Pipelined):
+class FixClient(Dispatcher):
     protocol = PROTOCOL
+    failures = (OSError, FixFailure)
 
     def __init__(
         self,
@@ -80,6 +82,9 @@ class FixClient(Pipelined):
         self.sock: socket.socket | None = None
         self.reader = fix.FixReader()
         self.stamp = Stamp()  # when the last read arrived
+        self._pending: dict[str, tuple[_Exchange, int, str]] = {}  # ClOrdID -> owed answer
+        self._by_seq: dict[str, str] = {}  # MsgSeqNum -> ClOrdID, while owed
+        self._open = 0  # exchanges owed an answer
         self._logged_on_before = False
         self.backoff = Backoff()
         self.logon_nonces = NonceSource.for_key(api_key, MILLISECONDS)
@@ -108,11 +113,7 @@ class FixClient(Pipelined):
         )
         self._flush()
         while session.state != ACTIVE:
-            for fields in self._read():
-                if fields.get(35) == fix.LOGON:
-                    session.logon_accepted(fields, time.time())
-                elif fields.get(35) == fix.LOGOUT:
-                    raise FixFailure(f"logon refused: {fields.get(58, '')}")
+            self._read()  # the Logon reply is handled there (application messages: none yet)
         self._flush()
         if self._logged_on_before and self.on_reconnect is not None:
             self.on_reconnect()
@@ -138,7 +139,12 @@ class FixClient(Pipelined):
                 raise FixFailure(f"garbled message from the venue: {item.reason}")
             fields = fix.decode(item)
             if self.session.state != ACTIVE:
-                out.append(fields)  # the Logon reply, handled by _connect
+                # The Logon reply. What follows it in the same read (a ResendRequest after a
+                # reconnect, say) goes through the session like everything after it.
+                if fields.get(35) == fix.LOGON:
+                    self.session.logon_accepted(fields, now)
+                elif fields.get(35) == fix.LOGOUT:
+                    raise FixFailure(f"logon refused: {fields.get(58, '')}")
                 continue
             out += self.session.receive(fields, now)
             if self.session.closed:
@@ -148,6 +154,10 @@ class FixClient(Pipelined):
         return out
 
     def close(self) -> None:
+        self._stop_reader()
+        self._pending.clear()  # the user stops: what it still awaited is not the venue's
+        self._open = 0
+        self._by_seq.clear()
         if self.sock is not None and self.session.state == ACTIVE:
             try:
                 self.session.logout("", time.time())
@@ -176,114 +186,142 @@ class FixClient(Pipelined):
         """
         return self._submit((op, messages, skip_unknown, post))
 
+    def _send(self, queued: list[Any], done: Done | None) -> list[_Exchange]:
+        """Hand the queued exchanges' messages to the session and write them in one go; each
+        message is owed an answer from here (`_pending`, by ClOrdID)."""
+        session = self.session
+        now = time.time()
+        t0 = time.time_ns()  # just before the write
+        exchanges = []
+        for op, messages, skip_unknown, post in queued:
+            ex = _Exchange(op, len(messages), skip_unknown, post, done, t0)
+            exchanges.append(ex)
+            self._open += 1
+            for i, (msg_type, cl_ord_id, body) in enumerate(messages):
+                seq = str(session.next_out)
+                self._pending[cl_ord_id] = (ex, i, seq)
+                self._by_seq[seq] = cl_ord_id
+                session.send(msg_type, body, now)
+        self._flush()
+        return exchanges
+
     def flush(self) -> list[Outcome]:
         """Send every queued exchange's messages in one write and read every answer: the
         Outcomes in order, each with its latency to its last answer. A failure ends the
         session; the exchanges still unanswered get it as their outcome."""
         queued = self._take()
-        n = len(queued)
-        answers: list[list[Any]] = [[None] * len(e[1]) for e in queued]
-        errors: list[list[tuple[int, str]]] = [[] for _ in queued]
-        left = [len(e[1]) for e in queued]
-        unanswered = Stamp()
-        at = [unanswered] * n
+        exchanges: list[_Exchange] = []
         failure = kind = ""
-        t0 = time.time_ns()
         try:
             if self.sock is None or self.session.state != ACTIVE:
                 self._connect()
-                t0 = time.time_ns()
-            now = time.time()
-            pending: dict[str, tuple[int, int]] = {}
-            by_seq: dict[str, str] = {}
-            session = self.session
-            for e, (_, messages, _, _) in enumerate(queued):
-                for i, (msg_type, cl_ord_id, body) in enumerate(messages):
-                    pending[cl_ord_id] = (e, i)
-                    by_seq[str(session.next_out)] = cl_ord_id
-                    session.send(msg_type, body, now)
-            t0 = self._flush()
-            while pending:
+            exchanges = self._send(queued, None)
+            while any(ex.left for ex in exchanges):
                 for fields in self._read():
-                    hit = self._answer(fields, pending, by_seq, answers, errors)
-                    if hit is not None:
-                        left[hit] -= 1
-                        if not left[hit]:
-                            at[hit] = self.stamp
+                    self._answer(fields)
         except TimeoutError:
             failure, kind = f"timeout: no reply within {self.timeout} s", TIMEOUT
         except (OSError, FixFailure) as exc:
             failure, kind = f"transport: {exc}", ERROR
         if failure:
+            self._pending.clear()
+            self._open = 0
+            self._by_seq.clear()
             self._drop()
             self.backoff.failed()
         else:
             self.backoff.succeeded()
-        unanswered.ns = time.time_ns()
-        outcomes = []
-        for e, (op, messages, skip_unknown, post) in enumerate(queued):
-            stamp = at[e]
-            latency = latency_us(t0, stamp.ns)
-            if left[e]:
-                outcome = Outcome(PROTOCOL, op, kind, latency, failure)
-                outcome.sent_ns, outcome.answered_ns = t0, stamp.ns
-                outcomes.append(outcome)
-                continue
-            refusals = [err for _, err in errors[e]]
-            if skip_unknown and any(answers[e]):
-                refusals = [err for err in refusals if err != UNKNOWN_ORDER]
-            if refusals:
-                outcome = Outcome.from_error(PROTOCOL, op, latency, refusals[0])
-            else:
-                outcome = Outcome(PROTOCOL, op, OK, latency)
-            outcome.detail = answers[e]
-            if len(messages) > 1:
-                outcome.parts = [""] * len(messages)
-                for index, error in errors[e]:
-                    outcome.parts[index] = error
-            if post is not None:
-                post(outcome)
-            outcome.sent_ns, outcome.answered_ns, outcome.stamp = t0, stamp.ns, stamp.source
-            outcomes.append(outcome)
-        return outcomes
+        if not exchanges:  # the connection failed before anything went
+            t0 = time.time_ns()
+            exchanges = [_Exchange(q[0], len(q[1]), q[2], q[3], None, t0) for q in queued]
+        end = Stamp()
+        end.ns = time.time_ns()
+        return [ex.outcome(failure, kind, end) for ex in exchanges]
 
-    def _answer(
-        self,
-        fields: dict[int, str],
-        pending: dict[str, tuple[int, int]],
-        by_seq: dict[str, str],
-        answers: list[list[Any]],
-        errors: list[list[tuple[int, str]]],
-    ) -> int | None:
-        """Match one message to the exchange it answers (its index), or route it."""
+    def _answer(self, fields: dict[int, str]) -> None:
+        """Match one message to the order message it answers, or route it (an execution)."""
         msg_type = fields.get(35)
+        pending = self._pending
         if msg_type == "8" or msg_type == "r":
             hit = pending.pop(fields.get(11, ""), None)
             if hit is None:
                 if msg_type == "8" and self.on_execution is not None:
                     self.on_execution(fields)
-                return None
-            answers[hit[0]][hit[1]] = fields.get(37) or fields.get(533)
-            if (
-                msg_type == "8"
-                and fields.get(150) not in ("0", "4", "5", "I")
-                and self.on_execution is not None
-            ):
+                return
+            trade = msg_type == "8" and fields.get(150) not in ("0", "4", "5", "I")
+            if trade and self.on_execution is not None:
                 self.on_execution(fields)
-            return hit[0]
-        if msg_type == "j":
+            self._answered(hit, fields.get(37) or fields.get(533), "")
+        elif msg_type == "j":
             hit = pending.pop(fields.get(379, ""), None)
             if hit is None:
-                hit = pending.pop(by_seq.get(fields.get(45, ""), ""), None)
+                hit = pending.pop(self._by_seq.get(fields.get(45, ""), ""), None)
             if hit is not None:
-                errors[hit[0]].append((hit[1], fields.get(58, "business reject")))
-                return hit[0]
+                self._answered(hit, None, fields.get(58, "business reject"))
         elif msg_type == "3":
-            hit = pending.pop(by_seq.get(fields.get(45, ""), ""), None)
+            hit = pending.pop(self._by_seq.get(fields.get(45, ""), ""), None)
             if hit is not None:
-                errors[hit[0]].append((hit[1], f"session reject: {fields.get(58, '')}"))
-                return hit[0]
-        return None
+                self._answered(hit, None, f"session reject: {fields.get(58, '')}")
+
+    def _answered(self, hit: tuple[_Exchange, int, str], answer: Any, error: str) -> None:
+        ex, index, seq = hit
+        self._by_seq.pop(seq, None)
+        ex.answers[index] = answer
+        if error:
+            ex.errors.append((index, error))
+        ex.left -= 1
+        if not ex.left:
+            self._open -= 1
+            ex.at = self.stamp
+            if ex.done is not None:
+                ex.done(ex.outcome("", "", self.stamp))
+
+    # ---- open loop: send now, answers as they come (net.Dispatcher) ---------------------------
+
+    def dispatch(self, done: Done) -> None:
+        """Send the queued exchanges in one write and return; each Outcome goes to `done`."""
+        queued = self._take()
+        try:
+            if self.sock is None or self.session.state != ACTIVE:
+                self._connect()
+        except (OSError, FixFailure) as exc:
+            self._broken(f"transport: {exc}", ERROR)
+            end = Stamp()
+            end.ns = time.time_ns()
+            for op, messages, skip_unknown, post in queued:
+                ex = _Exchange(op, len(messages), skip_unknown, post, done, end.ns)
+                ex.fail(f"transport: {exc}", ERROR, end)
+            return
+        try:
+            self._send(queued, done)  # owed from before the write: failing it fails them too
+        except (OSError, FixFailure) as exc:
+            self._broken(f"transport: {exc}", ERROR)
+            return
+        self._start_reader()
+
+    def _owed(self) -> int:
+        return self._open
+
+    def _oldest(self) -> int:
+        return next(iter(self._pending.values()))[0].t0 if self._pending else 0
+
+    def _pump(self, sock: socket.socket) -> None:
+        for fields in self._read():
+            self._answer(fields)
+
+    def _broken(self, failure: str, kind: str) -> None:
+        """End the session; every exchange it owed gets `failure`."""
+        owed = {id(hit[0]): hit[0] for hit in self._pending.values()}
+        self._pending.clear()
+        self._open = 0
+        self._by_seq.clear()
+        self._stop_reader()
+        self._drop()
+        self.backoff.failed()
+        end = Stamp()
+        end.ns = time.time_ns()
+        for ex in owed.values():
+            ex.fail(failure, kind, end)
 
     # ---- the operations -------------------------------------------------------------------------
 
@@ -357,3 +395,50 @@ def _first_id(outcome: Outcome) -> None:
 
 def _mass_count(outcome: Outcome) -> None:
     outcome.detail = int(outcome.detail[0] or 0) if outcome.ok else None
+
+
+class _Exchange:
+    """One operation's order messages and what has come back for them."""
+
+    __slots__ = ("answers", "at", "done", "errors", "left", "op", "post", "skip_unknown", "t0")
+
+    def __init__(self, op: str, n: int, skip_unknown: bool, post: Callable[[Outcome], None] | None,
+                 done: Done | None, t0: int) -> None:  # fmt: skip
+        self.op = op
+        self.answers: list[Any] = [None] * n
+        self.errors: list[tuple[int, str]] = []
+        self.left = n
+        self.skip_unknown = skip_unknown
+        self.post = post
+        self.done = done
+        self.t0 = t0
+        self.at: Stamp | None = None
+
+    def outcome(self, failure: str, kind: str, end: Stamp) -> Outcome:
+        """The Outcome: timed to the last answer (or to `end`, with `failure`, if unanswered)."""
+        stamp = self.at or end
+        latency = latency_us(self.t0, stamp.ns)
+        if self.left:
+            outcome = Outcome(PROTOCOL, self.op, kind or ERROR, latency, failure or "no answer")
+            outcome.sent_ns, outcome.answered_ns = self.t0, stamp.ns
+            return outcome
+        refusals = [err for _, err in self.errors]
+        if self.skip_unknown and any(self.answers):
+            refusals = [err for err in refusals if err != UNKNOWN_ORDER]
+        if refusals:
+            outcome = Outcome.from_error(PROTOCOL, self.op, latency, refusals[0])
+        else:
+            outcome = Outcome(PROTOCOL, self.op, OK, latency)
+        outcome.detail = self.answers
+        if len(self.answers) > 1:
+            outcome.parts = [""] * len(self.answers)
+            for index, error in self.errors:
+                outcome.parts[index] = error
+        if self.post is not None:
+            self.post(outcome)
+        outcome.sent_ns, outcome.answered_ns, outcome.stamp = self.t0, stamp.ns, stamp.source
+        return outcome
+
+    def fail(self, failure: str, kind: str, end: Stamp) -> None:
+        if self.done is not None:
+            self.done(self.outcome(failure, kind, end))

@@ -87,6 +87,7 @@ class HttpConnection:
         except TransportError as exc:
             raise self._fail(exc) from None
         self.backoff.succeeded()
+        self._replies = []  # taken: an open-loop reader on this connection starts afresh
         return replies
 
     def _connect(self) -> socket.socket:

@@ -18,8 +18,11 @@ import socket as _socket
 import struct
 import sys
 import time
+import weakref
+from collections.abc import Callable
 from typing import Any, ClassVar
 
+import gevent
 from gevent import socket
 
 from loadgen.clients.backoff import Backoff
@@ -66,10 +69,18 @@ class Stamp:
 
 
 def recv_stamped(sock: socket.socket, stamp: Stamp) -> bytes:
-    """One read (after waiting for data), stamping `stamp` with when its data arrived."""
+    """One read (after waiting for data), stamping `stamp` with when its data arrived.
+
+    The read is the system call itself on the socket gevent wraps (`_sock`, non-blocking):
+    after the wait it has data, and gevent's wrapper would only add its own retry loop; a
+    spurious wake-up (EAGAIN) falls back to that wrapper, which waits again.
+    """
     wait_readable(sock)
     if KERNEL_STAMPS:
-        data, ancillary, _, _ = sock.recvmsg(READ_SIZE, _ANCILLARY)
+        try:
+            data, ancillary, _, _ = sock._sock.recvmsg(READ_SIZE, _ANCILLARY)
+        except (BlockingIOError, AttributeError):
+            data, ancillary, _, _ = sock.recvmsg(READ_SIZE, _ANCILLARY)
         for level, kind, payload in ancillary:
             if kind == SO_TIMESTAMPNS and level == _socket.SOL_SOCKET:
                 sec, nsec = _TIMESPEC.unpack_from(payload)
@@ -83,10 +94,22 @@ def recv_stamped(sock: socket.socket, stamp: Stamp) -> bytes:
     return data
 
 
+def send_all(sock: socket.socket, data: bytes) -> None:
+    """Write all of `data`: one send() system call on the wrapped socket when it takes it all
+    (the usual case: a request is far smaller than the socket's buffer), else gevent's
+    sendall() for the rest, which waits for room cooperatively."""
+    try:
+        sent = sock._sock.send(data)
+    except (BlockingIOError, AttributeError):
+        sent = 0
+    if sent < len(data):
+        sock.sendall(memoryview(data)[sent:])
+
+
 def send_stamped(sock: socket.socket, data: bytes) -> int:
     """Send all of `data`; returns when it went (wall-clock ns, taken just before the call)."""
     at = _time_ns()
-    sock.sendall(data)
+    send_all(sock, data)
     return at
 
 
@@ -136,6 +159,109 @@ class Pipelined:
 
     def flush(self) -> list[Outcome]:
         raise NotImplementedError
+
+
+Done = Callable[[Outcome], None]  # where an open-loop operation's Outcome goes
+
+
+class Dispatcher(Pipelined):
+    """Open loop, the way algorithmic traders run: dispatch() sends the queued operations in one
+    write and returns at once; a reader greenlet per connection matches the answers as they
+    arrive (each client by its own key: HTTP order, req_id, ClOrdID) and hands each Outcome to
+    the callback given with its operation. A failed or silent connection (nothing for the
+    client's timeout while answers are owed) ends; what it still owed gets that failure.
+
+    Each client supplies dispatch(), _pump(sock) (one read, completing what it answers),
+    _owed() (operations in flight) and _broken(failure, kind) (end the connection, fail them).
+    """
+
+    _reader: gevent.Greenlet | None = None
+    _reading: socket.socket | None = None  # the socket the reader serves
+    timeout: float
+    failures: tuple[type[BaseException], ...] = (OSError,)  # what ends a connection
+
+    def dispatch(self, done: Done) -> None:
+        raise NotImplementedError
+
+    def _owed(self) -> int:
+        raise NotImplementedError
+
+    def _pump(self, sock: socket.socket) -> None:
+        raise NotImplementedError
+
+    def _broken(self, failure: str, kind: str) -> None:
+        raise NotImplementedError
+
+    def _socket(self) -> socket.socket | None:
+        return getattr(self, "sock", None)
+
+    def _oldest(self) -> int:
+        """When the oldest request still owed an answer went (wall-clock ns; 0: none)."""
+        raise NotImplementedError
+
+    def in_flight(self) -> int:
+        return self._owed()
+
+    def _start_reader(self) -> None:
+        """The connection's reader, once per connection. Its socket waits without a timeout
+        of its own (gevent would arm a timer per read): the watchdog times out what is owed."""
+        sock = self._socket()
+        if sock is not None and self._reading is not sock:  # (cheaper than Greenlet.dead)
+            self._stop_reader()
+            sock.settimeout(None)
+            self._reading = sock
+            self._reader = gevent.spawn(self._read_loop, sock)
+            _watch(self)
+
+    def _read_loop(self, sock: socket.socket) -> None:
+        try:
+            self._read_until_closed(sock)
+        finally:
+            if self._reading is sock:
+                self._reading = None
+
+    def _read_until_closed(self, sock: socket.socket) -> None:
+        while self._socket() is sock:
+            try:
+                self._pump(sock)
+            except TimeoutError:
+                if self._owed():
+                    self._broken(f"timeout: no reply within {self.timeout} s", "timeout")
+            except self.failures as exc:  # the socket's, the protocol's
+                if self._socket() is sock:
+                    self._broken(f"transport: {exc or exc.__class__.__name__}", "error")
+                return
+
+    def _stop_reader(self) -> None:
+        reader, self._reader, self._reading = self._reader, None, None
+        if reader is not None and not reader.dead and reader is not gevent.getcurrent():
+            reader.kill(block=False)
+
+
+WATCH_S = 0.25  # how often the watchdog looks for answers owed longer than a client's timeout
+_watched: weakref.WeakSet[Dispatcher] = weakref.WeakSet()
+_watchdog: list[gevent.Greenlet] = []
+
+
+def _watch(client: Dispatcher) -> None:
+    _watched.add(client)
+    if not _watchdog or _watchdog[0].dead:
+        _watchdog[:] = [gevent.spawn(_watch_loop)]
+
+
+def _watch_loop() -> None:
+    """Every WATCH_S, end the connections whose oldest owed answer is past their timeout;
+    the loop ends when no open-loop client is left to watch."""
+    while _watched:
+        gevent.sleep(WATCH_S)
+        now = time.time_ns()
+        for client in list(_watched):
+            if client._reader is None:
+                _watched.discard(client)
+                continue
+            oldest = client._oldest()
+            if oldest and now - oldest > client.timeout * 1e9:
+                client._broken(f"timeout: no reply within {client.timeout} s", "timeout")
 
 
 class NonceSource:

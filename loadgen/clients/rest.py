@@ -16,11 +16,14 @@ import json
 import time
 import urllib.parse
 import urllib.request
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+import httptools
+
 from loadgen.clients.http import HttpConnection, TransportError, TransportTimeout
-from loadgen.clients.net import NonceSource, Pipelined, latency_us
+from loadgen.clients.net import Dispatcher, Done, NonceSource, latency_us, recv_stamped, send_all
 from loadgen.flow.market import Market
 from loadgen.flow.orders import LiveOrder
 from loadgen.outcome import ERROR, OK, TIMEOUT, Outcome
@@ -29,16 +32,19 @@ from loadgen.protocol import rest
 PROTOCOL = "rest"
 
 
-class RestClient(Pipelined):
+class RestClient(Dispatcher):
     protocol = PROTOCOL
+    failures = (OSError, TransportError, httptools.HttpParserError)
 
     def __init__(self, base_url: str, api_key: str, secret_b64: str, timeout: float = 10.0) -> None:
         url = urllib.parse.urlsplit(base_url)
         if url.scheme != "http" or not url.hostname:
             raise ValueError(f"REST URL {base_url!r}: expected http://HOST:PORT")
         self.conn = HttpConnection(url.hostname, url.port or 80, timeout)
+        self.timeout = timeout
         self.signer = rest.keyed(rest.decode_secret(secret_b64))
         self.nonces = NonceSource.for_key(api_key)
+        self._fifo: deque[tuple[str, Any, int, Done]] = deque()  # open loop: owed, in order
         host = f"{url.hostname}:{url.port}" if url.port else url.hostname
         self._heads: dict[str, tuple[bytes, bytes]] = {}
         self._head_tail = (
@@ -47,6 +53,8 @@ class RestClient(Pipelined):
         ).encode()
 
     def close(self) -> None:
+        self._stop_reader()
+        self._fifo.clear()  # the user stops: what it still awaited is not the venue's
         self.conn.close()
 
     # ---- one call, or several pipelined ------------------------------------------------------
@@ -106,23 +114,76 @@ class RestClient(Pipelined):
     def flush(self) -> list[Outcome]:
         """Send the queued calls pipelined on the connection; their Outcomes in order."""
         queued = self._take()
-        outcomes = []
         calls = self._calls([request for _, request, _ in queued])
         sent = self.conn.sent_at
-        for (op, _, post), call in zip(queued, calls, strict=True):
-            latency, errors, result, failure, answered, source = call
-            if failure:
-                kind = TIMEOUT if failure.startswith("timeout") else ERROR
-                outcome = Outcome(PROTOCOL, op, kind, latency, failure)
-            elif errors:
-                outcome = Outcome.from_error(PROTOCOL, op, latency, errors[0])
-            else:
-                outcome = Outcome(PROTOCOL, op, OK, latency)
-                if post is not None:
-                    post(outcome, result)
-            outcome.sent_ns, outcome.answered_ns, outcome.stamp = sent, answered, source
-            outcomes.append(outcome)
-        return outcomes
+        return [_outcome(op, post, sent, *call) for (op, _, post), call in zip(queued, calls,
+                                                                                strict=True)]  # fmt: skip
+
+    # ---- open loop: send now, answers as they come (net.Dispatcher) ---------------------------
+
+    def _socket(self) -> Any:
+        return self.conn.sock
+
+    def dispatch(self, done: Done) -> None:
+        """Send the queued calls pipelined in one write and return; each Outcome goes to
+        `done` as its reply comes (HTTP/1.1 answers in order: a slow reply holds the replies
+        behind it, never the next send)."""
+        queued = self._take()
+        conn = self.conn
+        if conn.sock is None:
+            try:
+                conn._connect()
+            except TransportError as exc:
+                now = time.time_ns()
+                for op, _, post in queued:
+                    done(_outcome(op, post, now, 0, [], None, f"transport: {exc}", now, ""))
+                return
+            conn._replies = []
+        t0 = time.time_ns()  # just before the write; owed from here (a reply may come in it)
+        for op, _, post in queued:
+            self._fifo.append((op, post, t0, done))
+        try:
+            send_all(
+                conn.sock, queued[0][1] if len(queued) == 1 else b"".join(q[1] for q in queued)
+            )
+        except OSError as exc:
+            self._broken(f"transport: {exc or exc.__class__.__name__}", ERROR)
+            return
+        self._start_reader()
+
+    def _owed(self) -> int:
+        return len(self._fifo)
+
+    def _oldest(self) -> int:
+        return self._fifo[0][2] if self._fifo else 0
+
+    def _pump(self, sock: Any) -> None:
+        conn = self.conn
+        data = recv_stamped(sock, conn._stamp)
+        if not data:
+            raise TransportError("venue closed the connection")
+        conn.parser.feed_data(data)
+        replies, conn._replies = conn._replies, []
+        for status, payload, at, source in replies:
+            if not self._fifo:
+                raise TransportError(f"HTTP {status}: a reply to no request")
+            op, post, t0, done = self._fifo.popleft()
+            try:
+                errors, result = rest.parse_reply(payload)
+                failure = ""
+            except rest.RestProtocolError:
+                errors, result, failure = [], None, f"HTTP {status}: not a Kraken reply"
+            done(_outcome(op, post, t0, latency_us(t0, at), errors, result, failure, at, source))
+
+    def _broken(self, failure: str, kind: str) -> None:
+        """Drop the connection; every call it owed gets `failure`."""
+        owed = list(self._fifo)
+        self._fifo.clear()
+        self._stop_reader()
+        self.conn._fail()
+        now = time.time_ns()
+        for op, post, t0, done in owed:
+            done(_outcome(op, post, t0, latency_us(t0, now), [], None, failure, now, ""))
 
     # ---- the operations ----------------------------------------------------------------------
 
@@ -178,6 +239,22 @@ class RestClient(Pipelined):
     def batch_cancel(self, orders: list[LiveOrder]) -> Outcome | None:
         body = rest.encode_form({"orders": [{"txid": o.txid} for o in orders]})
         return self._request("batch_cancel", "CancelOrderBatch", body.decode(), _count)
+
+
+def _outcome(op: str, post: Any, sent: int, latency: int, errors: list[str], result: Any,
+             failure: str, answered: int, source: str) -> Outcome:  # fmt: skip
+    """One call's Outcome, from its reply (errors, result) or its transport failure."""
+    if failure:
+        kind = TIMEOUT if failure.startswith("timeout") else ERROR
+        outcome = Outcome(PROTOCOL, op, kind, latency, failure)
+    elif errors:
+        outcome = Outcome.from_error(PROTOCOL, op, latency, errors[0])
+    else:
+        outcome = Outcome(PROTOCOL, op, OK, latency)
+        if post is not None:
+            post(outcome, result)
+    outcome.sent_ns, outcome.answered_ns, outcome.stamp = sent, answered, source
+    return outcome
 
 
 # What an accepted reply's result gives the trader (Outcome.detail).

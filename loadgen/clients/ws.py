@@ -29,7 +29,16 @@ from typing import Any
 from gevent import socket
 
 from loadgen.clients.backoff import Backoff
-from loadgen.clients.net import Pipelined, Stamp, connect, latency_us, recv_stamped, send_stamped
+from loadgen.clients.net import (
+    Dispatcher,
+    Done,
+    Stamp,
+    connect,
+    latency_us,
+    recv_stamped,
+    send_all,
+    send_stamped,
+)
 from loadgen.flow.orders import LiveOrder
 from loadgen.outcome import ERROR, OK, TIMEOUT, Outcome
 from loadgen.protocol import ws, wsframe
@@ -46,8 +55,9 @@ def _ends_order(raw: bytes) -> bool:
 _ids = itertools.count(1)
 
 
-class WsClient(Pipelined):
+class WsClient(Dispatcher):
     protocol = PROTOCOL
+    failures = (OSError, WsProtocolError, ws.WsMessageError)
 
     def __init__(
         self,
@@ -71,6 +81,7 @@ class WsClient(Pipelined):
         self.inbox: deque[bytes] = deque()  # text messages read but not yet consumed
         self.stamp = Stamp()  # when the inbox's last read arrived
         self.backoff = Backoff()
+        self._inflight: dict[int, tuple[str, Any, int, Done]] = {}  # open loop, by req_id
 
     # ---- connection ---------------------------------------------------------------------------
 
@@ -103,6 +114,8 @@ class WsClient(Pipelined):
         self.stamp = Stamp()  # not a request's: the handshake's last read
 
     def close(self) -> None:
+        self._stop_reader()
+        self._inflight.clear()  # the user stops: what it still awaited is not the venue's
         if self.sock is not None:
             with contextlib.suppress(OSError):  # closing a broken connection: nothing to save
                 self.sock.sendall(wsframe.encode_close(wsframe.CLOSE_NORMAL, mask=True))
@@ -205,21 +218,75 @@ class WsClient(Pipelined):
         else:
             self.backoff.succeeded()
         unanswered.ns = time.time_ns()
-        outcomes = []
-        for (op, _, _, post), reply, stamp in zip(queued, replies, at, strict=True):
-            latency = latency_us(t0, stamp.ns)
-            if reply is None:
-                kind = TIMEOUT if failure.startswith("timeout") else ERROR
-                outcome = Outcome(PROTOCOL, op, kind, latency, failure or "transport: no reply")
-            elif not reply.get("success"):
-                outcome = Outcome.from_error(PROTOCOL, op, latency, str(reply.get("error")))
-            else:
-                outcome = Outcome(PROTOCOL, op, OK, latency)
-                if post is not None:
-                    post(outcome, reply.get("result"))
-            outcome.sent_ns, outcome.answered_ns, outcome.stamp = t0, stamp.ns, stamp.source
-            outcomes.append(outcome)
-        return outcomes
+        return [
+            _outcome(op, post, reply, t0, stamp, failure)
+            for (op, _, _, post), reply, stamp in zip(queued, replies, at, strict=True)
+        ]
+
+    # ---- open loop: send now, answers as they come (net.Dispatcher) ---------------------------
+
+    def dispatch(self, done: Done) -> None:
+        """Send the queued requests in one write and return; each Outcome goes to `done`."""
+        queued = self._take()
+        try:
+            if self.sock is None:
+                self._connect()
+        except self.failures as exc:
+            _refused(queued, done, f"transport: {exc or exc.__class__.__name__}")
+            self.close()
+            self.backoff.failed()
+            return
+        frames = []
+        t0 = time.time_ns()  # just before the write
+        for op, method, params, post in queued:
+            req_id = next(_ids)
+            # in flight before the write: a reply read while sendall waits finds its entry
+            self._inflight[req_id] = (op, post, t0, done)
+            payload = ws.request(method, params, req_id)
+            frames.append(wsframe.encode_frame(wsframe.OP_TEXT, payload, mask=True))
+        try:
+            send_all(self.sock, frames[0] if len(frames) == 1 else b"".join(frames))
+        except self.failures as exc:
+            self._broken(f"transport: {exc or exc.__class__.__name__}", ERROR)
+            return
+        self._start_reader()
+
+    def _owed(self) -> int:
+        return len(self._inflight)
+
+    def _oldest(self) -> int:
+        return next(iter(self._inflight.values()))[2] if self._inflight else 0
+
+    def _pump(self, sock: socket.socket) -> None:
+        stamp = Stamp()
+        data = recv_stamped(sock, stamp)
+        if not data:
+            raise ConnectionError("venue closed the connection")
+        self._feed(data)
+        inbox, inflight = self.inbox, self._inflight
+        while inbox:
+            raw = inbox.popleft()
+            if raw.startswith(b'{"channel"'):
+                if self.on_execution is not None and _ends_order(raw):
+                    for update in ws.parse(raw).get("data", ()):
+                        self.on_execution(update)
+                continue
+            msg = ws.parse(raw)
+            entry = inflight.pop(msg.get("req_id"), None) if "method" in msg else None
+            if entry is not None:
+                op, post, t0, done = entry
+                done(_outcome(op, post, msg, t0, stamp, ""))
+
+    def _broken(self, failure: str, kind: str) -> None:
+        """End the connection; every request it owed gets `failure`."""
+        owed = list(self._inflight.values())
+        self._inflight.clear()
+        self.close()
+        self.backoff.failed()
+        now = Stamp()
+        now.ns = time.time_ns()
+        for op, post, t0, done in owed:
+            done(_outcome(op, post, None, t0, now, failure))
 
     # ---- the operations ------------------------------------------------------------------------
 
@@ -274,6 +341,31 @@ class WsClient(Pipelined):
     def batch_cancel(self, orders: list[LiveOrder]) -> Outcome | None:
         return self._request("batch_cancel", "batch_cancel", {"orders": [o.txid for o in orders]},
                              _count)  # fmt: skip
+
+
+def _refused(queued: list[Any], done: Done, failure: str) -> None:
+    """Requests that never went (the connection could not be made): each gets `failure`."""
+    now = Stamp()
+    now.ns = time.time_ns()
+    for op, _, _, post in queued:
+        done(_outcome(op, post, None, now.ns, now, failure))
+
+
+def _outcome(op: str, post: Any, reply: dict[str, Any] | None, t0: int, stamp: Stamp,
+             failure: str) -> Outcome:  # fmt: skip
+    """One request's Outcome: its reply (None: `failure`), timed from t0 to the stamp."""
+    latency = latency_us(t0, stamp.ns)
+    if reply is None:
+        kind = TIMEOUT if failure.startswith("timeout") else ERROR
+        outcome = Outcome(PROTOCOL, op, kind, latency, failure or "transport: no reply")
+    elif not reply.get("success"):
+        outcome = Outcome.from_error(PROTOCOL, op, latency, str(reply.get("error")))
+    else:
+        outcome = Outcome(PROTOCOL, op, OK, latency)
+        if post is not None:
+            post(outcome, reply.get("result"))
+    outcome.sent_ns, outcome.answered_ns, outcome.stamp = t0, stamp.ns, stamp.source
+    return outcome
 
 
 # What an accepted reply's result gives the trader (Outcome.detail).

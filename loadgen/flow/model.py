@@ -99,6 +99,10 @@ class FlowModel:
         price = self.walks[market.name].quote(side)
         return LiveOrder(self.next_cl_ord_id(), market, side, price, lots, now)
 
+    def add_action(self, now: float) -> Action:
+        """A new order, whatever the mix says (open loop: when every draw hit a busy order)."""
+        return self._add(now)
+
     def _add(self, now: float) -> Action:
         market = self._market()
         return Action("add", market, new=[self._order(market, now)])

@@ -21,6 +21,10 @@ LATE_S = 0.001  # a send held over 1 ms past its intended time by the venue's la
 # (the open-loop latency never charges it for the generator's delay).
 GENERATOR_LATE_S = 0.010
 MAX_PIPELINE = 256  # requests a user may put on the wire per turn
+# Open loop: the requests a user may have unanswered at once. Sends go on schedule whatever the
+# answers do until this many are owed; past it the venue is holding the user back (a stalled
+# venue would otherwise be sent an unbounded backlog), and that wait is charged to the venue.
+OPEN_WINDOW = 64
 
 
 def pipeline_problem(pipeline: int, open_loop: bool, stay_under: bool) -> str:

@@ -20,12 +20,16 @@ from loadgen import conformance
 from loadgen.conformance import KeyShadow
 from loadgen.flow.mix import OpMix
 from loadgen.flow.model import Action, FlowModel
-from loadgen.flow.pacing import GENERATOR_LATE_S, LATE_S, Schedule, pipeline_problem
+from loadgen.flow.pacing import GENERATOR_LATE_S, LATE_S, OPEN_WINDOW, Schedule, pipeline_problem
 from loadgen.outcome import ERROR, OK, RATE_LIMITED, REJECTED, TIMEOUT, Outcome
 from loadgen.ratelimit import INF, TIERS
 from loadgen.users import options, recording
 
 UNKNOWN_ORDER = "EOrder:Unknown order"  # the order was already gone (filled): forget it
+WINDOW_POLL_S = 0.001  # open loop, a full window: how often to look for room again
+OPEN_TURNS = 100  # open loop: sends per call of the task (bounded; Locust stops it any time)
+DRAIN_S = 2.0  # at its stop, a user waits this long at most for the answers it is owed
+DRAIN_POLL_S = 0.005
 _MIX_CACHE: dict[str, OpMix] = {}
 _SHADOWS: dict[str, KeyShadow] = {}  # api key -> its shadow counters (users of a key share it)
 _WALL_OFFSET = time.time() - time.monotonic()
@@ -87,7 +91,7 @@ class TraderUser(User):
             user=self.number,
             cross_share=opts.cross_share,
         )
-        self._last_reply = 0.0
+        self._busy: set[int] = set()  # open loop: orders with a request in flight
         self._base_mix = self.flow.mix
         self._stage_mix: dict[str, float] | None = None
         self.schedule = (
@@ -108,9 +112,13 @@ class TraderUser(User):
         raise NotImplementedError
 
     def on_stop(self) -> None:
-        """Cancel what is still open, on a fresh connection (a kill may have cut the last)."""
+        """Cancel what is still open, on a fresh connection (a kill may have cut the last),
+        after the answers still owed in open loop have come (for at most DRAIN_S)."""
         if getattr(self, "client", None) is None:
             return
+        deadline = time.monotonic() + DRAIN_S
+        while self.client.in_flight() and time.monotonic() < deadline:
+            gevent.sleep(DRAIN_POLL_S)
         self.client.close()
         self.client = self.connect()
         outcome = self.client.cancel_all()
@@ -124,7 +132,11 @@ class TraderUser(User):
         if self.pipeline > 1:
             self.trade_pipelined()
             return
-        intended = self.wait_turn()
+        if self.schedule is not None:
+            for _ in range(OPEN_TURNS):  # a task call per many sends: Locust's loop costs too
+                self.trade_open()
+            return
+        self.wait_turn()
         self.follow_stage_mix()
         now = time.monotonic()
         action = self.flow.next_action(now)
@@ -140,18 +152,67 @@ class TraderUser(User):
                     now = time.monotonic()
             outcome = self.perform(action, now)
             self.judge(shadow, action, charges, outcome, now)
-        if intended is None:
-            self.report(outcome)
-        else:
-            # Open loop: latency from the intended send time too (coordinated omission
-            # corrected) for the part of the delay the venue caused: this send waited on the
-            # last reply past its turn. What the generator adds on top (timers wake up to ~1 ms
-            # late, a busy core, a frozen process) is not the venue's; `late` counts those.
-            waited = min(now, self._last_reply) - intended
-            if waited > 0 and recording.generator_stalled(intended, now):
-                waited = 0.0  # the reply may have been in long before this process could read it
-            self.report(outcome, outcome.latency_us + max(0, int(waited * 1e6)))
-        self._last_reply = _mono(outcome.answered_ns, time.monotonic())
+        self.report(outcome)
+
+    def trade_open(self) -> None:
+        """Open loop: send on this user's schedule, never waiting for the answers (DESIGN, data
+        path 3). The client's reader hands each Outcome to answered() as it arrives.
+
+        Its latency is taken from the intended send time too (coordinated omission corrected)
+        for the part of the delay the venue caused: a send held because OPEN_WINDOW requests
+        were still unanswered. What the generator adds (a timer woken late, a busy core) is not
+        the venue's; `late` counts those sends.
+        """
+        intended = self.wait_turn()
+        assert intended is not None
+        self.follow_stage_mix()
+        held = 0.0
+        if self.client.in_flight() >= OPEN_WINDOW:
+            start = time.monotonic()
+            while self.client.in_flight() >= OPEN_WINDOW:
+                gevent.sleep(WINDOW_POLL_S)
+            now = time.monotonic()
+            held = now - start
+            if recording.generator_stalled(start, now):
+                held = 0.0  # answers may have been in while this process could not read them
+            elif held > LATE_S:
+                recording.behind_schedule(venue=True)
+        now = time.monotonic()
+        action = self.free_action(now)
+        shadow = self.shadow
+        charges = conformance.plan(self.protocol, action) if shadow is not None else []
+        if shadow is not None and self.stay_under:
+            wait = shadow.wait_s(charges, now)
+            if wait > 0:
+                gevent.sleep(wait)
+                now = time.monotonic()
+        self._busy.update(map(id, action.targets))
+        self.client.begin()
+        self.issue(action)
+        self.client.dispatch(lambda outcome: self.answered(action, charges, held, now, outcome))
+
+    def free_action(self, now: float) -> Action:
+        """The flow's next action, drawn again (up to 3 times) while it targets an order with
+        a request in flight; then a new order instead."""
+        for _ in range(3):
+            action = self.flow.next_action(now)
+            if action.op == "cancel_all" or self._busy.isdisjoint(map(id, action.targets)):
+                return action
+        return self.flow.add_action(now)
+
+    def answered(self, action: Action, charges: list, held: float, sent: float,
+                 outcome: Outcome) -> None:  # fmt: skip
+        """An open-loop request's Outcome, in the reader's greenlet: learn, judge, report."""
+        try:
+            self._busy.difference_update(map(id, action.targets))
+            self.learn(action, outcome, sent)
+            if self.shadow is not None:
+                self.judge(self.shadow, action, charges, outcome, sent)
+            self.report(outcome, outcome.latency_us + int(held * 1e6))
+        except Exception as exc:  # a user's failure, as Locust reports one raised in a task
+            self.environment.events.user_error.fire(
+                user_instance=self, exception=exc, tb=exc.__traceback__
+            )
 
     def follow_stage_mix(self) -> None:
         """The flow takes the op mix of the stage the shape is in, when it has its own."""
@@ -177,10 +238,7 @@ class TraderUser(User):
                 gevent.sleep(min(wait, recording.TICK_S))
                 now = time.monotonic()
             intended = schedule.take()
-            held = self._last_reply - intended > LATE_S  # still waiting on the venue's answer
-            if held and not recording.generator_stalled(intended, now):
-                recording.behind_schedule(venue=True)
-            elif now - intended > max(GENERATOR_LATE_S, 1.0 / schedule.rate):
+            if now - intended > max(GENERATOR_LATE_S, 1.0 / schedule.rate):
                 recording.behind_schedule(venue=False)  # the generator fell a send behind
         slot = recording.pace.cap.take(now)
         if slot > now:

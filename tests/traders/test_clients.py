@@ -132,3 +132,86 @@ def test_a_reply_is_timed_when_it_arrived_not_when_it_was_read(venue_proc, proto
     assert min(o.latency_us for o in kernel) < block_s * 1e6 / 2
     assert all(o.outcome == OK and o.stamp == "user" for o in user)
     assert min(o.latency_us for o in user) >= block_s * 1e6
+
+
+def _await(outcomes: list, n: int, within_s: float = 15.0) -> None:
+    """Poll (cooperatively) until `n` outcomes have come in, for at most `within_s`."""
+    import time
+
+    deadline = time.monotonic() + within_s
+    while len(outcomes) < n and time.monotonic() < deadline:
+        gevent.sleep(0.01)
+
+
+@pytest.mark.parametrize("protocol", ["rest", "ws", "fix"])
+def test_open_loop_sends_never_wait_for_answers(knob_venue_proc, protocol):
+    """Every reply is held 300 ms by the venue: five dispatches go out at once all the same,
+    and their outcomes come in as the replies do, each timed from its own send."""
+    import time
+
+    venue = knob_venue_proc("--latency", f"{protocol}=fixed:300")
+    client = make_client(protocol, venue)
+    assert client.cancel_all().outcome == OK  # connected, logged on
+    outcomes: list = []
+    started = time.monotonic()
+    for _ in range(5):
+        client.begin()
+        client.cancel_all()
+        client.dispatch(outcomes.append)
+    sending_s = time.monotonic() - started
+    assert client.in_flight() == 5 and not outcomes
+    _await(outcomes, 5)
+    client.close()
+    assert sending_s < 0.15  # half a reply's wait: nothing waited for an answer
+    assert [o.outcome for o in outcomes] == [OK] * 5
+    # (the venue's timers run on a millisecond clock: a hold may end up to 1 ms early)
+    assert all(o.latency_us >= 299_000 and o.stamp == "kernel" for o in outcomes), [
+        (o.latency_us, o.stamp) for o in outcomes
+    ]
+    assert all(o.latency_us == (o.answered_ns - o.sent_ns) // 1000 for o in outcomes)
+
+
+@pytest.mark.parametrize("protocol", ["rest", "ws", "fix"])
+def test_open_loop_answers_owed_past_the_timeout_are_timeouts(knob_venue_proc, protocol):
+    """Stalled for the last 5 s of every 8: a request sent in a stall is owed past the client's
+    0.5 s timeout, the watchdog ends its connection and it becomes a timeout; a request sent
+    after the stall reconnects and is answered."""
+    import time
+
+    venue = knob_venue_proc("--stall-every", "8", "--stall-for", "5")
+    client = make_client(protocol, venue, timeout=0.5)
+    outcomes: list = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        before = len(outcomes)  # a refused connect answers within dispatch()
+        client.begin()
+        client.cancel_all()
+        client.dispatch(outcomes.append)
+        _await(outcomes, before + 1)
+        kinds = [o.outcome for o in outcomes]
+        if TIMEOUT in kinds and OK in kinds[kinds.index(TIMEOUT) :]:
+            break
+        gevent.sleep(0.3)
+    client.close()
+    kinds = [o.outcome for o in outcomes]
+    assert TIMEOUT in kinds and OK in kinds[kinds.index(TIMEOUT) :], kinds
+    timed_out = outcomes[kinds.index(TIMEOUT)]
+    assert timed_out.error.startswith("timeout") and timed_out.latency_us >= 500_000
+
+
+@pytest.mark.parametrize("protocol", ["rest", "ws", "fix"])
+def test_open_loop_dropped_connections_fail_what_they_owed(knob_venue_proc, protocol):
+    venue = knob_venue_proc("--drop", "0.3")  # seeded: the same drops every run
+    client = make_client(protocol, venue)
+    outcomes: list = []
+    for _ in range(20):
+        before = len(outcomes)  # a refused connect answers within dispatch()
+        client.begin()
+        client.cancel_all()
+        client.dispatch(outcomes.append)
+        _await(outcomes, before + 1)
+    client.close()
+    assert len(outcomes) == 20  # every request got exactly one outcome
+    dropped = [o for o in outcomes if o.outcome == ERROR]
+    assert dropped and all(o.error.startswith("transport:") for o in dropped)
+    assert any(o.outcome == OK for o in outcomes[outcomes.index(dropped[0]) :])
