@@ -74,6 +74,21 @@ def test_rest_requests_pair_with_replies_in_order_first_byte_to_last():
     assert match.rest_latencies(conns(b)[0]) == [300, 450]
 
 
+def test_segments_captured_out_of_order_are_put_back_in_sequence():
+    """Taps on two CPUs share tcpdump's ring: a direction's segments may come out of order."""
+    b = Builder()
+    b.connect(0)
+    request = http("AddOrder")
+    b.segment(1_000_000, CLIENT, SERVER, request[:20], seq=1001)
+    b.segment(1_000_100, CLIENT, SERVER, request[20:], seq=1021)
+    answer = reply()
+    b.segment(1_250_000, SERVER, CLIENT, answer[30:], seq=5001 + 30)  # captured first
+    b.segment(1_240_000, SERVER, CLIENT, answer[:30], seq=5001)
+    (conn,) = conns(b)
+    assert bytes(conn.back.data) == answer
+    assert match.rest_latencies(conn) == [250]
+
+
 def test_a_connection_that_only_cancels_all_is_the_cleanup_and_left_out():
     b = Builder()
     b.connect(0)

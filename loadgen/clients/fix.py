@@ -33,6 +33,7 @@ from loadgen.clients.net import (
     connect,
     latency_us,
     recv_stamped,
+    send_all,
     send_stamped,
 )
 from loadgen.flow.orders import LiveOrder
@@ -191,10 +192,9 @@ class FixClient(Dispatcher):
         message is owed an answer from here (`_pending`, by ClOrdID)."""
         session = self.session
         now = time.time()
-        t0 = time.time_ns()  # just before the write
         exchanges = []
         for op, messages, skip_unknown, post in queued:
-            ex = _Exchange(op, len(messages), skip_unknown, post, done, t0)
+            ex = _Exchange(op, len(messages), skip_unknown, post, done, 0)
             exchanges.append(ex)
             self._open += 1
             for i, (msg_type, cl_ord_id, body) in enumerate(messages):
@@ -202,7 +202,12 @@ class FixClient(Dispatcher):
                 self._pending[cl_ord_id] = (ex, i, seq)
                 self._by_seq[seq] = cl_ord_id
                 session.send(msg_type, body, now)
-        self._flush()
+        data = session.drain()  # the session's bookkeeping (its resend store) first
+        t0 = time.time_ns()  # just before the write
+        for ex in exchanges:
+            ex.t0 = t0
+        if data and self.sock is not None:
+            send_all(self.sock, data)
         return exchanges
 
     def flush(self) -> list[Outcome]:

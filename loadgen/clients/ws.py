@@ -236,14 +236,16 @@ class WsClient(Dispatcher):
             self.close()
             self.backoff.failed()
             return
-        frames = []
-        t0 = time.time_ns()  # just before the write
-        for op, method, params, post in queued:
-            req_id = next(_ids)
-            # in flight before the write: a reply read while sendall waits finds its entry
-            self._inflight[req_id] = (op, post, t0, done)
-            payload = ws.request(method, params, req_id)
+        frames, ids = [], []
+        for _, method, params, _ in queued:
+            ids.append(next(_ids))
+            payload = ws.request(method, params, ids[-1])
             frames.append(wsframe.encode_frame(wsframe.OP_TEXT, payload, mask=True))
+        t0 = time.time_ns()  # just before the write, the encoding done
+        inflight = self._inflight
+        for req_id, (op, _, _, post) in zip(ids, queued, strict=True):
+            # in flight before the write: a reply read while sendall waits finds its entry
+            inflight[req_id] = (op, post, t0, done)
         try:
             send_all(self.sock, frames[0] if len(frames) == 1 else b"".join(frames))
         except self.failures as exc:

@@ -97,33 +97,46 @@ def _ipv4(raw: bytes) -> str:
 
 @dataclass
 class Stream:
-    """One direction of one TCP connection, rebuilt in sequence order."""
+    """One direction of one TCP connection, rebuilt in sequence order.
+
+    Segments are kept as captured and put in order by finish(): a capture may hold a
+    direction's segments out of order (taps on two CPUs share one ring), and a retransmission
+    adds no bytes twice. A byte's time is when the first segment that carried it was captured.
+    """
 
     src: tuple[str, int]
     dst: tuple[str, int]
     data: bytearray = field(default_factory=bytearray)
     ends: list[int] = field(default_factory=list)  # per segment: offset just past its bytes
     times: list[int] = field(default_factory=list)  # per segment: when it was captured (ns)
-    next_seq: int | None = None  # the sequence number of the next new byte
+    base: int | None = None  # the sequence number of the stream's first byte
+    raw: list[tuple[int, int, bytes]] = field(default_factory=list)  # (seq, time, payload)
 
     def add(self, seg: Segment) -> None:
         if seg.flags & _SYN:
-            self.next_seq = (seg.seq + 1) & 0xFFFFFFFF
+            self.base = (seg.seq + 1) & 0xFFFFFFFF
+        elif seg.payload:
+            self.raw.append((seg.seq, seg.time_ns, seg.payload))
+
+    def finish(self) -> None:
+        """Put the segments in sequence order into `data` (up to the first gap: bytes the
+        capture lost, past which the stream is unknown)."""
+        if not self.raw:
             return
-        if not seg.payload:
-            return  # a bare ACK
-        if self.next_seq is None:  # a connection older than the capture: from here on
-            self.next_seq = seg.seq
-        skip = (self.next_seq - seg.seq) & 0xFFFFFFFF
-        if skip >= len(seg.payload):
-            return  # all of it seen already (a retransmission)
-        if skip > 0x7FFFFFFF:
-            return  # beyond a gap: bytes the capture lost; the rest of the stream is unknown
-        fresh = seg.payload[skip:]
-        self.data += fresh
-        self.next_seq = (self.next_seq + len(fresh)) & 0xFFFFFFFF
-        self.ends.append(len(self.data))
-        self.times.append(seg.time_ns)
+        base = self.raw[0][0] if self.base is None else self.base  # older than the capture
+        ordered = sorted(((seq - base) & 0xFFFFFFFF, t, p) for seq, t, p in self.raw)
+        for rel, t, payload in ordered:
+            if rel >= 0x80000000:
+                continue  # before the stream's start
+            have = len(self.data)
+            if rel > have:
+                break  # a gap
+            fresh = payload[have - rel :]
+            if fresh:
+                self.data += fresh
+                self.ends.append(len(self.data))
+                self.times.append(t)
+        self.raw = []
 
     def time_of(self, offset: int) -> int:
         """When the byte at `offset` was on the wire (the capture time of its segment)."""
@@ -152,9 +165,13 @@ def connections(segs: list[Segment], server_ports: set[int]) -> list[Connection]
         else:
             continue
         conn = found.get(key)
-        if conn is None or (seg.flags & _SYN and outbound and conn.out.next_seq is not None):
+        if conn is None or (seg.flags & _SYN and outbound and (conn.out.base is not None
+                                                               or conn.out.raw)):  # fmt: skip
             # a new connection, or a later one on the same ports
             conn = found[key] = Connection(key[0], key[1], Stream(*key), Stream(key[1], key[0]))
             every.append(conn)
         (conn.out if outbound else conn.back).add(seg)
+    for conn in every:
+        conn.out.finish()
+        conn.back.finish()
     return every
