@@ -151,21 +151,28 @@ class WsClient(Dispatcher):
                 if not data:
                     raise ConnectionError("venue closed the connection")
                 self._feed(data)
-            raw = inbox.popleft()
-            if raw.startswith(b'{"channel"'):
-                # Channel messages (executions, heartbeats) arrive about once per request;
-                # only an order's end matters to the flow, so only those are parsed.
-                if self.on_execution is not None and _ends_order(raw):
-                    for update in ws.parse(raw).get("data", ()):
-                        self.on_execution(update)
-                continue
-            msg = ws.parse(raw)
-            index = waiting.pop(msg.get("req_id"), None) if "method" in msg else None
+            msg = self._reply(inbox.popleft())
+            index = waiting.pop(msg.get("req_id"), None) if msg is not None else None
             if index is not None:
                 replies[index], at[index] = msg, stamp
-            elif msg.get("channel") == "executions" and self.on_execution is not None:
-                for update in msg.get("data", ()):
+
+    def _reply(self, raw: bytes) -> dict[str, Any] | None:
+        """A method's reply (parsed), or None for a channel message, which goes on its way.
+
+        Channel messages (executions, heartbeats) arrive about once per request; only an
+        order's end matters to the flow, so only those are parsed."""
+        if raw.startswith(b'{"channel"'):
+            if self.on_execution is not None and _ends_order(raw):
+                for update in ws.parse(raw).get("data", ()):
                     self.on_execution(update)
+            return None
+        msg = ws.parse(raw)
+        if "method" in msg:
+            return msg
+        if msg.get("channel") == "executions" and self.on_execution is not None:
+            for update in msg.get("data", ()):
+                self.on_execution(update)
+        return None
 
     def _await(self, req_id: int) -> dict[str, Any]:
         """Read until the reply to req_id; route channel messages met on the way."""
@@ -267,14 +274,8 @@ class WsClient(Dispatcher):
         self._feed(data)
         inbox, inflight = self.inbox, self._inflight
         while inbox:
-            raw = inbox.popleft()
-            if raw.startswith(b'{"channel"'):
-                if self.on_execution is not None and _ends_order(raw):
-                    for update in ws.parse(raw).get("data", ()):
-                        self.on_execution(update)
-                continue
-            msg = ws.parse(raw)
-            entry = inflight.pop(msg.get("req_id"), None) if "method" in msg else None
+            msg = self._reply(inbox.popleft())
+            entry = inflight.pop(msg.get("req_id"), None) if msg is not None else None
             if entry is not None:
                 op, post, t0, done = entry
                 done(_outcome(op, post, msg, t0, stamp, ""))
