@@ -35,6 +35,7 @@ from loadgen.clients.net import (
     recv_stamped,
     send_all,
     send_stamped,
+    sent_at,
 )
 from loadgen.flow.orders import LiveOrder
 from loadgen.outcome import ERROR, OK, TIMEOUT, Outcome
@@ -208,6 +209,9 @@ class FixClient(Dispatcher):
             ex.t0 = t0
         if data and self.sock is not None:
             send_all(self.sock, data)
+            sent = sent_at(self.sock, t0)
+            for ex in exchanges:
+                ex.t0 = sent
         return exchanges
 
     def flush(self) -> list[Outcome]:

@@ -4,8 +4,10 @@ nonces.
 Timestamps come from where the bytes are (DESIGN, measurement rules). A reply's time is the
 kernel's: every client socket asks Linux for software receive timestamps (SO_TIMESTAMPNS), and
 each read with recvmsg() carries the time its data reached the socket, so a greenlet scheduled
-late does not make the venue look slow. A send's time is taken just before the send call; on
-loopback the packet is on the wire inside that call. Both are wall-clock nanoseconds
+late does not make the venue look slow. A send's time is the kernel's transmit stamp
+(SO_TIMESTAMPING), read off the error queue just after the send, or where none came the time
+taken just before the send call (on loopback the packet is on the wire inside that call, some
+10-20 us later, measured against tcpdump). Both are wall-clock nanoseconds
 (CLOCK_REALTIME, the clock the kernel stamps in). Replies parsed from one read share its stamp.
 Where the kernel gives no stamp (another platform, or the first packets after the first socket
 in the system asked: Linux turns stamping on a moment later), the read is stamped in user space
@@ -41,6 +43,16 @@ _ANCILLARY = _socket.CMSG_SPACE(_TIMESPEC.size) if hasattr(_socket, "CMSG_SPACE"
 KERNEL_STAMPS = sys.platform == "linux" and sys.maxsize > 2**32 and _ANCILLARY > 0
 READ_SIZE = 65536
 _time_ns = time.time_ns
+# A send's stamp from the kernel too: SO_TIMESTAMPING (include/uapi/asm-generic/socket.h, 37)
+# with software transmit stamps, taken as the packet is handed to the device (on loopback, the
+# moment a capture sees it), reported on the socket's error queue (Documentation/networking/
+# timestamping.rst): SOF_TIMESTAMPING_TX_SOFTWARE | SOFTWARE | OPT_ID | OPT_TSONLY.
+SO_TIMESTAMPING = 37
+_TX_FLAGS = (1 << 1) | (1 << 4) | (1 << 7) | (1 << 11)
+_STAMPS3 = struct.Struct("qqqqqq")  # struct scm_timestamping: software, legacy, hardware
+_TX_ANCILLARY = _socket.CMSG_SPACE(_STAMPS3.size) + _socket.CMSG_SPACE(64) if _ANCILLARY else 0
+_MSG_ERRQUEUE = getattr(_socket, "MSG_ERRQUEUE", 0)
+TX_STAMPS = KERNEL_STAMPS and _MSG_ERRQUEUE > 0
 
 
 def connect(address: tuple[str, int], timeout: float, backoff: Backoff) -> socket.socket:
@@ -50,6 +62,8 @@ def connect(address: tuple[str, int], timeout: float, backoff: Backoff) -> socke
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     if KERNEL_STAMPS:
         sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+    if TX_STAMPS:
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPING, _TX_FLAGS)
     return sock
 
 
@@ -75,12 +89,15 @@ def recv_stamped(sock: socket.socket, stamp: Stamp) -> bytes:
     after the wait it has data, and gevent's wrapper would only add its own retry loop; a
     spurious wake-up (EAGAIN) falls back to that wrapper, which waits again.
     """
-    wait_readable(sock)
     if KERNEL_STAMPS:
-        try:
-            data, ancillary, _, _ = sock._sock.recvmsg(READ_SIZE, _ANCILLARY)
-        except (BlockingIOError, AttributeError):
-            data, ancillary, _, _ = sock.recvmsg(READ_SIZE, _ANCILLARY)
+        raw = getattr(sock, "_sock", sock)
+        while True:
+            wait_readable(sock)
+            try:
+                data, ancillary, _, _ = raw.recvmsg(READ_SIZE, _ANCILLARY)
+                break
+            except BlockingIOError:  # woken by a send's stamp on the error queue, not data
+                tx_stamp(raw, 0)
         for level, kind, payload in ancillary:
             if kind == SO_TIMESTAMPNS and level == _socket.SOL_SOCKET:
                 sec, nsec = _TIMESPEC.unpack_from(payload)
@@ -88,6 +105,7 @@ def recv_stamped(sock: socket.socket, stamp: Stamp) -> bytes:
                 stamp.source = KERNEL
                 return data
     else:
+        wait_readable(sock)
         data = sock.recv(READ_SIZE)
     stamp.ns = _time_ns()
     stamp.source = USER
@@ -107,10 +125,35 @@ def send_all(sock: socket.socket, data: bytes) -> None:
 
 
 def send_stamped(sock: socket.socket, data: bytes) -> int:
-    """Send all of `data`; returns when it went (wall-clock ns, taken just before the call)."""
+    """Send all of `data`; returns when it went (wall-clock ns): the kernel's transmit stamp
+    where it has one, else the time taken just before the call."""
     at = _time_ns()
     send_all(sock, data)
-    return at
+    return sent_at(sock, at)
+
+
+def sent_at(sock: socket.socket, before: int) -> int:
+    """When the send just made went: the kernel's transmit stamp, else `before` (the time taken
+    just before it)."""
+    if TX_STAMPS:
+        return tx_stamp(getattr(sock, "_sock", sock), before) or before
+    return before
+
+
+def tx_stamp(raw: Any, since: int) -> int:
+    """The kernel's transmit stamp of the latest send, read off (and emptying) the socket's
+    error queue; 0 when it holds none taken at or after `since` (not sent yet, or a stale
+    stamp of an earlier send, which a wake-up for it also clears)."""
+    latest = 0
+    while True:
+        try:
+            _, ancillary, _, _ = raw.recvmsg(0, _TX_ANCILLARY, _MSG_ERRQUEUE)
+        except OSError:  # BlockingIOError: the queue is empty
+            return latest if latest >= since else 0
+        for level, kind, payload in ancillary:
+            if level == _socket.SOL_SOCKET and kind == SO_TIMESTAMPING:
+                sec, nsec = _STAMPS3.unpack_from(payload)[:2]
+                latest = max(latest, sec * 1_000_000_000 + nsec)
 
 
 def latency_us(sent_ns: int, answered_ns: int) -> int:

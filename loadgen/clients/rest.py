@@ -23,7 +23,15 @@ from typing import Any
 import httptools
 
 from loadgen.clients.http import HttpConnection, TransportError, TransportTimeout
-from loadgen.clients.net import Dispatcher, Done, NonceSource, latency_us, recv_stamped, send_all
+from loadgen.clients.net import (
+    Dispatcher,
+    Done,
+    NonceSource,
+    latency_us,
+    recv_stamped,
+    send_all,
+    sent_at,
+)
 from loadgen.flow.market import Market
 from loadgen.flow.orders import LiveOrder
 from loadgen.outcome import ERROR, OK, TIMEOUT, Outcome
@@ -142,13 +150,17 @@ class RestClient(Dispatcher):
         t0 = time.time_ns()  # just before the write; owed from here (a reply may come in it)
         for op, _, post in queued:
             self._fifo.append((op, post, t0, done))
+        data = queued[0][1] if len(queued) == 1 else b"".join(q[1] for q in queued)
         try:
-            send_all(
-                conn.sock, queued[0][1] if len(queued) == 1 else b"".join(q[1] for q in queued)
-            )
+            send_all(conn.sock, data)
         except OSError as exc:
             self._broken(f"transport: {exc or exc.__class__.__name__}", ERROR)
             return
+        sent = sent_at(conn.sock, t0)
+        fifo = self._fifo
+        for i in range(max(0, len(fifo) - len(queued)), len(fifo)):
+            if fifo[i][2] == t0:  # still owed: the kernel's stamp, when it gave one
+                fifo[i] = (fifo[i][0], fifo[i][1], sent, fifo[i][3])
         self._start_reader()
 
     def _owed(self) -> int:

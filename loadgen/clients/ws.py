@@ -38,6 +38,7 @@ from loadgen.clients.net import (
     recv_stamped,
     send_all,
     send_stamped,
+    sent_at,
 )
 from loadgen.flow.orders import LiveOrder
 from loadgen.outcome import ERROR, OK, TIMEOUT, Outcome
@@ -258,6 +259,12 @@ class WsClient(Dispatcher):
         except self.failures as exc:
             self._broken(f"transport: {exc or exc.__class__.__name__}", ERROR)
             return
+        sent = sent_at(self.sock, t0)
+        if sent != t0:  # the kernel's stamp: the entries still owed take it
+            for req_id in ids:
+                entry = inflight.get(req_id)
+                if entry is not None:
+                    inflight[req_id] = (entry[0], entry[1], sent, entry[3])
         self._start_reader()
 
     def _owed(self) -> int:

@@ -215,3 +215,29 @@ def test_open_loop_dropped_connections_fail_what_they_owed(knob_venue_proc, prot
     dropped = [o for o in outcomes if o.outcome == ERROR]
     assert dropped and all(o.error.startswith("transport:") for o in dropped)
     assert any(o.outcome == OK for o in outcomes[outcomes.index(dropped[0]) :])
+
+
+def test_a_send_is_stamped_by_the_kernel_as_it_went_and_the_error_queue_is_left_empty():
+    """Linux's software transmit stamp: taken inside the send call, after the time taken just
+    before it; read off the socket's error queue, which is left empty (an entry left there
+    would wake the reader for nothing)."""
+    import time
+
+    from gevent import server
+
+    from loadgen.clients import net
+    from loadgen.clients.backoff import Backoff
+
+    got: list[bytes] = []
+    listener = server.StreamServer(("127.0.0.1", 0), lambda s, _: got.append(s.recv(100)))
+    listener.start()
+    try:
+        sock = net.connect(listener.address, 5.0, Backoff())
+        before = time.time_ns()
+        at = net.send_stamped(sock, b"x" * 100)
+        after = time.time_ns()
+        assert before < at < after  # the kernel's stamp, not the time taken before the call
+        assert net.tx_stamp(sock._sock, 0) == 0
+        sock.close()
+    finally:
+        listener.stop()
