@@ -31,6 +31,7 @@ two sides that are both missing messages cannot deadlock waiting on each other.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
 from loadgen.protocol import fix, numbers
@@ -69,7 +70,10 @@ class FixSession:
         self.closed = False
         self.close_reason = ""
         self._header = f"49={sender}\x0156={target}\x0134="
-        self._store: dict[int, tuple[str, str, str, float]] = {}
+        # An OrderedDict, not a dict: pruning deletes from the front, and finding a dict's first
+        # live entry after many such deletes walks every deleted slot (11% of the venue's FIX
+        # time, measured with py-spy); an OrderedDict finds its first in one step.
+        self._store: OrderedDict[int, tuple[str, str, str, float]] = OrderedDict()
         self._queue: dict[int, dict[int, str]] = {}
         self._resend_asked = False
         self._logout_sent = False
@@ -104,7 +108,7 @@ class FixSession:
             oldest = next(iter(store))  # numbers are stored ascending
             if len(store) <= STORE_LIMIT and store[oldest][3] >= now - STORE_AGE_S:
                 return
-            del store[oldest]
+            store.popitem(last=False)
 
     def logout(self, text: str, now: float, *, close: bool = True) -> None:
         self.send(fix.LOGOUT, [(fix.TEXT, text)] if text else (), now)
