@@ -34,7 +34,6 @@ from loadgen.clients.net import (
     latency_us,
     recv_stamped,
     send_all,
-    send_stamped,
     sent_at,
 )
 from loadgen.flow.orders import LiveOrder
@@ -121,11 +120,10 @@ class FixClient(Dispatcher):
             self.on_reconnect()
         self._logged_on_before = True
 
-    def _flush(self) -> int:
-        """Send what the session has queued; when it went (wall-clock ns)."""
+    def _flush(self) -> None:
+        """Send what the session has queued (its own messages: a logon, a heartbeat...)."""
         if self.session.outbox and self.sock is not None:
-            return send_stamped(self.sock, self.session.drain())
-        return time.time_ns()
+            send_all(self.sock, self.session.drain())
 
     def _read(self) -> list[dict[int, str]]:
         """Messages from one socket read, through the session (admin handled there)."""
@@ -243,8 +241,7 @@ class FixClient(Dispatcher):
         if not exchanges:  # the connection failed before anything went
             t0 = time.time_ns()
             exchanges = [_Exchange(q[0], len(q[1]), q[2], q[3], None, t0) for q in queued]
-        end = Stamp()
-        end.ns = time.time_ns()
+        end = Stamp(time.time_ns())
         return [ex.outcome(failure, kind, end) for ex in exchanges]
 
     def _answer(self, fields: dict[int, str]) -> None:
@@ -295,8 +292,7 @@ class FixClient(Dispatcher):
                 self._connect()
         except (OSError, FixFailure) as exc:
             self._broken(f"transport: {exc}", ERROR)
-            end = Stamp()
-            end.ns = time.time_ns()
+            end = Stamp(time.time_ns())
             for op, messages, skip_unknown, post in queued:
                 ex = _Exchange(op, len(messages), skip_unknown, post, done, end.ns)
                 ex.fail(f"transport: {exc}", ERROR, end)
@@ -308,7 +304,7 @@ class FixClient(Dispatcher):
             return
         self._start_reader()
 
-    def _owed(self) -> int:
+    def in_flight(self) -> int:
         return self._open
 
     def _oldest(self) -> int:
@@ -327,8 +323,7 @@ class FixClient(Dispatcher):
         self._stop_reader()
         self._drop()
         self.backoff.failed()
-        end = Stamp()
-        end.ns = time.time_ns()
+        end = Stamp(time.time_ns())
         for ex in owed.values():
             ex.fail(failure, kind, end)
 

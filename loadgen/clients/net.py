@@ -77,8 +77,8 @@ class Stamp:
 
     __slots__ = ("ns", "source")
 
-    def __init__(self) -> None:
-        self.ns = 0
+    def __init__(self, ns: int = 0) -> None:
+        self.ns = ns  # Stamp(time.time_ns()): now, for what got no answer
         self.source = ""
 
 
@@ -86,8 +86,9 @@ def recv_stamped(sock: socket.socket, stamp: Stamp) -> bytes:
     """One read (after waiting for data), stamping `stamp` with when its data arrived.
 
     The read is the system call itself on the socket gevent wraps (`_sock`, non-blocking):
-    after the wait it has data, and gevent's wrapper would only add its own retry loop; a
-    spurious wake-up (EAGAIN) falls back to that wrapper, which waits again.
+    after the wait it has data, and gevent's wrapper would only add its own retry loop. A
+    wake-up with no data (EAGAIN: a send's stamp arrived on the error queue) empties the
+    error queue and waits again.
     """
     if KERNEL_STAMPS:
         raw = getattr(sock, "_sock", sock)
@@ -215,7 +216,8 @@ class Dispatcher(Pipelined):
     client's timeout while answers are owed) ends; what it still owed gets that failure.
 
     Each client supplies dispatch(), _pump(sock) (one read, completing what it answers),
-    _owed() (operations in flight) and _broken(failure, kind) (end the connection, fail them).
+    in_flight() and _oldest() (the operations owed an answer, and when the oldest went) and
+    _broken(failure, kind) (end the connection, fail them). Timeouts are the watchdog's.
     """
 
     _reader: gevent.Greenlet | None = None
@@ -226,7 +228,8 @@ class Dispatcher(Pipelined):
     def dispatch(self, done: Done) -> None:
         raise NotImplementedError
 
-    def _owed(self) -> int:
+    def in_flight(self) -> int:
+        """Operations sent and not answered yet."""
         raise NotImplementedError
 
     def _pump(self, sock: socket.socket) -> None:
@@ -241,9 +244,6 @@ class Dispatcher(Pipelined):
     def _oldest(self) -> int:
         """When the oldest request still owed an answer went (wall-clock ns; 0: none)."""
         raise NotImplementedError
-
-    def in_flight(self) -> int:
-        return self._owed()
 
     def _start_reader(self) -> None:
         """The connection's reader, once per connection. Its socket waits without a timeout
@@ -267,9 +267,6 @@ class Dispatcher(Pipelined):
         while self._socket() is sock:
             try:
                 self._pump(sock)
-            except TimeoutError:
-                if self._owed():
-                    self._broken(f"timeout: no reply within {self.timeout} s", "timeout")
             except self.failures as exc:  # the socket's, the protocol's
                 if self._socket() is sock:
                     self._broken(f"transport: {exc or exc.__class__.__name__}", "error")

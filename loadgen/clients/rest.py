@@ -163,7 +163,7 @@ class RestClient(Dispatcher):
                 fifo[i] = (fifo[i][0], fifo[i][1], sent, fifo[i][3])
         self._start_reader()
 
-    def _owed(self) -> int:
+    def in_flight(self) -> int:
         return len(self._fifo)
 
     def _oldest(self) -> int:

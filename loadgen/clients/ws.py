@@ -267,7 +267,7 @@ class WsClient(Dispatcher):
                     inflight[req_id] = (entry[0], entry[1], sent, entry[3])
         self._start_reader()
 
-    def _owed(self) -> int:
+    def in_flight(self) -> int:
         return len(self._inflight)
 
     def _oldest(self) -> int:
@@ -293,8 +293,7 @@ class WsClient(Dispatcher):
         self._inflight.clear()
         self.close()
         self.backoff.failed()
-        now = Stamp()
-        now.ns = time.time_ns()
+        now = Stamp(time.time_ns())
         for op, post, t0, done in owed:
             done(_outcome(op, post, None, t0, now, failure))
 
@@ -355,8 +354,7 @@ class WsClient(Dispatcher):
 
 def _refused(queued: list[Any], done: Done, failure: str) -> None:
     """Requests that never went (the connection could not be made): each gets `failure`."""
-    now = Stamp()
-    now.ns = time.time_ns()
+    now = Stamp(time.time_ns())
     for op, _, _, post in queued:
         done(_outcome(op, post, None, now.ns, now, failure))
 
