@@ -16,11 +16,12 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from loadgen.bench.runs import loadgen_run
 
 AT_RATE = 1000
 AT_USERS = 150
@@ -57,14 +58,8 @@ def run(folder: Path, name: str, text: str, seconds: int) -> dict[str, Any]:
     """One `loadgen run` of a profile: its summary."""
     path = folder / f"{name}.toml"
     path.write_text(text)
-    cmd = [sys.executable, "-m", "loadgen.cli", "run", str(path), "--results", str(folder)]
-    before = set(folder.glob(f"*-{name}"))
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 300, check=False)
-    made = sorted(set(folder.glob(f"*-{name}")) - before)
-    if not made or not (made[-1] / "summary.json").exists():
-        tail = " / ".join((done.stdout + done.stderr).strip().splitlines()[-3:])
-        raise RuntimeError(f"loadgen run {name} wrote no summary: {tail}")
-    return json.loads((made[-1] / "summary.json").read_text())
+    run_dir, _ = loadgen_run(path, folder, name, seconds)
+    return json.loads((run_dir / "summary.json").read_text())
 
 
 def at_rate(folder: Path, seconds: int) -> dict[str, Any]:

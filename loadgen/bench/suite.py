@@ -28,7 +28,6 @@ import json
 import math
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -36,6 +35,7 @@ from typing import Any
 
 from loadgen.bench import openloop, traders, venue
 from loadgen.bench import wire as wire_bench
+from loadgen.bench.runs import loadgen_run
 from loadgen.wire import capture
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -87,19 +87,11 @@ def worker_counts(spec: str) -> list[int]:
 def throughput_run(workers: int, seconds: int, out: Path, log: Any) -> dict[str, Any]:
     """One `loadgen run profiles/throughput.toml`: its held stage's figures."""
     stages = 4 + seconds  # the profile's 4 s ramp, then the hold
-    cmd = [sys.executable, "-m", "loadgen.cli", "run", str(THROUGHPUT), "--workers",
-           str(workers), "--no-pin", "--results", str(out), "--duration", f"{stages}s"]  # fmt: skip
-    before = set(out.glob("*-throughput"))
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=stages + 300, check=False)
-    made = sorted(set(out.glob("*-throughput")) - before)
-    if not made or not (made[-1] / "summary.json").exists():
-        tail = " / ".join((done.stdout + done.stderr).strip().splitlines()[-3:])
-        raise RuntimeError(f"throughput run ({workers} workers) wrote no summary: {tail}")
-    summary = json.loads((made[-1] / "summary.json").read_text())
+    run_dir, done = loadgen_run(THROUGHPUT, out, "throughput", stages, "--workers", str(workers),
+                                "--no-pin", "--duration", f"{stages}s")  # fmt: skip
+    summary = json.loads((run_dir / "summary.json").read_text())
     hold = summary["levels"][-1]
-    meta = (
-        json.loads((made[-1] / "run.json").read_text()) if (made[-1] / "run.json").exists() else {}
-    )
+    meta = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").exists() else {}
     row = {
         "workers": workers,
         "seconds": hold["seconds"],
@@ -113,7 +105,7 @@ def throughput_run(workers: int, seconds: int, out: Path, log: Any) -> dict[str,
         "generator_cpu_s": meta.get("generator_cpu_s"),
         "exit": done.returncode,
         "verdict": summary["verdict"]["status"],  # a throughput hold is generator-bound by design
-        "run_dir": str(made[-1]),
+        "run_dir": str(run_dir),
     }
     log(
         f"  {workers} worker(s): {row['requests_per_s']:,.0f} requests/s held {row['seconds']} s"

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from loadgen.bench.runs import loadgen_run
 from loadgen.metrics.store import read_windows
 from loadgen.report.analysis import tally
 from loadgen.venue.process import VenueProcess, core_split
@@ -115,7 +116,8 @@ def run_case(case: Case, seconds: int, folder: Path, log: Callable[[str], None])
         with capture.Capture(folder, list(where.values())) as cap:
             if case.hog:
                 hog = _hog(venue_core)
-            done = _loadgen_run(folder, seconds, split)
+            run_dir, done = loadgen_run(folder / "wire.toml", folder / "results", "wire", seconds,
+                                        prefix=_pinned(split))  # fmt: skip
             wire_bytes = cap.stop()
     finally:
         if hog is not None:
@@ -123,11 +125,7 @@ def run_case(case: Case, seconds: int, folder: Path, log: Callable[[str], None])
             hog.wait()
         venue.stop()
         (folder / "keys.json").unlink(missing_ok=True)
-    run_dirs = sorted((folder / "results").glob("*-wire"))
-    if not run_dirs:
-        raise RuntimeError(f"loadgen run wrote no results (exit {done.returncode}): "
-                           f"{(done.stdout + done.stderr).strip()[-300:]}")  # fmt: skip
-    windows = read_windows(run_dirs[-1])
+    windows = read_windows(run_dir)
     conns = pcap.connections(pcap.segments(wire_bytes), set(where.values()))
     wire = match.latencies(conns, where)
     rows = {}
@@ -164,12 +162,9 @@ def _hog(core: int | None) -> subprocess.Popen[bytes]:
     return subprocess.Popen(cmd)
 
 
-def _loadgen_run(folder: Path, seconds: int, split: tuple[list[int], int] | None) -> Any:
-    cmd = [sys.executable, "-m", "loadgen.cli", "run", str(folder / "wire.toml"),
-           "--results", str(folder / "results")]  # fmt: skip
-    if split:
-        cmd = ["taskset", "-c", ",".join(map(str, split[0])), *cmd]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 180, check=False)
+def _pinned(split: tuple[list[int], int] | None) -> tuple[str, ...]:
+    """taskset onto the load's cores, where the machine pins load and venue apart."""
+    return ("taskset", "-c", ",".join(map(str, split[0]))) if split else ()
 
 
 def table_lines(cases: list[dict[str, Any]]) -> list[str]:
