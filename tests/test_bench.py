@@ -84,3 +84,26 @@ def test_bench_quick_writes_json_and_prints_the_table(tmp_path: Path):
     assert isinstance(wire, str) or [c["protocols"].keys() for c in wire] == [{"rest", "ws", "fix"}]
     assert "FastHttpUser" in done.stdout and "end to end:" in done.stdout
     assert table.strip() in done.stdout.replace("\r", "")
+
+
+def test_bench_handshake_ends_when_the_venue_closes_instead_of_answering():
+    # A venue that accepts and closes (as one refusing the Logon does): the bench's FIX handshake
+    # raises a named error at once. It used to spin on empty reads, never yielding to the loop.
+    import asyncio
+
+    from loadgen.bench import venue as bench_venue
+
+    async def close_at_once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1)
+        writer.close()
+
+    async def attempt() -> str:
+        server = await asyncio.start_server(close_at_once, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        session = {"key": {"api_key": "k", "secret": "c2VjcmV0"}, "sender": "S"}
+        async with server:
+            with pytest.raises(ConnectionError) as refused:
+                await bench_venue._fix_open(f"tcp://127.0.0.1:{port}", session)
+        return str(refused.value)
+
+    assert "before the FIX Logon reply" in asyncio.run(attempt())

@@ -312,7 +312,7 @@ async def _ws_open(url: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter
     )
     await reader.readuntil(b"\r\n\r\n")
     frames = wsframe.FrameParser(expect_masked=False)
-    while not frames.feed(await reader.read(4096)):  # the status message
+    while not frames.feed(await _read_some(reader, "the WebSocket status message")):
         pass
     return reader, writer
 
@@ -334,9 +334,18 @@ async def _fix_open(url: str, session: dict) -> tuple[asyncio.StreamReader, asyn
     )
     session["seq"] = 2
     fr = fix.FixReader()
-    while not fr.feed(await reader.read(4096)):
+    while not fr.feed(await _read_some(reader, "the FIX Logon reply")):
         pass
     return reader, writer
+
+
+async def _read_some(reader: asyncio.StreamReader, awaited: str) -> bytes:
+    """The next bytes of a handshake; a venue that closes or stalls instead is an error (a
+    refused logon used to spin here on empty reads)."""
+    data = await asyncio.wait_for(reader.read(4096), 30)
+    if not data:
+        raise ConnectionError(f"venue closed the connection before {awaited}")
+    return data
 
 
 async def _run(
@@ -469,6 +478,10 @@ def main(args: argparse.Namespace) -> int:
     venue = BenchVenue(args.pairs, args.tier)
     try:
         report = bench_all(protocols, venue, args)
+    except (ConnectionError, TimeoutError) as exc:
+        print(f"loadgen bench venue: {exc or type(exc).__name__}; no figures reported",
+              file=sys.stderr)  # fmt: skip
+        return 1
     finally:
         venue.stop()
     return _print_report(report, args, venue.pinned)
