@@ -235,7 +235,7 @@ def _find_trailer(buf: bytes, start: int, end: int) -> int:
 
 
 def logon_password(
-    secret: bytes, seq: int, sender: str, target: str, api_key: str, nonce: str
+    secret: bytes, seq: int | str, sender: str, target: str, api_key: str, nonce: str
 ) -> str:
     """Tag 554 for a Kraken Logon (facts section 5; `secret` is base64-decoded).
 

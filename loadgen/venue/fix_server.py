@@ -323,13 +323,13 @@ class FixConnection(Connection):
             )
         if nonce <= account.last_fix_nonce:
             return "EAPI:Invalid nonce", None
-        expected = fix.logon_password(
+        expected = fix.logon_password(  # over the texts as sent, which is what the peer signed
             account.secret,
-            seq,
+            fields[fix.MSG_SEQ_NUM],
             fields[fix.SENDER_COMP_ID],
             TARGET_COMP_ID,
             account.api_key,
-            nonce,
+            fields[fix.KRAKEN_NONCE],
         )
         if expected != fields[fix.PASSWORD]:
             return "EAPI:Invalid signature", None

@@ -65,6 +65,14 @@ def test_bad_logon_gets_logout_with_reason_then_close(fix, kwargs, reason):
     assert client.recv() is None  # closed
 
 
+def test_logon_signature_is_checked_over_the_nonce_as_sent(fix, new_key):
+    # The client signs 5025's text; "0" + nonce is the same number in other digits. The venue
+    # used to sign str(int(nonce)) and so refuse this with "Invalid signature".
+    client = fix(new_key(), logon=False)
+    client.logon(nonce="0" + str(int(time.time() * 1000)))
+    assert client.expect("A").get(108) is not None
+
+
 def test_replayed_logon_nonce_is_refused(fix, new_key):
     key = new_key()
     nonce = str(int(time.time() * 1000))
