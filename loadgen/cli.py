@@ -48,6 +48,12 @@ def add_venue_args(p: argparse.ArgumentParser) -> None:
         help="where the keys and secrets are written, mode 0600 (default results/venue-keys.json)",
     )
     p.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve TLS only on all three ports (https, wss, FIX tls://) with a certificate "
+        "from a CA of its own, written as venue-ca.pem beside the keys file",
+    )
+    p.add_argument(
         "--max-notional",
         type=float,
         default=10_000_000.0,
@@ -135,6 +141,7 @@ def venue_config(args: argparse.Namespace):  # -> VenueConfig
         seed=args.seed,
         pairs=args.pairs,
         keys_file=args.keys_file,
+        tls=args.tls,
         max_notional=args.max_notional,
         knobs=knobs,
     )
@@ -157,6 +164,8 @@ def cmd_venue(args: argparse.Namespace) -> int:
         print(f"  FIX 4.4   {e['fix']}  (TargetCompID KRAKEN-TRD)", flush=True)
         if config.keys_file is not None:
             print(f"  keys      {config.keys_file} (secrets are in that file only)", flush=True)
+        if venue.ca_file is not None:
+            print(f"  CA        {venue.ca_file} (give it to the traders: --ca-file)", flush=True)
         print("ready; Ctrl-C or SIGTERM to stop", flush=True)
 
     venue = serve(config, ready)

@@ -9,7 +9,9 @@ what is wrong; an unknown field is an error (a typo must not silently become a d
                allow_hosts (non-loopback hosts this profile may hit); tier, pairs (markets),
                latency/stall_every/stall_for/unavailable/drop/latency_per_krps (the embedded
                venue's knobs, as `loadgen venue` has them); limit_threshold/limit_decay/
-               cancel_penalty (its rate limits mis-set on purpose)
+               cancel_penalty (its rate limits mis-set on purpose); tls (the embedded venue
+               serves TLS only); ca_file (PEM CAs that verify a URL target's certificates),
+               insecure (verify none; the report says so)
     [users]    rest/ws/fix: relative weights of the three traders
     [flow]     mix (op -> weight), pairs (name -> weight), cross_share, seed
     [load]     loop = "closed" | "open"; max_rate (requests/s, the hard cap); spawn_rate;
@@ -145,6 +147,9 @@ class Target:
     limit_threshold: float | None = None
     limit_decay: float | None = None
     cancel_penalty: bool = True
+    tls: bool = False  # the embedded venue serves TLS only (its own CA)
+    ca_file: str = ""  # PEM CAs that verify the target's certificates
+    insecure: bool = False  # verify no certificate (named in the report)
 
 
 @dataclass(frozen=True)
@@ -313,6 +318,16 @@ def _target(t: _Table) -> Target:
         "limit_decay": t.number("limit_decay", None),
         "cancel_penalty": t.take("cancel_penalty", bool, True),
     }
+    tls = {
+        "tls": t.take("tls", bool, False),
+        "ca_file": t.take("ca_file", str, ""),
+        "insecure": t.take("insecure", bool, False),
+    }
+    if tls["ca_file"] and not Path(tls["ca_file"]).is_file():
+        t.fail("ca_file", f"no such file: {tls['ca_file']}")
+    if venue == "url" and tls["tls"]:
+        t.fail("tls", "the embedded venue's switch; a URL target's TLS is in its URLs "
+               "(https://, wss://, tls://HOST:PORT)")  # fmt: skip
     if venue == "url":
         if not urls["rest"]:
             t.fail("rest", 'required when venue = "url"')
@@ -329,7 +344,7 @@ def _target(t: _Table) -> Target:
     t.done()
     return Target(
         venue, urls["rest"], urls["ws"], urls["fix"], keys_file, tuple(allow), tier, pairs,
-        tuple(str(x) for x in latency), **knobs, **misset,
+        tuple(str(x) for x in latency), **knobs, **misset, **tls,
     )  # fmt: skip
 
 

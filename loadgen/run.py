@@ -258,7 +258,7 @@ def start_target(
     venue logs to venue.log in log_dir (the run's folder)."""
     t = prof.target
     if t.venue == "url":
-        return None, {"rest": t.rest, "ws": t.ws, "fix": t.fix}, t.keys_file
+        return None, {"rest": t.rest, "ws": t.ws, "fix": t.fix, "ca_file": t.ca_file}, t.keys_file
     flags = ["--keys", str(RUN_KEYS), "--tier", t.tier, "--pairs", str(t.pairs)]
     for spec in t.latency:
         flags += ["--latency", spec]
@@ -266,9 +266,10 @@ def start_target(
     flags += ["--unavailable", str(t.unavailable), "--drop", str(t.drop)]
     flags += ["--latency-per-krps", str(t.latency_per_krps)]
     flags += misset_flags(t.limit_threshold, t.limit_decay, t.cancel_penalty)
+    flags += ["--tls"] if t.tls else []
     split = core_split() if pin else None
     venue = VenueProcess(*flags, cpu=split[1] if split else None, log_dir=log_dir)
-    return venue, venue.endpoints, ""
+    return venue, {**venue.endpoints, "ca_file": t.ca_file or venue.ca_file}, ""
 
 
 def locust_command(
@@ -286,6 +287,10 @@ def locust_command(
         cmd += ["--order-mix", ",".join(f"{k}:{v:g}" for k, v in prof.mix.items())]
     if keys:
         cmd += ["--keys-file", keys]
+    if e.get("ca_file"):
+        cmd += ["--ca-file", e["ca_file"]]
+    if prof.target.insecure:
+        cmd += ["--insecure"]
     cmd += ["--loop", prof.loop, "--max-rate", str(prof.max_rate), "--results-dir", str(run_dir)]
     cmd += ["--csv", str(run_dir / "locust"), "--html", str(run_dir / "locust.html")]
     if args.workers:

@@ -15,6 +15,7 @@ import http.client
 import itertools
 import json
 import socket
+import ssl
 import time
 import urllib.parse
 from typing import Any
@@ -187,8 +188,17 @@ class Fix:
 
     last_nonce = 0  # logon nonces are ms since epoch, made strictly increasing across clients
 
-    def __init__(self, address: tuple[str, int], sender: str, api_key: str, secret: str) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        sender: str,
+        api_key: str,
+        secret: str,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self.sock = socket.create_connection(address, timeout=10)
+        if tls is not None:  # the standard library's own TLS socket: a peer independent of ours
+            self.sock = tls.wrap_socket(self.sock, server_hostname=address[0])
         self.sender = sender
         self.api_key = api_key
         self.secret = secret

@@ -16,6 +16,7 @@ cancelled the session's orders, which `on_reconnect` tells the trader.
 from __future__ import annotations
 
 import base64
+import ssl
 import time
 import urllib.parse
 from collections.abc import Callable
@@ -36,6 +37,7 @@ from loadgen.clients.net import (
     send_all,
     sent_at,
 )
+from loadgen.clients.tls import for_scheme
 from loadgen.flow.orders import LiveOrder
 from loadgen.outcome import ERROR, OK, TIMEOUT, Outcome
 from loadgen.protocol import fix
@@ -67,11 +69,13 @@ class FixClient(Dispatcher):
         timeout: float = 10.0,
         on_execution: Callable[[dict[int, str]], None] | None = None,
         on_reconnect: Callable[[], None] | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         parts = urllib.parse.urlsplit(url)
-        if parts.scheme != "tcp" or not parts.hostname or not parts.port:
-            raise ValueError(f"FIX address {url!r}: expected tcp://HOST:PORT")
+        if parts.scheme not in ("tcp", "tls") or not parts.hostname or not parts.port:
+            raise ValueError(f"FIX address {url!r}: expected tcp://HOST:PORT or tls://HOST:PORT")
         self.address = (parts.hostname, parts.port)
+        self.tls = for_scheme(parts.scheme, tls)
         self.api_key = api_key
         self.secret = base64.b64decode(secret_b64)
         self.sender = sender
@@ -93,7 +97,7 @@ class FixClient(Dispatcher):
     # ---- session -------------------------------------------------------------------------------
 
     def _connect(self) -> None:
-        self.sock = connect(self.address, self.timeout, self.backoff)
+        self.sock = connect(self.address, self.timeout, self.backoff, self.tls)
         self.reader = fix.FixReader()
         session = self.session
         reset = not self._logged_on_before

@@ -7,6 +7,7 @@ socket is dropped and the next request reconnects, after a backoff when the last
 
 from __future__ import annotations
 
+import ssl
 import time
 
 import httptools
@@ -32,10 +33,13 @@ Reply = tuple[int, bytes, int, str]  # status, body, when it arrived (wall ns), 
 
 
 class HttpConnection:
-    def __init__(self, host: str, port: int, timeout: float = 10.0) -> None:
+    def __init__(
+        self, host: str, port: int, timeout: float = 10.0, tls: ssl.SSLContext | None = None
+    ) -> None:
         self.host = host
         self.port = port
         self.timeout = timeout
+        self.tls = tls  # https: the context its connections verify with
         self.sock: socket.socket | None = None
         self.parser = httptools.HttpResponseParser(self)
         self._body: list[bytes] = []
@@ -92,7 +96,7 @@ class HttpConnection:
 
     def _connect(self) -> socket.socket:
         try:
-            sock = connect((self.host, self.port), self.timeout, self.backoff)
+            sock = connect((self.host, self.port), self.timeout, self.backoff, self.tls)
         except OSError as exc:
             self._fail()
             raise TransportError(f"connect: {exc}") from None

@@ -17,6 +17,7 @@ and counted as such (`Stamp.source` USER), and the report says how many were.
 from __future__ import annotations
 
 import socket as _socket
+import ssl
 import struct
 import sys
 import time
@@ -28,6 +29,7 @@ import gevent
 from gevent import socket
 
 from loadgen.clients.backoff import Backoff
+from loadgen.clients.tls import TlsStream, wrap
 from loadgen.outcome import Outcome
 
 MICROSECONDS = 1_000_000  # REST nonces (any increasing integer; Kraken's clients use time)
@@ -55,8 +57,11 @@ _MSG_ERRQUEUE = getattr(_socket, "MSG_ERRQUEUE", 0)
 TX_STAMPS = KERNEL_STAMPS and _MSG_ERRQUEUE > 0
 
 
-def connect(address: tuple[str, int], timeout: float, backoff: Backoff) -> socket.socket:
-    """A TCP connection (Nagle off) that stamps what it receives, after any backoff is over."""
+def connect(
+    address: tuple[str, int], timeout: float, backoff: Backoff, tls: ssl.SSLContext | None = None
+) -> Any:
+    """A TCP connection (Nagle off) that stamps what it receives, after any backoff is over;
+    with `tls`, a TlsStream over it after the handshake (the functions below take either)."""
     backoff.before_connect()
     sock = socket.create_connection(address, timeout=timeout)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -64,6 +69,8 @@ def connect(address: tuple[str, int], timeout: float, backoff: Backoff) -> socke
         sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
     if TX_STAMPS:
         sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPING, _TX_FLAGS)
+    if tls is not None:
+        return wrap(sock, tls, *address)
     return sock
 
 
@@ -90,6 +97,8 @@ def recv_stamped(sock: socket.socket, stamp: Stamp) -> bytes:
     wake-up with no data (EAGAIN: a send's stamp arrived on the error queue) empties the
     error queue and waits again.
     """
+    if sock.__class__ is TlsStream:
+        return _recv_tls(sock, stamp)
     if KERNEL_STAMPS:
         raw = getattr(sock, "_sock", sock)
         while True:
@@ -113,10 +122,25 @@ def recv_stamped(sock: socket.socket, stamp: Stamp) -> bytes:
     return data
 
 
+def _recv_tls(stream: TlsStream, stamp: Stamp) -> bytes:
+    """Plaintext of the next reads that complete a TLS record, stamped as the read that
+    completed it; b"" once closed."""
+    while True:
+        data = recv_stamped(stream.raw, stamp)
+        plain = stream.decrypt(data) if data else None
+        if plain is None:
+            return b""
+        if plain:
+            return plain
+
+
 def send_all(sock: socket.socket, data: bytes) -> None:
     """Write all of `data`: one send() system call on the wrapped socket when it takes it all
     (the usual case: a request is far smaller than the socket's buffer), else gevent's
-    sendall() for the rest, which waits for room cooperatively."""
+    sendall() for the rest, which waits for room cooperatively. A TlsStream's records go the
+    same way."""
+    if sock.__class__ is TlsStream:
+        sock, data = sock.raw, sock.encrypt(data)
     try:
         sent = sock._sock.send(data)
     except (BlockingIOError, AttributeError):
@@ -137,7 +161,8 @@ def sent_at(sock: socket.socket, before: int) -> int:
     """When the send just made went: the kernel's transmit stamp, else `before` (the time taken
     just before it)."""
     if TX_STAMPS:
-        return tx_stamp(getattr(sock, "_sock", sock), before) or before
+        raw = sock.raw if sock.__class__ is TlsStream else sock
+        return tx_stamp(getattr(raw, "_sock", raw), before) or before
     return before
 
 

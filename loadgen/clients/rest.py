@@ -13,6 +13,7 @@ nonce window.
 from __future__ import annotations
 
 import json
+import ssl
 import time
 import urllib.parse
 import urllib.request
@@ -32,6 +33,7 @@ from loadgen.clients.net import (
     send_all,
     sent_at,
 )
+from loadgen.clients.tls import for_scheme
 from loadgen.flow.market import Market
 from loadgen.flow.orders import LiveOrder
 from loadgen.outcome import ERROR, OK, TIMEOUT, Outcome
@@ -44,11 +46,20 @@ class RestClient(Dispatcher):
     protocol = PROTOCOL
     failures = (OSError, TransportError, httptools.HttpParserError)
 
-    def __init__(self, base_url: str, api_key: str, secret_b64: str, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        secret_b64: str,
+        timeout: float = 10.0,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         url = urllib.parse.urlsplit(base_url)
-        if url.scheme != "http" or not url.hostname:
-            raise ValueError(f"REST URL {base_url!r}: expected http://HOST:PORT")
-        self.conn = HttpConnection(url.hostname, url.port or 80, timeout)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise ValueError(f"REST URL {base_url!r}: expected http(s)://HOST[:PORT]")
+        context = for_scheme(url.scheme, tls)
+        port = url.port or (443 if context else 80)
+        self.conn = HttpConnection(url.hostname, port, timeout, context)
         self.timeout = timeout
         self.signer = rest.keyed(rest.decode_secret(secret_b64))
         self.nonces = NonceSource.for_key(api_key)
@@ -288,11 +299,12 @@ def _count(outcome: Outcome, result: Any) -> None:
         outcome.detail = result["count"]
 
 
-def fetch_markets(host: str, names: list[str]) -> list[Market]:
+def fetch_markets(host: str, names: list[str], tls: ssl.SSLContext | None = None) -> list[Market]:
     """The named markets (REST altname or WS name) from the venue's public AssetPairs."""
     url = f"{host}/0/public/AssetPairs"
+    context = for_scheme(urllib.parse.urlsplit(url).scheme, tls)
     try:
-        with urllib.request.urlopen(url, timeout=10) as resp:
+        with urllib.request.urlopen(url, timeout=10, context=context) as resp:
             listing = json.load(resp)["result"]
     except (OSError, ValueError, KeyError) as exc:  # urllib's errors are OSErrors
         raise ConnectionError(f"GET {url}: {exc}") from None

@@ -20,6 +20,7 @@ import base64
 import contextlib
 import itertools
 import os
+import ssl
 import time
 import urllib.parse
 from collections import deque
@@ -40,6 +41,7 @@ from loadgen.clients.net import (
     send_stamped,
     sent_at,
 )
+from loadgen.clients.tls import for_scheme
 from loadgen.flow.orders import LiveOrder
 from loadgen.outcome import ERROR, OK, TIMEOUT, Outcome
 from loadgen.protocol import ws, wsframe
@@ -66,12 +68,14 @@ class WsClient(Dispatcher):
         token: str,
         timeout: float = 10.0,
         on_execution: Callable[[dict[str, Any]], None] | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         parts = urllib.parse.urlsplit(url)
-        if parts.scheme != "ws" or not parts.hostname:
-            raise ValueError(f"WebSocket URL {url!r}: expected ws://HOST:PORT/v2")
+        if parts.scheme not in ("ws", "wss") or not parts.hostname:
+            raise ValueError(f"WebSocket URL {url!r}: expected ws(s)://HOST[:PORT]/v2")
         self.url = url
-        self.address = (parts.hostname, parts.port or 80)
+        self.tls = for_scheme(parts.scheme, tls)
+        self.address = (parts.hostname, parts.port or (443 if self.tls else 80))
         self.path = parts.path or "/"
         self.host = parts.netloc
         self.token = token
@@ -87,7 +91,7 @@ class WsClient(Dispatcher):
     # ---- connection ---------------------------------------------------------------------------
 
     def _connect(self) -> None:
-        sock = connect(self.address, self.timeout, self.backoff)
+        sock = connect(self.address, self.timeout, self.backoff, self.tls)
         key = base64.b64encode(os.urandom(16))
         sock.sendall(
             b"GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -392,14 +396,15 @@ def _count(outcome: Outcome, result: Any) -> None:
 
 
 def connect_with_token(rest_url: str, ws_url: str, api_key: str, secret: str, timeout: float,
-                       on_execution: Callable[[dict[str, Any]], None] | None = None) -> WsClient:  # fmt: skip
+                       on_execution: Callable[[dict[str, Any]], None] | None = None,
+                       tls: ssl.SSLContext | None = None) -> WsClient:  # fmt: skip
     """A WsClient for a key: its token from REST GetWebSocketsToken first (ConnectionError if
     the venue will not give one)."""
     from loadgen.clients.rest import RestClient
 
-    rest = RestClient(rest_url, api_key, secret, timeout=timeout)
+    rest = RestClient(rest_url, api_key, secret, timeout=timeout, tls=tls)
     _, errors, result, failure = rest.call("GetWebSocketsToken", "")
     rest.close()
     if failure or errors:
         raise ConnectionError(f"GetWebSocketsToken: {failure or errors[0]}")
-    return WsClient(ws_url, result["token"], timeout=timeout, on_execution=on_execution)
+    return WsClient(ws_url, result["token"], timeout=timeout, on_execution=on_execution, tls=tls)

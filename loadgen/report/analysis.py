@@ -203,6 +203,7 @@ def analyse(run_dir: Path) -> dict[str, Any]:
             "late_sends": sum(w.late for w in windows),
             "late_sends_venue": sum(w.late_venue for w in windows),
             "timestamps": timestamps(windows),
+            "tls": tls_mode(meta.get("metadata", {}).get("target", {})),
             "workers": meta.get("workers", 0),
             "metadata": meta.get("metadata", {}),
         },
@@ -234,6 +235,17 @@ def analyse(run_dir: Path) -> dict[str, Any]:
     )
     summary["findings"] = findings(summary)
     return summary
+
+
+def tls_mode(target: dict[str, Any]) -> str:
+    """How the run's connections were secured, from its profile's target."""
+    schemes = {str(target.get(p, "")).partition(":")[0] for p in ("rest", "ws", "fix")}
+    if not target.get("tls") and not schemes & {"https", "wss", "tls"}:
+        return "plain TCP"
+    if target.get("insecure"):
+        return "TLS, certificates not verified (insecure)"
+    ca = target.get("ca_file") or ("the embedded venue's own CA" if target.get("tls") else "")
+    return f"TLS, certificates verified against {ca or 'the system CAs'}"
 
 
 def timestamps(windows: list[Window]) -> dict[str, Any]:
@@ -524,6 +536,9 @@ def findings(s: dict[str, Any]) -> list[str]:
         out.append("No second of the run had more than 1% of its requests rate limited.")
     out += _lateness(s)
     out += _generator_stalls(s)
+    if s["run"].get("tls", "").endswith("(insecure)"):
+        out.append("TLS certificates were not verified (insecure): whoever answered was "
+                   "measured, not necessarily the venue named.")  # fmt: skip
     stamped = s["run"]["timestamps"]
     if stamped["user"]:
         out.append(f"Reply times: {stamped['text']}; those replies' latencies include the time "

@@ -185,6 +185,7 @@ def html(summary: dict[str, Any]) -> str:
         f"{run['seconds']:.0f} s of windows; {run['late_sends']} sends late by the generator, "
         f"{run.get('late_sends_venue', 0)} held by the venue"
         f"; reply times: {e(run['timestamps']['text'])}"
+        f"; {e(run.get('tls', 'plain TCP'))}"
         f"{'' if run['complete'] else '; the run did not finish (results up to its last second)'}"
         "</p>",
         "<h2>What the run says</h2><ul class='findings'>",

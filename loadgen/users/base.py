@@ -82,7 +82,9 @@ class TraderUser(User):
         self.started = False  # until on_start is through: a failure here is a failed spawn
         opts = self.environment.parsed_options
         self.number, self.api_key, self.secret = options.next_key(self.environment)
-        markets, weights = options.markets(self.environment.host, opts.pairs)
+        markets, weights = options.markets(
+            self.environment.host, opts.pairs, options.tls_context(self.environment)
+        )
         self.flow = FlowModel(
             markets,
             market_weights=weights,

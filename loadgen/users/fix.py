@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from loadgen.clients.fix import FixClient
+from loadgen.users import options
 from loadgen.users.base import TraderUser
 
 ENDED = frozenset(("2", "4", "C"))  # OrdStatus filled, canceled, expired
@@ -23,6 +24,7 @@ class FixTrader(TraderUser):
             timeout=opts.request_timeout,
             on_execution=self.on_execution,
             on_reconnect=self.flow.all_gone,
+            tls=options.tls_context(self.environment),
         )
 
     def on_execution(self, fields: dict[int, str]) -> None:

@@ -13,6 +13,8 @@ import atexit
 import itertools
 import json
 import logging
+import ssl
+from pathlib import Path
 from typing import Any
 
 from locust import events
@@ -116,7 +118,29 @@ def add_options(parser: Any) -> None:
         "--fix-url",
         default="",
         env_var="LOADGEN_FIX_URL",
-        help="FIX 4.4 address tcp://HOST:PORT (default: the embedded venue's)",
+        help="FIX 4.4 address tcp://HOST:PORT, or tls://HOST:PORT for FIX over TLS "
+        "(default: the embedded venue's)",
+    )
+    group.add_argument(
+        "--ca-file",
+        default="",
+        env_var="LOADGEN_CA_FILE",
+        help="PEM file of the CA(s) that verify the target's TLS certificates, e.g. a staging "
+        "gateway's own (default: the system's CAs)",
+    )
+    group.add_argument(
+        "--insecure",
+        action="store_true",
+        default=False,
+        env_var="LOADGEN_INSECURE",
+        help="do not verify TLS certificates (the report says so)",
+    )
+    group.add_argument(
+        "--venue-tls",
+        action="store_true",
+        default=False,
+        env_var="LOADGEN_VENUE_TLS",
+        help="the embedded venue serves TLS only (https, wss, FIX tls://), with a CA of its own",
     )
     # Locust's web UI serves every interface by default, with no login: ours stays on this
     # machine unless asked (--web-host 0.0.0.0, or LOCUST_WEB_HOST), as a test rig should
@@ -141,8 +165,10 @@ def start_embedded_venue(environment: Environment, **_: Any) -> None:
     global _venue
     if isinstance(environment.runner, WorkerRunner):
         return  # workers get the endpoints from the master
+    opts = environment.parsed_options
+    if opts is not None and opts.ca_file and not Path(opts.ca_file).is_file():
+        raise SystemExit(f"loadgen: --ca-file {opts.ca_file}: no such file")
     if environment.host:  # a venue exists: only loopback, or a host allowed by name
-        opts = environment.parsed_options
         allowed = opts.allow_host if opts else []
         for name, url in (("--host", environment.host), ("--ws-url", opts.ws_url if opts else ""),
                           ("--fix-url", opts.fix_url if opts else "")):  # fmt: skip
@@ -151,6 +177,7 @@ def start_embedded_venue(environment: Environment, **_: Any) -> None:
                 raise SystemExit(f"loadgen: {name} {url}: {problem}")
         return
     opts = environment.parsed_options
+    tls = ["--tls"] if opts is not None and opts.venue_tls else []
     _venue = VenueProcess(
         "--keys",
         str(RUN_KEYS),
@@ -158,12 +185,14 @@ def start_embedded_venue(environment: Environment, **_: Any) -> None:
         opts.tier if opts else "pro",
         "--seed",
         opts.key_seed if opts else DEFAULT_SEED,
+        *tls,
     )
     atexit.register(_venue.stop)
     environment.host = _venue.endpoints["rest"]
     if opts is not None:
         opts.ws_url = opts.ws_url or _venue.endpoints["ws"]
         opts.fix_url = opts.fix_url or _venue.endpoints["fix"]
+        opts.ca_file = opts.ca_file or _venue.ca_file
     log.info("embedded venue: %s", _venue.endpoints)
 
 
@@ -181,7 +210,20 @@ _user_numbers = itertools.count()
 used_keys: dict[str, str] = {}  # api key -> secret, for the cancel-all at test stop
 
 
-def markets(host: str, spec: str) -> tuple[list[Market], list[float]]:
+def tls_context(environment: Environment) -> ssl.SSLContext | None:
+    """The context the traders verify TLS targets with: --ca-file's CAs or the system's, none
+    with --insecure (clients use it for https, wss and tls:// URLs only)."""
+    from loadgen.clients.tls import context
+
+    opts = environment.parsed_options
+    if opts is None:
+        return None
+    return context(opts.ca_file or "", bool(opts.insecure))
+
+
+def markets(
+    host: str, spec: str, tls: ssl.SSLContext | None = None
+) -> tuple[list[Market], list[float]]:
     """The configured markets with their weights, from the venue's AssetPairs (once)."""
     from loadgen.clients.rest import fetch_markets
 
@@ -193,7 +235,7 @@ def markets(host: str, spec: str) -> tuple[list[Market], list[float]]:
         name, _, weight = item.strip().partition(":")
         names.append(name)
         weights.append(float(weight) if weight else 1.0)
-    chosen = fetch_markets(host, names)
+    chosen = fetch_markets(host, names, tls)
     _markets[spec] = (chosen, weights)
     return chosen, weights
 
@@ -247,7 +289,8 @@ def cancel_everything(environment: Environment) -> list[Outcome]:
     test stop by users/recording, which counts these as cleanup, not load)."""
     if not environment.host:
         return []
-    return [_cancel_all(environment.host, k, s) for k, s in list(used_keys.items())]
+    tls = tls_context(environment)
+    return [_cancel_all(environment.host, k, s, tls) for k, s in list(used_keys.items())]
 
 
 def cancel_worker_keys(environment: Environment, worker: int) -> tuple[int, int]:
@@ -265,14 +308,15 @@ def cancel_worker_keys(environment: Environment, worker: int) -> tuple[int, int]
         keys = [derive_key(seed, i) for i in range(RUN_KEYS)]
     stride = key_stride(environment)
     mine = keys[worker % stride :: stride]
-    failed = sum(not _cancel_all(host, k, s).ok for k, s in mine)
+    tls = tls_context(environment)
+    failed = sum(not _cancel_all(host, k, s, tls).ok for k, s in mine)
     return len(mine), failed
 
 
-def _cancel_all(host: str, api_key: str, secret: str) -> Outcome:
+def _cancel_all(host: str, api_key: str, secret: str, tls: ssl.SSLContext | None) -> Outcome:
     from loadgen.clients.rest import RestClient
 
-    client = RestClient(host, api_key, secret, timeout=5.0)
+    client = RestClient(host, api_key, secret, timeout=5.0, tls=tls)
     outcome = client.cancel_all()
     client.close()
     if not outcome.ok:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from loadgen.clients.rest import RestClient
+from loadgen.users import options
 from loadgen.users.base import TraderUser
 
 
@@ -12,4 +13,5 @@ class RestTrader(TraderUser):
 
     def connect(self) -> RestClient:
         timeout = self.environment.parsed_options.request_timeout
-        return RestClient(self.environment.host, self.api_key, self.secret, timeout=timeout)
+        tls = options.tls_context(self.environment)
+        return RestClient(self.environment.host, self.api_key, self.secret, timeout, tls)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from loadgen.clients.ws import WsClient, connect_with_token
+from loadgen.users import options
 from loadgen.users.base import TraderUser
 
 GONE = frozenset(("filled", "canceled", "expired"))  # exec_types that end an order
@@ -18,7 +19,7 @@ class WsTrader(TraderUser):
         opts = self.environment.parsed_options
         return connect_with_token(
             self.environment.host, opts.ws_url, self.api_key, self.secret,
-            opts.request_timeout, self.on_execution,
+            opts.request_timeout, self.on_execution, options.tls_context(self.environment),
         )  # fmt: skip
 
     def on_execution(self, update: dict[str, Any]) -> None:

@@ -125,11 +125,15 @@ class Accounts:
             entry.holders -= 1
             entry.expires = max(entry.expires, now + TOKEN_TTL_S)
 
-    def write_keys_file(self, path: Path, endpoints: dict[str, Any]) -> None:
-        """Keys, secrets and tiers for clients: written atomically, readable by the owner only."""
+    def write_keys_file(
+        self, path: Path, endpoints: dict[str, Any], ca_file: Path | None = None
+    ) -> None:
+        """Keys, secrets and tiers for clients: written atomically, readable by the owner only.
+        With TLS, `ca_file` is the CA that verifies the endpoints."""
         data = {
             "seed": self.seed,
             "endpoints": endpoints,
+            **({"ca_file": str(ca_file)} if ca_file else {}),
             "keys": [
                 {
                     "api_key": a.api_key,

@@ -12,6 +12,7 @@ import dataclasses
 import ipaddress
 import logging
 import signal
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -44,6 +45,8 @@ class VenueConfig:
     seed: str = DEFAULT_SEED
     pairs: int = DEFAULT_PAIR_COUNT
     keys_file: Path | None = DEFAULT_KEYS_FILE
+    tls: bool = False  # every port TLS only, with a CA of its own written beside the keys file
+    ca_dir: Path | None = None  # where venue-ca.pem goes (default: the keys file's folder)
     max_notional: float = DEFAULT_MAX_NOTIONAL
     knobs: Knobs = field(default_factory=Knobs)
 
@@ -109,6 +112,7 @@ class Venue:
         self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
         self.servers: list[asyncio.base_events.Server] = []
         self.endpoints: dict[str, str] = {}
+        self.ca_file: Path | None = None  # with tls: the CA that verifies this venue
         self._ticker: asyncio.TimerHandle | None = None
         from loadgen.venue.rest_api import RestApi
         from loadgen.venue.ws_api import WsApi
@@ -126,26 +130,40 @@ class Venue:
         self.faults.origin = time.monotonic()
         cfg = self.config
         ports = {}
+        tls = self._tls_context()
         for name, factory, port in (
             ("rest", RestConnection, cfg.rest_port),
             ("ws", WsConnection, cfg.ws_port),
             ("fix", FixConnection, cfg.fix_port),
         ):
             server = await self.loop.create_server(
-                lambda f=factory: f(self), cfg.host, port, reuse_address=True
+                lambda f=factory: f(self), cfg.host, port, reuse_address=True, ssl=tls
             )
             self.servers.append(server)
             ports[name] = server.sockets[0].getsockname()[1]
         host = f"[{cfg.host}]" if ":" in cfg.host else cfg.host
+        s = "s" if tls else ""
         self.endpoints = {
-            "rest": f"http://{host}:{ports['rest']}",
-            "ws": f"ws://{host}:{ports['ws']}/v2",
-            "fix": f"tcp://{host}:{ports['fix']}",
+            "rest": f"http{s}://{host}:{ports['rest']}",
+            "ws": f"ws{s}://{host}:{ports['ws']}/v2",
+            "fix": f"{'tls' if tls else 'tcp'}://{host}:{ports['fix']}",
         }
         if cfg.keys_file is not None:
-            self.accounts.write_keys_file(cfg.keys_file, self.endpoints)
+            self.accounts.write_keys_file(cfg.keys_file, self.endpoints, self.ca_file)
         self._ticker = self.loop.call_later(TICK_S, self._tick)
         return self.endpoints
+
+    def _tls_context(self) -> ssl.SSLContext | None:
+        cfg = self.config
+        if not cfg.tls:
+            return None
+        from loadgen.venue.tls import server_context
+
+        folder = cfg.ca_dir or (cfg.keys_file.parent if cfg.keys_file else None)
+        if folder is None:
+            raise VenueConfigError("tls needs a folder for its CA file (ca_dir or keys_file)")
+        ctx, self.ca_file = server_context(cfg.host, folder)
+        return ctx
 
     def _tick(self) -> None:
         now_wall = self.exchange.wall()

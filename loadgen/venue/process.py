@@ -76,6 +76,7 @@ class VenueProcess:
             keys_file.unlink(missing_ok=True)
         self.endpoints: dict[str, str] = data["endpoints"]
         self.keys: list[dict[str, Any]] = data["keys"]
+        self.ca_file: str = data.get("ca_file", "")  # with --tls: the CA that verifies it
         self.pid = self.proc.pid  # taskset execs: this is the venue's own pid
 
     def _await_ready(self) -> bool:

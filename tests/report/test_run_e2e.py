@@ -273,3 +273,25 @@ def test_workers_ship_their_windows_to_the_master_and_lose_none(tmp_path: Path) 
             int(r["Request Count"]) for r in csv.DictReader(fh) if r["Name"] == "Aggregated"
         )
     assert sum(w.count for w in read_windows(run_dir)) == total > 0
+
+
+def test_a_run_over_tls_measures_without_errors_and_the_report_names_its_tls(tmp_path) -> None:
+    # The embedded venue with tls = true: all three traders over https, wss and FIX tls://,
+    # verified by the CA the venue wrote into the run's folder; the venue counts what they sent.
+    path = profile(tmp_path, "tls", knobs="tls = true", stages=stage("4s", 6))
+    proc, run_dir = run(path, tmp_path / "results")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["run"]["tls"] == "TLS, certificates verified against the embedded venue's own CA"
+    totals = summary["totals"]
+    assert totals["count"] > 100, totals
+    assert totals["outcomes"]["error"] == totals["outcomes"]["timeout"] == 0, totals
+    assert "TLS, certificates verified" in (run_dir / "report.html").read_text()
+    assert (run_dir / "venue-ca.pem").is_file()
+    # insecure: the same venue, nothing verified, and the findings say so
+    path = profile(tmp_path, "insecure", knobs="tls = true\ninsecure = true", stages=stage("2s", 3))
+    proc, run_dir = run(path, tmp_path / "results")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["run"]["tls"] == "TLS, certificates not verified (insecure)"
+    assert any("were not verified (insecure)" in line for line in summary["findings"])

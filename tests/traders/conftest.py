@@ -13,6 +13,8 @@ from loadgen.venue.process import VenueProcess
 class TestVenue(VenueProcess):
     """A venue process that hands out keys no test used before."""
 
+    __test__ = False  # a helper, not a test class, wherever it is imported
+
     def __init__(self, *args: str) -> None:
         super().__init__("--pairs", "30", *args)
         self._next = 0
@@ -54,10 +56,14 @@ def make_client(protocol: str, venue: TestVenue, tier: str = "pro", **kw: object
     from loadgen.clients.ws import WsClient
 
     key = venue.key(tier)
+    if venue.ca_file and "tls" not in kw:  # a venue started with --tls: verify it by its CA
+        from loadgen.clients.tls import context
+
+        kw["tls"] = context(venue.ca_file)
     if protocol == "rest":
         return RestClient(venue.endpoints["rest"], key["api_key"], key["secret"], **kw)
     if protocol == "ws":
-        rest = RestClient(venue.endpoints["rest"], key["api_key"], key["secret"])
+        rest = RestClient(venue.endpoints["rest"], key["api_key"], key["secret"], tls=kw.get("tls"))
         for _ in range(10):  # a venue that drops connections may drop this call too
             _, _, result, _ = rest.call("GetWebSocketsToken", "")
             if result:
