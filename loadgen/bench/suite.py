@@ -7,7 +7,8 @@ results/bench-<timestamp>/ as bench.json (every run's figure) and table.txt (wha
 2. generator cost: Locust's CPU microseconds per request for each trader, pipelined as the
    throughput profile runs them and one at a time, for the three at once (Mixed), and for stock
    Locust FastHttpUser sending the same signed REST orders, in the same rounds (bench traders);
-   the venue has its own core, so its cost stays out of the figure;
+   the venue has its own core, so its cost stays out of the figure; and each trader again
+   over TLS (NAME+tls: https, wss, FIX tls:// to a second venue serving TLS only);
 3. scaling: profiles/throughput.toml from 1 and 2 Locust worker processes (more where the
    machine has the cores), the venue and the workers sharing every core (`--no-pin`);
 4. end to end: the same profile with its 60 s hold, from the worker count that scaled best:
@@ -42,7 +43,8 @@ ROOT = Path(__file__).resolve().parents[2]
 THROUGHPUT = ROOT / "profiles" / "throughput.toml"
 GOAL_RPS = 1_000_000 / 60
 PIPELINE = 16  # as profiles/throughput.toml runs the traders
-GENERATORS = ("FastHttpUser", "RestTrader@1", "RestTrader", "WsTrader", "FixTrader", "Mixed")
+GENERATORS = ("FastHttpUser", "RestTrader@1", "RestTrader", "WsTrader", "FixTrader", "Mixed",
+              "RestTrader+tls", "WsTrader+tls", "FixTrader+tls")  # fmt: skip
 # The venue's budgets hold on the machine where stock FastHttpUser costs ~280 us a request
 # (issue 14); on another machine they scale by the baseline measured in the same run.
 FASTHTTP_REFERENCE_US = 280.0

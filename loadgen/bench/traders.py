@@ -7,6 +7,8 @@ steady part of the run, as loadgen.bench.meter samples them from inside Locust (
 final cancel-all are left out). Stock Locust FastHttpUser doing signed AddOrder/CancelOrder runs
 the same way as the baseline, in the same rounds, and every trader is given as a ratio to it.
 Targets (issue 6): REST and WS 30 us, FIX 40 us, and at least 3x cheaper than the baseline.
+NAME+tls runs a trader against a second bench venue serving TLS only (https, wss, FIX tls://,
+verified by the CA it wrote), in the same rounds: TLS's cost per request beside plain TCP's.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from loadgen.bench.venue import BenchVenue
+from loadgen.bench.venue import BENCH_PAIRS, BenchVenue
 from loadgen.keys import RUN_KEYS
 from loadgen.venue.process import core_split
 
@@ -44,7 +46,7 @@ def add_args(p: argparse.ArgumentParser) -> None:
         "--traders",
         default=",".join((*TRADERS, "Mixed")),
         help="comma list of RestTrader, WsTrader, FixTrader, Mixed (all three at once); "
-        "NAME@N runs that one with --pipeline N",
+        "NAME@N runs that one with --pipeline N, NAME+tls against a venue serving TLS",
     )
     p.add_argument(
         "--pipeline",
@@ -92,12 +94,14 @@ def locust_target(cls: str, e: dict[str, str], pipeline: int) -> list[str]:
     if cls == "FastHttpUser":
         return ["-f", f"{BASELINE},{METER}"]
     cls, _, depth = cls.partition("@")  # "RestTrader@1": that trader with --pipeline 1
+    cls, tls, _ = cls.partition("+tls")  # "RestTrader+tls": against the TLS venue `e`
+    ca = ["--ca-file", e["ca_file"]] if tls else []
     pipeline = int(depth) if depth else pipeline
     classes = list(TRADERS) if cls == "Mixed" else [cls]
     return ["-f", f"{LOCUSTFILE},{METER}", "--ws-url", e["ws"], "--fix-url", e["fix"],
             "--tier", "unlimited", "--pipeline", str(pipeline),
             "--max-rate", "0",  # a cost bench runs flat out: no default cap
-            *classes]  # fmt: skip
+            *ca, *classes]  # fmt: skip
 
 
 def run_locust(
@@ -145,14 +149,21 @@ def measure(
     split = core_split()
     cores = ",".join(map(str, split[0])) if split else ""
     venue = BenchVenue(tier="unlimited", keys=RUN_KEYS)
+    secure = None
     try:
+        if any("+tls" in c for c in classes):
+            secure = BenchVenue(BENCH_PAIRS, "unlimited", RUN_KEYS, "--tls")
         for n in range(args.runs):
             for cls in classes:
-                sample = run_locust(cls, venue.endpoints, args, out, cores)
+                target = secure if secure is not None and "+tls" in cls else venue
+                e = {**target.endpoints, "ca_file": target.ca_file}
+                sample = run_locust(cls, e, args, out, cores)
                 log(f"  run {n + 1}/{args.runs} {cls:<13}{sample.us_per_request:8.1f} us/request"
                     f"{sample.requests_per_s:9.0f} requests/s")  # fmt: skip
                 results[cls].append(sample)
     finally:
+        if secure is not None:
+            secure.stop()  # first: each gives back the cores it found
         venue.stop()
     return results
 
@@ -163,7 +174,7 @@ def summarize(results: dict[str, list[Sample]]) -> dict[str, dict[str, Any]]:
     table: dict[str, dict[str, Any]] = {}
     for cls, samples in results.items():
         median = statistics.median(s.us_per_request for s in samples)
-        target = TARGET_US.get(cls.partition("@")[0])
+        target = TARGET_US.get(cls.partition("@")[0])  # none for NAME+tls
         table[cls] = {
             "median_us": round(median, 2),
             "runs_us": [round(s.us_per_request, 2) for s in samples],
@@ -185,9 +196,14 @@ def table_lines(table: dict[str, dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _base_class(name: str) -> str:
+    """RestTrader of RestTrader@1, RestTrader+tls, RestTrader+tls@1."""
+    return name.partition("@")[0].partition("+tls")[0]
+
+
 def main(args: argparse.Namespace) -> int:
     traders = [t.strip() for t in args.traders.split(",") if t.strip()]
-    unknown = [t for t in traders if t.partition("@")[0] not in (*TRADERS, "Mixed")]
+    unknown = [t for t in traders if _base_class(t) not in (*TRADERS, "Mixed")]
     if unknown or args.users < 1 or args.seconds < 1 or args.runs < 1 or args.pipeline < 1:
         print(
             f"loadgen bench traders: traders are {', '.join(TRADERS)} and Mixed; users, "

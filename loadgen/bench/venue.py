@@ -94,7 +94,9 @@ class RunResult:
 class BenchVenue(VenueProcess):
     """The venue under test, pinned to the last core (the driver keeps the others)."""
 
-    def __init__(self, pairs: int = BENCH_PAIRS, tier: str = "pro", keys: int = BENCH_KEYS) -> None:
+    def __init__(
+        self, pairs: int = BENCH_PAIRS, tier: str = "pro", keys: int = BENCH_KEYS, *flags: str
+    ) -> None:
         split = core_split()
         self.pinned = split is not None
         self._affinity = os.sched_getaffinity(0) if split is not None else None
@@ -102,7 +104,9 @@ class BenchVenue(VenueProcess):
         if split is not None:
             load, cpu = split
             os.sched_setaffinity(0, load)
-        super().__init__("--keys", str(keys), "--pairs", str(pairs), "--tier", tier, cpu=cpu)
+        super().__init__(
+            "--keys", str(keys), "--pairs", str(pairs), "--tier", tier, *flags, cpu=cpu
+        )
         self.ps = psutil.Process(self.pid)
 
     def stop(self) -> list[str]:
