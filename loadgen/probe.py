@@ -474,8 +474,12 @@ def _target(args: Any) -> tuple[Any, Any, int]:
     if args.url:
         if not args.keys_file:
             raise ProbeError("a running venue (--url) needs --keys-file")
-        data = json.loads(Path(args.keys_file).read_text())
-        entries = data["keys"] if isinstance(data, dict) else data
+        from loadgen.keys import KeysFileError, read_keys_file
+
+        try:
+            entries = read_keys_file(args.keys_file)
+        except KeysFileError as exc:
+            raise ProbeError(str(exc)) from None
         keys = [(k["api_key"], k["secret"]) for k in entries]
         endpoints = {"rest": args.url, "ws": args.ws_url, "fix": args.fix_url}
     else:

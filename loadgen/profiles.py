@@ -332,7 +332,8 @@ def _target(t: _Table) -> Target:
         if not urls["rest"]:
             t.fail("rest", 'required when venue = "url"')
         if not keys_file:
-            t.fail("keys_file", 'required when venue = "url" (a JSON list of api_key/secret)')
+            t.fail("keys_file", 'required when venue = "url" ({"keys": [{"api_key": ..., '
+                   '"secret": ...}]} as `loadgen venue` writes it, or a plain list)')  # fmt: skip
         for proto, url in urls.items():
             problem = host_problem(url, allow, "target.allow_hosts")
             if problem:
@@ -341,6 +342,12 @@ def _target(t: _Table) -> Target:
             t.fail("latency", "venue knobs apply to the embedded venue only")
         if misset != {"limit_threshold": None, "limit_decay": None, "cancel_penalty": True}:
             t.fail("limit_threshold", "mis-set limits apply to the embedded venue only")
+        from loadgen.keys import KeysFileError, read_keys_file
+
+        try:
+            read_keys_file(keys_file)
+        except KeysFileError as exc:
+            t.fail("keys_file", str(exc))
     t.done()
     return Target(
         venue, urls["rest"], urls["ws"], urls["fix"], keys_file, tuple(allow), tier, pairs,

@@ -109,15 +109,38 @@ def test_missing_and_broken_files_are_named(tmp_path: Path) -> None:
         profiles.load(tmp_path / "x.toml")
 
 
-def _url_profile(tmp_path: Path, host: str, allow: str = "") -> Path:
+def _url_profile(tmp_path: Path, host: str, allow: str = "", keys: str | None = None) -> Path:
     path = tmp_path / "url.toml"
+    keys_file = tmp_path / "k.json"
+    keys_file.write_text(keys or '{"keys": [{"api_key": "K1", "secret": "c2VjcmV0"}]}')
     path.write_text(
         GOOD.replace(
             'venue = "embedded"',
-            f'venue = "url"\nrest = "http://{host}:8080"\nkeys_file = "k.json"\n{allow}',
+            f'venue = "url"\nrest = "http://{host}:8080"\nkeys_file = "{keys_file}"\n{allow}',
         )
     )
     return path
+
+
+@pytest.mark.parametrize(("keys", "error"), [
+    ('[{"api_key": "K1", "secret": "c2VjcmV0"}]', ""),  # a plain list is a keys file too
+    ("{not json", "not readable JSON"),
+    ('{"keys": []}', 'expected {"keys": [...]} or a list of keys'),
+    ('[{"api_key": "K1"}]', "key 0: secret is missing or not a string"),
+    ('[{"api_key": "K1", "secret": "c2VjcmV0"}, {"api_key": "K2", "secret": "s3cr3t!"}]',
+     "key 1 (K2...): secret is not base64"),
+])  # fmt: skip
+def test_a_keys_file_is_read_as_the_venue_writes_it_or_a_list_and_checked_up_front(
+    tmp_path: Path, keys: str, error: str
+) -> None:
+    path = _url_profile(tmp_path, "127.0.0.1", keys=keys)
+    if not error:
+        assert profiles.load(path).target.keys_file
+        return
+    with pytest.raises(ProfileError) as info:
+        profiles.load(path)
+    assert f"target.keys_file: keys file {tmp_path / 'k.json'}: " in str(info.value)
+    assert error in str(info.value) and "s3cr3t" not in str(info.value)
 
 
 def test_a_host_off_loopback_runs_only_when_the_profile_allows_it(tmp_path: Path) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import atexit
 import itertools
-import json
 import logging
 import ssl
 from pathlib import Path
@@ -22,7 +21,7 @@ from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
 from loadgen.flow.market import Market
-from loadgen.keys import DEFAULT_SEED, MAX_PROCESSES, RUN_KEYS, derive_key
+from loadgen.keys import DEFAULT_SEED, MAX_PROCESSES, RUN_KEYS, derive_key, read_keys_file
 from loadgen.outcome import Outcome
 from loadgen.safety import host_problem
 from loadgen.venue.process import VenueProcess
@@ -275,12 +274,7 @@ _keys_cache: dict[str, list[dict[str, Any]]] = {}
 
 def _file_keys(path: str) -> list[dict[str, Any]]:
     if path not in _keys_cache:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-        keys = data["keys"] if isinstance(data, dict) else data
-        if not keys:
-            raise ValueError(f"--keys-file {path}: no keys in it")
-        _keys_cache[path] = keys
+        _keys_cache[path] = read_keys_file(path)
     return _keys_cache[path]
 
 
