@@ -295,3 +295,37 @@ def test_a_run_over_tls_measures_without_errors_and_the_report_names_its_tls(tmp
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["run"]["tls"] == "TLS, certificates not verified (insecure)"
     assert any("were not verified (insecure)" in line for line in summary["findings"])
+
+
+def test_the_my_venue_template_runs_against_loadgen_venue_tls_as_the_readme_says(tmp_path) -> None:
+    # The README's "Your own venue" steps: `loadgen venue --tls` in another terminal (here a
+    # process, from the same folder, on free ports put into the template), then `loadgen run`.
+    from tests.clients import free_port
+
+    ports = [free_port() for _ in range(3)]
+    template = (Path(__file__).parents[2] / "profiles" / "my-venue.toml").read_text()
+    for old, new in zip(("8443", "8444", "8445"), ports, strict=True):
+        assert old in template
+        template = template.replace(old, str(new))
+    template = template.replace('duration = "20s"', 'duration = "4s"')
+    (tmp_path / "my-venue.toml").write_text(template)
+    venue = subprocess.Popen(
+        [sys.executable, "-m", "loadgen.cli", "venue", "--tls", "--rest-port", str(ports[0]),
+         "--ws-port", str(ports[1]), "--fix-port", str(ports[2])],
+        cwd=tmp_path, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert venue.stdout is not None
+        assert any(line.startswith("ready") for line in venue.stdout), "the venue did not start"
+        proc = subprocess.run(
+            [sys.executable, "-m", "loadgen.cli", "run", "my-venue.toml"],
+            cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+    finally:
+        venue.terminate()
+        venue.wait(timeout=10)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (run_dir,) = (tmp_path / "results").glob("*-my-venue")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["run"]["tls"] == "TLS, certificates verified against results/venue-ca.pem"
+    assert summary["totals"]["outcomes"]["ok"] > 0
