@@ -14,6 +14,7 @@ import hmac
 import http.client
 import itertools
 import json
+import signal
 import socket
 import ssl
 import time
@@ -31,6 +32,13 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def as_at_a_terminal() -> None:
+    """preexec_fn: SIGINT as a terminal's foreground job has it, whatever the test run inherited
+    (started as a script's background job, it has SIGINT ignored, POSIX, and so would a child
+    the test means to stop with SIGINT)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def kraken_sign(secret_b64: str, path: str, nonce: str, body: bytes) -> str:

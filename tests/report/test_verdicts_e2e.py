@@ -20,6 +20,7 @@ import psutil
 import pytest
 
 from loadgen.metrics.store import read_windows
+from tests.clients import as_at_a_terminal
 from tests.report.test_run_e2e import profile, run, stage
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,7 +39,7 @@ def reasons(run_dir: Path) -> list[str]:
 def start(path: Path, results: Path, *args: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "loadgen.cli", "run", str(path), "--results", str(results), *args],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=as_at_a_terminal,
     )  # fmt: skip
 
 

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.clients import as_at_a_terminal
+
 LOCUSTFILE = Path(__file__).resolve().parents[2] / "locustfiles" / "exchange.py"
 PROTOCOLS = ("rest", "ws", "fix")
 # Rare operations weighted up so a 4 s run meets every one on every protocol.
@@ -55,7 +57,8 @@ def test_interrupted_run_leaves_nothing_open(tmp_path, sig):
     proc = subprocess.Popen(
         [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "-u", "9", "-r",
          "9", "-t", "60s", "--only-summary"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path)  # fmt: skip
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
+        preexec_fn=as_at_a_terminal)  # fmt: skip
     lines = []
     for line in proc.stdout:  # type: ignore[union-attr]
         lines.append(line)
