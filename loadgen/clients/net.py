@@ -98,7 +98,7 @@ def recv_stamped(sock: socket.socket, stamp: Stamp) -> bytes:
     error queue and waits again.
     """
     if sock.__class__ is TlsStream:
-        return _recv_tls(sock, stamp)
+        return sock.read_plain(lambda: recv_stamped(sock.raw, stamp))
     if KERNEL_STAMPS:
         raw = getattr(sock, "_sock", sock)
         while True:
@@ -120,18 +120,6 @@ def recv_stamped(sock: socket.socket, stamp: Stamp) -> bytes:
     stamp.ns = _time_ns()
     stamp.source = USER
     return data
-
-
-def _recv_tls(stream: TlsStream, stamp: Stamp) -> bytes:
-    """Plaintext of the next reads that complete a TLS record, stamped as the read that
-    completed it; b"" once closed."""
-    while True:
-        data = recv_stamped(stream.raw, stamp)
-        plain = stream.decrypt(data) if data else None
-        if plain is None:
-            return b""
-        if plain:
-            return plain
 
 
 def send_all(sock: socket.socket, data: bytes) -> None:

@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import functools
 import ssl
+from collections.abc import Callable
 from typing import Any
 
 from gevent import socket
 
 READ_SIZE = 65536
-SCHEMES = {"https": "http", "wss": "ws", "tls": "tcp"}  # TLS scheme -> its plain twin
+SCHEMES = frozenset(("https", "wss", "tls"))  # the URL schemes that connect over TLS
 
 
 class TlsError(ConnectionError):
@@ -116,7 +117,7 @@ class TlsStream:
         """Plaintext from ciphertext just read; None when the peer closed (close_notify), b""
         when the bytes completed no record yet (read again)."""
         self._in.write(data)
-        chunks = []
+        chunks: list[bytes] = []
         while True:
             try:
                 chunk = self._tls.read(READ_SIZE)
@@ -132,18 +133,23 @@ class TlsStream:
         self._flush()  # a post-handshake answer (TLS 1.3 KeyUpdate), if any
         return b"".join(chunks)
 
-    def sendall(self, data: bytes) -> None:
-        self.raw.sendall(self.encrypt(data))
-
-    def recv(self, size: int = READ_SIZE) -> bytes:
-        """Plaintext (at most what the records hold; `size` is ignored), b"" once closed."""
+    def read_plain(self, read: Callable[[], bytes]) -> bytes:
+        """Plaintext of the next `read()`s of ciphertext, as many as complete a record; b"" once
+        closed. (net.recv_stamped reads stamped, so a reply keeps the completing read's stamp.)"""
         while True:
-            data = self.raw.recv(READ_SIZE)
+            data = read()
             plain = self.decrypt(data) if data else None
             if plain is None:
                 return b""
             if plain:
                 return plain
+
+    def sendall(self, data: bytes) -> None:
+        self.raw.sendall(self.encrypt(data))
+
+    def recv(self, size: int = READ_SIZE) -> bytes:
+        """Plaintext (at most what the records hold; `size` is ignored), b"" once closed."""
+        return self.read_plain(lambda: self.raw.recv(READ_SIZE))
 
     def settimeout(self, timeout: float | None) -> None:
         self.raw.settimeout(timeout)

@@ -175,7 +175,6 @@ def start_embedded_venue(environment: Environment, **_: Any) -> None:
             if problem:
                 raise SystemExit(f"loadgen: {name} {url}: {problem}")
         return
-    opts = environment.parsed_options
     tls = ["--tls"] if opts is not None and opts.venue_tls else []
     _venue = VenueProcess(
         "--keys",

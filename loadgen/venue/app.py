@@ -74,6 +74,8 @@ class VenueConfig:
         for tier in self.tiers:
             if tier not in TIERS:
                 raise VenueConfigError(f"tier {tier!r} is unknown (use {', '.join(TIERS)})")
+        if self.tls and self.ca_dir is None and self.keys_file is None:
+            raise VenueConfigError("tls needs a folder for its CA file (ca_dir or keys_file)")
         self.knobs.validate()
 
 
@@ -159,9 +161,11 @@ class Venue:
             return None
         from loadgen.venue.tls import server_context
 
-        folder = cfg.ca_dir or (cfg.keys_file.parent if cfg.keys_file else None)
-        if folder is None:
-            raise VenueConfigError("tls needs a folder for its CA file (ca_dir or keys_file)")
+        if cfg.ca_dir is not None:
+            folder = cfg.ca_dir
+        else:
+            assert cfg.keys_file is not None  # validate() refuses tls with neither
+            folder = cfg.keys_file.parent
         ctx, self.ca_file = server_context(cfg.host, folder)
         return ctx
 
