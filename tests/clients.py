@@ -3,6 +3,7 @@
 REST: http.client with the signing formula written out again from the facts file.
 WS:   the `websockets` library's synchronous client.
 FIX:  a raw socket with simplefix for encoding and parsing.
+nginx: Debian's, started on loopback with a configuration a test writes (`running_nginx`).
 A bug in loadgen's codecs therefore cannot be hidden by the same bug on the test side.
 """
 
@@ -14,11 +15,17 @@ import hmac
 import http.client
 import itertools
 import json
+import os
+import shutil
 import signal
 import socket
 import ssl
+import subprocess
 import time
 import urllib.parse
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import simplefix
@@ -32,6 +39,48 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else "")
+
+
+def nginx_head(tmp: Path) -> str:
+    """The top of an nginx.conf of a test: one worker in the foreground, everything it writes
+    (pid, log, temp files) under `tmp`; add the http {} and stream {} blocks after it.
+    `temp_paths(tmp)` goes inside http {}."""
+    user = "user root;\n" if os.geteuid() == 0 else ""
+    return (f"{user}worker_processes 1; daemon off; pid {tmp}/nginx.pid;\n"
+            f"error_log {tmp}/error.log;\nevents {{ worker_connections 256; }}\n")  # fmt: skip
+
+
+def temp_paths(tmp: Path) -> str:
+    return "".join(
+        f"  {k}_temp_path {tmp}/{k};\n"
+        for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+
+
+@contextmanager
+def running_nginx(conf: Path, tmp: Path, ports: list[int]) -> Iterator[None]:
+    """nginx running `conf` until the block ends, once it listens on every port (polled)."""
+    import pytest
+
+    proc = subprocess.Popen([NGINX, "-c", str(conf), "-p", str(tmp)], stderr=subprocess.PIPE)
+    try:
+        for port in ports:
+            for _ in range(200):  # poll until it listens
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.05).close()
+                    break
+                except OSError:
+                    if proc.poll() is not None:
+                        assert proc.stderr is not None
+                        pytest.fail(f"nginx did not start: {proc.stderr.read().decode()}")
+                    time.sleep(0.05)  # the interval of the poll
+        yield
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 def as_at_a_terminal() -> None:

@@ -4,19 +4,15 @@ over its three protocols, and nginx's limit_req (Debian's nginx, started here on
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from loadgen.probe import ACCEPTED, REFUSED, Bounds, ProbeError, Sender, measure
-from tests.clients import free_port
+from tests.clients import NGINX, free_port, nginx_head, running_nginx, temp_paths
 
 
 def probe(tmp: Path, *args: str) -> tuple[subprocess.CompletedProcess, dict]:
@@ -58,12 +54,6 @@ def test_a_wrong_expectation_fails_the_probe(tmp_path: Path) -> None:
     assert "OUTSIDE tolerance" in proc.stdout and found["checks"][0]["ok"] is False
 
 
-NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else "")
-
-
-TEMP_PATHS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-
-
 @pytest.fixture
 def nginx(tmp_path: Path) -> Iterator[str]:
     """nginx with limit_req keyed by the X-Api-Key header: rate 20 r/s, burst 10, nodelay."""
@@ -72,35 +62,16 @@ def nginx(tmp_path: Path) -> Iterator[str]:
     port = free_port()
     (tmp_path / "www").mkdir()
     (tmp_path / "www" / "index.html").write_text("ok\n")
-    user = "user root;\n" if os.geteuid() == 0 else ""
     conf = tmp_path / "nginx.conf"
     conf.write_text(
-        f"{user}worker_processes 1; daemon off; pid {tmp_path}/nginx.pid;\n"
-        f"error_log {tmp_path}/error.log;\nevents {{ worker_connections 64; }}\n"
-        "http {\n  access_log off;\n"
-        + "".join(
-            f"  {k}_temp_path {tmp_path}/{k};\n"
-            for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-        )
-        + "  limit_req_zone $http_x_api_key zone=keys:1m rate=20r/s;\n"
+        f"{nginx_head(tmp_path)}http {{\n  access_log off;\n{temp_paths(tmp_path)}"
+        "  limit_req_zone $http_x_api_key zone=keys:1m rate=20r/s;\n"
         "  limit_req_status 429;\n"
         f"  server {{ listen 127.0.0.1:{port}; root {tmp_path}/www;\n"
         "    location / { limit_req zone=keys burst=10 nodelay; } }\n}\n"
     )
-    proc = subprocess.Popen([NGINX, "-c", str(conf), "-p", str(tmp_path)], stderr=subprocess.PIPE)
-    try:
-        for _ in range(200):  # poll until it listens
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.05).close()
-                break
-            except OSError:
-                if proc.poll() is not None:
-                    pytest.fail(f"nginx did not start: {proc.stderr.read().decode()}")
-                time.sleep(0.05)  # the interval of the poll
+    with running_nginx(conf, tmp_path, [port]):
         yield f"http://127.0.0.1:{port}/index.html"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def test_the_probe_recovers_nginx_limit_req(tmp_path: Path, nginx: str) -> None:

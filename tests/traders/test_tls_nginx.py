@@ -5,11 +5,6 @@ the venue."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,11 +13,10 @@ import pytest
 
 from loadgen.flow.model import FlowModel
 from loadgen.outcome import OK
-from tests.clients import free_port
+from tests.clients import NGINX, free_port, nginx_head, running_nginx, temp_paths
 from tests.traders.conftest import TestVenue, make_client
 from tests.traders.test_clients import BTC
 
-NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else "")
 STREAM = Path("/usr/lib/nginx/modules/ngx_stream_module.so")  # Debian's libnginx-mod-stream
 ORDERS = 10  # adds, each cancelled, per protocol and path
 
@@ -44,14 +38,9 @@ def _port(url: str) -> str:
 def _config(tmp: Path, venue: TestVenue, ports: dict[str, int], cert: Path, key: Path) -> Path:
     e = venue.endpoints
     tls = f"ssl_certificate {cert}; ssl_certificate_key {key};"
-    user = "user root;\n" if os.geteuid() == 0 else ""
-    temp = "".join(f"  {k}_temp_path {tmp}/{k};\n" for k in ("client_body", "proxy", "fastcgi",
-                                                              "uwsgi", "scgi"))  # fmt: skip
     conf = tmp / "nginx.conf"
     conf.write_text(
-        f"load_module {STREAM};\n{user}worker_processes 1; daemon off; pid {tmp}/nginx.pid;\n"
-        f"error_log {tmp}/error.log;\nevents {{ worker_connections 256; }}\n"
-        f"http {{\n  access_log off;\n{temp}"
+        f"load_module {STREAM};\n{nginx_head(tmp)}http {{\n  access_log off;\n{temp_paths(tmp)}"
         f"  server {{ listen 127.0.0.1:{ports['rest']} ssl; {tls}\n"
         f"    location / {{ proxy_pass http://127.0.0.1:{_port(e['rest'])};\n"
         '      proxy_http_version 1.1; proxy_set_header Connection ""; } }\n'
@@ -82,26 +71,15 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestVenu
     venue = TestVenue("--keys", "20")
     ports = {p: free_port() for p in ("rest", "ws", "fix")}
     conf = _config(tmp, venue, ports, cert, key)
-    proc = subprocess.Popen([NGINX, "-c", str(conf), "-p", str(tmp)], stderr=subprocess.PIPE)
+    endpoints = {
+        "rest": f"https://127.0.0.1:{ports['rest']}",
+        "ws": f"wss://127.0.0.1:{ports['ws']}/v2",
+        "fix": f"tls://127.0.0.1:{ports['fix']}",
+    }
     try:
-        for port in ports.values():
-            for _ in range(200):  # poll until it listens
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.05).close()
-                    break
-                except OSError:
-                    if proc.poll() is not None:
-                        pytest.fail(f"nginx did not start: {proc.stderr.read().decode()}")
-                    time.sleep(0.05)  # the interval of the poll
-        endpoints = {
-            "rest": f"https://127.0.0.1:{ports['rest']}",
-            "ws": f"wss://127.0.0.1:{ports['ws']}/v2",
-            "fix": f"tls://127.0.0.1:{ports['fix']}",
-        }
-        yield venue, Via(venue, endpoints, str(ca_file))
+        with running_nginx(conf, tmp, list(ports.values())):
+            yield venue, Via(venue, endpoints, str(ca_file))
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
         venue.stop()
 
 
