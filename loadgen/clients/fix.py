@@ -48,6 +48,7 @@ PROTOCOL = "fix"
 TARGET = "KRAKEN-TRD"
 HEARTBEAT_S = 30
 _SIDE = {"buy": "1", "sell": "2"}
+_POST_ONLY = "18=P\x01"  # ExecInst P: post-only (Kraken's FIX NewOrderSingle, facts)
 UNKNOWN_ORDER = "EOrder:Unknown order"
 
 
@@ -340,7 +341,7 @@ class FixClient(Dispatcher):
             order.cl_ord_id,
             f"11={order.cl_ord_id}\x0154={_SIDE[order.side]}\x0155={m.symbol}\x01"
             f"38={m.qty_text(order.qty)}\x0140=2\x0144={m.price_text(order.price)}\x01"
-            f"59=1\x0160={fix_time(time.time())}\x01",
+            f"59=1\x0160={fix_time(time.time())}\x01{_POST_ONLY if order.post_only else ''}",
         )
 
     def _cancel(self, order: LiveOrder) -> tuple[str, str, str]:

@@ -12,9 +12,9 @@ nonce window.
 
 from __future__ import annotations
 
-import json
 import ssl
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections import deque
@@ -33,7 +33,7 @@ from loadgen.clients.net import (
     send_all,
     sent_at,
 )
-from loadgen.clients.tls import for_scheme
+from loadgen.clients.tls import VERIFY_ADVICE, for_scheme
 from loadgen.flow.market import Market
 from loadgen.flow.orders import LiveOrder
 from loadgen.outcome import ERROR, OK, TIMEOUT, Outcome
@@ -60,6 +60,9 @@ class RestClient(Dispatcher):
         context = for_scheme(url.scheme, tls)
         port = url.port or (443 if context else 80)
         self.conn = HttpConnection(url.hostname, port, timeout, context)
+        # The URL's path, if any, comes before Kraken's /0/private/<Method> (a gateway that
+        # serves it under a prefix); the signature covers the path as sent.
+        self.prefix = url.path.rstrip("/")
         self.timeout = timeout
         self.signer = rest.keyed(rest.decode_secret(secret_b64))
         self.nonces = NonceSource.for_key(api_key)
@@ -82,7 +85,7 @@ class RestClient(Dispatcher):
         """A signed private call, ready to write."""
         head = self._heads.get(method)
         if head is None:
-            path = f"/0/private/{method}".encode()
+            path = f"{self.prefix}/0/private/{method}".encode()
             head = self._heads[method] = (
                 path,
                 b"POST " + path + b" HTTP/1.1\r\n" + self._head_tail,
@@ -212,9 +215,13 @@ class RestClient(Dispatcher):
 
     def add(self, order: LiveOrder) -> Outcome | None:
         m = order.market
-        return self._request("add", "AddOrder", (
+        fields = (
             f"pair={m.name}&type={order.side}&ordertype=limit&price={m.price_text(order.price)}"
-            f"&volume={m.qty_text(order.qty)}&cl_ord_id={order.cl_ord_id}"), _first_txid)  # fmt: skip
+            f"&volume={m.qty_text(order.qty)}&cl_ord_id={order.cl_ord_id}"
+        )
+        if order.post_only:
+            fields += "&oflags=post"
+        return self._request("add", "AddOrder", fields, _first_txid)
 
     def amend(self, order: LiveOrder, price: int = 0, qty: int = 0) -> Outcome | None:
         m = order.market
@@ -299,17 +306,51 @@ def _count(outcome: Outcome, result: Any) -> None:
         outcome.detail = result["count"]
 
 
-def fetch_markets(host: str, names: list[str], tls: ssl.SSLContext | None = None) -> list[Market]:
-    """The named markets (REST altname or WS name) from the venue's public AssetPairs."""
-    url = f"{host}/0/public/AssetPairs"
+def public(host: str, method: str, tls: ssl.SSLContext | None = None, timeout: float = 10.0) -> Any:
+    """The result of a public GET /0/public/<method> (ConnectionError naming the URL and the
+    cause: unreachable, an HTTP status, not a Kraken reply, or the venue's error)."""
+    url = f"{host.rstrip('/')}/0/public/{method}"
     context = for_scheme(urllib.parse.urlsplit(url).scheme, tls)
     try:
-        with urllib.request.urlopen(url, timeout=10, context=context) as resp:
-            listing = json.load(resp)["result"]
-    except (OSError, ValueError, KeyError) as exc:  # urllib's errors are OSErrors
-        raise ConnectionError(f"GET {url}: {exc}") from None
-    by_name = {info["altname"]: info for info in listing.values()}
-    by_name.update({info["wsname"]: info for info in listing.values()})
+        with urllib.request.urlopen(url, timeout=timeout, context=context) as resp:
+            errors, result = rest.parse_reply(resp.read())
+    except urllib.error.HTTPError as exc:
+        raise ConnectionError(f"GET {url}: HTTP {exc.code} {exc.reason}") from None
+    except urllib.error.URLError as exc:
+        raise ConnectionError(f"GET {url}: {_reason(exc.reason)}") from None
+    except OSError as exc:
+        raise ConnectionError(f"GET {url}: {_reason(exc)}") from None
+    except rest.RestProtocolError as exc:
+        raise ConnectionError(f"GET {url}: not a Kraken reply ({exc})") from None
+    if errors:
+        raise ConnectionError(f"GET {url}: {errors[0]}")
+    return result
+
+
+def _reason(exc: Any) -> str:
+    """An OS error as one plain phrase ("Connection refused"), a TLS one with its advice."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return (
+            f"TLS certificate does not verify: {exc.verify_message or exc.reason} ({VERIFY_ADVICE})"
+        )
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or exc.__class__.__name__
+
+
+def asset_pairs(host: str, tls: ssl.SSLContext | None = None) -> dict[str, dict[str, Any]]:
+    """The venue's public AssetPairs, each under its REST altname and its WS name."""
+    listing = public(host, "AssetPairs", tls)
+    if not isinstance(listing, dict):
+        raise ConnectionError(f"GET {host}/0/public/AssetPairs: not a Kraken pair listing")
+    by_name = {info["altname"]: info for info in listing.values() if "altname" in info}
+    by_name.update({info["wsname"]: info for info in listing.values() if "wsname" in info})
+    return by_name
+
+
+def fetch_markets(host: str, names: list[str], tls: ssl.SSLContext | None = None) -> list[Market]:
+    """The named markets (REST altname or WS name) from the venue's public AssetPairs."""
+    by_name = asset_pairs(host, tls)
     for name in names:
         if name not in by_name:
             raise ValueError(f"--pairs: the venue has no market {name!r}")

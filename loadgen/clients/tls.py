@@ -19,18 +19,29 @@ Choices:
 from __future__ import annotations
 
 import functools
+import hashlib
 import ssl
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gevent import socket
+if TYPE_CHECKING:  # only a type here: this module loads without gevent (check, probe use it)
+    from gevent import socket
 
 READ_SIZE = 65536
 SCHEMES = frozenset(("https", "wss", "tls"))  # the URL schemes that connect over TLS
 
 
 class TlsError(ConnectionError):
-    """The TLS handshake failed: a certificate that does not verify, or no TLS at all."""
+    """The TLS handshake failed: a certificate that does not verify, or no TLS at all. The
+    message ends with the traders' options that would help; `reason` is without them."""
+
+    def __init__(self, reason: str, advice: str = "") -> None:
+        super().__init__(f"{reason} ({advice})" if advice else reason)
+        self.reason = reason
+        self.unverified = bool(advice)
+
+
+VERIFY_ADVICE = "give its CA with --ca-file, or --insecure to skip verification"
 
 
 @functools.lru_cache(maxsize=8)
@@ -70,6 +81,25 @@ class TlsStream:
     def resumed(self) -> bool:
         return self._tls.session_reused
 
+    def describe(self) -> str:
+        """The handshake as an operator reads it: version, cipher, whose certificate, from whom,
+        until when, verified or not (then its SHA-256, to compare by hand)."""
+        tls = self._tls
+        cipher = (tls.cipher() or ("?",))[0]
+        head = f"{tls.version()} {cipher}{', session resumed' if tls.session_reused else ''}"
+        cert = tls.getpeercert()
+        if not cert:
+            der = tls.getpeercert(binary_form=True) or b""
+            digest = hashlib.sha256(der).hexdigest()[:32]
+            return f"{head}; certificate NOT verified (insecure), sha256 {digest}..."
+        subject = _name(cert.get("subject", ())) or "?"
+        issuer = _name(cert.get("issuer", ())) or "?"
+        alt = ", ".join(v for k, v in cert.get("subjectAltName", ()) if k in ("DNS", "IP Address"))
+        return (
+            f"{head}; certificate {subject}{f' ({alt})' if alt else ''} from {issuer}, "
+            f"valid until {cert.get('notAfter', '?')}, verified"
+        )
+
     def handshake(self) -> None:
         """Complete the handshake under the socket's timeout; TlsError when it fails."""
         while True:
@@ -85,8 +115,8 @@ class TlsStream:
             except ssl.SSLCertVerificationError as exc:
                 raise TlsError(
                     f"TLS certificate of {self._peer()} does not verify: "
-                    f"{exc.verify_message or exc.reason} (give its CA with --ca-file, "
-                    "or --insecure to skip verification)"
+                    f"{exc.verify_message or exc.reason}",
+                    VERIFY_ADVICE,
                 ) from None
             except ssl.SSLError as exc:
                 raise TlsError(f"TLS handshake with {self._peer()} failed: {exc.reason}") from None
@@ -164,6 +194,12 @@ class TlsStream:
         if name.startswith("_"):
             raise AttributeError(name)
         return getattr(self.raw, name)
+
+
+def _name(rdns: Any) -> str:
+    """The common name (else the organisation) from getpeercert()'s nested tuples."""
+    fields = {k: v for rdn in rdns for k, v in rdn}
+    return str(fields.get("commonName") or fields.get("organizationName") or "")
 
 
 def wrap(sock: socket.socket, ctx: ssl.SSLContext, host: str, port: int) -> TlsStream:

@@ -92,22 +92,11 @@ class WsClient(Dispatcher):
 
     def _connect(self) -> None:
         sock = connect(self.address, self.timeout, self.backoff, self.tls)
-        key = base64.b64encode(os.urandom(16))
-        sock.sendall(
-            b"GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            b"Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n"
-            % (self.path.encode(), self.host.encode(), key)
-        )
-        head = b""
-        while b"\r\n\r\n" not in head:
-            data = sock.recv(4096)
-            if not data:
-                raise ConnectionError("closed during the WebSocket handshake")
-            head += data
-        head, _, rest = head.partition(b"\r\n\r\n")
-        if not head.startswith(b"HTTP/1.1 101") or wsframe.accept_key(key) not in head:
-            status = head.split(b"\r\n", 1)[0]
-            raise ConnectionError(f"WebSocket handshake refused: {status!r}")
+        try:
+            rest = upgrade(sock, self.path, self.host)
+        except BaseException:
+            sock.close()
+            raise
         self.sock = sock
         self.frames = FrameParser(expect_masked=False)
         self.inbox = deque()
@@ -318,6 +307,8 @@ class WsClient(Dispatcher):
     def add(self, order: LiveOrder) -> Outcome | None:
         params = self._order_params(order)
         params["symbol"] = order.market.symbol
+        if order.post_only:
+            params["post_only"] = True
         return self._request("add", "add_order", params, _order_id)
 
     def amend(self, order: LiveOrder, price: int = 0, qty: int = 0) -> Outcome | None:
@@ -393,6 +384,28 @@ def _count(outcome: Outcome, result: Any) -> None:
     """How many orders were still open (a batch cancel's rate-limit cost)."""
     if isinstance(result, dict) and isinstance(result.get("count"), int):
         outcome.detail = result["count"]
+
+
+def upgrade(sock: Any, path: str, host: str) -> bytes:
+    """The WebSocket opening handshake on a connected socket (RFC 6455 section 4); what came
+    after the 101 answer. ConnectionError with the status line when it is refused."""
+    key = base64.b64encode(os.urandom(16))
+    sock.sendall(
+        b"GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        % (path.encode(), host.encode(), key)
+    )
+    head = b""
+    while b"\r\n\r\n" not in head:
+        data = sock.recv(4096)
+        if not data:
+            raise ConnectionError("closed during the WebSocket handshake")
+        head += data
+    head, _, rest = head.partition(b"\r\n\r\n")
+    if not head.startswith(b"HTTP/1.1 101") or wsframe.accept_key(key) not in head:
+        status = head.split(b"\r\n", 1)[0].decode("latin-1")
+        raise ConnectionError(f"WebSocket upgrade of {path} refused: {status}")
+    return rest
 
 
 def connect_with_token(rest_url: str, ws_url: str, api_key: str, secret: str, timeout: float,

@@ -23,6 +23,7 @@ class LiveOrder:
     placed: float  # monotonic seconds; amends reset it (the rate limit counts from there)
     txid: str = ""  # the venue's order id, once it answered
     acked: float = 0.0  # monotonic seconds: when the answer that set `placed` came back
+    post_only: bool = False  # maker only: refused rather than taking (loadgen check's orders)
     slot: int = field(default=-1, repr=False)  # position in OwnOrders._live
 
     def age(self, now: float) -> float:
