@@ -187,6 +187,10 @@ class KeyShadow:
             shadow = self.pairs[name] = _PairShadow()
         return shadow
 
+    def level(self, now: float) -> float:
+        """The highest any of this key's counters can be at `now` (the upper bound)."""
+        return max((s.levels(self.decay, now, now)[1] for s in self.pairs.values()), default=0.0)
+
     # ---- staying under ------------------------------------------------------------------------
 
     def wait_s(self, charges: Sequence[Charge], now: float) -> float:

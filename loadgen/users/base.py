@@ -16,13 +16,13 @@ from typing import Any
 import gevent
 from locust import User, constant, task
 
-from loadgen import conformance
+from loadgen import conformance, keyuse
 from loadgen.conformance import KeyShadow
 from loadgen.flow.mix import OpMix
 from loadgen.flow.model import Action, FlowModel
 from loadgen.flow.pacing import GENERATOR_LATE_S, LATE_S, OPEN_WINDOW, Schedule, pipeline_problem
 from loadgen.outcome import ERROR, OK, RATE_LIMITED, REJECTED, TIMEOUT, Outcome
-from loadgen.ratelimit import INF, TIERS
+from loadgen.ratelimit import INF, TIERS, batch_cancel_cost
 from loadgen.users import options, recording
 
 UNKNOWN_ORDER = "EOrder:Unknown order"  # the order was already gone (filled): forget it
@@ -123,11 +123,22 @@ class TraderUser(User):
             gevent.sleep(DRAIN_POLL_S)
         self.client.close()
         self.client = self.connect()
+        now = time.monotonic()
+        cost = batch_cancel_cost([now - order.placed for order in self.flow.orders])
         outcome = self.client.cancel_all()
         recording.cleanup(outcome)
         if outcome.ok:
             self.flow.all_gone()
         self.client.close()
+        self._note_quiet(cost if outcome.ok else INF)
+
+    def _note_quiet(self, last_cost: float) -> None:
+        """When this key's trading counter will be quiet again (keyuse: the next run waits)."""
+        if self.shadow is None:
+            return
+        level = self.shadow.level(time.monotonic()) + last_cost
+        tier = self.environment.parsed_options.tier
+        options.note_quiet(self.api_key, keyuse.quiet_after(tier, level))
 
     @task
     def trade(self) -> None:

@@ -13,6 +13,7 @@ import atexit
 import itertools
 import logging
 import ssl
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +21,11 @@ from locust import events
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
+from loadgen import keyuse
 from loadgen.flow.market import Market
 from loadgen.keys import DEFAULT_SEED, MAX_PROCESSES, RUN_KEYS, derive_key, read_keys_file
 from loadgen.outcome import Outcome
+from loadgen.ratelimit import INF
 from loadgen.safety import host_problem
 from loadgen.venue.process import VenueProcess
 
@@ -266,6 +269,35 @@ def next_key(environment: Environment) -> tuple[int, str, str]:
         api_key, secret = derive_key(opts.key_seed if opts else DEFAULT_SEED, index % RUN_KEYS)
     used_keys[api_key] = secret
     return index, api_key, secret
+
+
+_quiet: dict[str, tuple[float, float]] = {}  # api key -> (monotonic then, seconds to quiet)
+
+
+def note_quiet(api_key: str, seconds: float) -> None:
+    """A user of `api_key` stopped; its trading counter is quiet `seconds` from now."""
+    now = time.monotonic()
+    at, before = _quiet.get(api_key, (now, 0.0))
+    _quiet[api_key] = (now, max(seconds, before - (now - at)))
+
+
+def record_key_use(environment: Environment) -> None:
+    """At test stop: when each key this process traded with is quiet again, in the results
+    folder (loadgen.keyuse). A key no stopping user spoke for counts as full (the worst)."""
+    opts = environment.parsed_options
+    if opts is None or not getattr(opts, "results_dir", "") or not environment.host:
+        return
+    now = time.monotonic()
+    full = keyuse.quiet_after(opts.tier, INF)
+    quiet = {}
+    for api_key in used_keys:
+        at, seconds = _quiet.get(api_key, (now, full))
+        quiet[api_key] = seconds - (now - at)
+    try:
+        keyuse.write(Path(opts.results_dir), environment.host, quiet)
+    except OSError as exc:
+        log.warning("could not record which keys traded (%s): a run right after may see "
+                    "their counters warm", exc)  # fmt: skip
 
 
 _keys_cache: dict[str, list[dict[str, Any]]] = {}

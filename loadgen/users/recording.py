@@ -439,6 +439,7 @@ def on_test_stop(environment: Environment, **_: Any) -> None:
     runner = environment.runner
     for outcome in options.cancel_everything(environment):
         cleanup(outcome)
+    options.record_key_use(environment)
     if recorder is not None:
         recorder.flush()
         recorder = None
