@@ -1,4 +1,4 @@
-"""`loadgen` command line: run | report | compare | venue | bench (probe comes in a later issue)."""
+"""`loadgen` command line: run | check | report | compare | venue | fuzz | probe | bench."""
 
 from __future__ import annotations
 
@@ -227,6 +227,12 @@ def cmd_report(args: argparse.Namespace) -> int:
         return 2
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    from loadgen.check import main as check_main
+
+    return check_main(args)
+
+
 def cmd_probe(args: argparse.Namespace) -> int:
     from loadgen.probe import main as probe_main
 
@@ -263,6 +269,15 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a profile: venue, Locust, live line, report, SLO verdict")
     add_run_args(run)
     run.set_defaults(func=cmd_run)
+    check = sub.add_parser(
+        "check",
+        help="preflight a profile's target: connect, TLS, time, pairs, keys, one order "
+        "per protocol; exit 0 only when the profile can run",
+    )
+    from loadgen.check import add_args as add_check_args
+
+    add_check_args(check)
+    check.set_defaults(func=cmd_check)
     rep = sub.add_parser("report", help="(re)write summary.json, report.html, junit.xml of a run")
     rep.add_argument("run_dir", help="a results/<run>/ folder")
     rep.set_defaults(func=cmd_report)

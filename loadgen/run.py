@@ -49,6 +49,7 @@ LIVE_EVERY_S = 5.0  # a live line this often
 WATCH_EVERY_S = 0.5  # the embedded venue is checked this often: a dead one stops the run
 UI_LINGER_S = 30  # --ui: seconds the web UI stays up after the run, to look at it
 STOP_GRACE_S = 60  # after an interrupt: Locust's users cancel what they left, then it is killed
+PREFLIGHT_TIMEOUT_S = 180  # connects, keys (10 s at most) and a wait for warm counters (60 s)
 REAP_S = 5  # after Locust exits: its worker processes get this long to go before a SIGKILL
 # Every run ends by itself: Locust is stopped once the profile's duration has passed twice over
 # plus two minutes (start-up, spawning, the last cancels and, with --ui, the linger fit easily)
@@ -136,6 +137,11 @@ def main(args: argparse.Namespace) -> int:
         venue, endpoints, keys_file = start_target(
             prof, pin=not getattr(args, "no_pin", False), log_dir=run_dir
         )
+        refused = preflight(prof, endpoints, venue is not None, args.workers, run_dir)
+        if refused:
+            meta.update(finished=time.time(), refused=refused)
+            write_json(run_dir / RUN_META, meta)
+            return EXIT_CODES[BAD_INPUT]
         print(
             f"loadgen run: {prof.name}, {prof.loop} loop, {prof.duration:.0f} s -> {run_dir}",
             flush=True,
@@ -160,6 +166,29 @@ def main(args: argparse.Namespace) -> int:
         print(f"loadgen run: invalid measurement: {exc}; the run was stopped and its orders "
               "cancelled, and what it measured is incomplete", file=sys.stderr)  # fmt: skip
         return EXIT_CODES[INVALID]
+
+
+def preflight(prof: profiles.Profile, endpoints: dict[str, str], embedded: bool,
+              workers: int, run_dir: Path) -> list[str]:  # fmt: skip
+    """loadgen check's quick steps before any user starts, in a child (loadgen.check.quick_main:
+    this process never loads gevent); what refuses the run, one line each (empty: go on).
+    Warm trading counters are waited out there; preflight.json in run_dir has every line."""
+    out = run_dir / "preflight.json"
+    spec = {"profile": prof.path, "users": prof.peak_users, "workers": workers,
+            "endpoints": endpoints, "embedded": embedded, "results": str(run_dir.parent),
+            "out": str(out)}  # fmt: skip
+    cmd = [sys.executable, "-m", "loadgen.check", json.dumps(spec)]
+    try:
+        code = subprocess.run(cmd, timeout=PREFLIGHT_TIMEOUT_S, check=False).returncode
+    except subprocess.TimeoutExpired:
+        return [f"the preflight took over {PREFLIGHT_TIMEOUT_S} s"]
+    if code == 0:
+        return []
+    try:
+        lines = json.loads(out.read_text())["lines"]
+    except (OSError, ValueError, KeyError):
+        return [f"the preflight exited {code} (see above)"]
+    return [x["text"] for x in lines if x["status"] == "FAIL"] or [f"the preflight exited {code}"]
 
 
 def _disk_problem(run_dir: Path) -> str:

@@ -98,9 +98,17 @@ def kraken_sign(secret_b64: str, path: str, nonce: str, body: bytes) -> str:
 
 
 class Rest:
-    def __init__(self, base_url: str, api_key: str = "", secret: str = "") -> None:
+    def __init__(
+        self, base_url: str, api_key: str = "", secret: str = "", ca_file: str = ""
+    ) -> None:
         url = urllib.parse.urlsplit(base_url)
-        self.conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
+        if url.scheme == "https":  # the standard library's TLS, verified against ca_file
+            ctx = ssl.create_default_context(cafile=ca_file or None)
+            self.conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+                url.hostname, url.port, timeout=10, context=ctx
+            )
+        else:
+            self.conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
         self.api_key = api_key
         self.secret = secret
 

@@ -80,21 +80,26 @@ def test_nonsense_numbers_are_bad_input_refused_before_anything_runs(tmp_path, f
 def test_users_that_fail_at_spawn_make_the_run_invalid_and_name_the_error(
     tmp_path, venue, new_key
 ) -> None:
-    """A URL target whose REST path is wrong: every user's AssetPairs fetch fails at start."""
+    """A URL target that passes the preflight, with one key for 40 WebSocket users: each user
+    asks REST for a token at start over a connection of its own, so their nonces race (the
+    venue refuses one below the last it saw) and the key's REST counter (Pro: 20, decaying
+    1/s) refuses the calls past it: some users fail at spawn. (A wrong path, the case this
+    test had, is now refused before any user starts: test_check.)"""
     key = new_key()
     keys = tmp_path / "keys.json"
     keys.write_text(json.dumps([{"api_key": key.api_key, "secret": key.secret}]))
     e = venue.venue.endpoints
-    target = (f'venue = "url"\nrest = "{e["rest"]}/wrong"\nws = "{e["ws"]}"\n'
+    target = (f'venue = "url"\nrest = "{e["rest"]}"\nws = "{e["ws"]}"\n'
               f'fix = "{e["fix"]}"\nkeys_file = "{keys}"')  # fmt: skip
-    base = profile(tmp_path, "spawn", loop="open", stages=stage("3s", 3, 30), users="rest = 1")
+    base = profile(tmp_path, "spawn", loop="open", stages=stage("3s", 40, 30), users="ws = 1")
     path = tmp_path / "spawn-url.toml"
     text = base.read_text().replace('venue = "embedded"\ntier = "unlimited"\npairs = 30', target)
     path.write_text(text)
     proc, run_dir = run(path, tmp_path / "results")
     assert proc.returncode == INVALID, proc.stdout + proc.stderr
-    assert {"users_failed", "nothing_sent"} <= set(reasons(run_dir))
-    assert "3 users failed at spawn" in proc.stderr and "/wrong/0/public/AssetPairs" in proc.stderr
+    assert "users_failed" in set(reasons(run_dir))
+    assert "users failed at spawn" in proc.stderr, proc.stderr
+    assert re.search(r"GetWebSocketsToken: EAPI:(Invalid nonce|Rate limit exceeded)", proc.stderr)
     assert "All SLOs held" not in proc.stdout and "Passed" not in proc.stdout
 
 
