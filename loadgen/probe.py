@@ -252,11 +252,12 @@ class HttpTarget:
     """Any HTTP endpoint: a refusal is the given status, or a body containing a string."""
 
     def __init__(self, url: str, keys: list[str], key_header: str, reject_status: int,
-                 reject_match: str, timeout: float = 5.0) -> None:  # fmt: skip
+                 reject_match: str, timeout: float = 5.0, tls: Any = None) -> None:  # fmt: skip
         parts = urllib.parse.urlsplit(url)
-        if parts.scheme != "http" or not parts.hostname:
-            raise ProbeError(f"--url {url!r}: an http://HOST[:PORT]/PATH address is expected")
-        self.host, self.port = parts.hostname, parts.port or 80
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ProbeError(f"--url {url!r}: an http(s)://HOST[:PORT]/PATH address is expected")
+        self.tls = tls if parts.scheme == "https" else None
+        self.host, self.port = parts.hostname, parts.port or (443 if self.tls else 80)
         self.path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         self.keys = keys or [""]
         self.key_header = key_header
@@ -273,9 +274,12 @@ class HttpTarget:
             headers[self.key_header] = self.keys[key]
         c = self.conns.get(conn)
         if c is None:
-            c = self.conns[conn] = http.client.HTTPConnection(
-                self.host, self.port, timeout=self.timeout
-            )
+            c = self.conns[conn] = (
+                http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout,
+                                            context=self.tls)
+                if self.tls else http.client.HTTPConnection(self.host, self.port,
+                                                            timeout=self.timeout)
+            )  # fmt: skip
         try:
             c.request("GET", self.path, headers=headers)
             resp = c.getresponse()
@@ -301,7 +305,7 @@ class VenueTarget:
     """
 
     def __init__(self, protocol: str, endpoints: dict[str, str], keys: list[tuple[str, str]],
-                 pairs: list[str], timeout: float = 5.0) -> None:  # fmt: skip
+                 pairs: list[str], timeout: float = 5.0, tls: Any = None) -> None:  # fmt: skip
         import itertools
 
         from loadgen.clients.rest import fetch_markets
@@ -309,9 +313,10 @@ class VenueTarget:
         if len(keys) < 2:
             raise ProbeError("two API keys are needed (to tell a per-key limit)")
         self.protocol, self.endpoints, self.keys, self.timeout = protocol, endpoints, keys, timeout
+        self.tls = tls  # https, wss and tls:// URLs verify with it (None: the system's CAs)
         try:
-            self.markets = fetch_markets(endpoints["rest"], pairs)
-        except ValueError as exc:
+            self.markets = fetch_markets(endpoints["rest"], pairs, tls)
+        except (ValueError, ConnectionError) as exc:
             raise ProbeError(str(exc).replace("--pairs", "--pair")) from None
         self.clients: dict[tuple[int, int], Any] = {}
         self.ids = itertools.count(1)
@@ -325,21 +330,20 @@ class VenueTarget:
         if self.protocol == "rest":
             from loadgen.clients.rest import RestClient
 
-            client = RestClient(self.endpoints["rest"], api_key, secret, timeout=self.timeout)
+            client = RestClient(self.endpoints["rest"], api_key, secret, self.timeout, self.tls)
         elif self.protocol == "ws":
             from loadgen.clients.ws import connect_with_token
 
             try:
-                client = connect_with_token(
-                    self.endpoints["rest"], self.endpoints["ws"], api_key, secret, self.timeout
-                )
+                client = connect_with_token(self.endpoints["rest"], self.endpoints["ws"], api_key,
+                                            secret, self.timeout, tls=self.tls)  # fmt: skip
             except ConnectionError as exc:
                 raise ProbeError(str(exc)) from None
         else:
             from loadgen.clients.fix import FixClient
 
             client = FixClient(self.endpoints["fix"], api_key, secret, f"PROBE{key}x{conn}",
-                               self._next_id, timeout=self.timeout)  # fmt: skip
+                               self._next_id, timeout=self.timeout, tls=self.tls)  # fmt: skip
         self.clients[(key, conn)] = client
         return client
 
@@ -369,7 +373,7 @@ class VenueTarget:
             client.close()
         for key in sorted(self.used):
             api_key, secret = self.keys[key]
-            rest = RestClient(self.endpoints["rest"], api_key, secret, timeout=self.timeout)
+            rest = RestClient(self.endpoints["rest"], api_key, secret, self.timeout, self.tls)
             rest.cancel_all()
             rest.close()
 
@@ -402,7 +406,12 @@ def add_args(p: Any) -> None:
     p.add_argument("--allow-host", action="append", default=[], help="a non-loopback host "
                    "the probe may send to (repeat for several; default loopback only)")  # fmt: skip
     p.add_argument("--ws-url", default="", help="a running venue's WebSocket URL")
-    p.add_argument("--fix-url", default="", help="a running venue's FIX address tcp://HOST:PORT")
+    p.add_argument("--fix-url", default="",
+                   help="a running venue's FIX address tcp://HOST:PORT (tls://HOST:PORT: TLS)")  # fmt: skip
+    p.add_argument("--ca-file", default="", help="PEM CAs that verify a running venue's TLS "
+                   "certificates (https, wss, tls://; default the system's)")  # fmt: skip
+    p.add_argument("--insecure", action="store_true",
+                   help="verify no TLS certificate (said in the probe's output)")  # fmt: skip
     p.add_argument("--keys-file", default="", help="a running venue's keys file (JSON)")
     p.add_argument("--pair", action="append", default=[], help="market to probe on; give two "
                    "to tell a per-pair limit (default XBTUSD and ETHUSD)")  # fmt: skip
@@ -445,6 +454,7 @@ def main(args: Any) -> int:
             venue.stop()
     checks = verdicts(found, args.expect_burst, args.expect_rate, args.tolerance)
     where = args.url or f"embedded venue ({args.tier})"
+    where += ", TLS certificates NOT verified (--insecure)" if args.insecure else ""
     print(f"loadgen probe: {args.target} {where}, at most {args.max_rate:g} requests/s")
     for line in table(found, checks):
         print(line)
@@ -467,7 +477,8 @@ def _target(args: Any) -> tuple[Any, Any, int]:
         keys = [k for k in args.keys.split(",") if k]
         if args.key_header and len(keys) < 2:
             raise ProbeError("--key-header needs two or more --keys")
-        target = HttpTarget(args.url, keys, args.key_header, args.reject_status, args.reject_match)
+        target = HttpTarget(args.url, keys, args.key_header, args.reject_status, args.reject_match,
+                            tls=_tls(args))  # fmt: skip
         return target, None, 1
     pairs = args.pair or ["XBTUSD", "ETHUSD"]
     venue = None
@@ -493,8 +504,18 @@ def _target(args: Any) -> tuple[Any, Any, int]:
         endpoints = venue.endpoints
         keys = [derive_key(DEFAULT_SEED, i) for i in range(4)]
     try:
-        return VenueTarget(args.target, endpoints, keys, pairs), venue, len(pairs)
+        return VenueTarget(args.target, endpoints, keys, pairs, tls=_tls(args)), venue, len(pairs)
     except Exception:
         if venue is not None:
             venue.stop()
         raise
+
+
+def _tls(args: Any) -> Any:
+    """The context https, wss and tls:// targets verify with: --ca-file's CAs or the system's;
+    none with --insecure."""
+    from loadgen.clients.tls import context
+
+    if args.ca_file and not Path(args.ca_file).is_file():
+        raise ProbeError(f"--ca-file {args.ca_file}: no such file")
+    return context(args.ca_file, args.insecure)
