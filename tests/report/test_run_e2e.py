@@ -33,7 +33,7 @@ pairs = 30
 {users}
 [load]
 loop = "{loop}"
-max_rate = 5000
+max_rate = {max_rate}
 spawn_rate = 100
 {stages}
 [slo]
@@ -43,11 +43,13 @@ max_error_ratio = 0.01
 
 
 def profile(tmp: Path, name: str, *, loop: str = "closed", knobs: str = "", stages: str,
-            users: str = "rest = 1\nws = 1\nfix = 1", slo: str = "") -> Path:  # fmt: skip
+            users: str = "rest = 1\nws = 1\nfix = 1", slo: str = "",
+            max_rate: float = 5000) -> Path:  # fmt: skip
     path = tmp / f"{name}.toml"
     path.write_text(
-        BASE.format(name=name, loop=loop, knobs=knobs, stages=stages, users=users, slo=slo)
-    )
+        BASE.format(name=name, loop=loop, knobs=knobs, stages=stages, users=users, slo=slo,
+                    max_rate=max_rate)
+    )  # fmt: skip
     return path
 
 
@@ -79,10 +81,13 @@ def latencies(run_dir: Path, response: bool) -> Latencies:
 def breached_run(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> tuple[subprocess.CompletedProcess, Path]:
-    """All three traders, closed loop, with one SLO no venue can keep."""
+    """All three traders, closed loop, with one SLO no venue can keep. The run's cap (600
+    requests/s, a fraction of what one generator core sends) keeps the generator from being
+    the bottleneck even on a loaded machine: a run bound by its generator is an invalid
+    measurement (exit 3), not a breach."""
     tmp = tmp_path_factory.mktemp("breach")
     slo = '[slo.latency]\n"ws/add" = { p50 = 0.001 }\n"*" = { p99 = 5000 }\n'
-    path = profile(tmp, "breach", stages=stage("5s", 6), slo=slo)
+    path = profile(tmp, "breach", stages=stage("5s", 6), slo=slo, max_rate=600)
     return run(path, tmp / "results")
 
 
