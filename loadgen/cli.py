@@ -25,7 +25,17 @@ def _latency(items: list[str]) -> dict[str, str]:
 
 def add_venue_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)"
+        "--host",
+        default="127.0.0.1",
+        help="address to bind: loopback (default 127.0.0.1), or one named in --allow-host",
+    )
+    p.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="ADDRESS",
+        help="a non-loopback address --host may be (repeat for several; 0.0.0.0 for every "
+        "interface, as in a container): the venue then serves other machines",
     )
     p.add_argument(
         "--rest-port", type=int, default=0, help="REST port (0 = any free port, reported)"
@@ -133,6 +143,7 @@ def venue_config(args: argparse.Namespace):  # -> VenueConfig
     )
     return VenueConfig(
         host=args.host,
+        allow_hosts=tuple(args.allow_host),
         rest_port=args.rest_port,
         ws_port=args.ws_port,
         fix_port=args.fix_port,
@@ -145,6 +156,12 @@ def venue_config(args: argparse.Namespace):  # -> VenueConfig
         max_notional=args.max_notional,
         knobs=knobs,
     )
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from loadgen.worker import main as worker_main
+
+    return worker_main(args)
 
 
 def cmd_venue(args: argparse.Namespace) -> int:
@@ -269,6 +286,13 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a profile: venue, Locust, live line, report, SLO verdict")
     add_run_args(run)
     run.set_defaults(func=cmd_run)
+    from loadgen.worker import add_args as add_worker_args
+
+    worker = sub.add_parser(
+        "worker", help="join a `loadgen run PROFILE --master` on another machine as its worker"
+    )
+    add_worker_args(worker)
+    worker.set_defaults(func=cmd_worker)
     check = sub.add_parser(
         "check",
         help="preflight a profile's target: connect, TLS, time, pairs, keys, one order "

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from loadgen.ratelimit import TIERS
 
-RECORD = "keys-used"  # a folder's records: keys-used-<pid>.json, one per process that traded
+RECORD = "keys-used"  # a folder's records: keys-used-<pid>[-<source>].json, one per process
 RECORD_TTL_S = 300.0
 
 
@@ -46,14 +46,16 @@ def quiet_after(tier: str, level: float) -> float:
     return min(t.trade_threshold, level) / t.trade_decay
 
 
-def write(folder: Path, target: str, quiet: dict[str, float], now: float | None = None) -> None:
-    """Record, for `target`, each key's seconds-until-quiet (by API key) as of now."""
+def write(folder: Path, target: str, quiet: dict[str, float], now: float | None = None,
+          source: str = "") -> None:  # fmt: skip
+    """Record, for `target`, each key's seconds-until-quiet (by API key) as of now; `source`
+    tells apart the records one process writes for others (a master's, for its workers)."""
     now = time.time() if now is None else now
     keys = {fingerprint(k): now + s for k, s in quiet.items() if s > 0}
     if not keys:
         return
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{RECORD}-{os.getpid()}.json"
+    path = folder / f"{RECORD}-{os.getpid()}{'-' + source if source else ''}.json"
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps({"target": target.rstrip("/"), "quiet_at": keys}))
     tmp.replace(path)

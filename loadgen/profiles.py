@@ -11,7 +11,8 @@ what is wrong; an unknown field is an error (a typo must not silently become a d
                venue's knobs, as `loadgen venue` has them); limit_threshold/limit_decay/
                cancel_penalty (its rate limits mis-set on purpose); tls (the embedded venue
                serves TLS only); ca_file (PEM CAs that verify a URL target's certificates),
-               insecure (verify none; the report says so)
+               insecure (verify none; the report says so); bind (the embedded venue's address:
+               loopback, or one named in allow_hosts, so other machines' workers reach it)
     [users]    rest/ws/fix: relative weights of the three traders
     [flow]     mix (op -> weight), pairs (name -> weight), cross_share, seed
     [load]     loop = "closed" | "open"; max_rate (requests/s, the hard cap); spawn_rate;
@@ -39,7 +40,7 @@ from loadgen.conformance import VERDICTS
 from loadgen.flow.mix import OPS
 from loadgen.flow.pacing import pipeline_problem
 from loadgen.ratelimit import TIERS
-from loadgen.safety import host_problem
+from loadgen.safety import host_problem, is_loopback
 
 PROTOCOLS = ("rest", "ws", "fix")
 STAGE_KINDS = ("ramp", "step", "spike", "soak")
@@ -150,6 +151,7 @@ class Target:
     tls: bool = False  # the embedded venue serves TLS only (its own CA)
     ca_file: str = ""  # PEM CAs that verify the target's certificates
     insecure: bool = False  # verify no certificate (named in the report)
+    bind: str = "127.0.0.1"  # the embedded venue's address: loopback, or one in allow_hosts
 
 
 @dataclass(frozen=True)
@@ -325,6 +327,12 @@ def _target(t: _Table) -> Target:
     }
     if tls["ca_file"] and not Path(tls["ca_file"]).is_file():
         t.fail("ca_file", f"no such file: {tls['ca_file']}")
+    bind = t.take("bind", str, "127.0.0.1")
+    if venue == "url" and bind != "127.0.0.1":
+        t.fail("bind", "the embedded venue's address; a URL target's host is in its URLs")
+    if not is_loopback(bind) and bind not in allow:
+        t.fail("bind", f"{bind!r} is not loopback: name it in target.allow_hosts too, so the "
+               "embedded venue serves other machines on purpose")  # fmt: skip
     if venue == "url" and tls["tls"]:
         t.fail("tls", "the embedded venue's switch; a URL target's TLS is in its URLs "
                "(https://, wss://, tls://HOST:PORT)")  # fmt: skip
@@ -351,7 +359,7 @@ def _target(t: _Table) -> Target:
     t.done()
     return Target(
         venue, urls["rest"], urls["ws"], urls["fix"], keys_file, tuple(allow), tier, pairs,
-        tuple(str(x) for x in latency), **knobs, **misset, **tls,
+        tuple(str(x) for x in latency), **knobs, **misset, **tls, bind=bind,
     )  # fmt: skip
 
 

@@ -3,7 +3,8 @@
 The parent of everything and the owner of results/<timestamp>-<profile>/: it writes run.json
 (the profile as run, overrides applied) before Locust starts and completes it after (generator
 CPU, the venue's last words), then writes summary.json, report.html and junit.xml. Locust runs
-as a child (`locustfiles/profile.py`), headless unless --ui, with --processes N for --workers N;
+as a child (`locustfiles/profile.py`), headless unless --ui, with --processes N for --workers N,
+or as the master of workers on other machines (--master; `loadgen worker` on each of them);
 this module imports neither gevent nor Locust.
 """
 
@@ -42,6 +43,7 @@ from loadgen.report import analysis
 from loadgen.report.verdict import BAD_INPUT, EXIT_CODES, INVALID
 from loadgen.venue.knobs import misset_flags
 from loadgen.venue.process import VenueProcess, core_split
+from loadgen.worker import MASTER_PORT, master_address
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCUSTFILE = ROOT / "locustfiles" / "profile.py"
@@ -50,6 +52,8 @@ WATCH_EVERY_S = 0.5  # the embedded venue is checked this often: a dead one stop
 UI_LINGER_S = 30  # --ui: seconds the web UI stays up after the run, to look at it
 STOP_GRACE_S = 60  # after an interrupt: Locust's users cancel what they left, then it is killed
 PREFLIGHT_TIMEOUT_S = 180  # connects, keys (10 s at most) and a wait for warm counters (60 s)
+WAIT_WORKERS_S = 120.0  # --master: workers have this long to join before the run gives up
+GAVE_UP = "Gave up waiting for workers to connect"  # Locust's line when they did not
 REAP_S = 5  # after Locust exits: its worker processes get this long to go before a SIGKILL
 # Every run ends by itself: Locust is stopped once the profile's duration has passed twice over
 # plus two minutes (start-up, spawning, the last cancels and, with --ui, the linger fit easily)
@@ -92,6 +96,39 @@ def add_args(p: argparse.ArgumentParser) -> None:
         default=0,
         help=f"Locust worker processes, 0 to {MAX_PROCESSES} (0 = one local process)",
     )
+    dist = p.add_argument_group(
+        "across machines",
+        "Locust's distributed mode: this process is the master; workers on "
+        "other machines join it with `loadgen worker --master-host THIS_HOST`",
+    )
+    dist.add_argument(
+        "--master",
+        action="store_true",
+        help="run as the master of workers on other machines; results are written here only",
+    )
+    dist.add_argument(
+        "--expect-workers",
+        type=_positive(int),
+        default=1,
+        metavar="N",
+        help="--master: start the load once N workers have joined (default 1)",
+    )
+    dist.add_argument(
+        "--master-bind",
+        type=master_address,
+        default=("0.0.0.0", MASTER_PORT),
+        metavar="HOST:PORT",
+        help=f"--master: the address workers connect to (default 0.0.0.0:{MASTER_PORT}, "
+        "Locust's port on every interface)",
+    )
+    dist.add_argument(
+        "--wait-workers",
+        type=_positive(float),
+        default=WAIT_WORKERS_S,
+        metavar="SECONDS",
+        help=f"--master: give up, an invalid run, when fewer than N workers joined by then "
+        f"(default {WAIT_WORKERS_S:g})",
+    )
     p.add_argument(
         "--ui",
         action="store_true",
@@ -122,6 +159,10 @@ def main(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_CODES[BAD_INPUT]
+    if args.master and (args.workers or args.ui):
+        print("loadgen run: --master runs workers on other machines; it takes neither "
+              "--workers (local ones) nor --ui", file=sys.stderr)  # fmt: skip
+        return EXIT_CODES[BAD_INPUT]
     stamp = time.strftime("%Y%m%d-%H%M%S")
     run_dir = Path(args.results or prof.output_dir) / f"{stamp}-{prof.name}"
     meta = run_meta(prof, args)
@@ -137,7 +178,7 @@ def main(args: argparse.Namespace) -> int:
         venue, endpoints, keys_file = start_target(
             prof, pin=not getattr(args, "no_pin", False), log_dir=run_dir
         )
-        refused = preflight(prof, endpoints, venue is not None, args.workers, run_dir)
+        refused = preflight(prof, endpoints, venue is not None, processes(args), run_dir)
         if refused:
             meta.update(finished=time.time(), refused=refused)
             write_json(run_dir / RUN_META, meta)
@@ -146,6 +187,11 @@ def main(args: argparse.Namespace) -> int:
             f"loadgen run: {prof.name}, {prof.loop} loop, {prof.duration:.0f} s -> {run_dir}",
             flush=True,
         )
+        if args.master:
+            host, port = args.master_bind
+            print(f"loadgen run: master on {host}:{port}: waiting up to {args.wait_workers:g} s "
+                  f"for {args.expect_workers} worker(s); on each worker machine: loadgen worker "
+                  f"--master-host THIS_HOST:{port}", flush=True)  # fmt: skip
         outcome = run_locust(prof, args, run_dir, endpoints, keys_file, venue)
     except (KeyboardInterrupt, Interrupted) as exc:  # before Locust ran: nothing to report
         print(f"loadgen run: interrupted ({exc or 'SIGINT'}) while starting", file=sys.stderr)
@@ -166,6 +212,11 @@ def main(args: argparse.Namespace) -> int:
         print(f"loadgen run: invalid measurement: {exc}; the run was stopped and its orders "
               "cancelled, and what it measured is incomplete", file=sys.stderr)  # fmt: skip
         return EXIT_CODES[INVALID]
+
+
+def processes(args: argparse.Namespace) -> int:
+    """Worker processes the run asks for: local ones (--workers), or --master's expected."""
+    return args.expect_workers if getattr(args, "master", False) else args.workers
 
 
 def preflight(prof: profiles.Profile, endpoints: dict[str, str], embedded: bool,
@@ -240,13 +291,22 @@ def run_meta(prof: profiles.Profile, args: argparse.Namespace) -> dict[str, Any]
         "loop": prof.loop,
         "max_rate": prof.max_rate,
         "target": prof.target.venue,
-        "workers": args.workers,
+        "workers": processes(args),
+        "master": _master_meta(args),
         "pinned": not getattr(args, "no_pin", False),
         "stages": [dataclasses.asdict(s) for s in prof.stages],
         "slo": slo,
         "command": " ".join(sys.argv),
         "metadata": metadata(prof, args),
     }
+
+
+def _master_meta(args: argparse.Namespace) -> dict[str, Any] | None:
+    if not getattr(args, "master", False):
+        return None
+    host, port = args.master_bind
+    return {"bind": f"{host}:{port}", "expect_workers": args.expect_workers,
+            "wait_workers_s": args.wait_workers}  # fmt: skip
 
 
 def metadata(prof: profiles.Profile, args: argparse.Namespace) -> dict[str, Any]:
@@ -274,7 +334,7 @@ def metadata(prof: profiles.Profile, args: argparse.Namespace) -> dict[str, Any]
         "locust": ver("locust"),
         "host": platform.node(),
         "cores": os.cpu_count() or 0,
-        "workers": args.workers,
+        "workers": processes(args),
         "target": knobs,
         "profile_sha256": hashlib.sha256(Path(prof.path).read_bytes()).hexdigest()[:16],
     }
@@ -296,6 +356,7 @@ def start_target(
     flags += ["--latency-per-krps", str(t.latency_per_krps)]
     flags += misset_flags(t.limit_threshold, t.limit_decay, t.cancel_penalty)
     flags += ["--tls"] if t.tls else []
+    flags += ["--host", t.bind] + (["--allow-host", t.bind] if t.bind in t.allow_hosts else [])
     split = core_split() if pin else None
     venue = VenueProcess(*flags, cpu=split[1] if split else None, log_dir=log_dir)
     return venue, {**venue.endpoints, "ca_file": t.ca_file or venue.ca_file}, ""
@@ -320,9 +381,16 @@ def locust_command(
         cmd += ["--ca-file", e["ca_file"]]
     if prof.target.insecure:
         cmd += ["--insecure"]
+    for host in prof.target.allow_hosts:  # the traders hold every URL to the same rule
+        cmd += ["--allow-host", host]
     cmd += ["--loop", prof.loop, "--max-rate", str(prof.max_rate), "--results-dir", str(run_dir)]
     cmd += ["--csv", str(run_dir / "locust"), "--html", str(run_dir / "locust.html")]
-    if args.workers:
+    if getattr(args, "master", False):
+        host, port = args.master_bind
+        cmd += ["--master", "--master-bind-host", host, "--master-bind-port", str(port)]
+        cmd += ["--expect-workers", str(args.expect_workers)]
+        cmd += ["--expect-workers-max-wait", f"{args.wait_workers:g}"]
+    elif args.workers:
         # The master on loopback and a free port, not Locust's fixed 5557 on every interface:
         # two runs at once, or anything else on 5557, no longer collide (issue 13).
         port = str(free_port())
@@ -414,11 +482,25 @@ def run_locust(
         _reap(proc)
         log.close()
     live.print()
+    if getattr(args, "master", False) and GAVE_UP in _tail(run_dir / "locust.log"):
+        out["workers_unready"] = (
+            f"fewer than the {args.expect_workers} workers expected joined the master within "
+            f"{args.wait_workers:g} s (--wait-workers); no load was run"
+        )
     after = os.times()
     cpu = (
         after.children_user - before.children_user + after.children_system - before.children_system
     )
     return {**out, "locust_exit": proc.returncode, "generator_cpu_s": cpu}
+
+
+def _tail(path: Path, size: int = 65536) -> str:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(max(0, path.stat().st_size - size))
+            return fh.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
 
 
 def _stop(proc: subprocess.Popen) -> None:

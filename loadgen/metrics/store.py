@@ -85,6 +85,25 @@ def write_json(path: Path, data: Any) -> None:
         raise ResultsWriteError(path.parent, exc) from exc
 
 
+def encoded_problem(record: Any) -> str:
+    """What keeps `record` from being an encoded Window ('' when nothing), checked without
+    decoding a histogram: its second, its cells, each cell's count and service latencies."""
+    if not isinstance(record, dict) or not isinstance(record.get("t"), int):
+        return "no whole second 't'"
+    cells = record.get("cells")
+    if not isinstance(cells, dict):
+        return "no 'cells'"
+    for key, cell in cells.items():
+        service = cell.get("service") if isinstance(cell, dict) else None
+        if not isinstance(key, str) or key.count("/") < 2:
+            return f"cell {key!r} is not protocol/op/outcome"
+        if not isinstance(cell.get("n"), int) or not isinstance(service, dict):
+            return f"cell {key!r} has no count or no service latencies"
+        if not isinstance(service.get("hdr"), str) or not isinstance(service.get("max"), int):
+            return f"cell {key!r}: its service latencies have no histogram or no max"
+    return ""
+
+
 class ResultsWriter:
     """Every write names its failure: ResultsWriteError, from the start on."""
 
@@ -116,16 +135,30 @@ class ResultsWriter:
         except OSError as exc:
             raise ResultsWriteError(self.dir, exc) from exc
 
+    def append_encoded(self, record: dict[str, Any], source: str) -> None:
+        """A window as its worker encoded it (Window.encode()), written as it came: no
+        histogram is decoded and encoded again, which is most of what a window costs the
+        master (bench master). ValueError, naming what is wrong, for a record that is not one."""
+        problem = encoded_problem(record)
+        if problem:
+            raise ValueError(f"a window from {source} is malformed: {problem}")
+        try:
+            self._write(dict(record), source)
+        except OSError as exc:
+            raise ResultsWriteError(self.dir, exc) from exc
+
     def _append(self, window: Window, source: str) -> None:
-        record = window.encode()
+        self._write(window.encode(), source)
+
+    def _write(self, record: dict[str, Any], source: str) -> None:
         record["source"] = source
         self._windows.write(json.dumps(record, separators=(",", ":")) + "\n")
-        begin = max(0.0, window.t - 1 - self.start)
-        for key, cell in sorted(window.cells.items()):
-            enc = cell.service.encode()
+        begin = max(0.0, record["t"] - 1 - self.start)
+        for key, cell in sorted(record["cells"].items()):
+            service = cell["service"]
             # Interval_Max in the log's unit convention: values are us, the max is given in ms
             self._hlog.write(
-                f"Tag={key},{begin:.3f},1.000,{cell.service.max_us / 1000:.3f},{enc['hdr']}\n"
+                f"Tag={key},{begin:.3f},1.000,{service['max'] / 1000:.3f},{service['hdr']}\n"
             )
         self._windows.flush()
         self._hlog.flush()

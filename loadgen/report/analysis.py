@@ -391,6 +391,8 @@ def invalid_reasons(s: dict[str, Any], meta: dict[str, Any]) -> list[tuple[str, 
     if asked and s["totals"]["count"] and seen < asked:
         out.append(("workers_missing", f"{seen} of the {asked} workers asked for recorded "
                     "anything"))  # fmt: skip
+    if meta.get("workers_unready"):
+        out.append(("workers_missing", meta["workers_unready"]))
     if meta.get("venue_lost"):
         out.append(("venue_lost", meta["venue_lost"]))
     code = meta.get("locust_exit")

@@ -9,6 +9,7 @@ cleaned up). The cancel-alls at test stop are called by users/recording, which c
 
 from __future__ import annotations
 
+import argparse
 import atexit
 import itertools
 import logging
@@ -101,6 +102,14 @@ def add_options(parser: Any) -> None:
         env_var="LOADGEN_KEYS_FILE",
         help="JSON keys file (the venue's --keys-file format) for a venue already running "
         "('' = keys derived from --key-seed, as the embedded venue has them)",
+    )
+    group.add_argument(
+        "--key-stride",
+        type=int,
+        default=0,
+        env_var="LOADGEN_KEY_STRIDE",
+        include_in_web_ui=False,
+        help=argparse.SUPPRESS,  # set by the master for its workers (key_stride)
     )
     group.add_argument(
         "--allow-host",
@@ -243,15 +252,34 @@ def markets(
 
 def key_stride(environment: Environment) -> int:
     """How many processes interleave their users' keys: key index = user number * stride +
-    worker index. A local runner has them all (1); workers forked by --processes N know N;
-    other workers leave room for MAX_PROCESSES. Two users sharing a key over two connections
-    race each other's nonces (Kraken's nonce must rise per key), so keys are never shared
-    until a run has more users than keys."""
+    worker index. A local runner has them all (1). The master decides for its workers and
+    tells them with the options it sends at each spawn (--key-stride): the N workers it forks
+    with --processes N, else room for MAX_PROCESSES or --expect-workers, whichever is more
+    (workers on other machines, each maybe forking several of its own). Two users sharing a
+    key over two connections race each other's nonces (Kraken's nonce must rise per key), so
+    keys are never shared until a run has more users than keys."""
     opts = environment.parsed_options
-    processes = getattr(opts, "processes", None) or 0
-    if not isinstance(environment.runner, WorkerRunner | MasterRunner):
+    runner = environment.runner
+    if not isinstance(runner, WorkerRunner | MasterRunner):
         return 1
-    return processes if 0 < processes <= MAX_PROCESSES else MAX_PROCESSES
+    told = getattr(opts, "key_stride", 0) or 0
+    if told > 0:
+        return int(told)
+    if isinstance(runner, WorkerRunner):
+        return MAX_PROCESSES  # a master that did not say (not loadgen's): the widest room
+    processes = getattr(opts, "processes", None) or 0
+    if 0 < processes <= MAX_PROCESSES:
+        return processes
+    return max(MAX_PROCESSES, int(getattr(opts, "expect_workers", 1) or 1))
+
+
+@events.init.add_listener
+def share_key_stride(environment: Environment, **_: Any) -> None:
+    """The master's stride travels to every worker with the spawn options (Locust sends the
+    custom ones), so all processes of a run agree on it."""
+    opts = environment.parsed_options
+    if isinstance(environment.runner, MasterRunner) and opts is not None:
+        opts.key_stride = key_stride(environment)
 
 
 def next_key(environment: Environment) -> tuple[int, str, str]:
@@ -281,20 +309,27 @@ def note_quiet(api_key: str, seconds: float) -> None:
     _quiet[api_key] = (now, max(seconds, before - (now - at)))
 
 
-def record_key_use(environment: Environment) -> None:
-    """At test stop: when each key this process traded with is quiet again, in the results
-    folder (loadgen.keyuse). A key no stopping user spoke for counts as full (the worst)."""
+def key_quiet(environment: Environment) -> dict[str, float]:
+    """At test stop: seconds until each key this process traded with is quiet again (api key
+    -> seconds). A key no stopping user spoke for counts as full (the worst)."""
     opts = environment.parsed_options
-    if opts is None or not getattr(opts, "results_dir", "") or not environment.host:
-        return
     now = time.monotonic()
-    full = keyuse.quiet_after(opts.tier, INF)
+    full = keyuse.quiet_after(opts.tier if opts else "pro", INF)
     quiet = {}
     for api_key in used_keys:
         at, seconds = _quiet.get(api_key, (now, full))
         quiet[api_key] = seconds - (now - at)
+    return quiet
+
+
+def record_key_use(environment: Environment, quiet: dict[str, float], source: str = "") -> None:
+    """Keep `quiet` (key_quiet's) in the results folder (loadgen.keyuse), by the process that
+    owns the results: a local runner, or the master for each worker (source names it)."""
+    opts = environment.parsed_options
+    if opts is None or not getattr(opts, "results_dir", "") or not environment.host:
+        return
     try:
-        keyuse.write(Path(opts.results_dir), environment.host, quiet)
+        keyuse.write(Path(opts.results_dir), environment.host, quiet, source=source)
     except OSError as exc:
         log.warning("could not record which keys traded (%s): a run right after may see "
                     "their counters warm", exc)  # fmt: skip

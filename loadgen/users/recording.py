@@ -44,7 +44,12 @@ from locust.runners import (
 from loadgen.conformance import Decision
 from loadgen.flow.pacing import Throttle
 from loadgen.metrics.recorder import Recorder, Window
-from loadgen.metrics.store import EXIT_RESULTS_UNWRITABLE, ResultsWriteError, ResultsWriter
+from loadgen.metrics.store import (
+    EXIT_RESULTS_UNWRITABLE,
+    ResultsWriteError,
+    ResultsWriter,
+    encoded_problem,
+)
 from loadgen.outcome import Outcome
 from loadgen.procs import die_with_parent
 from loadgen.users import options, webui
@@ -54,6 +59,7 @@ log = logging.getLogger("loadgen.recording")
 
 PACE_MESSAGE = "loadgen-pace"
 FINAL_MESSAGE = "loadgen-final"  # a worker's last windows, sent as it stops
+KEYS_QUIET = "loadgen_keys_quiet"  # ...with when its keys are quiet (keyuse), for the master
 TICK_S = 0.25  # windows close within a quarter second of their end; pace changes as quickly
 LAG_EVERY_S = 0.02  # the lag sampler's timer: 50 wakes a second, a few microseconds each
 STALL_S = 0.05  # a timer 50 ms late: the loop stalled (a freeze, a swap storm, a long callback)
@@ -283,7 +289,7 @@ def _gauges(environment: Environment) -> tuple[int, float]:
 
 def _tick(environment: Environment) -> None:
     """Close windows on time, and (local runner or master) keep the pace up to date."""
-    last: tuple[float, float, Any] | None = None
+    last: tuple[Any, ...] | None = None
     while True:
         if recorder is not None:
             recorder.tick()
@@ -292,9 +298,11 @@ def _tick(environment: Environment) -> None:
             _watch_workers(runner)
         if not isinstance(runner, WorkerRunner):
             wanted = _wanted_pace(environment)
+            if isinstance(runner, MasterRunner):  # a worker joining or lost: new shares
+                wanted = (*wanted, runner.worker_count)
             if wanted != last:
                 last = wanted
-                per_user, cap, mix = wanted
+                per_user, cap, mix = wanted[:3]
                 if isinstance(runner, MasterRunner):
                     share = cap / max(1, runner.worker_count)
                     msg = {"per_user": per_user, "cap": share, "mix": mix}
@@ -412,16 +420,26 @@ def ship_windows(client_id: str, data: dict[str, Any]) -> None:
 
 @events.worker_report.add_listener
 def receive_windows(client_id: str, data: dict[str, Any]) -> None:
+    """The master: each window as the worker encoded it goes to the results as it came (no
+    histogram decoded, the master's main cost: bench master); decoded only for a web UI."""
     for encoded in data.get("loadgen_windows", ()):
-        window = Window.decode(encoded)
+        problem = encoded_problem(encoded)
+        if problem:  # not from a loadgen worker of this version: named, never a crash
+            _incident("bad_window", f"a window from {client_id} was dropped: {problem}")
+            continue
         if _writer is not None:
-            _write(_writer.append, window, client_id)
-        webui.feed(window)
+            _write(_writer.append_encoded, encoded, client_id)
+        if webui.live is not None:
+            webui.feed(Window.decode(encoded))
 
 
 def _on_final_message(msg: Any, **_: Any) -> None:
     receive_windows(msg.node_id, msg.data)
     _final.add(msg.node_id)
+    quiet = msg.data.get(KEYS_QUIET)
+    if _environment is not None and isinstance(quiet, dict):
+        index = _workers.get(msg.node_id, len(_final))
+        options.record_key_use(_environment, quiet, source=f"w{index}")
 
 
 @events.user_error.add_listener
@@ -439,14 +457,16 @@ def on_test_stop(environment: Environment, **_: Any) -> None:
     runner = environment.runner
     for outcome in options.cancel_everything(environment):
         cleanup(outcome)
-    options.record_key_use(environment)
+    quiet = options.key_quiet(environment)
     if recorder is not None:
         recorder.flush()
         recorder = None
-    if isinstance(runner, WorkerRunner):
-        data: dict[str, Any] = {}
+    if isinstance(runner, WorkerRunner):  # results are the master's: it writes what we send
+        data: dict[str, Any] = {KEYS_QUIET: quiet}
         ship_windows("", data)
         runner.send_message(FINAL_MESSAGE, data)
+    elif not isinstance(runner, MasterRunner):
+        options.record_key_use(environment, quiet)
     elif isinstance(runner, MasterRunner):
         _await_workers(runner)
     if _writer is not None:

@@ -37,6 +37,9 @@ class VenueConfigError(ValueError):
 @dataclass
 class VenueConfig:
     host: str = "127.0.0.1"
+    # A non-loopback address the venue may bind, named on purpose (`--allow-host`): so it can
+    # serve as a separate host of a distributed run (a namespace, a container, a lab machine).
+    allow_hosts: tuple[str, ...] = ()
     rest_port: int = 0  # 0 = any free port (reported at start)
     ws_port: int = 0
     fix_port: int = 0
@@ -53,16 +56,7 @@ class VenueConfig:
     def validate(self) -> None:
         from loadgen.ratelimit import TIERS
 
-        try:
-            address = ipaddress.ip_address(self.host)
-        except ValueError:
-            if self.host != "localhost":
-                raise VenueConfigError(f"host {self.host!r}: give a loopback address") from None
-        else:
-            if not address.is_loopback:
-                raise VenueConfigError(
-                    f"host {self.host!r} is not loopback: the venue serves 127.0.0.0/8 or ::1 only"
-                )
+        self._check_host()
         for name in ("rest_port", "ws_port", "fix_port"):
             port = getattr(self, name)
             if not 0 <= port <= 65535:
@@ -77,6 +71,24 @@ class VenueConfig:
         if self.tls and self.ca_dir is None and self.keys_file is None:
             raise VenueConfigError("tls needs a folder for its CA file (ca_dir or keys_file)")
         self.knobs.validate()
+
+    def _check_host(self) -> None:
+        """Loopback, or an address given in allow_hosts too (names are not resolved here:
+        a name's address could change under the venue)."""
+        try:
+            address = ipaddress.ip_address(self.host)
+        except ValueError:
+            if self.host != "localhost":
+                raise VenueConfigError(
+                    f"host {self.host!r}: give an IP address (loopback, or one named in "
+                    "--allow-host)"
+                ) from None
+            return
+        if not address.is_loopback and self.host not in self.allow_hosts:
+            raise VenueConfigError(
+                f"host {self.host!r} is not loopback: the venue serves 127.0.0.0/8 or ::1 "
+                f"unless the address is named on purpose (--allow-host {self.host})"
+            )
 
 
 def _or(value: float | None, default: float) -> float:

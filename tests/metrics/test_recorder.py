@@ -180,3 +180,38 @@ def test_locusts_per_second_counts_are_kept_for_a_minute_only():
         assert min(entry.num_reqs_per_sec) == now - PER_SECOND_KEPT_S
         assert len(entry.num_reqs_per_sec) == PER_SECOND_KEPT_S
         assert entry.num_fail_per_sec == {now - 5: 1}
+
+
+def test_a_master_writes_a_workers_encoded_windows_byte_for_byte_as_decoded_ones(
+    tmp_path: Path,
+) -> None:
+    """The master writes what a worker sent without decoding a histogram (bench master: its
+    main cost); the files are those the decode-and-write path makes, and a record that is not
+    an encoded window is refused with what is wrong with it."""
+    windows: list[Window] = []
+    clock = FakeClock()
+    rec = Recorder(windows.append, clock=clock)
+    for i in range(3000):
+        clock.t = 1000 + i / 1000
+        rec.record(outcome(100 + i, "rejected" if i % 7 else "ok"), response_us=150 + i)
+    rec.flush()
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    decoded = ResultsWriter(tmp_path / "a", {"start": 999.0})
+    encoded = ResultsWriter(tmp_path / "b", {"start": 999.0})
+    for w in windows:
+        decoded.append(Window.decode(w.encode()), "worker-1")
+        encoded.append_encoded(json.loads(json.dumps(w.encode())), "worker-1")
+    decoded.close()
+    encoded.close()
+    for name in ("windows.jsonl", "latency.hlog"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    good = windows[0].encode()
+    for bad, problem in [
+        ({**good, "t": "soon"}, "no whole second 't'"),
+        ({**good, "cells": {"add": good["cells"]["rest/add/ok"]}}, "is not protocol/op/outcome"),
+        ({**good, "cells": {"rest/add/ok": {"n": 1}}}, "no count or no service latencies"),
+        ({**good, "cells": {"rest/add/ok": {"n": 1, "service": {"max": 3}}}}, "no histogram"),
+    ]:
+        with pytest.raises(ValueError, match=problem):
+            encoded.append_encoded(bad, "worker-2")

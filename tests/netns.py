@@ -1,0 +1,99 @@
+"""Hosts for a test: Linux network namespaces on one bridge, made by the test and deleted by it.
+
+Each host is a namespace with its own loopback and one interface, `eth0`, on a bridge that
+lives in a namespace of its own; the addresses (10.213.N.x/24) exist only inside them, so
+nothing reaches or leaves the machine's own network. Processes started on a host run inside
+its namespace (`ip netns exec`); at exit every process still there is killed and every
+namespace deleted, whatever the test did.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+from collections.abc import Sequence
+from typing import Any
+
+
+class NetnsUnavailable(RuntimeError):
+    """Namespaces cannot be made here (not root, no `ip`, a kernel or container that refuses)."""
+
+
+def _ip(*args: str) -> None:
+    proc = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=30, check=False)
+    if proc.returncode:
+        raise NetnsUnavailable(f"ip {' '.join(args)}: {proc.stderr.strip()}")
+
+
+class Lan:
+    """`hosts` on one subnet: `lan.address(name)`, `lan.popen(name, cmd)`; a context manager."""
+
+    def __init__(self, hosts: Sequence[str]) -> None:
+        tag = f"lg{os.getpid() % 100000}"
+        self.subnet = f"10.213.{os.getpid() % 250}"
+        self.names = {h: f"{tag}-{h}" for h in hosts}
+        self.hub = f"{tag}-hub"
+        self.addresses = {h: f"{self.subnet}.{i + 1}" for i, h in enumerate(hosts)}
+        self.procs: list[subprocess.Popen] = []
+
+    def __enter__(self) -> Lan:
+        if shutil.which("ip") is None:
+            raise NetnsUnavailable("iproute2's `ip` is not installed")
+        if os.geteuid() != 0:
+            raise NetnsUnavailable("network namespaces need root (CAP_SYS_ADMIN)")
+        try:
+            self._make()
+        except BaseException:
+            self._delete()
+            raise
+        return self
+
+    def _make(self) -> None:
+        _ip("netns", "add", self.hub)
+        _ip("-n", self.hub, "link", "add", "br0", "type", "bridge")
+        _ip("-n", self.hub, "link", "set", "br0", "up")
+        for i, (host, ns) in enumerate(self.names.items()):
+            _ip("netns", "add", ns)
+            _ip("-n", ns, "link", "set", "lo", "up")
+            _ip("-n", self.hub, "link", "add", f"v{i}", "type", "veth", "peer", "name", "eth0",
+                "netns", ns)  # fmt: skip
+            _ip("-n", self.hub, "link", "set", f"v{i}", "master", "br0", "up")
+            _ip("-n", ns, "addr", "add", f"{self.addresses[host]}/24", "dev", "eth0")
+            _ip("-n", ns, "link", "set", "eth0", "up")
+
+    def address(self, host: str) -> str:
+        return self.addresses[host]
+
+    def popen(self, host: str, cmd: Sequence[str], **kwargs: Any) -> subprocess.Popen:
+        """`cmd` on `host` (`ip netns exec` execs it: the pid is the command's own)."""
+        proc = subprocess.Popen(["ip", "netns", "exec", self.names[host], *cmd], **kwargs)
+        self.procs.append(proc)
+        return proc
+
+    def pids(self, host: str) -> list[int]:
+        """Every process in `host`'s namespace now."""
+        return self._pids_of(self.names[host])
+
+    def __exit__(self, *exc: object) -> None:
+        self._delete()
+
+    def _delete(self) -> None:
+        for ns in [*self.names.values(), self.hub]:
+            for pid in self._pids_of(ns):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(timeout=30)
+        for ns in [*self.names.values(), self.hub]:
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=30,
+                           check=False)  # fmt: skip
+
+    def _pids_of(self, ns: str) -> list[int]:
+        out = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True,
+                             timeout=30, check=False).stdout  # fmt: skip
+        return [int(p) for p in out.split()]
