@@ -208,6 +208,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from loadgen.bench.traders import main as bench_traders
 
         return bench_traders(args)
+    if args.target == "master":
+        from loadgen.bench.master import main as bench_master
+
+        return bench_master(args)
     if args.target == "openloop":
         from loadgen.bench.openloop import main as bench_openloop
 
@@ -362,6 +366,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_wire_args(bw)
     bw.set_defaults(func=cmd_bench)
+    bm = bench_sub.add_parser(
+        "master", help="one Locust master with 10 to 500 simulated workers: its CPU, write lag"
+    )
+    from loadgen.bench.master import add_args as add_master_args
+
+    add_master_args(bm)
+    bm.set_defaults(func=cmd_bench)
     bo = bench_sub.add_parser(
         "openloop", help="the open loop on one worker: P99 at 1,000 req/s, the ceiling"
     )

@@ -56,6 +56,16 @@ def test_capacity_line_from_the_mixed_cost():
     assert c["requests_per_s_per_worker_core"] == 13_333
 
 
+def test_workers_per_master_from_the_measured_slope():
+    from loadgen.bench.master import takes
+
+    rows = [{"workers": 10, "master_cpu_per_s": 0.03}, {"workers": 210, "master_cpu_per_s": 0.23}]
+    t = takes(rows)
+    assert t["cpu_per_worker_s"] == pytest.approx(0.001)
+    assert t["base_cpu_s"] == pytest.approx(0.02)
+    assert t["workers_per_master"] == 680  # (0.7 - 0.02) / 0.001
+
+
 def test_bench_quick_writes_json_and_prints_the_table(tmp_path: Path):
     """The whole bench, one short run of each part, from the command line."""
     done = subprocess.run(
@@ -82,6 +92,10 @@ def test_bench_quick_writes_json_and_prints_the_table(tmp_path: Path):
     assert "targets (issue 14)" in table and "met" in table.splitlines()[-1]
     wire = result["wire"]  # measured where tcpdump runs (as root), else the reason why not
     assert isinstance(wire, str) or [c["protocols"].keys() for c in wire] == [{"rest", "ws", "fix"}]
+    (master,) = result["master"]["rows"]  # a real master, ten simulated workers' reports
+    assert master["workers"] == 10 and master["windows_written"] > 0 and master["master_exit"] == 0
+    assert 0 < master["master_cpu_per_s"] < 1 and master["lag_ms"]["p50"] > 0
+    assert "one master takes" in table
     assert "FastHttpUser" in done.stdout and "end to end:" in done.stdout
     assert table.strip() in done.stdout.replace("\r", "")
 

@@ -16,7 +16,9 @@ results/bench-<timestamp>/ as bench.json (every run's figure) and table.txt (wha
 5. wire truth: loadgen's latency percentiles held against a tcpdump capture of the same run,
    quiet, with a CPU hog beside the venue, and at 5,000 requests/s (bench wire; skipped, and
    said so, where tcpdump cannot run);
-6. open loop: one worker's P99 at 1,000 requests/s and its ceiling (bench openloop).
+6. open loop: one worker's P99 at 1,000 requests/s and its ceiling (bench openloop);
+7. the master's limit: one Locust master's CPU and write lag with 10 to 500 simulated
+   workers, and how many workers it takes (bench master).
 
 Then the capacity line: generator and venue cores needed for 1,000,000 requests/min at the
 measured costs.
@@ -34,6 +36,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from loadgen.bench import master as master_bench
 from loadgen.bench import openloop, traders, venue
 from loadgen.bench import wire as wire_bench
 from loadgen.bench.runs import loadgen_run
@@ -176,6 +179,10 @@ def main(args: argparse.Namespace) -> int:
     ol_args = argparse.Namespace(runs=args.runs, seconds=5 if args.quick else 20,
                                  step_seconds=3 if args.quick else 10)  # fmt: skip
     result["open_loop"] = openloop.measure(ol_args, out / "runs", log)
+    log("the master's limit (bench master)")
+    m_args = argparse.Namespace(counts="10" if args.quick else ",".join(map(str, master_bench.COUNTS)),
+                                seconds=3 if args.quick else 10)  # fmt: skip
+    result["master"] = master_bench.measure(m_args, out / "runs", log)
     result["finished"] = time.time()
     lines = table(result)
     (out / "bench.json").write_text(json.dumps(result, indent=1))
@@ -250,6 +257,8 @@ def table(r: dict[str, Any]) -> list[str]:
         lines += wire_bench.table_lines(r["wire"])
     lines.append("")
     lines += openloop.table_lines(r["open_loop"])
+    lines.append("")
+    lines += master_bench.table_lines(r["master"])
     lines += ["", *targets(r)]
     return lines
 

@@ -34,6 +34,11 @@ TIMED = ("ok", "rate_limited", "rejected")  # answered by the venue: their laten
 FAILED = ("error", "timeout")
 TARGET_RPS = 1_000_000 / 60  # the project's goal: 1M requests per minute
 HEADROOM = 0.3  # plan generator cores with 30% to spare (a core run flat out skews timing)
+# Workers one Locust master takes, as `loadgen bench master` measured it on the 2-core reference
+# machine (2026-12-03): 1.2 ms of master CPU a second per worker reporting 3,000 requests/s
+# in 62 cells a second; 500 workers cost the master 0.54 CPU-s/s with windows written 95 ms
+# after their report at P99, 1,000 saturated it. Planned at 70% of a core, rounded down.
+WORKERS_PER_MASTER = 500
 RATE_LIMIT_ONSET = 0.01  # rate limits "began" in the first second over 1% refused
 # A level with over 5% of its sends late by the generator's own fault could not keep its
 # schedule. Not less: one hiccup of the event loop (a garbage collection, a window closing)
@@ -514,6 +519,8 @@ def capacity(summary: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
         "target_rps": round(TARGET_RPS, 1),
         "generator_rps_per_core": round(per_core, 1),
         "generator_cores_needed": cores,
+        "workers_per_master": WORKERS_PER_MASTER,
+        "masters_needed": math.ceil(cores / WORKERS_PER_MASTER) if cores else None,
         "headroom": HEADROOM,
         "venue_knee_rps": knee_rps,
         "venue_knee_share_of_target": round(knee_rps / TARGET_RPS, 4),
@@ -570,7 +577,9 @@ def findings(s: dict[str, Any]) -> list[str]:
         out.append(
             f"Capacity: at {c['generator_rps_per_core']:,.0f} requests/s per generator core, "
             f"1M requests/min ({c['target_rps']:,.0f}/s) needs {c['generator_cores_needed']} worker "
-            f"cores with {c['headroom']:.0%} headroom; {venue}."
+            f"cores with {c['headroom']:.0%} headroom, as workers of {c['masters_needed']} Locust "
+            f"master{'s' if c['masters_needed'] > 1 else ''} (one takes ~{c['workers_per_master']}: "
+            f"loadgen bench master); {venue}."
         )
     return out
 
