@@ -228,3 +228,32 @@ def test_master_mode_refuses_local_workers_and_the_web_ui(tmp_path: Path) -> Non
                               capture_output=True, text=True, timeout=60, check=False, cwd=ROOT)  # fmt: skip
         assert proc.returncode == 2, proc.stderr
         assert "--master runs workers on other machines" in proc.stderr
+
+
+def test_a_worker_joining_after_the_start_is_named_and_the_run_stays_valid(
+    tmp_path: Path,
+) -> None:
+    """On loopback (no namespace needed): the master waits for one worker, a second joins
+    once the load runs; Locust gives it no users (no rebalancing), the report says it joined."""
+    path = tmp_path / "late.toml"
+    path.write_text(ALONE.replace('duration = "5s"', 'duration = "8s"'))
+    port = free_port()
+    results = tmp_path / "results"
+    master = subprocess.Popen(
+        python("run", str(path), "--master", "--expect-workers", "1", "--master-bind",
+               f"127.0.0.1:{port}", "--results", str(results)),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    worker = python("worker", "--master-host", f"127.0.0.1:{port}")
+    with open(tmp_path / "w1.log", "w") as log:
+        first = subprocess.Popen(worker, stdout=log, stderr=subprocess.STDOUT)
+    assert wait_until(lambda: list(results.glob("*/windows.jsonl")), timeout=120)
+    with open(tmp_path / "w2.log", "w") as log:
+        late = subprocess.Popen(worker, stdout=log, stderr=subprocess.STDOUT)
+    out, _ = master.communicate(timeout=180)
+    for w in (first, late):
+        w.communicate(timeout=60)
+    assert master.returncode == 0, out
+    s = summary_of(run_dir_of(results))
+    joined = [i["text"] for i in s["incidents"] if i["kind"] == "worker_joined"]
+    assert len(joined) == 1 and "joined after the load had started" in joined[0], s["incidents"]

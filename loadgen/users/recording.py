@@ -149,6 +149,7 @@ _environment: Environment | None = None
 _workers: dict[str, int] = {}  # master: worker id -> index, every worker that ran users
 _lost: dict[str, int] = {}  # master: workers lost (no heartbeats, or gone while running)
 _final: set[str] = set()  # master: workers whose last windows arrived
+_known: set[str] = set()  # master: every worker seen since the test started
 
 
 def record(outcome: Outcome, response_us: int | None = None) -> None:
@@ -211,8 +212,10 @@ def on_test_start(environment: Environment, **_: Any) -> None:
     runner = environment.runner
     opts = environment.parsed_options
     owner = not isinstance(runner, WorkerRunner)
-    for seen in (_workers, _lost, _final):  # a new test (the web UI can start several)
+    for seen in (_workers, _lost, _final, _known):  # a new test (the web UI can start several)
         seen.clear()
+    if isinstance(runner, MasterRunner):
+        _known.update(node.id for node in runner.clients.all)  # those there at the start
     if owner and _writer is None and opts is not None and opts.results_dir:
         meta = {
             "loop": opts.loop,
@@ -321,10 +324,15 @@ def _trim_locust_stats(environment: Environment) -> None:
 
 
 def _watch_workers(runner: MasterRunner) -> None:
-    """Note every worker that runs users, and name one the master lost: it stopped sending
-    heartbeats, or it left (quit) while the test was still running."""
+    """Note every worker that runs users, name one that joined after the start, and one the
+    master lost: it stopped sending heartbeats, or it left (quit) while the test still ran."""
     present = {node.id: node for node in runner.clients.all}
     for node in present.values():
+        if node.id not in _known:
+            _known.add(node.id)
+            _incident("worker_joined", f"worker {runner.get_worker_index(node.id)} ({node.id}) "
+                      "joined after the load had started; Locust gives it users only when it "
+                      "rebalances (--enable-rebalancing)")  # fmt: skip
         if node.state in (STATE_RUNNING, STATE_SPAWNING) and node.id not in _workers:
             _workers[node.id] = runner.get_worker_index(node.id)
     running = runner.state in (STATE_RUNNING, STATE_SPAWNING)
