@@ -10,6 +10,7 @@ holds 15 calls.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -131,11 +132,37 @@ def test_a_healthy_target_passes_every_step_and_leaves_nothing_open(venue: Venue
     for key in json.loads(venue.keys_file.read_text())["keys"]:  # no secret kept
         assert key["secret"] not in out.read_text() + proc.stdout
 
-    # The check's own orders left key 0's counter warm: a check right after names it
-    again = check(venue, venue.profile("again", 0))
+    # The check's own orders left key 0's counter warm: a check right after, on keys 11 and
+    # 0 (its orders on key 11), names it
+    again = check(venue, venue.profile("again", 11))
     assert again.returncode == 0, again.stdout + again.stderr
     (warm,) = [line for line in again.stdout.splitlines() if line.startswith("  warn")]
     assert "1 keys traded lately" in warm and "loadgen run waits it out" in warm
+
+
+def test_a_warm_order_key_is_waited_out_before_the_orders_or_named_past_max_time(
+    venue: Venue,
+) -> None:
+    """A new user's check right after a run failed: its orders went on a key the run had left
+    warm and were refused. Now the check waits for that key (as `loadgen run` does), or says
+    so in one line when the wait is past --max-time."""
+    key = venue.keys(1)[0]["api_key"]
+    results = venue.folder / "results"
+    keyuse.write(results / "long-ago", venue.rest, {key: 200.0})  # warm past any --max-time
+    proc = check(venue, venue.profile("too-warm", 1), "--max-time", "20")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    (failed,) = fails(proc)
+    assert re.fullmatch(r"the first key's trading counter is warm for 19\d s more, past "
+                        "--max-time: check again then, or give a longer --max-time", failed)  # fmt: skip
+    for record in (results / "long-ago").iterdir():
+        record.unlink()
+    started = time.monotonic()
+    keyuse.write(results / "just-now", venue.rest, {key: 6.0})
+    proc = check(venue, venue.profile("warm", 1))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert re.search(r"ok +orders +waited \d s for the first key's trading counter", proc.stdout)
+    assert time.monotonic() - started >= 6.0  # its orders went once the key was quiet
+    assert proc.stdout.count("listed by OpenOrders") == 3
 
 
 @pytest.mark.parametrize(
