@@ -167,8 +167,14 @@ def test_a_run_across_four_hosts_counts_what_the_venue_served(lan: Lan, tmp_path
 def test_a_worker_killed_mid_run_is_named_and_leaves_no_order_open(
     lan: Lan, tmp_path: Path
 ) -> None:
-    venue = start_venue(lan, tmp_path)
-    path = write_profile(lan, tmp_path, "lost", "14s")
+    """The run's own embedded venue this time, on the master's host and bound to its address
+    (`[target] bind`, named in allow_hosts), so the workers on the other hosts reach it."""
+    master_addr = lan.address("master")
+    target = (f'[target]\nvenue = "embedded"\nbind = "{master_addr}"\n'
+              f'allow_hosts = ["{master_addr}"]\ntier = "pro"\npairs = 30\n')  # fmt: skip
+    path = tmp_path / "lost.toml"
+    text = write_profile(lan, tmp_path, "lost", "14s").read_text()
+    path.write_text(text[: text.index("[target]")] + target + text[text.index("[users]") :])
     results = tmp_path / "results"
     master, workers = start_run(lan, path, results)
     assert wait_until(lambda: list(results.glob("*/windows.jsonl")), timeout=120)
@@ -178,14 +184,13 @@ def test_a_worker_killed_mid_run_is_named_and_leaves_no_order_open(
         subprocess.run(["kill", "-KILL", str(pid)], check=False)
     out, _ = master.communicate(timeout=240)
     workers[0].communicate(timeout=60)
-    venue_out = stop_venue(venue)
     s = summary_of(run_dir)
     reasons = {r["code"]: r["text"] for r in s["verdict"]["reasons"]}
     assert master.returncode == 3, out
     assert "worker_lost" in reasons, reasons
     assert "stopped sending heartbeats" in reasons["worker_lost"], reasons
     assert any("CancelAll sent for its" in i["text"] for i in s["incidents"]), s["incidents"]
-    assert "0 orders were still open" in venue_out, venue_out
+    assert "0 orders were still open" in out, out  # the embedded venue's last words
 
 
 ALONE = """
