@@ -1,4 +1,5 @@
-# loadgen in a container: the venue, a master or a worker, by its command (deploy/README.md).
+# loadgen in a container: the venue, a master or a worker, by its command (README.md, "Across
+# machines"; deploy/compose.yaml and deploy/k8s/loadgen.yaml run it).
 #   docker build -t loadgen .
 #   docker run --rm loadgen run profiles/smoke.toml
 FROM python:3.11-slim

@@ -330,6 +330,9 @@ def _target(t: _Table) -> Target:
     bind = t.take("bind", str, "127.0.0.1")
     if venue == "url" and bind != "127.0.0.1":
         t.fail("bind", "the embedded venue's address; a URL target's host is in its URLs")
+    if bind in ("0.0.0.0", "::", "[::]"):
+        t.fail("bind", f"{bind!r} is every interface, no address a worker can reach: give the "
+               "address the other machines see (and name it in target.allow_hosts)")  # fmt: skip
     if not is_loopback(bind) and bind not in allow:
         t.fail("bind", f"{bind!r} is not loopback: name it in target.allow_hosts too, so the "
                "embedded venue serves other machines on purpose")  # fmt: skip

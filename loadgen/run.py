@@ -52,7 +52,7 @@ WATCH_EVERY_S = 0.5  # the embedded venue is checked this often: a dead one stop
 UI_LINGER_S = 30  # --ui: seconds the web UI stays up after the run, to look at it
 STOP_GRACE_S = 60  # after an interrupt: Locust's users cancel what they left, then it is killed
 PREFLIGHT_TIMEOUT_S = 180  # connects, keys (10 s at most) and a wait for warm counters (60 s)
-WAIT_WORKERS_S = 120.0  # --master: workers have this long to join before the run gives up
+WAIT_WORKERS_S = 120  # --master: workers have this long to join before the run gives up
 GAVE_UP = "Gave up waiting for workers to connect"  # Locust's line when they did not
 REAP_S = 5  # after Locust exits: its worker processes get this long to go before a SIGKILL
 # Every run ends by itself: Locust is stopped once the profile's duration has passed twice over
@@ -123,7 +123,7 @@ def add_args(p: argparse.ArgumentParser) -> None:
     )
     dist.add_argument(
         "--wait-workers",
-        type=_positive(float),
+        type=_positive(int),  # Locust's --expect-workers-max-wait takes whole seconds
         default=WAIT_WORKERS_S,
         metavar="SECONDS",
         help=f"--master: give up, an invalid run, when fewer than N workers joined by then "
@@ -389,7 +389,7 @@ def locust_command(
         host, port = args.master_bind
         cmd += ["--master", "--master-bind-host", host, "--master-bind-port", str(port)]
         cmd += ["--expect-workers", str(args.expect_workers)]
-        cmd += ["--expect-workers-max-wait", f"{args.wait_workers:g}"]
+        cmd += ["--expect-workers-max-wait", str(args.wait_workers)]
     elif args.workers:
         # The master on loopback and a free port, not Locust's fixed 5557 on every interface:
         # two runs at once, or anything else on 5557, no longer collide (issue 13).
@@ -455,6 +455,8 @@ def run_locust(
     live = LiveLine(run_dir / WINDOWS, prof.duration)
     next_line = started + LIVE_EVERY_S
     deadline = started + prof.duration * DEADLINE_FACTOR + DEADLINE_GRACE_S
+    if getattr(args, "master", False):  # the workers may take that long to join first
+        deadline += args.wait_workers
     try:
         while proc.poll() is None:
             if time.monotonic() > deadline:

@@ -14,6 +14,7 @@ import os
 import shutil
 import signal
 import subprocess
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,21 +24,25 @@ class NetnsUnavailable(RuntimeError):
 
 
 def _ip(*args: str) -> None:
+    """`ip ARGS`; refused for want of privilege: NetnsUnavailable (a skip), else RuntimeError."""
     proc = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=30, check=False)
     if proc.returncode:
-        raise NetnsUnavailable(f"ip {' '.join(args)}: {proc.stderr.strip()}")
+        error = f"ip {' '.join(args)}: {proc.stderr.strip()}"
+        denied = ("Operation not permitted", "Permission denied", "not supported")
+        raise (NetnsUnavailable if any(d in error for d in denied) else RuntimeError)(error)
 
 
 class Lan:
     """`hosts` on one subnet: `lan.address(name)`, `lan.popen(name, cmd)`; a context manager."""
 
     def __init__(self, hosts: Sequence[str]) -> None:
-        tag = f"lg{os.getpid() % 100000}"
+        tag = f"lg{uuid.uuid4().hex[:8]}"  # never another run's, live or left by a kill
         self.subnet = f"10.213.{os.getpid() % 250}"
         self.names = {h: f"{tag}-{h}" for h in hosts}
         self.hub = f"{tag}-hub"
         self.addresses = {h: f"{self.subnet}.{i + 1}" for i, h in enumerate(hosts)}
         self.procs: list[subprocess.Popen] = []
+        self.made: list[str] = []  # only these are deleted: the namespaces this Lan added
 
     def __enter__(self) -> Lan:
         if shutil.which("ip") is None:
@@ -51,12 +56,16 @@ class Lan:
             raise
         return self
 
+    def _add(self, ns: str) -> None:
+        _ip("netns", "add", ns)
+        self.made.append(ns)
+
     def _make(self) -> None:
-        _ip("netns", "add", self.hub)
+        self._add(self.hub)
         _ip("-n", self.hub, "link", "add", "br0", "type", "bridge")
         _ip("-n", self.hub, "link", "set", "br0", "up")
         for i, (host, ns) in enumerate(self.names.items()):
-            _ip("netns", "add", ns)
+            self._add(ns)
             _ip("-n", ns, "link", "set", "lo", "up")
             _ip("-n", self.hub, "link", "add", f"v{i}", "type", "veth", "peer", "name", "eth0",
                 "netns", ns)  # fmt: skip
@@ -80,18 +89,25 @@ class Lan:
     def __exit__(self, *exc: object) -> None:
         self._delete()
 
-    def _delete(self) -> None:
-        for ns in [*self.names.values(), self.hub]:
+    def kill_all(self) -> None:
+        """Every process on every host, and every process started here, gone."""
+        for ns in self.made:
             for pid in self._pids_of(ns):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
         for proc in self.procs:
             if proc.poll() is None:
                 proc.kill()
-            proc.wait(timeout=30)
-        for ns in [*self.names.values(), self.hub]:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=30)
+        self.procs.clear()
+
+    def _delete(self) -> None:
+        self.kill_all()
+        for ns in self.made:
             subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=30,
                            check=False)  # fmt: skip
+        self.made.clear()
 
     def _pids_of(self, ns: str) -> list[int]:
         out = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True,

@@ -108,6 +108,12 @@ def test_the_compose_file_runs_a_venue_a_master_and_scalable_workers(tmp_path: P
         mounts = services[name].get("volumes", doc["x-loadgen"]["volumes"])
         assert any(m.split(":")[1] == Path(keys).parent.as_posix() for m in mounts), name
     assert any(m.endswith(f":{master.results}") for m in services["master"]["volumes"])
+    # healthy means listening on the REST port with the keys file written; one image, built once
+    check = " ".join(services["venue"]["healthcheck"]["test"])
+    assert f"'127.0.0.1', {venue.rest_port}" in check and keys in check
+    assert [n for n, x in services.items() if "build" in x] == ["venue"]
+    assert {x["image"] for x in services.values()} == {"loadgen"}
+    assert "--abort-on-container-exit" not in COMPOSE.read_text().split("(not")[0]
 
 
 # ---- Kubernetes ----------------------------------------------------------------------------
@@ -157,3 +163,19 @@ def test_the_kubernetes_manifests_agree_with_the_cli_and_with_each_other(tmp_pat
         paths = [m["mountPath"] for m in _container(job)["volumeMounts"]]
         assert Path(keys.group(1)).parent.as_posix() in paths, job["metadata"]["name"]
     assert master_job["spec"]["backoffLimit"] == 0  # a failed verdict is not retried
+    # one image everywhere, a tag the cluster keeps (":latest" would be pulled, and fail)
+    pods = [
+        d["spec"]["template"]["spec"] for d in docs.values() if d["kind"] in ("Job", "Deployment")
+    ]
+    containers = [c for p in pods for c in p["containers"] + p.get("initContainers", [])]
+    assert len({c["image"] for c in containers}) == 1
+    assert all(not c["image"].endswith(":latest") and c["imagePullPolicy"] == "IfNotPresent"
+               for c in containers)  # fmt: skip
+    (wait,) = master_job["spec"]["template"]["spec"]["initContainers"]  # the venue first
+    assert "('venue', 8080)" in wait["command"][-1]
+
+
+def test_the_deployment_files_point_at_documents_that_exist() -> None:
+    for path in (ROOT / "Dockerfile", COMPOSE, K8S):
+        for doc in re.findall(r"[\w/.-]+\.md", path.read_text()):
+            assert (ROOT / doc).exists(), (path.name, doc)

@@ -55,8 +55,10 @@ users = 6
 """
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def lan() -> Iterator[Lan]:
+    """Fresh hosts for each test (a second or so to make): whatever a failing test left
+    running goes with them."""
     try:
         with Lan(HOSTS) as made:
             yield made
@@ -156,6 +158,7 @@ def test_a_run_across_four_hosts_counts_what_the_venue_served(lan: Lan, tmp_path
     for protocol, venue_count in zip(counted, map(int, served.groups()), strict=True):
         assert 0 <= venue_count - counted[protocol] <= in_flight, (protocol, counted, served)
     assert "0 orders were still open" in venue_out, venue_out
+    assert s["totals"]["outcomes"].get("error", 0) == 0, s["totals"]  # e.g. nonce races: none
     # the master's percentiles are those of every worker's raw windows taken in one process
     raw = analysis.tally([w for _, w in read_raw(run_dir)], open_loop=False)
     assert raw.total == s["totals"]["count"]
@@ -235,11 +238,22 @@ def test_master_mode_refuses_local_workers_and_the_web_ui(tmp_path: Path) -> Non
         assert "--master runs workers on other machines" in proc.stderr
 
 
+@pytest.fixture
+def spawned() -> Iterator[list[subprocess.Popen]]:
+    """Processes a loopback test starts: whatever a failing test left running is killed."""
+    procs: list[subprocess.Popen] = []
+    yield procs
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+
+
 def test_a_worker_joining_after_the_start_is_named_and_the_run_stays_valid(
-    tmp_path: Path,
+    tmp_path: Path, spawned: list[subprocess.Popen]
 ) -> None:
     """On loopback (no namespace needed): the master waits for one worker, a second joins
-    once the load runs; Locust gives it no users (no rebalancing), the report says it joined."""
+    once the load runs; Locust moves users onto it, and the report says when it joined."""
     path = tmp_path / "late.toml"
     path.write_text(ALONE.replace('duration = "5s"', 'duration = "8s"'))
     port = free_port()
@@ -249,16 +263,19 @@ def test_a_worker_joining_after_the_start_is_named_and_the_run_stays_valid(
                f"127.0.0.1:{port}", "--results", str(results)),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
+    spawned.append(master)
     worker = python("worker", "--master-host", f"127.0.0.1:{port}")
     with open(tmp_path / "w1.log", "w") as log:
-        first = subprocess.Popen(worker, stdout=log, stderr=subprocess.STDOUT)
+        spawned.append(subprocess.Popen(worker, stdout=log, stderr=subprocess.STDOUT))
     assert wait_until(lambda: list(results.glob("*/windows.jsonl")), timeout=120)
     with open(tmp_path / "w2.log", "w") as log:
-        late = subprocess.Popen(worker, stdout=log, stderr=subprocess.STDOUT)
+        spawned.append(subprocess.Popen(worker, stdout=log, stderr=subprocess.STDOUT))
     out, _ = master.communicate(timeout=180)
-    for w in (first, late):
+    for w in spawned[1:]:
         w.communicate(timeout=60)
     assert master.returncode == 0, out
-    s = summary_of(run_dir_of(results))
+    run_dir = run_dir_of(results)
+    s = summary_of(run_dir)
     joined = [i["text"] for i in s["incidents"] if i["kind"] == "worker_joined"]
     assert len(joined) == 1 and "joined after the load had started" in joined[0], s["incidents"]
+    assert len(sources(run_dir)) == 2  # the late worker traded too

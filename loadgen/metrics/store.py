@@ -88,8 +88,11 @@ def write_json(path: Path, data: Any) -> None:
 def encoded_problem(record: Any) -> str:
     """What keeps `record` from being an encoded Window ('' when nothing), checked without
     decoding a histogram: its second, its cells, each cell's count and service latencies."""
-    if not isinstance(record, dict) or not isinstance(record.get("t"), int):
+    if not isinstance(record, dict) or type(record.get("t")) is not int:
         return "no whole second 't'"
+    for name, kind in (("late", int), ("users", int), ("offered", (int, float))):
+        if type(record.get(name)) not in (kind if isinstance(kind, tuple) else (kind,)):
+            return f"no {name!r}"
     cells = record.get("cells")
     if not isinstance(cells, dict):
         return "no 'cells'"
@@ -99,8 +102,10 @@ def encoded_problem(record: Any) -> str:
             return f"cell {key!r} is not protocol/op/outcome"
         if not isinstance(cell.get("n"), int) or not isinstance(service, dict):
             return f"cell {key!r} has no count or no service latencies"
-        if not isinstance(service.get("hdr"), str) or not isinstance(service.get("max"), int):
-            return f"cell {key!r}: its service latencies have no histogram or no max"
+        if not isinstance(service.get("hdr"), str) or not all(
+            type(service.get(k)) is int for k in ("min", "max")
+        ):
+            return f"cell {key!r}: its service latencies have no histogram, min or max"
     return ""
 
 
@@ -217,9 +222,10 @@ def read_raw(run_dir: Path) -> Iterator[tuple[str, Window]]:
                 break  # the writer died mid-line
             try:
                 data = json.loads(line)
-            except ValueError:
-                continue
-            yield str(data.get("source", "")), Window.decode(data)
+                window = Window.decode(data)
+            except (ValueError, KeyError, TypeError, AttributeError):
+                continue  # not a window (HdrCodecError is a ValueError): one line, not the run
+            yield str(data.get("source", "")), window
 
 
 def read_windows(run_dir: Path) -> list[Window]:

@@ -13,6 +13,7 @@ import argparse
 import atexit
 import itertools
 import logging
+import math
 import ssl
 import time
 from pathlib import Path
@@ -252,12 +253,12 @@ def markets(
 
 def key_stride(environment: Environment) -> int:
     """How many processes interleave their users' keys: key index = user number * stride +
-    worker index. A local runner has them all (1). The master decides for its workers and
-    tells them with the options it sends at each spawn (--key-stride): the N workers it forks
-    with --processes N, else room for MAX_PROCESSES or --expect-workers, whichever is more
-    (workers on other machines, each maybe forking several of its own). Two users sharing a
-    key over two connections race each other's nonces (Kraken's nonce must rise per key), so
-    keys are never shared until a run has more users than keys."""
+    worker index. A local runner has them all (1). The master decides for its workers at test
+    start and tells them with the options it sends in each spawn (--key-stride): the N workers
+    it forks with --processes N, else the workers it has then (at least --expect-workers; each
+    process a machine forks is a worker of its own). Two users sharing a key over two
+    connections race each other's nonces (Kraken's nonce must rise per key), so keys are never
+    shared until a run has more users than keys (a worker joining later than that shares)."""
     opts = environment.parsed_options
     runner = environment.runner
     if not isinstance(runner, WorkerRunner | MasterRunner):
@@ -270,15 +271,17 @@ def key_stride(environment: Environment) -> int:
     processes = getattr(opts, "processes", None) or 0
     if 0 < processes <= MAX_PROCESSES:
         return processes
-    return max(MAX_PROCESSES, int(getattr(opts, "expect_workers", 1) or 1))
+    expected = int(getattr(opts, "expect_workers", 1) or 1)
+    return max(1, expected, runner.worker_count)
 
 
-@events.init.add_listener
+@events.test_start.add_listener
 def share_key_stride(environment: Environment, **_: Any) -> None:
-    """The master's stride travels to every worker with the spawn options (Locust sends the
-    custom ones), so all processes of a run agree on it."""
+    """The master fixes the stride as the load starts (its workers known), before Locust
+    builds the spawn messages that carry the custom options to every worker."""
     opts = environment.parsed_options
     if isinstance(environment.runner, MasterRunner) and opts is not None:
+        opts.key_stride = 0
         opts.key_stride = key_stride(environment)
 
 
@@ -357,7 +360,7 @@ def cancel_worker_keys(environment: Environment, worker: int) -> tuple[int, int]
     """A CancelAll for every key a lost worker may have traded with: (keys, failures).
 
     Worker `worker` takes key index number * stride + worker (next_key), so its keys are those
-    whose index is `worker` modulo the stride; at stop nobody else trades on them."""
+    whose index is `worker` modulo the stride."""
     host, opts = environment.host, environment.parsed_options
     if not host:
         return 0, 0
@@ -366,8 +369,11 @@ def cancel_worker_keys(environment: Environment, worker: int) -> tuple[int, int]
     else:
         seed = opts.key_seed if opts else DEFAULT_SEED
         keys = [derive_key(seed, i) for i in range(RUN_KEYS)]
-    stride = key_stride(environment)
-    mine = keys[worker % stride :: stride]
+    # Indices past the keys wrap (index % len(keys)): every key whose index agrees with the
+    # worker's modulo gcd(stride, keys) may be one of its (a superset at worst: at stop nobody
+    # else trades on them)
+    step = math.gcd(key_stride(environment), len(keys))
+    mine = keys[worker % step :: step]
     tls = tls_context(environment)
     failed = sum(not _cancel_all(host, k, s, tls).ok for k, s in mine)
     return len(mine), failed

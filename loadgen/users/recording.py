@@ -302,7 +302,8 @@ def _tick(environment: Environment) -> None:
         if not isinstance(runner, WorkerRunner):
             wanted = _wanted_pace(environment)
             if isinstance(runner, MasterRunner):  # a worker joining or lost: new shares
-                wanted = (*wanted, runner.worker_count)
+                nodes = runner.clients.ready + runner.clients.spawning + runner.clients.running
+                wanted = (*wanted, frozenset(n.id for n in nodes))  # what worker_count counts
             if wanted != last:
                 last = wanted
                 per_user, cap, mix = wanted[:3]
@@ -327,15 +328,15 @@ def _watch_workers(runner: MasterRunner) -> None:
     """Note every worker that runs users, name one that joined after the start, and one the
     master lost: it stopped sending heartbeats, or it left (quit) while the test still ran."""
     present = {node.id: node for node in runner.clients.all}
+    running = runner.state in (STATE_RUNNING, STATE_SPAWNING)
     for node in present.values():
-        if node.id not in _known:
+        if node.id not in _known and running:
             _known.add(node.id)
             _incident("worker_joined", f"worker {runner.get_worker_index(node.id)} ({node.id}) "
-                      "joined after the load had started; Locust gives it users only when it "
-                      "rebalances (--enable-rebalancing)")  # fmt: skip
+                      "joined after the load had started; Locust moved users onto it, so the "
+                      "seconds around its join carry spawn and stop churn")  # fmt: skip
         if node.state in (STATE_RUNNING, STATE_SPAWNING) and node.id not in _workers:
             _workers[node.id] = runner.get_worker_index(node.id)
-    running = runner.state in (STATE_RUNNING, STATE_SPAWNING)
     for worker_id, index in _workers.items():
         if worker_id in _lost:
             continue
@@ -446,7 +447,9 @@ def _on_final_message(msg: Any, **_: Any) -> None:
     _final.add(msg.node_id)
     quiet = msg.data.get(KEYS_QUIET)
     if _environment is not None and isinstance(quiet, dict):
-        index = _workers.get(msg.node_id, len(_final))
+        index = _workers.get(msg.node_id)
+        if index is None and isinstance(_environment.runner, MasterRunner):
+            index = _environment.runner.get_worker_index(msg.node_id)
         options.record_key_use(_environment, quiet, source=f"w{index}")
 
 
