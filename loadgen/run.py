@@ -35,6 +35,7 @@ from loadgen.metrics.store import (
     WINDOWS,
     ResultsWriteError,
     check_writable,
+    complete_lines,
     free_bytes,
     write_json,
 )
@@ -214,9 +215,14 @@ def main(args: argparse.Namespace) -> int:
         return EXIT_CODES[INVALID]
 
 
+def _master(args: argparse.Namespace) -> bool:
+    """--master (callers that build their own Namespace may leave it out)."""
+    return bool(getattr(args, "master", False))
+
+
 def processes(args: argparse.Namespace) -> int:
     """Worker processes the run asks for: local ones (--workers), or --master's expected."""
-    return args.expect_workers if getattr(args, "master", False) else args.workers
+    return args.expect_workers if _master(args) else args.workers
 
 
 def preflight(prof: profiles.Profile, endpoints: dict[str, str], embedded: bool,
@@ -302,7 +308,7 @@ def run_meta(prof: profiles.Profile, args: argparse.Namespace) -> dict[str, Any]
 
 
 def _master_meta(args: argparse.Namespace) -> dict[str, Any] | None:
-    if not getattr(args, "master", False):
+    if not _master(args):
         return None
     host, port = args.master_bind
     return {"bind": f"{host}:{port}", "expect_workers": args.expect_workers,
@@ -385,7 +391,7 @@ def locust_command(
         cmd += ["--allow-host", host]
     cmd += ["--loop", prof.loop, "--max-rate", str(prof.max_rate), "--results-dir", str(run_dir)]
     cmd += ["--csv", str(run_dir / "locust"), "--html", str(run_dir / "locust.html")]
-    if getattr(args, "master", False):
+    if _master(args):
         host, port = args.master_bind
         cmd += ["--master", "--master-bind-host", host, "--master-bind-port", str(port)]
         cmd += ["--expect-workers", str(args.expect_workers)]
@@ -455,7 +461,7 @@ def run_locust(
     live = LiveLine(run_dir / WINDOWS, prof.duration)
     next_line = started + LIVE_EVERY_S
     deadline = started + prof.duration * DEADLINE_FACTOR + DEADLINE_GRACE_S
-    if getattr(args, "master", False):  # the workers may take that long to join first
+    if _master(args):  # the workers may take that long to join first
         deadline += args.wait_workers
     try:
         while proc.poll() is None:
@@ -484,7 +490,7 @@ def run_locust(
         _reap(proc)
         log.close()
     live.print()
-    if getattr(args, "master", False) and GAVE_UP in _tail(run_dir / "locust.log"):
+    if _master(args) and GAVE_UP in _tail(run_dir / "locust.log"):
         out["workers_unready"] = (
             f"fewer than the {args.expect_workers} workers expected joined the master within "
             f"{args.wait_workers:g} s (--wait-workers); no load was run"
@@ -571,12 +577,8 @@ class LiveLine:
     def _new(self) -> list[Window]:
         if not self.path.exists():
             return []
-        with open(self.path, encoding="utf-8") as fh:
-            fh.seek(self.offset)
-            chunk = fh.read()
-        complete = chunk[: chunk.rfind("\n") + 1]
-        self.offset += len(complete.encode())
-        return [Window.decode(json.loads(line)) for line in complete.splitlines() if line]
+        lines, self.offset = complete_lines(self.path, self.offset)
+        return [Window.decode(json.loads(line)) for line in lines if line]
 
 
 def report(run_dir: Path, prof: profiles.Profile | None = None) -> int:

@@ -34,6 +34,7 @@ from locust.event import Events
 
 from loadgen.flow.mix import OPS
 from loadgen.metrics.recorder import Recorder, Window
+from loadgen.metrics.store import complete_lines
 from loadgen.outcome import OK, RATE_LIMITED, REJECTED, Outcome
 from loadgen.users.recording import FINAL_MESSAGE, KEYS_QUIET, PACE_MESSAGE
 
@@ -128,15 +129,11 @@ def tail(path: Path, sent: dict, lags: list[float], stop: list[bool]) -> None:
     while not stop[0]:
         gevent.sleep(TAIL_S)
         try:
-            with open(path, "rb") as fh:
-                fh.seek(offset)
-                chunk = fh.read()
+            lines, offset = complete_lines(path, offset)
         except OSError:
-            continue
-        complete = chunk[: chunk.rfind(b"\n") + 1]
-        offset += len(complete)
+            continue  # not written yet
         seen = time.time()
-        for line in complete.splitlines():
+        for line in lines:
             data = json.loads(line)
             at = sent.get((data.get("source"), data.get("t")))
             if at is not None:

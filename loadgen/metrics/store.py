@@ -211,6 +211,16 @@ def read_incidents(run_dir: Path) -> list[dict[str, Any]]:
     return out
 
 
+def complete_lines(path: Path, offset: int) -> tuple[list[bytes], int]:
+    """The whole lines appended to `path` since byte `offset`, and the offset past them (a
+    line still being written is left for the next call): for readers that follow a run."""
+    with open(path, "rb") as fh:
+        fh.seek(offset)
+        chunk = fh.read()
+    end = chunk.rfind(b"\n") + 1
+    return chunk[:end].splitlines(), offset + end
+
+
 def read_raw(run_dir: Path) -> Iterator[tuple[str, Window]]:
     """(source, window) per complete line; a line cut short by a kill is skipped."""
     path = run_dir / WINDOWS
