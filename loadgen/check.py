@@ -220,7 +220,7 @@ class Preflight:
             self._add("time", OK, text)
 
     def pairs(self) -> None:
-        from loadgen.clients.rest import asset_pairs
+        from loadgen.clients.rest import asset_pairs, last_prices
         from loadgen.flow.market import Market
 
         try:
@@ -232,14 +232,22 @@ class Preflight:
         if unknown:
             near = difflib.get_close_matches(unknown[0], listed, 3)
             like = f"; near {unknown[0]!r}: {', '.join(near)}" if near else ""
+            count = len({info["pair_id"] for info in listed.values()})
             self._fail("pairs", f"flow.pairs: the venue has no market "
-                       f"{', '.join(map(repr, unknown))} (of the {len(listed) // 2} it lists"
+                       f"{', '.join(map(repr, unknown))} (of the {count} it lists"
                        f"{like})")  # fmt: skip
         try:
-            self._markets = [Market.from_asset_pair(listed[n]) for n in names]
+            prices = last_prices(self.endpoints["rest"], [listed[n]["pair_id"] for n in names],
+                                 self.tls)  # fmt: skip
+            self._markets = [
+                Market.from_asset_pair(listed[n], prices.get(listed[n]["pair_id"], 0.0))
+                for n in names
+            ]
+        except ConnectionError as exc:
+            self._fail("pairs", str(exc))
         except (KeyError, ValueError) as exc:
-            self._fail("pairs", f"the venue's AssetPairs entry lacks what loadgen prices orders "
-                       f"from: {exc}")  # fmt: skip
+            self._fail("pairs", f"the venue's AssetPairs or Ticker entry lacks what loadgen "
+                       f"prices orders from: {exc}")  # fmt: skip
         self._add("pairs", OK, f"{', '.join(names)}: listed")
 
     # ---- 4. keys -------------------------------------------------------------------------------

@@ -37,7 +37,7 @@ from loadgen.clients.tls import VERIFY_ADVICE, for_scheme
 from loadgen.flow.market import Market
 from loadgen.flow.orders import LiveOrder
 from loadgen.outcome import ERROR, OK, TIMEOUT, Outcome
-from loadgen.protocol import rest
+from loadgen.protocol import assets, rest
 
 PROTOCOL = "rest"
 
@@ -339,19 +339,63 @@ def _reason(exc: Any) -> str:
 
 
 def asset_pairs(host: str, tls: ssl.SSLContext | None = None) -> dict[str, dict[str, Any]]:
-    """The venue's public AssetPairs, each under its REST altname and its WS name."""
+    """The venue's public AssetPairs, each under every name a profile may give it: the pair
+    ID (`XXBTZUSD`), `altname` (`XBTUSD`), WS v1 `wsname` (`XBT/USD`) and WS v2 symbol
+    (`BTC/USD`). Each entry gains `pair_id`, its key."""
     listing = public(host, "AssetPairs", tls)
-    if not isinstance(listing, dict):
+    if not isinstance(listing, dict) or not all(isinstance(v, dict) for v in listing.values()):
         raise ConnectionError(f"GET {host}/0/public/AssetPairs: not a Kraken pair listing")
-    by_name = {info["altname"]: info for info in listing.values() if "altname" in info}
-    by_name.update({info["wsname"]: info for info in listing.values() if "wsname" in info})
+    by_name: dict[str, dict[str, Any]] = {}
+    for key, info in listing.items():
+        info = {**info, "pair_id": key}
+        names = [key, info.get("altname")]
+        if isinstance(info.get("wsname"), str):
+            names += [info["wsname"], assets.v2_symbol(info["wsname"])]
+        for name in names:
+            if isinstance(name, str):
+                by_name.setdefault(name, info)
     return by_name
 
 
+def last_prices(host: str, ids: list[str], tls: ssl.SSLContext | None = None) -> dict[str, float]:
+    """Each market's last trade price from public Ticker (`c[0]`), or the mid of its best bid
+    and ask (`a`, `b`) where it has not traded; by pair ID. 0 where it has neither."""
+    if not ids:
+        return {}
+    listing = public(host, "Ticker?pair=" + ",".join(ids), tls)
+    if not isinstance(listing, dict):
+        raise ConnectionError(f"GET {host}/0/public/Ticker: not a Kraken ticker")
+    out = {}
+    for key, tick in listing.items():
+        out[key] = _ticker_price(tick)
+    return out
+
+
+def _ticker_price(tick: Any) -> float:
+    try:
+        last = float(tick["c"][0])
+        if last > 0:
+            return last
+        ask, bid = float(tick["a"][0]), float(tick["b"][0])
+    except (KeyError, IndexError, TypeError, ValueError):
+        return 0.0
+    return (ask + bid) / 2 if ask > 0 and bid > 0 else 0.0
+
+
 def fetch_markets(host: str, names: list[str], tls: ssl.SSLContext | None = None) -> list[Market]:
-    """The named markets (REST altname or WS name) from the venue's public AssetPairs."""
+    """The named markets (any of Kraken's names for them) from the venue's public AssetPairs,
+    each starting at its last price from Ticker."""
     by_name = asset_pairs(host, tls)
     for name in names:
         if name not in by_name:
             raise ValueError(f"--pairs: the venue has no market {name!r}")
-    return [Market.from_asset_pair(by_name[name]) for name in names]
+    ids = list(dict.fromkeys(by_name[name]["pair_id"] for name in names))
+    prices = last_prices(host, ids, tls)
+    markets = []
+    for name in names:
+        info = by_name[name]
+        mid = prices.get(info["pair_id"], 0.0)
+        if not mid > 0:
+            raise ValueError(f"--pairs: market {name!r} has no last price or quotes in Ticker")
+        markets.append(Market.from_asset_pair(info, mid))
+    return markets

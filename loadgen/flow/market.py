@@ -11,6 +11,8 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
+from loadgen.protocol import assets
+
 BUY = "buy"
 SELL = "sell"
 
@@ -34,18 +36,19 @@ class Market:
     mid: float  # where the price process starts
 
     @classmethod
-    def from_asset_pair(cls, info: dict[str, Any], mid: float | None = None) -> Market:
-        """From an AssetPairs entry (Kraken's fields; the embedded venue adds ref_price)."""
-        start = mid if mid is not None else float(info.get("ref_price") or 0)
-        if start <= 0:
-            raise ValueError(f"market {info.get('altname')}: no starting price (give mid=)")
+    def from_asset_pair(cls, info: dict[str, Any], mid: float) -> Market:
+        """From an AssetPairs entry (Kraken's fields) and a starting price (the venue's last
+        trade, from Ticker). WS v2 and FIX get the pair's symbol in their spelling (`BTC/USD`
+        for AssetPairs' `XBT/USD`)."""
+        if not mid > 0:
+            raise ValueError(f"market {info.get('altname')}: no starting price")
         return cls(
             info["altname"],
-            info["wsname"],
+            assets.v2_symbol(info["wsname"]),
             int(info["pair_decimals"]),
             int(info["lot_decimals"]),
             float(info["ordermin"]),
-            start,
+            mid,
         )
 
     def price_text(self, ticks: int) -> str:

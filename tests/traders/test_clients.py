@@ -12,7 +12,7 @@ from loadgen.outcome import ERROR, LIMIT_TRADING, OK, RATE_LIMITED, REJECTED, TI
 from loadgen.venue.pairs import catalog
 from tests.traders.conftest import make_client
 
-BTC = Market.from_asset_pair(catalog(1)[0].public_info())
+BTC = Market.from_asset_pair(catalog(1)[0].public_info(), catalog(1)[0].ref_price)
 
 
 @pytest.mark.parametrize("protocol", ["rest", "ws", "fix"])
@@ -91,7 +91,8 @@ FILLED = {
 @pytest.mark.parametrize(("protocol", "book"), [("ws", -1), ("fix", -2)])
 def test_fills_reach_the_maker(venue_proc, protocol, book):
     """A fill of a resting order arrives unasked (executions channel, ExecutionReport)."""
-    pair = Market.from_asset_pair(catalog(30)[book].public_info())  # a book no other test uses
+    info = catalog(30)[book]  # a book no other test uses
+    pair = Market.from_asset_pair(info.public_info(), info.ref_price)
     seen: list = []
     maker = make_client(protocol, venue_proc, on_execution=seen.append)
     taker = make_client(protocol, venue_proc)

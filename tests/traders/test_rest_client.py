@@ -11,7 +11,7 @@ from loadgen.outcome import ERROR
 from loadgen.venue.pairs import catalog
 
 SECRET = "kQH5HW/8p1uGOVjbgWA7FunAmGO8lsSUXNsu3eow76sz84Q18fWxnyRzBHCd3pd5nE9qa99HAZtuZuj6F1huXg=="
-BTC = Market.from_asset_pair(catalog(1)[0].public_info())
+BTC = Market.from_asset_pair(catalog(1)[0].public_info(), catalog(1)[0].ref_price)
 
 
 class Capture:
