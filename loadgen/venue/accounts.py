@@ -11,6 +11,7 @@ import base64
 import json
 import os
 import secrets
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,7 @@ from loadgen import ratelimit
 from loadgen.keys import DEFAULT_SEED, derive_key
 from loadgen.protocol import rest
 from loadgen.ratelimit import Counter, Tier
+from loadgen.venue.pairs import BALANCE_DECIMALS
 
 if TYPE_CHECKING:
     from loadgen.venue.book import Order
@@ -26,6 +28,11 @@ if TYPE_CHECKING:
 DEFAULT_KEY_COUNT = 100
 TOKEN_TTL_S = 900.0  # GetWebSocketsToken: "use within 15 minutes" (facts 4.1)
 DEFAULT_MAX_NOTIONAL = 10_000_000.0  # an order worth more (in quote units) is "Insufficient funds"
+# Every test key starts with this much of every asset (balances at BALANCE_DECIMALS): enough
+# that an hour of mixed flow never runs a key dry, small enough that a deliberately large
+# order can (Insufficient funds).
+FILLS_KEPT = 50  # the executions snapshot's snap_trades: "last 50 fills" (facts 10.3)
+DEFAULT_BALANCE = 1_000_000_000 * 10**BALANCE_DECIMALS
 
 
 class Account:
@@ -49,9 +56,16 @@ class Account:
         self.max_notional = DEFAULT_MAX_NOTIONAL
         self.dead_man: Any = None  # CancelAllOrdersAfter timer handle
         self.dead_man_at = 0.0
+        self.start_balance = DEFAULT_BALANCE
+        self.balances: dict[str, int] = {}  # asset ID -> units; untouched assets start full
+        self.closed: dict[str, Order] = {}  # closed orders by txid, oldest first (bounded)
+        self.fills: deque[Any] = deque(maxlen=FILLS_KEPT)  # the last trade events, both sides
 
     def __repr__(self) -> str:  # never the secret
         return f"Account({self.api_key[:10]}..., tier={self.tier.name})"
+
+    def balance(self, asset_id: str) -> int:
+        return self.balances.get(asset_id, self.start_balance)
 
     def trade_counter(self, pair: str) -> Counter:
         counter = self.trade_counters.get(pair)

@@ -19,8 +19,14 @@ SELL = "sell"
 class Order:
     __slots__ = (
         "account",
+        "amends",
+        "armed",
         "cl_ord_id",
+        "closetm",
         "cost",
+        "display",
+        "expire",
+        "fee",
         "filled",
         "opened",
         "order_type",
@@ -29,11 +35,15 @@ class Order:
         "post_only",
         "price",
         "qty",
+        "reason",
         "session",
+        "shown",
         "side",
         "status",
+        "stp",
         "tif",
         "touched",
+        "trigger",
         "txid",
         "userref",
     )
@@ -53,24 +63,38 @@ class Order:
         self.account = account
         self.pair = spec.pair
         self.side = spec.side
-        self.order_type = spec.order_type
-        self.price = spec.price  # ticks; 0 for market orders
+        self.order_type = spec.order_type  # Kraken's name: limit, market, stop-loss, ...
+        self.price = spec.price  # ticks: the limit price; 0 matches at market
         self.qty = spec.qty  # lots, the order's total quantity (amend changes it)
         self.filled = 0  # lots
         self.cost = 0  # sum of fill price ticks * lots (scaled in reports)
+        self.fee = 0  # in the quote asset, at accounts.BALANCE_SCALE
         self.opened = opened  # wall clock
         self.touched = touched  # monotonic: placed or last amended (rate-limit age)
         self.cl_ord_id: str | None = spec.cl_ord_id
         self.userref: int | None = spec.userref
         self.post_only: bool = spec.post_only
         self.tif: str = spec.tif
+        self.trigger: int = spec.trigger  # ticks; a stop or take-profit order's trigger price
+        self.armed = bool(spec.trigger)  # waiting for its trigger: open, not in the book
+        self.display: int = spec.display  # lots; an iceberg's visible quantity (0: all)
+        self.shown = 0  # lots of the current visible slice, while an iceberg rests
+        self.expire: float = spec.expire  # wall clock; GTD's end (0: none)
+        self.stp: str = spec.stp
         self.origin = origin
         self.session: Any = session  # the FIX session that placed it, for its ExecutionReports
         self.status = "new"
+        self.closetm = 0.0  # wall clock, once closed
+        self.reason: str | None = None  # why it closed, when cancelled or expired
+        self.amends: list[Any] | None = None  # OrderAmends' history, from the first amend
 
     @property
     def remaining(self) -> int:
         return self.qty - self.filled
+
+    def visible(self) -> int:
+        """What the book shows of it: an iceberg's slice, else all that is left."""
+        return self.shown if self.display else self.qty - self.filled
 
 
 class BookSide:
@@ -114,12 +138,13 @@ class BookSide:
 class Book:
     """Both sides of one pair's book."""
 
-    __slots__ = ("asks", "bids", "pair")
+    __slots__ = ("asks", "bids", "pair", "refilled")
 
     def __init__(self, pair: Any) -> None:
         self.pair = pair
         self.bids = BookSide(-1)
         self.asks = BookSide(1)
+        self.refilled: list[Order] = []  # icebergs match() gave a new slice; the caller clears
 
     def side(self, side: str) -> BookSide:
         return self.bids if side == BUY else self.asks
@@ -154,7 +179,8 @@ class Book:
                 maker = next(iter(level.values()))
                 if maker.account is taker.account:
                     return fills
-                qty = min(taker.qty - taker.filled, maker.qty - maker.filled)
+                avail = maker.shown if maker.display else maker.qty - maker.filled
+                qty = min(taker.qty - taker.filled, avail)
                 maker.filled += qty
                 maker.cost += qty * best
                 taker.filled += qty
@@ -162,9 +188,62 @@ class Book:
                 fills.append((maker, qty, best))
                 if maker.filled >= maker.qty:
                     del level[maker.txid]
+                elif maker.display:
+                    maker.shown -= qty
+                    if not maker.shown:  # the slice is gone: the next one joins the back
+                        maker.shown = min(maker.display, maker.qty - maker.filled)
+                        del level[maker.txid]
+                        level[maker.txid] = maker
+                        self.refilled.append(maker)
             if not level:
                 del opposite.levels[best]
         return fills
+
+    def fillable(self, taker: Order, limit: int | None) -> int:
+        """Lots `taker` could take now up to `limit`, before its own orders stop it (FOK)."""
+        need = taker.qty - taker.filled
+        got = 0
+        buy = taker.side == BUY
+        side = self.opposite(taker.side)
+        for price in sorted(side.levels, reverse=not buy):
+            if limit is not None and (price > limit if buy else price < limit):
+                break
+            for maker in side.levels[price].values():
+                if maker.account is taker.account:
+                    return got
+                got += maker.qty - maker.filled
+                if got >= need:
+                    return got
+        return got
+
+    def lots_for_cost(self, side: str, cost: int) -> int:
+        """Lots a buy (`side`) of `cost` (lots * ticks) takes from the book now (viqc)."""
+        lots = 0
+        opposite = self.opposite(side)
+        for price in sorted(opposite.levels, reverse=side != BUY):
+            for maker in opposite.levels[price].values():
+                take = min(maker.qty - maker.filled, cost // price)
+                lots += take
+                cost -= take * price
+                if cost < price:
+                    return lots
+        return lots
+
+    def first_at_top(self, side: str) -> Order | None:
+        """The first order at the best price of `side`'s opposite (the maker in the way)."""
+        opposite = self.opposite(side)
+        best = opposite.best()
+        return None if best is None else next(iter(opposite.levels[best].values()))
+
+    def levels(self, side: str, count: int) -> list[tuple[int, int, float]]:
+        """The best `count` levels of a side: (price, visible lots, newest order time)."""
+        book_side = self.side(side)
+        prices = sorted(book_side.levels, reverse=side == BUY)[:count]
+        out = []
+        for price in prices:
+            orders = book_side.levels[price].values()
+            out.append((price, sum(o.visible() for o in orders), max(o.opened for o in orders)))
+        return out
 
     def self_trade_blocked(self, taker: Order, limit: int | None) -> bool:
         """After match(): is the taker's rest stopped by its own order at the top?"""

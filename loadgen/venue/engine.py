@@ -12,8 +12,22 @@ Choices where the facts are silent:
 - Post-only orders that would take are accepted and immediately cancelled, reason "Post only
   order"; a post-only amend that would take is refused.
 - A market order (or IOC remainder) that finds no more liquidity is cancelled, not rested.
-- Self-trade prevention is Kraken's default, cancel-newest: the taker's rest is cancelled.
-- "Insufficient funds" is modelled as a per-key cap on one order's notional (quote units).
+- Self-trade prevention follows the order's STP mode (Kraken's default cancel-newest: the
+  taker's rest is cancelled; cancel-oldest: the resting order is, and matching goes on;
+  cancel-both: both are).
+- Balances move with every fill and its fee; fees are charged in the quote asset (Kraken's
+  `fciq`), at the first tier of the pair's schedule (maker or taker by the fill's side).
+- "Insufficient funds": a buy whose cost and taker fee exceed the key's quote balance, a sell of
+  more than its base balance, or one order's notional above a per-key cap (quote units). What
+  the key's other open orders hold is not set aside (BalanceEx reports it as `hold_trade`).
+- Stop-loss and take-profit orders (and their -limit forms) trigger on the pair's last trade
+  price (Kraken's `trigger=last`): a stop buys when the price rises to it and sells when it
+  falls to it, a take-profit the other way round; one already due when placed triggers at once.
+  Until then the order is open (it counts toward the open-order limit) but not in the book.
+- An iceberg shows `display` lots at a time; when that slice is taken, the next joins the back
+  of its level (an `iceberg_refill` event).
+- The fixed part of a transaction's cost is charged on receipt, even when it then fails
+  validation (facts 3): `charge_refused` does it for refusals raised before the engine.
 """
 
 from __future__ import annotations
@@ -28,7 +42,9 @@ from loadgen import ratelimit
 from loadgen.protocol.ids import IdFactory
 from loadgen.venue.accounts import Account
 from loadgen.venue.book import BUY, SELL, Book, Order
-from loadgen.venue.pairs import Pair, PairIndex
+from loadgen.venue.pairs import MAKER_FEE_BP, TAKER_FEE_BP, Pair, PairIndex
+from loadgen.venue.tape import Tape
+from loadgen.venue.triggers import Triggers
 
 # Error strings (facts 1.4).
 E_INVALID = "EGeneral:Invalid arguments"
@@ -43,6 +59,7 @@ E_PRICE = "EOrder:Invalid price"
 E_POST_ONLY = "EOrder:Post only order"
 E_UNAVAILABLE = "EService:Unavailable"
 E_DEADLINE = "EService:Deadline elapsed"
+E_COST_MIN = "EOrder:Cost minimum not met"
 
 # What kind of refusal each error is, for protocols that classify (FIX 380, client outcomes).
 RATE_LIMITED = "rate_limited"
@@ -52,6 +69,7 @@ INVALID = "invalid"
 MAX_BATCH_ADD = 15  # AddOrderBatch / batch_add: 2..15 orders (facts 1.3, 4.2)
 MIN_BATCH_ADD = 2
 MAX_BATCH_CANCEL = 50  # CancelOrderBatch: at most 50 ids
+MIN_BATCH_CANCEL = 2  # WS batch_cancel: 2 to 50 (facts 4.2)
 MAX_CL_ORD_ID = 36  # a UUID in its long form
 DEAD_MAN_MAX_S = 86400  # CancelAllOrdersAfter timeout must be below a day
 DEADLINE_MAX_S = 60.0  # a request's deadline may be at most 60 s ahead (facts 1.3, 4.2)
@@ -62,6 +80,18 @@ EV_TRADE = "trade"
 EV_FILLED = "filled"
 EV_CANCELED = "canceled"
 EV_AMENDED = "amended"
+EV_REFILL = "iceberg_refill"
+EV_EXPIRED = "expired"
+EV_TRIGGERED = "triggered"  # a stop/take-profit order reached its trigger (WS: `status`)
+
+STP_MODES = ("cancel-newest", "cancel-oldest", "cancel-both")
+TRIGGER_TYPES = frozenset(("stop-loss", "take-profit", "stop-loss-limit", "take-profit-limit"))
+# Trigger types that fire when the last price rises to the trigger, by side (the rest fire when
+# it falls to it): a stop-loss buy and a take-profit sell.
+_FIRES_UP = {("stop-loss", BUY), ("stop-loss-limit", BUY), ("take-profit", SELL),
+             ("take-profit-limit", SELL)}  # fmt: skip
+CLOSED_KEPT = 1000  # closed orders kept per key for ClosedOrders / QueryOrders
+AMENDS_KEPT = 100  # OrderAmends entries kept per order: the original and the latest
 
 
 class VenueError(Exception):
@@ -81,20 +111,27 @@ def invalid(field: str) -> VenueError:
 class OrderSpec:
     pair: Pair
     side: str
-    order_type: str  # "limit" | "market"
+    order_type: str  # Kraken's names: "limit", "market", "iceberg", "stop-loss", ...
     qty: int  # lots
-    price: int = 0  # ticks (0 for market)
+    price: int = 0  # ticks: the limit price (0 matches at market)
     cl_ord_id: str | None = None
     userref: int | None = None
     post_only: bool = False
-    tif: str = "gtc"  # "gtc" | "ioc"
+    tif: str = "gtc"  # "gtc" | "ioc" | "gtd" | "fok"
     validate: bool = False
+    trigger: int = 0  # ticks: a stop or take-profit trigger price
+    display: int = 0  # lots: an iceberg's visible quantity
+    expire: float = 0.0  # wall clock: GTD's end
+    stp: str = "cancel-newest"
+    quote_cost: int = 0  # viqc: a market buy of this much quote (lots * ticks); sets qty
 
 
 class Event:
     """One order event, with the order's state frozen at the moment it happened."""
 
     __slots__ = (
+        "cost",
+        "fee",
         "filled",
         "kind",
         "last_price",
@@ -128,6 +165,8 @@ class Event:
         self.orig = orig  # the order's ClOrdID before a replace renamed it
         self.filled = order.filled
         self.status = order.status
+        self.cost = order.cost  # cumulative, lots * ticks
+        self.fee = 0  # a trade's fee, in the quote asset at accounts.BALANCE_SCALE
 
 
 # ---- parsing helpers shared by the three servers -------------------------------------------------
@@ -171,7 +210,7 @@ def parse_qty(pair: Pair, value: Any, field: str = "volume") -> int:
     return lots
 
 
-def parse_price(pair: Pair, value: Any) -> int:
+def parse_price(pair: Pair, value: Any, field: str = "price") -> int:
     ticks = _scaled(value, pair.price_scale)
     if ticks is not None:
         return ticks
@@ -180,7 +219,7 @@ def parse_price(pair: Pair, value: Any) -> int:
     except ValueError:
         number = None
     if number is None:
-        raise invalid("price")
+        raise invalid(field)
     if not 0 < number < 1e18:
         raise VenueError(E_PRICE, INVALID)
     raise VenueError(
@@ -190,11 +229,14 @@ def parse_price(pair: Pair, value: Any) -> int:
     )
 
 
-def check_deadline(value: Any, now: float, field: str = "deadline", fmt: str = "") -> None:
+def check_deadline(
+    value: Any, now: float, field: str = "deadline", fmt: str = "", least: float = 0.0
+) -> None:
     """Refuse a request whose deadline has passed when the engine gets to it.
 
     `value` is RFC 3339 (REST, WS) or, with `fmt`, a strptime format (FIX UTCTimestamp); None
-    means no deadline. `now` is wall-clock seconds.
+    means no deadline. `now` is wall-clock seconds. A deadline that has not passed but is less
+    than `least` seconds ahead is invalid (WS v2: 500 ms to 60 s ahead, facts 4.2).
     """
     if value is None:
         return
@@ -211,6 +253,8 @@ def check_deadline(value: Any, now: float, field: str = "deadline", fmt: str = "
         raise VenueError(E_DEADLINE)
     if at > now + DEADLINE_MAX_S:
         raise invalid(field)
+    if at < now + least:
+        raise invalid(f"{field} (at least {least * 1000:.0f} ms ahead)")
 
 
 def check_cl_ord_id(value: Any) -> str:
@@ -236,7 +280,13 @@ class Exchange:
         self.pending: list[Event] = []
         self.order_ids = IdFactory("O")
         self.trade_ids = IdFactory("T")
-        self.amend_ids = IdFactory("A")
+        # Kraken's amend ids look like its trade ids (`TEZA4R-DSDGT-IJBOJK`): a counter of
+        # their own, far from the trades' so the two never meet
+        self.amend_ids = IdFactory("T", start=1 << 48)
+        self.tapes: dict[str, Tape] = {}
+        self.triggers: dict[str, Triggers] = {}
+        self._firing = False
+        self._rate_paths: dict[tuple[str, str], Any] = {}
         self.call_later: Callable[[float, Callable[[], None]], Any] | None = None
         self.orders_placed = 0  # counters for the venue's summary at shutdown
         self.trades = 0
@@ -257,6 +307,54 @@ class Exchange:
         if book is None:
             book = self.books[pair.altname] = Book(pair)
         return book
+
+    def tape(self, pair: Pair) -> Tape:
+        tape = self.tapes.get(pair.altname)
+        if tape is None:
+            tape = self.tapes[pair.altname] = Tape(pair)
+        return tape
+
+    def rate(self, asset_id: str, target_id: str) -> float:
+        """Units of `target_id` one unit of `asset_id` is worth at the markets' last prices:
+        through a market between them, either way round, or two sharing a base; 0 if none.
+        The route is found once per pair of assets."""
+        if asset_id == target_id:
+            return 1.0
+        key = (asset_id, target_id)
+        if key not in self._rate_paths:
+            self._rate_paths[key] = self._rate_path(asset_id, target_id)
+        path = self._rate_paths[key]
+        if path is None:
+            return 0.0
+        kind, first, second = path
+        last = self.tape(first).last / first.price_scale
+        if kind == "direct":
+            return last
+        if kind == "inverse":
+            return 1 / last if last else 0.0
+        other = self.tape(second).last / second.price_scale
+        return other / last if last else 0.0
+
+    def _rate_path(self, asset_id: str, target_id: str) -> tuple[str, Pair, Pair | None] | None:
+        by_base_quote: dict[tuple[str, str], Pair] = {}
+        for pair in self.pairs.pairs:
+            if (pair.base_id, pair.quote_id) == (asset_id, target_id):
+                return "direct", pair, None
+            if (pair.base_id, pair.quote_id) == (target_id, asset_id):
+                return "inverse", pair, None
+            by_base_quote.setdefault((pair.base_id, pair.quote_id), pair)
+        for (base, quote), pair in by_base_quote.items():
+            if quote == asset_id and (base, target_id) in by_base_quote:
+                return "via", pair, by_base_quote[(base, target_id)]
+        return None
+
+    def charge_refused(self, account: Account, pair: Pair, cost: float, error: VenueError) -> None:
+        """A request refused before it reached the engine, once its pair is known: the fixed
+        cost is charged on receipt all the same (facts 3); if that is over the threshold, the
+        rate limit is the answer. Always raises."""
+        if not account.trade_counter(pair.altname).charge(cost, self.mono()):
+            raise VenueError(E_TRADE_RATE, RATE_LIMITED) from error
+        raise error
 
     def find(self, account: Account, txid: Any = None, cl_ord_id: Any = None) -> Order:
         order = None
@@ -309,6 +407,9 @@ class Exchange:
     def _place(
         self, account: Account, spec: OrderSpec, now: float, origin: str, session: Any
     ) -> Order:
+        book = self.book(spec.pair)
+        if spec.quote_cost:  # viqc: what the quote amount buys from the book now
+            spec.qty = book.lots_for_cost(spec.side, spec.quote_cost)
         self._check_new(account, spec)
         if spec.validate:
             return Order("", account, spec, self.wall(), now)
@@ -316,12 +417,12 @@ class Exchange:
         self.orders_placed += 1
         if session is not None or account.listeners:
             self.pending.append(Event(EV_NEW, order))
-        book = self.book(spec.pair)
-        if spec.post_only and spec.order_type == "limit" and book.crosses(spec.side, spec.price):
-            order.status = "canceled"
-            self._emit(Event(EV_CANCELED, order, reason="Post only order"))
-            return order
-        self._execute(book, order)
+        if order.armed:
+            self._arm(order)
+        elif spec.post_only and spec.price and book.crosses(spec.side, spec.price):
+            self._cancel_rest(order, "Post only order")
+        else:
+            self._execute(book, order)
         return order
 
     def _check_new(self, account: Account, spec: OrderSpec, replacing: Order | None = None) -> None:
@@ -330,10 +431,21 @@ class Exchange:
         pair = spec.pair
         if spec.qty < pair.ordermin_lots:
             raise VenueError(E_ORDER_MIN)
-        if spec.order_type == "limit":
-            notional = spec.qty / pair.lot_scale * spec.price / pair.price_scale
-            if notional > account.max_notional:
+        price = spec.price or spec.trigger
+        if price:
+            units = spec.qty * price
+            if units < pair.costmin_units:
+                raise VenueError(E_COST_MIN)
+            if units / pair.lot_scale / pair.price_scale > account.max_notional:
                 raise VenueError(E_FUNDS)
+            if spec.side == BUY:
+                need = units * pair.cost_scale * (10000 + TAKER_FEE_BP) // 10000
+                if need > account.balance(pair.quote_id):
+                    raise VenueError(E_FUNDS)
+        if spec.side == SELL and spec.qty * pair.base_scale > account.balance(pair.base_id):
+            raise VenueError(E_FUNDS)
+        if spec.display and not spec.qty <= 15 * spec.display:  # at least 1/15 shown (facts 9)
+            raise invalid("displayvol")
         open_now = account.open_per_pair.get(pair.altname, 0) - (replacing is not None)
         if open_now >= account.tier.max_open_orders:
             raise VenueError(E_ORDERS_LIMIT)
@@ -341,23 +453,109 @@ class Exchange:
             raise invalid("cl_ord_id")
 
     def _execute(self, book: Book, order: Order) -> None:
-        """Match a new (or re-priced) order, then rest, or cancel its rest."""
-        limit = order.price if order.order_type == "limit" else None
-        if self._may_cross(book, order, limit):
-            for maker, qty, price in book.match(order, limit):
-                trade_id = self.trade_ids.next()  # one trade, seen from both sides
-                self.trades += 1
-                self._fill(maker, qty, price, "m", trade_id)
-                self._fill(order, qty, price, "t", trade_id)
+        """Match a new (re-priced, or triggered) order, then rest, or cancel its rest."""
+        limit = order.price or None
+        if order.tif == "fok" and book.fillable(order, limit) < order.qty - order.filled:
+            self._cancel_rest(order, "Fill or kill")
+            return
+        while self._may_cross(book, order, limit):
+            fills = book.match(order, limit)
+            if fills:
+                self._trades(book, order, fills)
             if order.filled >= order.qty:
                 return
-            if book.self_trade_blocked(order, limit):
+            if not book.self_trade_blocked(order, limit):
+                break
+            if order.stp == "cancel-newest":
                 self._cancel_rest(order, "Self trade prevention")
                 return
-        if order.order_type != "limit" or order.tif == "ioc":
-            self._cancel_rest(order, "No liquidity" if order.order_type != "limit" else "IOC")
+            maker = book.first_at_top(order.side)
+            assert maker is not None  # self_trade_blocked saw it
+            self._cancel_resting(maker, "Self trade prevention", None)
+            if order.stp == "cancel-both":
+                self._cancel_rest(order, "Self trade prevention")
+                return
+        if not order.price or order.tif == "ioc" or order.tif == "fok":
+            self._cancel_rest(order, "No liquidity" if not order.price else "IOC")
         else:
             self._rest(book, order)
+
+    def _trades(self, book: Book, order: Order, fills: list[tuple[Order, int, int]]) -> None:
+        tape = self.tape(order.pair)
+        when = self.wall()
+        kind = "l" if order.price else "m"
+        if len(fills) == 1:  # the common case: totals before the fill are one subtraction
+            maker, qty, price = fills[0]
+            trade_id = self.trade_ids.next()
+            self.trades += 1
+            tape.record(price, qty, order.side, kind, when)
+            self._fill(maker, qty, price, "m", trade_id, maker.filled, maker.cost)
+            self._fill(order, qty, price, "t", trade_id, order.filled, order.cost)
+        else:
+            self._many_trades(order, fills, tape, kind, when)
+        if book.refilled:
+            for iceberg in book.refilled:
+                if iceberg.txid in iceberg.account.orders:
+                    self._emit(Event(EV_REFILL, iceberg))
+            book.refilled.clear()
+        if self.triggers.get(order.pair.altname):
+            self._fire(order.pair)
+
+    def _many_trades(
+        self,
+        order: Order,
+        fills: list[tuple[Order, int, int]],
+        tape: Tape,
+        kind: str,
+        when: float,
+    ) -> None:
+        """Several fills from one match: each event carries the order's totals as of that
+        fill (an iceberg can meet the same taker twice), so only the last says `filled`."""
+        totals: dict[int, list[int]] = {}
+        for maker, qty, price in fills:
+            for side in (maker, order):
+                total = totals.get(id(side))
+                if total is None:
+                    total = totals[id(side)] = [side.filled, side.cost]
+                total[0] -= qty
+                total[1] -= qty * price
+        for maker, qty, price in fills:
+            trade_id = self.trade_ids.next()  # one trade, seen from both sides
+            self.trades += 1
+            tape.record(price, qty, order.side, kind, when)
+            for side, liquidity in ((maker, "m"), (order, "t")):
+                total = totals[id(side)]
+                total[0] += qty
+                total[1] += qty * price
+                self._fill(side, qty, price, liquidity, trade_id, total[0], total[1])
+
+    # ---- stop-loss and take-profit triggers ---------------------------------------------------
+
+    def _arm(self, order: Order) -> None:
+        self._admit(order)
+        order.status = "open"
+        triggers = self.triggers.get(order.pair.altname)
+        if triggers is None:
+            triggers = self.triggers[order.pair.altname] = Triggers()
+        triggers.push(order, (order.order_type, order.side) in _FIRES_UP)
+        self._fire(order.pair)
+
+    def _fire(self, pair: Pair) -> None:
+        """Trigger every armed order of `pair` the last price has reached, in turn: each may
+        trade and move the price to more (bounded: each order triggers once)."""
+        triggers = self.triggers.get(pair.altname)
+        if self._firing or not triggers:
+            return
+        self._firing = True
+        try:
+            tape, book = self.tape(pair), self.book(pair)
+            while (order := triggers.due(tape.last)) is not None:
+                order.armed = False
+                triggers.disarmed()
+                self._emit(Event(EV_TRIGGERED, order))
+                self._execute(book, order)
+        finally:
+            self._firing = False
 
     @staticmethod
     def _may_cross(book: Book, order: Order, limit: int | None) -> bool:
@@ -367,35 +565,105 @@ class Exchange:
         return limit is None or (best <= limit if order.side == BUY else best >= limit)
 
     def _rest(self, book: Book, order: Order) -> None:
-        account = order.account
         order.status = "open" if not order.filled else "partially_filled"
+        if order.display:
+            order.shown = min(order.display, order.qty - order.filled)
         book.side(order.side).insert(order)
-        if order.txid not in account.orders:
-            account.orders[order.txid] = order
-            if order.cl_ord_id is not None:
-                account.by_cl_ord_id[order.cl_ord_id] = order
-            name = order.pair.altname
-            account.open_per_pair[name] = account.open_per_pair.get(name, 0) + 1
+        if order.txid not in order.account.orders:
+            self._admit(order)
 
-    def _fill(self, order: Order, qty: int, price: int, liquidity: str, trade_id: str) -> None:
-        """One side of a fill; `liquidity` is 'm' (maker) or 't' (taker)."""
-        done = order.filled >= order.qty
-        order.status = "filled" if done else "partially_filled"
-        self._emit(Event(EV_TRADE, order, qty, price, trade_id, liquidity))
+    def _admit(self, order: Order) -> None:
+        """The order joins its key's open orders (resting, or armed)."""
+        account = order.account
+        account.orders[order.txid] = order
+        if order.cl_ord_id is not None:
+            account.by_cl_ord_id[order.cl_ord_id] = order
+        name = order.pair.altname
+        account.open_per_pair[name] = account.open_per_pair.get(name, 0) + 1
+        if order.expire and self.call_later is not None:
+            delay = max(0.0, order.expire - self.wall())
+            self.call_later(delay, lambda: self._expire(order))
+
+    def _expire(self, order: Order) -> None:
+        """GTD: the order's time is up."""
+        if order.txid not in order.account.orders:
+            return
+        self._unbook(order)
+        order.status = "expired"
+        order.reason = "Order expired"
+        self._forget(order)
+        self._emit(Event(EV_EXPIRED, order, reason="Order expired"))
+        self.flush()
+
+    def _unbook(self, order: Order) -> None:
+        """Take a live order out of the book (or, armed, out of its triggers)."""
+        if order.armed:
+            order.armed = False
+            self.triggers[order.pair.altname].disarmed()
+        else:
+            self.book(order.pair).side(order.side).remove(order)
+
+    def _fill(
+        self,
+        order: Order,
+        qty: int,
+        price: int,
+        liquidity: str,
+        trade_id: str,
+        filled: int,
+        cost: int,
+    ) -> None:
+        """One side of a fill; `liquidity` is 'm' (maker) or 't' (taker); `filled` and `cost`
+        are the order's totals with this fill (match() has applied all of a match's fills)."""
+        done = filled >= order.qty
+        order.status = "filled" if order.filled >= order.qty else "partially_filled"
+        event = Event(EV_TRADE, order, qty, price, trade_id, liquidity)
+        event.filled, event.cost = filled, cost
+        event.status = "filled" if done else "partially_filled"
+        event.fee = self._settle(order, qty, price, liquidity)
+        order.account.fills.append(event)  # bounded: the last 50 (snap_trades)
+        self._emit(event)
         if done:
             self._emit(Event(EV_FILLED, order))
             self._forget(order)
 
+    @staticmethod
+    def _settle(order: Order, qty: int, price: int, liquidity: str) -> int:
+        """Move the key's balances for one side of a fill; returns its fee (quote asset)."""
+        pair = order.pair
+        balances = order.account.balances
+        start = order.account.start_balance
+        cost = qty * price * pair.cost_scale
+        fee = cost * (MAKER_FEE_BP if liquidity == "m" else TAKER_FEE_BP) // 10000
+        base = qty * pair.base_scale
+        if order.side == BUY:
+            balances[pair.base_id] = balances.get(pair.base_id, start) + base
+            balances[pair.quote_id] = balances.get(pair.quote_id, start) - cost - fee
+        else:
+            balances[pair.base_id] = balances.get(pair.base_id, start) - base
+            balances[pair.quote_id] = balances.get(pair.quote_id, start) + cost - fee
+        order.fee += fee
+        return fee
+
     def _forget(self, order: Order) -> None:
+        """The order is closed (filled, cancelled, expired): out of the open orders, into the
+        key's bounded history of closed ones."""
         account = order.account
         if account.orders.pop(order.txid, None) is not None:
             if order.cl_ord_id is not None and account.by_cl_ord_id.get(order.cl_ord_id) is order:
                 del account.by_cl_ord_id[order.cl_ord_id]
             name = order.pair.altname
             account.open_per_pair[name] -= 1
+        if not order.closetm:
+            order.closetm = self.wall()
+            closed = account.closed
+            closed[order.txid] = order
+            if len(closed) > CLOSED_KEPT:
+                del closed[next(iter(closed))]
 
     def _cancel_rest(self, order: Order, reason: str, ref: Any = None, orig: str = "") -> None:
         order.status = "canceled"
+        order.reason = reason
         self._forget(order)
         if order.session is not None or order.account.listeners:
             self.pending.append(Event(EV_CANCELED, order, reason=reason, ref=ref, orig=orig))
@@ -412,52 +680,109 @@ class Exchange:
         post_only: bool = False,
         new_cl_ord_id: str | None = None,
         ref: Any = None,
+        trigger: int | None = None,
+        display: int | None = None,
     ) -> str:
         """Atomic amend in place (facts S21); returns the amend id. `ref` is the request's
-        ClOrdID (FIX 11), which becomes the order's when `new_cl_ord_id` renames it."""
+        ClOrdID (FIX 11), which becomes the order's when `new_cl_ord_id` renames it. `trigger`
+        re-prices an armed stop or take-profit order, `display` an iceberg's slice."""
         now = self.mono()
         counter = account.trade_counter(order.pair.altname)
         if not counter.charge(ratelimit.amend_cost(now - order.touched), now):
             raise VenueError(E_TRADE_RATE, RATE_LIMITED)
-        if qty is None and price is None and new_cl_ord_id is None:
+        self._check_amend(account, order, qty, price, post_only, new_cl_ord_id, trigger, display)
+        # Every check is done: from here on the amend happens.
+        orig = order.cl_ord_id or ""
+        order.touched = now
+        amend_id = self.amend_ids.next()
+        self._remember_amend(order, amend_id)
+        if new_cl_ord_id is not None and new_cl_ord_id != order.cl_ord_id:
+            if order.cl_ord_id is not None:
+                account.by_cl_ord_id.pop(order.cl_ord_id, None)
+            order.cl_ord_id = new_cl_ord_id
+            account.by_cl_ord_id[new_cl_ord_id] = order
+        if display is not None:
+            order.display = display
+        new_qty = order.qty if qty is None else qty
+        new_price = order.price if price is None else price
+        if order.armed:
+            self._amend_armed(order, new_qty, new_price, trigger, ref, orig)
+        elif new_qty <= order.filled:  # "new qty <= filled cancels the rest"
+            self._unbook(order)
+            order.qty = order.filled
+            self._cancel_rest(order, "Amended below filled quantity", ref, orig)
+        elif new_price == order.price and new_qty <= order.qty:  # keeps its priority
+            order.qty = new_qty
+            if order.display:  # a smaller order or slice shrinks what shows
+                order.shown = min(order.shown, order.display, new_qty - order.filled)
+            self._emit(Event(EV_AMENDED, order, ref=ref, orig=orig))
+        else:
+            book = self.book(order.pair)
+            book.side(order.side).remove(order)
+            order.qty, order.price = new_qty, new_price
+            self._emit(Event(EV_AMENDED, order, ref=ref, orig=orig))
+            self._execute(book, order)
+        order.amends[-1] = self._amend_entry(order, amend_id, "user")  # type: ignore[index]
+        return amend_id
+
+    def _check_amend(
+        self,
+        account: Account,
+        order: Order,
+        qty: int | None,
+        price: int | None,
+        post_only: bool,
+        new_cl_ord_id: str | None,
+        trigger: int | None,
+        display: int | None,
+    ) -> None:
+        if all(v is None for v in (qty, price, new_cl_ord_id, trigger, display)):
             raise invalid("order_qty")
-        book = self.book(order.pair)
+        if trigger is not None and not order.armed:
+            raise invalid("trigger_price (the order has no trigger waiting)")
+        if display is not None and not order.display:
+            raise invalid("display_qty (not an iceberg order)")
+        if price is not None and not order.price:
+            raise invalid("limit_price (the order has no limit price)")
         if (
             price is not None
             and price != order.price
             and post_only
-            and book.crosses(order.side, price)
+            and not order.armed
+            and self.book(order.pair).crosses(order.side, price)
         ):
             raise VenueError(E_POST_ONLY)
         renamed = new_cl_ord_id is not None and new_cl_ord_id != order.cl_ord_id
         if renamed and new_cl_ord_id in account.by_cl_ord_id:
             raise invalid("cl_ord_id")
-        # Every check is done: from here on the amend happens.
-        orig = order.cl_ord_id or ""
-        order.touched = now
-        amend_id = self.amend_ids.next()
-        if renamed:
-            if order.cl_ord_id is not None:
-                account.by_cl_ord_id.pop(order.cl_ord_id, None)
-            order.cl_ord_id = new_cl_ord_id
-            account.by_cl_ord_id[new_cl_ord_id] = order
-        new_qty = order.qty if qty is None else qty
-        new_price = order.price if price is None else price
-        if new_qty <= order.filled:  # "new qty <= filled cancels the rest"
-            book.side(order.side).remove(order)
-            order.qty = order.filled
-            self._cancel_rest(order, "Amended below filled quantity", ref, orig)
-            return amend_id
-        keeps_priority = new_price == order.price and new_qty <= order.qty
-        order.qty = new_qty
-        if keeps_priority:
-            self._emit(Event(EV_AMENDED, order, ref=ref, orig=orig))
-            return amend_id
-        book.side(order.side).remove(order)
-        order.price = new_price
+
+    def _amend_armed(
+        self, order: Order, qty: int, price: int, trigger: int | None, ref: Any, orig: str
+    ) -> None:
+        order.qty, order.price = qty, price
+        if trigger is not None and trigger != order.trigger:
+            triggers = self.triggers[order.pair.altname]
+            triggers.disarmed()
+            order.trigger = trigger
+            triggers.push(order, (order.order_type, order.side) in _FIRES_UP)
         self._emit(Event(EV_AMENDED, order, ref=ref, orig=orig))
-        self._execute(book, order)
-        return amend_id
+        self._fire(order.pair)
+
+    def _remember_amend(self, order: Order, amend_id: str) -> None:
+        """OrderAmends' history: the original first, then each amend (bounded)."""
+        if order.amends is None:
+            order.amends = [self._amend_entry(order, "", "original", order.opened)]
+        elif len(order.amends) >= AMENDS_KEPT:
+            del order.amends[1]
+        order.amends.append(None)  # filled in once the amend is done
+
+    def _amend_entry(
+        self, order: Order, amend_id: str, kind: str, when: float | None = None
+    ) -> tuple[Any, ...]:
+        return (
+            amend_id, kind, order.qty, order.qty - order.filled, order.price, order.trigger,
+            order.display, order.post_only, self.wall() if when is None else when,
+        )  # fmt: skip
 
     def edit_order(
         self,
@@ -476,6 +801,8 @@ class Exchange:
         counter = account.trade_counter(order.pair.altname)
         if not counter.charge(ratelimit.edit_cost(now - order.touched), now):
             raise VenueError(E_TRADE_RATE, RATE_LIMITED)
+        if order.order_type in TRIGGER_TYPES:  # EditOrder takes no triggered orders (facts 1.3)
+            raise invalid(f"txid: a {order.order_type} order is amended (AmendOrder), not edited")
         remaining = (order.qty if qty is None else qty) - order.filled
         if remaining <= 0:
             raise invalid("volume")
@@ -490,12 +817,15 @@ class Exchange:
             order.post_only,
             order.tif,
             validate,
+            display=min(order.display, remaining),
+            expire=order.expire,
+            stp=order.stp,
         )
         # Check the replacement before touching the original: a refused edit leaves it as it was.
         self._check_new(account, spec, replacing=order)
         if validate:
             return self._place(account, spec, now, origin, session)
-        self.book(order.pair).side(order.side).remove(order)
+        self._unbook(order)
         self._cancel_rest(order, "Order replaced")
         return self._place(account, spec, now, origin, session)
 
@@ -532,7 +862,7 @@ class Exchange:
     def _cancel_resting(self, order: Order, reason: str, ref: Any) -> None:
         if order.txid not in order.account.orders:
             return
-        self.book(order.pair).side(order.side).remove(order)
+        self._unbook(order)
         self.cancels += 1
         self._cancel_rest(order, reason, ref)
 
