@@ -15,10 +15,16 @@ from loadgen.protocol.clock import rfc3339_seconds
 from loadgen.venue.accounts import TOKEN_TTL_S, Account
 from loadgen.venue.book import BUY, SELL, Order
 from loadgen.venue.engine import (
+    E_INVALID as E_INVALID_ARGS,
+)
+from loadgen.venue.engine import (
     E_REST_RATE,
     E_UNKNOWN_ORDER,
+    INVALID,
     MAX_BATCH_CANCEL,
     RATE_LIMITED,
+    STP_MODES,
+    TRIGGER_TYPES,
     OrderSpec,
     VenueError,
     check_cl_ord_id,
@@ -27,15 +33,32 @@ from loadgen.venue.engine import (
     parse_price,
     parse_qty,
 )
+from loadgen.venue.pairs import Pair
 
 if TYPE_CHECKING:
     from loadgen.venue.app import Venue
 
-SUPPORTED_ORDER_TYPES = ("limit", "market")
-KNOWN_ORDER_TYPES = (
-    "stop-loss", "take-profit", "stop-loss-limit", "take-profit-limit", "trailing-stop",
-    "trailing-stop-limit", "iceberg", "settle-position",
-)  # fmt: skip
+# AddOrder's ordertype values (facts 9): served, and refused by name.
+ORDER_TYPES = ("limit", "market", "iceberg", *sorted(TRIGGER_TYPES))
+LIMIT_TYPES = frozenset(("limit", "iceberg", "stop-loss-limit", "take-profit-limit"))
+REFUSED_ORDER_TYPES = ("trailing-stop", "trailing-stop-limit", "settle-position")
+# Parameters Kraken documents that the venue does not serve: each refused by name, with why,
+# when it asks for something other than the default (never silently mis-served).
+NO_MARGIN = "margin trading is not served by the embedded venue"
+REFUSED_PARAMS = {
+    "leverage": NO_MARGIN,
+    "reduce_only": NO_MARGIN,
+    "starttm": "a scheduled start is not served by the embedded venue",
+    "close": "conditional close orders are not served by the embedded venue",
+    "asset_class": "only currency pairs are served by the embedded venue",
+}
+_DEFAULTS = {"leverage": ("none",), "reduce_only": (False, "false", "False", "0", 0),
+             "starttm": ("0", 0, "+0"), "asset_class": ("currency",)}  # fmt: skip
+OFLAGS = frozenset(("post", "fciq", "nompp", "viqc", "fcib"))
+TIME_IN_FORCE = {"GTC": "gtc", "IOC": "ioc", "GTD": "gtd"}
+STP_TYPES = {mode: mode for mode in STP_MODES}
+MIN_EXPIRE_S = 5.0  # expiretm `+<n>`: at least 5 s ahead (facts 9)
+MAX_EXPIRE_S = 31 * 86400.0  # "at most one month ahead"
 # Order-entry calls are charged to the trading counter, not the REST call counter (facts 2).
 TRADING_METHODS = frozenset((
     "AddOrder", "AddOrderBatch", "AmendOrder", "EditOrder", "CancelOrder", "CancelAll",
@@ -68,50 +91,88 @@ def required(params: dict[str, Any], field: str) -> Any:
     return value
 
 
+_WORDS = {"stop-loss": "stop loss", "take-profit": "take profit",
+          "stop-loss-limit": "stop loss", "take-profit-limit": "take profit"}  # fmt: skip
+
+
 def descr(order: Order) -> dict[str, str]:
+    """AddOrder's `descr`: "buy 1.25000000 XBTUSD @ limit 27500.0", "... @ stop loss 24000.0
+    -> limit 23900.0" (Kraken's wording, facts 1.3 and python-kraken-sdk's examples)."""
     pair = order.pair
-    where = f"limit {pair.fmt_price(order.price)}" if order.order_type == "limit" else "market"
-    return {"order": f"{order.side} {pair.fmt_qty(order.qty)} {pair.altname} @ {where}"}
+    kind = order.order_type
+    if kind in _WORDS:
+        where = f"{_WORDS[kind]} {pair.fmt_price(order.trigger)}"
+        if order.price:
+            where += f" -> limit {pair.fmt_price(order.price)}"
+    elif order.price:
+        where = f"limit {pair.fmt_price(order.price)}"
+    else:
+        where = "market"
+    return {
+        "order": f"{order.side} {pair.fmt_qty(order.qty)} {pair.altname} @ {where}",
+        "close": "",
+    }
+
+
+_CLOSED_STATUS = {"filled": "closed", "canceled": "canceled", "expired": "expired"}
 
 
 def order_info(order: Order) -> dict[str, Any]:
-    """One entry of OpenOrders' `open` map."""
+    """One order as OpenOrders, ClosedOrders and QueryOrders show it (facts 8.1)."""
     pair = order.pair
-    avg = order.cost / order.filled / pair.price_scale if order.filled else 0.0
-    return {
+    avg = order.cost // order.filled if order.filled else 0
+    flags = ["fciq"] + (["post"] if order.post_only else [])
+    info: dict[str, Any] = {
         "refid": None,
-        "userref": order.userref,
+        "userref": order.userref if order.userref is not None else 0,
         "cl_ord_id": order.cl_ord_id,
-        "status": "open",
+        "status": _CLOSED_STATUS.get(order.status, "open") if order.closetm else "open",
         "opentm": order.opened,
         "starttm": 0,
-        "expiretm": 0,
+        "expiretm": order.expire,
         "descr": {
             "pair": pair.altname,
             "type": order.side,
             "ordertype": order.order_type,
-            "price": pair.fmt_price(order.price),
-            "price2": "0",
+            "price": pair.fmt_price(order.trigger or order.price),
+            "price2": pair.fmt_price(order.price if order.trigger else 0),
             "leverage": "none",
             "order": descr(order)["order"],
             "close": "",
         },
         "vol": pair.fmt_qty(order.qty),
         "vol_exec": pair.fmt_qty(order.filled),
-        "cost": f"{order.cost / pair.price_scale / pair.lot_scale:.8f}",
-        "fee": "0.00000000",
-        "price": pair.fmt_price(round(avg * pair.price_scale)),
-        "stopprice": "0",
-        "limitprice": "0",
-        "misc": "",
-        "oflags": "post" if order.post_only else "",
+        "cost": pair.fmt_cost(order.cost),
+        "fee": _fmt_units(order.fee, pair.cost_decimals),
+        "price": pair.fmt_price(avg),
+        "stopprice": pair.fmt_price(order.trigger),
+        "limitprice": pair.fmt_price(order.price if order.trigger else 0),
+        "misc": "" if order.armed or not order.trigger else "stopped",
+        "oflags": ",".join(flags),
+        "margin": False,
     }
+    if order.trigger:
+        info["trigger"] = "last"
+    if order.closetm:
+        info["closetm"] = order.closetm
+        info["reason"] = order.reason
+    return info
+
+
+def _fmt_units(units: int, decimals: int) -> str:
+    """Balance units (10^-BALANCE_DECIMALS) as a decimal text, truncated to `decimals`."""
+    from loadgen.venue.pairs import BALANCE_DECIMALS, _fmt
+
+    return _fmt(units // 10 ** (BALANCE_DECIMALS - decimals), decimals)
 
 
 class RestApi:
     def __init__(self, venue: Venue) -> None:
+        from loadgen.venue.rest_queries import Queries
+
         self.venue = venue
         self.exchange = venue.exchange
+        self.queries = Queries(venue.exchange)
         self.private_methods: dict[str, Callable[[Account, dict[str, Any]], Any]] = {
             "AddOrder": self.add_order,
             "AddOrderBatch": self.add_order_batch,
@@ -121,14 +182,14 @@ class RestApi:
             "CancelAll": self.cancel_all,
             "CancelAllOrdersAfter": self.cancel_all_orders_after,
             "CancelOrderBatch": self.cancel_order_batch,
-            "OpenOrders": self.open_orders,
             "GetWebSocketsToken": self.get_websockets_token,
+            **self.queries.private_methods,
         }
         self.private_urls = {f"/0/private/{n}".encode(): n for n in self.private_methods}
-        self.public_methods: dict[str, Callable[[], Any]] = {
+        self.public_methods: dict[str, Callable[[dict[str, Any]], Any]] = {
             "Time": self.time,
             "SystemStatus": self.system_status,
-            "AssetPairs": self.asset_pairs,
+            **self.queries.public_methods,
         }
 
     def call_private(self, method: str, account: Account, params: dict[str, Any]) -> Any:
@@ -142,39 +203,96 @@ class RestApi:
 
     # ---- order entry ---------------------------------------------------------------------
 
-    def _spec(self, params: dict[str, Any], pair_name: Any, validate: bool) -> OrderSpec:
-        pair = self.exchange.pair(pair_name)
+    def _spec(self, params: dict[str, Any], pair: Pair, validate: bool) -> OrderSpec:
         side = params.get("type")
         if side not in (BUY, SELL):
             raise invalid("type")
         order_type = params.get("ordertype")
-        if order_type not in SUPPORTED_ORDER_TYPES:
-            if order_type in KNOWN_ORDER_TYPES:
+        if order_type not in ORDER_TYPES:
+            if order_type in REFUSED_ORDER_TYPES:
                 raise invalid(f"ordertype {order_type} is not served by the embedded venue")
             raise invalid("ordertype")
-        qty = parse_qty(pair, required(params, "volume"))
-        price = parse_price(pair, required(params, "price")) if order_type == "limit" else 0
-        spec = OrderSpec(pair, side, order_type, qty, price, validate=validate)
+        _refuse_unserved(params)
+        spec = OrderSpec(pair, side, order_type, 0, validate=validate)
+        flags = _oflags(params.get("oflags"))
+        if "viqc" in flags:
+            if order_type != "market" or side != BUY:
+                raise invalid("oflags viqc is for buy market orders only")
+            # the quote amount, to 8 decimals, as lots * ticks (what Book.lots_for_cost spends)
+            spec.quote_cost = parse_qty(pair, required(params, "volume")) * pair.price_scale
+        else:
+            spec.qty = parse_qty(pair, required(params, "volume"))
+        self._prices(params, pair, spec)
+        spec.post_only = "post" in flags
+        if spec.post_only and order_type not in LIMIT_TYPES:
+            raise invalid("oflags post is for limit orders only")
+        self._client_ids(params, spec)
+        self._lifetime(params, spec)
+        stp = params.get("stptype")
+        if stp is not None:
+            if stp not in STP_TYPES:
+                raise invalid("stptype")
+            spec.stp = stp
+        if params.get("displayvol") is not None:
+            if order_type != "iceberg":
+                raise invalid("displayvol is for iceberg orders only")
+            spec.display = parse_qty(pair, params["displayvol"], "displayvol")
+        elif order_type == "iceberg":
+            raise invalid("displayvol")
+        return spec
+
+    def _prices(self, params: dict[str, Any], pair: Pair, spec: OrderSpec) -> None:
+        """price: the limit (limit, iceberg) or the trigger (stop and take-profit types);
+        price2: the limit of the -limit types (facts 9)."""
+        kind = spec.order_type
+        trigger = params.get("trigger")
+        if trigger not in (None, "last"):
+            if trigger == "index":  # Kraken's answer on a pair without index pricing
+                raise invalid("Index unavailable")
+            raise invalid("trigger")
+        if kind == "market":
+            if params.get("price") not in (None, ""):
+                raise invalid("price (a market order takes none)")
+        elif kind in TRIGGER_TYPES:
+            spec.trigger = parse_price(pair, _absolute(required(params, "price")))
+            if kind.endswith("-limit"):
+                spec.price = parse_price(pair, _absolute(required(params, "price2")), "price2")
+        else:
+            spec.price = parse_price(pair, _absolute(required(params, "price")))
+        if params.get("price2") not in (None, "") and not kind.endswith("-limit"):
+            raise invalid("price2")
+
+    @staticmethod
+    def _client_ids(params: dict[str, Any], spec: OrderSpec) -> None:
         if params.get("cl_ord_id") is not None:
             if params.get("userref") is not None:
                 raise invalid("cl_ord_id and userref are exclusive")
             spec.cl_ord_id = check_cl_ord_id(params["cl_ord_id"])
         elif params.get("userref") is not None:
             spec.userref = to_int(params["userref"], "userref")
-        oflags = params.get("oflags")
-        if oflags:
-            spec.post_only = "post" in str(oflags).split(",")
+
+    def _lifetime(self, params: dict[str, Any], spec: OrderSpec) -> None:
         tif = params.get("timeinforce")
         if tif:
-            tif = str(tif).upper()
-            if tif not in ("GTC", "IOC"):
+            tif = TIME_IN_FORCE.get(str(tif).upper())
+            if tif is None:
                 raise invalid("timeinforce")
-            spec.tif = tif.lower()
-        return spec
+            spec.tif = tif
+        expire = _expire_time(params.get("expiretm"), self.exchange.wall())
+        if expire:
+            if spec.tif not in ("gtd", "gtc"):
+                raise invalid("expiretm (with timeinforce GTD)")
+            spec.tif, spec.expire = "gtd", expire
+        elif spec.tif == "gtd":
+            raise invalid("expiretm")
 
     def add_order(self, account: Account, params: dict[str, Any]) -> Any:
         validate = truthy(params.get("validate"))
-        spec = self._spec(params, params.get("pair"), validate)
+        pair = self.exchange.pair(params.get("pair"))
+        try:
+            spec = self._spec(params, pair, validate)
+        except VenueError as exc:
+            self.exchange.charge_refused(account, pair, ratelimit.ADD_COST, exc)
         order = self.exchange.add_order(account, spec, origin="rest")
         if validate:
             return {"descr": descr(order)}
@@ -182,11 +300,15 @@ class RestApi:
 
     def add_order_batch(self, account: Account, params: dict[str, Any]) -> Any:
         orders = params.get("orders")
-        if not isinstance(orders, list) or not all(isinstance(o, dict) for o in orders):
-            raise invalid("orders")
-        validate = truthy(params.get("validate"))
         pair = self.exchange.pair(params.get("pair"))
-        specs = [self._spec(o, pair.altname, validate) for o in orders]
+        validate = truthy(params.get("validate"))
+        try:
+            if not isinstance(orders, list) or not all(isinstance(o, dict) for o in orders):
+                raise invalid("orders")
+            specs = [self._spec(o, pair, validate) for o in orders]
+        except VenueError as exc:
+            cost = ratelimit.batch_add_cost(len(orders) if isinstance(orders, list) else 1)
+            self.exchange.charge_refused(account, pair, cost, exc)
         results = self.exchange.add_batch(account, pair, specs, origin="rest")
         out = []
         for item in results:
@@ -208,14 +330,21 @@ class RestApi:
     def amend_order(self, account: Account, params: dict[str, Any]) -> Any:
         order = self._target(account, params)
         pair = order.pair
-        qty = params.get("order_qty")
-        price = params.get("limit_price")
+        try:
+            if params.get("pair") is not None and self.exchange.pair(params["pair"]) is not pair:
+                raise invalid("pair")
+            fields = {
+                "qty": _opt(params, "order_qty", lambda v: parse_qty(pair, v, "order_qty")),
+                "price": _opt(params, "limit_price", lambda v: parse_price(pair, v, "limit_price")),
+                "trigger": _opt(
+                    params, "trigger_price", lambda v: parse_price(pair, v, "trigger_price")
+                ),
+                "display": _opt(params, "display_qty", lambda v: parse_qty(pair, v, "display_qty")),
+            }
+        except VenueError as exc:
+            self.exchange.charge_refused(account, pair, ratelimit.AMEND_FIXED, exc)
         amend_id = self.exchange.amend_order(
-            account,
-            order,
-            qty=None if qty is None else parse_qty(pair, qty, "order_qty"),
-            price=None if price is None else parse_price(pair, price),
-            post_only=truthy(params.get("post_only")),
+            account, order, post_only=truthy(params.get("post_only")), **fields
         )
         return {"amend_id": amend_id}
 
@@ -223,18 +352,25 @@ class RestApi:
         txid = required(params, "txid")
         pair = self.exchange.pair(params.get("pair"))
         order = self._by_txid_or_userref(account, txid)[0]
-        if order.pair is not pair:
-            raise invalid("pair")
-        volume = params.get("volume")
-        price = params.get("price")
+        try:
+            if order.pair is not pair:
+                raise invalid("pair")
+            if params.get("cl_ord_id") is not None:
+                raise invalid("cl_ord_id (EditOrder takes none; AmendOrder keeps it)")
+            flags = _oflags(params.get("oflags"))
+            if flags - {"post"}:
+                raise invalid("oflags (EditOrder changes only post)")
+            volume, price = params.get("volume"), params.get("price")
+            qty = None if volume is None else parse_qty(pair, volume)
+            price_ticks = None if price is None else parse_price(pair, _absolute(price))
+            userref = (
+                None if params.get("userref") is None else to_int(params["userref"], "userref")
+            )
+        except VenueError as exc:
+            self.exchange.charge_refused(account, pair, ratelimit.EDIT_FIXED, exc)
         validate = truthy(params.get("validate"))
         new = self.exchange.edit_order(
-            account,
-            order,
-            qty=None if volume is None else parse_qty(pair, volume),
-            price=None if price is None else parse_price(pair, price),
-            userref=None if params.get("userref") is None else to_int(params["userref"], "userref"),
-            validate=validate,
+            account, order, qty=qty, price=price_ticks, userref=userref, validate=validate
         )
         result = {
             "descr": descr(new),
@@ -298,36 +434,77 @@ class RestApi:
             raise VenueError(E_UNKNOWN_ORDER)
         return {"count": self.exchange.cancel_batch(account, list(found.values()))}
 
-    # ---- queries -----------------------------------------------------------------------------
-
-    def open_orders(self, account: Account, params: dict[str, Any]) -> Any:
-        userref = params.get("userref")
-        cl_ord_id = params.get("cl_ord_id")
-        wanted_ref = None if userref is None else to_int(userref, "userref")
-        return {
-            "open": {
-                o.txid: order_info(o)
-                for o in self.exchange.open_orders(account)
-                if (wanted_ref is None or o.userref == wanted_ref)
-                and (cl_ord_id is None or o.cl_ord_id == cl_ord_id)
-            }
-        }
-
     def get_websockets_token(self, account: Account, params: dict[str, Any]) -> Any:
         token = self.venue.accounts.issue_token(account, self.exchange.wall())
         return {"token": token, "expires": int(TOKEN_TTL_S)}
 
-    def time(self) -> Any:
+    # ---- public --------------------------------------------------------------------------
+
+    def time(self, params: dict[str, Any]) -> Any:
         import email.utils
 
         now = self.exchange.wall()
         return {"unixtime": int(now), "rfc1123": email.utils.formatdate(now, usegmt=True)}
 
-    def system_status(self) -> Any:
+    def system_status(self, params: dict[str, Any]) -> Any:
         return {"status": "online", "timestamp": rfc3339_seconds(self.exchange.wall())}
 
-    def asset_pairs(self) -> Any:
-        return {p.altname: p.public_info() for p in self.exchange.pairs.pairs}
+
+def _refuse_unserved(params: dict[str, Any]) -> None:
+    for name, why in REFUSED_PARAMS.items():
+        value = params.get(name)
+        if value is None or value == "" or value in _DEFAULTS.get(name, ()):
+            continue
+        raise invalid(f"{name} ({why})")
+    for key in params:  # close[ordertype] and friends, however the form was nested
+        if key.startswith("close["):
+            raise invalid(f"close ({REFUSED_PARAMS['close']})")
+
+
+def _oflags(value: Any) -> set[str]:
+    if value is None or value == "":
+        return set()
+    items = value if isinstance(value, list) else str(value).split(",")
+    flags = {str(f).strip() for f in items}
+    unknown = flags - OFLAGS
+    if unknown:
+        raise invalid(f"oflags {sorted(unknown)[0]}")
+    if "fcib" in flags:
+        raise invalid("oflags fcib (fees are charged in the quote currency here, as fciq)")
+    return flags
+
+
+def _absolute(value: Any) -> Any:
+    """Prices relative to the last trade (`+5`, `-1.5`, `#2%`) are refused by name."""
+    if isinstance(value, str) and (value.startswith(("+", "-", "#")) or value.endswith("%")):
+        raise VenueError(
+            f"{E_INVALID_ARGS}:price {value!r} (relative prices are not served by the "
+            "embedded venue)",
+            INVALID,
+        )
+    return value
+
+
+def _expire_time(value: Any, now: float) -> float:
+    """expiretm: 0 (none), a unix time, or `+<n>` seconds from now (at least 5 s, at most a
+    month ahead); the wall-clock time, or 0."""
+    if value is None or value in ("", "0", 0):
+        return 0.0
+    text = str(value)
+    relative = text.startswith("+")
+    try:
+        number = float(text[1:] if relative else text)
+    except ValueError:
+        raise invalid("expiretm") from None
+    at = now + number if relative else number
+    if not now + MIN_EXPIRE_S <= at <= now + MAX_EXPIRE_S:
+        raise invalid("expiretm")
+    return at
+
+
+def _opt(params: dict[str, Any], name: str, parse: Callable[[Any], int]) -> int | None:
+    value = params.get(name)
+    return None if value is None else parse(_absolute(value))
 
 
 def _ids(value: Any, key: str) -> list[tuple[str, str]]:

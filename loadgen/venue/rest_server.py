@@ -178,8 +178,25 @@ class RestConnection(Connection):
             method = self.api.public_methods.get(name)
             if method is None:
                 return 404, rest.error(E_UNKNOWN_METHOD)
-            return 200, rest.ok(method())
+            return 200, self.public(method, url, http_method)
         return 404, rest.error(E_UNKNOWN_METHOD)
+
+    def public(self, method: Any, url: bytes, http_method: bytes) -> bytes:
+        """A public call: its parameters from the query string (GET, as Kraken documents) or a
+        form or JSON body (POST, which Kraken also takes)."""
+        _, _, query = url.partition(b"?")
+        body = b"".join(self.body)
+        try:
+            params = rest.decode_form(query)
+            if http_method == b"POST" and body:
+                more = rest.decode_json(body) if rest.is_json(self.content_type) else (
+                    rest.decode_form(body))  # fmt: skip
+                params.update(more)
+            return rest.ok(method(params))
+        except rest.RestProtocolError as exc:
+            return rest.error(f"EGeneral:Invalid arguments:{exc}")
+        except VenueError as exc:
+            return rest.error(exc.message)
 
     def private(self, name: str, path: bytes) -> bytes:
         if name in TRADING_METHODS:

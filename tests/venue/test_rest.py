@@ -52,7 +52,9 @@ def test_public_time_and_status(rest):
     assert abs(now - time.time()) < 5
     assert client.public("SystemStatus")["result"]["status"] == "online"
     pairs = client.public("AssetPairs")["result"]
-    assert pairs["XBTUSD"]["wsname"] == "BTC/USD"
+    xbt = pairs["XXBTZUSD"]  # Kraken's key, names and asset IDs (facts 7.1)
+    assert (xbt["altname"], xbt["wsname"], xbt["base"], xbt["quote"]) == (
+        "XBTUSD", "XBT/USD", "XXBT", "ZUSD")  # fmt: skip
 
 
 # ---- every private operation ----------------------------------------------------------------------
@@ -294,7 +296,13 @@ def test_other_keys_orders_are_untouchable(rest):
         ({"pair": "NOPE"}, "EQuery:Unknown asset pair"),
         ({"volume": "0.00001"}, "EOrder:Order minimum not met"),
         ({"volume": "1000"}, "EOrder:Insufficient funds"),
-        ({"price": "-1"}, "EOrder:Invalid price"),
+        ({"price": "0"}, "EOrder:Invalid price"),
+        # a leading sign is Kraken's relative price (last trade - 1): refused by name
+        (
+            {"price": "-1"},
+            "EGeneral:Invalid arguments:price '-1' (relative prices are not "
+            "served by the embedded venue)",
+        ),
         (
             {"price": "50000.123"},
             "EOrder:Invalid price:XBTUSD price can only be specified up to 1 decimals",
