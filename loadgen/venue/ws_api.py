@@ -6,17 +6,24 @@ method answers with one reply per order (cancel_order). Refusals raise VenueErro
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from loadgen.protocol import numbers
+from loadgen import ratelimit
+from loadgen.protocol import assets, numbers
 from loadgen.protocol.clock import rfc3339, rfc3339_seconds
 from loadgen.venue.accounts import Account
 from loadgen.venue.book import BUY, SELL, Order
 from loadgen.venue.engine import (
     E_UNKNOWN_ORDER,
     EV_AMENDED,
+    EV_REFILL,
     EV_TRADE,
+    EV_TRIGGERED,
     MAX_BATCH_CANCEL,
+    MIN_BATCH_CANCEL,
+    TRIGGER_TYPES,
     Event,
     OrderSpec,
     VenueError,
@@ -25,10 +32,74 @@ from loadgen.venue.engine import (
     parse_price,
     parse_qty,
 )
-from loadgen.venue.rest_api import SUPPORTED_ORDER_TYPES, to_int
+from loadgen.venue.pairs import BALANCE_DECIMALS, Pair
+from loadgen.venue.rest_api import (
+    LIMIT_TYPES,
+    MAX_EXPIRE_S,
+    NO_MARGIN,
+    ORDER_TYPES,
+    REFUSED_ORDER_TYPES,
+    to_int,
+)
 
 if TYPE_CHECKING:
     from loadgen.venue.app import Venue
+
+
+_STP = {"cancel_newest": "cancel-newest", "cancel_oldest": "cancel-oldest",
+        "cancel_both": "cancel-both"}  # fmt: skip
+# add_order fields Kraken documents that the venue does not serve, refused by name unless
+# they ask for the default (never silently mis-served).
+_REFUSED = {
+    "margin": (NO_MARGIN, (False,)),
+    "reduce_only": (NO_MARGIN, (False,)),
+    "effective_time": ("a scheduled start is not served by the embedded venue", ()),
+    "conditional": ("conditional close orders are not served by the embedded venue", ()),
+    "fee_preference": ("fees are charged in the quote currency here", ("quote",)),
+    "limit_price_type": ("only static limit prices are served", ("static",)),
+    "sender_sub_id": ("sub-accounts are not served by the embedded venue", ()),
+}
+
+
+def _refuse_unserved(params: dict[str, Any]) -> None:
+    for name, (why, defaults) in _REFUSED.items():
+        if name in params and params[name] not in defaults:
+            raise invalid(f"{name} ({why})")
+
+
+def _number(pair: Any, params: dict[str, Any], name: str) -> int:
+    """A quantity field: a JSON number (v2 sends numbers, facts 10.1), in lots. Digits past
+    the pair's lot decimals are cut off: Kraken's own edit_order example sends an 8-decimal
+    pair `order_qty: 0.2123456789` (a choice: its docs say nothing of finer quantities)."""
+    value = params.get(name)
+    if value is None:
+        raise invalid(name)
+    if value.__class__ not in (int, float):
+        raise invalid(f"{name} must be a number")
+    if value.__class__ is float and value > 0:
+        value = math.floor(value * pair.lot_scale + 1e-6) / pair.lot_scale
+    return parse_qty(pair, value, name)
+
+
+def _price(pair: Any, params: dict[str, Any], name: str, label: str = "") -> int:
+    value = params.get(name)
+    if value is None:
+        raise invalid(label or name)
+    if value.__class__ not in (int, float):
+        raise invalid(f"{label or name} must be a number")
+    return parse_price(pair, value, label or name)
+
+
+def _rfc3339(value: Any, field: str) -> float:
+    from datetime import UTC, datetime
+
+    try:
+        when = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        when = None
+    if when is None:
+        raise invalid(field)
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
 
 
 def _flag(params: dict[str, Any], name: str) -> bool:
@@ -52,23 +123,24 @@ class WsApi:
             "batch_cancel": self.batch_cancel,
         }
 
-    def _spec(self, params: dict[str, Any], symbol: Any) -> OrderSpec:
-        pair = self.exchange.pair(symbol)
+    def _spec(self, params: dict[str, Any], pair: Pair) -> OrderSpec:
         side = params.get("side")
         if side not in (BUY, SELL):
             raise invalid("side")
         order_type = params.get("order_type")
-        if order_type not in SUPPORTED_ORDER_TYPES:
+        if order_type not in ORDER_TYPES:
+            if order_type in REFUSED_ORDER_TYPES:
+                raise invalid(f"order_type {order_type} is not served by the embedded venue")
             raise invalid("order_type")
-        if "order_qty" not in params:
-            raise invalid("order_qty")
-        qty = parse_qty(pair, params["order_qty"], "order_qty")
-        price = 0
-        if order_type == "limit":
-            if "limit_price" not in params:
-                raise invalid("limit_price")
-            price = parse_price(pair, params["limit_price"])
-        spec = OrderSpec(pair, side, order_type, qty, price, validate=_flag(params, "validate"))
+        _refuse_unserved(params)
+        spec = OrderSpec(pair, side, order_type, 0, validate=_flag(params, "validate"))
+        if "cash_order_qty" in params:  # a buy market order sized in quote (REST's viqc)
+            if order_type != "market" or side != BUY or "order_qty" in params:
+                raise invalid("cash_order_qty is for buy market orders, without order_qty")
+            spec.quote_cost = _number(pair, params, "cash_order_qty") * pair.price_scale
+        else:
+            spec.qty = _number(pair, params, "order_qty")
+        self._prices(params, pair, spec)
         if "cl_ord_id" in params:
             if "order_userref" in params:
                 raise invalid("cl_ord_id and order_userref are exclusive")
@@ -76,11 +148,58 @@ class WsApi:
         elif "order_userref" in params:
             spec.userref = to_int(params["order_userref"], "order_userref")
         spec.post_only = _flag(params, "post_only")
+        if spec.post_only and order_type not in LIMIT_TYPES:
+            raise invalid("post_only is for limit orders only")
+        self._lifetime(params, spec)
+        stp = params.get("stp_type", "cancel_newest")
+        if stp not in _STP:
+            raise invalid("stp_type")
+        spec.stp = _STP[stp]
+        if "display_qty" in params:
+            if order_type != "iceberg":
+                raise invalid("display_qty is for iceberg orders only")
+            spec.display = _number(pair, params, "display_qty")
+        elif order_type == "iceberg":
+            raise invalid("display_qty")
+        return spec
+
+    @staticmethod
+    def _prices(params: dict[str, Any], pair: Any, spec: OrderSpec) -> None:
+        """limit_price: the limit (limit, iceberg, the -limit types); triggers.price: a stop or
+        take-profit's trigger (facts 4.2). Numbers only: v2 sends prices as JSON numbers."""
+        kind = spec.order_type
+        if kind in LIMIT_TYPES:
+            spec.price = _price(pair, params, "limit_price")
+        elif "limit_price" in params:
+            raise invalid(f"limit_price (a {kind} order takes none)")
+        triggers = params.get("triggers")
+        if kind in TRIGGER_TYPES:
+            if not isinstance(triggers, dict):
+                raise invalid("triggers")
+            if triggers.get("reference", "last") != "last":
+                raise invalid("Index unavailable" if triggers.get("reference") == "index"
+                              else "triggers.reference")  # fmt: skip
+            if triggers.get("price_type", "static") != "static":
+                raise invalid("triggers.price_type (only static trigger prices are served)")
+            spec.trigger = _price(pair, triggers, "price", "triggers.price")
+        elif triggers is not None:
+            raise invalid("triggers")
+
+    def _lifetime(self, params: dict[str, Any], spec: OrderSpec) -> None:
         tif = params.get("time_in_force", "gtc")
-        if tif not in ("gtc", "ioc"):
+        if tif not in ("gtc", "ioc", "gtd"):
             raise invalid("time_in_force")
         spec.tif = tif
-        return spec
+        if tif == "gtd":
+            if "expire_time" not in params:
+                raise invalid("expire_time")
+            now = self.exchange.wall()
+            at = _rfc3339(params["expire_time"], "expire_time")
+            if not now < at <= now + MAX_EXPIRE_S:
+                raise invalid("expire_time")
+            spec.expire = at
+        elif "expire_time" in params:
+            raise invalid("expire_time (with time_in_force gtd)")
 
     @staticmethod
     def _ids(order: Order) -> dict[str, Any]:
@@ -92,21 +211,29 @@ class WsApi:
         return result
 
     def add_order(self, account: Account, params: dict[str, Any]) -> Any:
-        spec = self._spec(params, params.get("symbol"))
+        pair = self.exchange.pair(params.get("symbol"))
+        try:
+            spec = self._spec(params, pair)
+        except VenueError as exc:  # charged on receipt all the same (facts 3)
+            self.exchange.charge_refused(account, pair, ratelimit.ADD_COST, exc)
         order = self.exchange.add_order(account, spec, origin="ws")
         return {} if spec.validate else self._ids(order)
 
     def batch_add(self, account: Account, params: dict[str, Any]) -> Any:
         orders = params.get("orders")
-        if not isinstance(orders, list) or not all(isinstance(o, dict) for o in orders):
-            raise invalid("orders")
         pair = self.exchange.pair(params.get("symbol"))
-        validate = _flag(params, "validate")
-        specs = []
-        for entry in orders:
-            spec = self._spec(entry, pair.wsname)
-            spec.validate = validate
-            specs.append(spec)
+        try:
+            if not isinstance(orders, list) or not all(isinstance(o, dict) for o in orders):
+                raise invalid("orders")
+            validate = _flag(params, "validate")
+            specs = []
+            for entry in orders:
+                spec = self._spec(entry, pair)
+                spec.validate = validate
+                specs.append(spec)
+        except VenueError as exc:
+            cost = ratelimit.batch_add_cost(len(orders) if isinstance(orders, list) else 1)
+            self.exchange.charge_refused(account, pair, cost, exc)
         results = self.exchange.add_batch(account, pair, specs, origin="ws")
         return [
             {"error": r.message}
@@ -125,15 +252,23 @@ class WsApi:
     def amend_order(self, account: Account, params: dict[str, Any]) -> Any:
         order = self._find(account, params)
         pair = order.pair
-        qty = params.get("order_qty")
-        price = params.get("limit_price")
-        amend_id = self.exchange.amend_order(
-            account,
-            order,
-            qty=None if qty is None else parse_qty(pair, qty, "order_qty"),
-            price=None if price is None else parse_price(pair, price),
-            post_only=_flag(params, "post_only"),
-        )
+        try:
+            _refuse_unserved(params)
+            fields = {
+                name: (_price if kind == "price" else _number)(pair, params, key)
+                if key in params else None
+                for name, key, kind in (("qty", "order_qty", "qty"),
+                                        ("price", "limit_price", "price"),
+                                        ("trigger", "trigger_price", "price"),
+                                        ("display", "display_qty", "qty"))
+            }  # fmt: skip
+            for key in ("trigger_price_type",):
+                if params.get(key, "static") != "static":
+                    raise invalid(f"{key} (only static prices are served)")
+            post_only = _flag(params, "post_only")
+        except VenueError as exc:
+            self.exchange.charge_refused(account, pair, ratelimit.AMEND_FIXED, exc)
+        amend_id = self.exchange.amend_order(account, order, post_only=post_only, **fields)
         result = {"amend_id": amend_id, "order_id": order.txid}
         if order.cl_ord_id is not None:
             result["cl_ord_id"] = order.cl_ord_id
@@ -143,34 +278,37 @@ class WsApi:
         if "order_id" not in params:
             raise invalid("order_id")
         order = self.exchange.find(account, txid=params["order_id"])
-        if self.exchange.pair(params.get("symbol")) is not order.pair:
-            raise invalid("symbol")
-        qty = params.get("order_qty")
-        price = params.get("limit_price")
-        userref = params.get("order_userref")
+        pair = order.pair
+        try:
+            if self.exchange.pair(params.get("symbol")) is not pair:
+                raise invalid("symbol")
+            if "cl_ord_id" in params:
+                raise invalid("cl_ord_id (edit_order takes none; amend_order keeps it)")
+            _refuse_unserved(params)
+            qty = _number(pair, params, "order_qty") if "order_qty" in params else None
+            price = _price(pair, params, "limit_price") if "limit_price" in params else None
+            userref = params.get("order_userref")
+            userref = None if userref is None else to_int(userref, "order_userref")
+            validate = _flag(params, "validate")
+        except VenueError as exc:
+            self.exchange.charge_refused(account, pair, ratelimit.EDIT_FIXED, exc)
         new = self.exchange.edit_order(
-            account,
-            order,
-            qty=None if qty is None else parse_qty(order.pair, qty, "order_qty"),
-            price=None if price is None else parse_price(order.pair, price),
-            userref=None if userref is None else to_int(userref, "order_userref"),
-            validate=_flag(params, "validate"),
-            origin="ws",
+            account, order, qty=qty, price=price, userref=userref, validate=validate, origin="ws"
         )
         return {"order_id": new.txid, "original_order_id": order.txid}
 
     def cancel_order(self, account: Account, params: dict[str, Any]) -> list[Any]:
         """One transaction, and one reply, per id (facts 4.2)."""
-        targets: list[tuple[str, Any]] = []
-        for key in ("order_id", "cl_ord_id", "order_userref"):
-            value = params.get(key)
-            if value is None:
-                continue
-            if not isinstance(value, list) or not value:
-                raise invalid(key)
-            targets += [(key, v) for v in value]
-        if not targets:
+        kinds = [key for key in ("order_id", "cl_ord_id", "order_userref") if key in params]
+        if len(kinds) > 1:
+            raise invalid(f"{kinds[0]} and {kinds[1]} are exclusive (one kind of id a request)")
+        if not kinds:
             raise invalid("order_id")
+        key = kinds[0]
+        value = params[key]
+        if not isinstance(value, list) or not value:
+            raise invalid(key)
+        targets = [(key, v) for v in value]
         replies: list[Any] = []
         for key, value in targets:
             try:
@@ -202,8 +340,8 @@ class WsApi:
         cl_ids = params.get("cl_ord_id") or []
         if not isinstance(ids, list) or not isinstance(cl_ids, list):
             raise invalid("orders")
-        if not 1 <= len(ids) + len(cl_ids) <= MAX_BATCH_CANCEL:
-            raise invalid("orders")
+        if not MIN_BATCH_CANCEL <= len(ids) + len(cl_ids) <= MAX_BATCH_CANCEL:
+            raise invalid("orders (2 to 50 ids)")
         found: dict[str, Order] = {}
         for value in ids:  # ids already gone (filled, cancelled) are skipped
             text = str(value)
@@ -223,23 +361,26 @@ class WsApi:
         return {"count": self.exchange.cancel_batch(account, list(found.values()))}
 
 
-def order_snapshot(order: Order) -> dict[str, Any]:
-    """An open order as the executions snapshot lists it."""
+def _order_fields(order: Order, data: dict[str, Any]) -> dict[str, Any]:
+    """What every executions entry says of the order itself."""
     pair = order.pair
-    data: dict[str, Any] = {
-        "order_id": order.txid,
-        "symbol": pair.wsname,
-        "side": order.side,
-        "order_type": order.order_type,
-        "order_qty": order.qty / pair.lot_scale,
-        "cum_qty": order.filled / pair.lot_scale,
-        "order_status": "new" if not order.filled else "partially_filled",
-        "time_in_force": order.tif,
-        "post_only": order.post_only,
-        "timestamp": rfc3339(order.opened),
-    }
-    if order.order_type == "limit":
+    data["symbol"] = pair.symbol
+    data["side"] = order.side
+    data["order_type"] = order.order_type
+    data["order_qty"] = order.qty / pair.lot_scale
+    data["time_in_force"] = order.tif.upper()
+    data["fee_ccy_pref"] = "fciq"
+    if order.price:
+        data["limit_price_type"] = "static"
         data["limit_price"] = order.price / pair.price_scale
+    if order.trigger:
+        data["triggers"] = {"reference": "last", "price": order.trigger / pair.price_scale,
+                            "price_type": "static",
+                            "status": "untriggered" if order.armed else "triggered"}  # fmt: skip
+    if order.display:
+        data["display_qty"] = order.display / pair.lot_scale
+    if order.expire:
+        data["expire_time"] = rfc3339(order.expire)
     if order.cl_ord_id is not None:
         data["cl_ord_id"] = order.cl_ord_id
     if order.userref is not None:
@@ -247,39 +388,69 @@ def order_snapshot(order: Order) -> dict[str, Any]:
     return data
 
 
-_STATUS_OF = {"new": "new", "filled": "filled", "canceled": "canceled"}
+def _cum(order: Order, filled: int, cost: int, data: dict[str, Any]) -> None:
+    pair = order.pair
+    data["cum_qty"] = filled / pair.lot_scale
+    data["cum_cost"] = cost / pair.lot_scale / pair.price_scale
+    data["avg_price"] = cost / filled / pair.price_scale if filled else 0.0
 
 
-def execution(event: Event, now: float) -> dict[str, Any]:
-    """One executions-channel update for an engine event (facts 4.3)."""
+def order_snapshot(order: Order) -> dict[str, Any]:
+    """An open order as the executions snapshot lists it."""
+    data: dict[str, Any] = {
+        "order_id": order.txid,
+        "order_status": "new" if not order.filled else "partially_filled",
+        "post_only": order.post_only,
+        "timestamp": rfc3339(order.opened),
+    }
+    _cum(order, order.filled, order.cost, data)
+    return _order_fields(order, data)
+
+
+_STATUS_OF = {"new": "new", "filled": "filled", "canceled": "canceled", "expired": "expired"}
+# exec_types that order_status=false leaves out: only new, filled, canceled and expired
+# reach such a subscriber (facts 10.3)
+STATUS_ONLY = frozenset(("pending_new", EV_TRADE, EV_AMENDED, EV_REFILL, "status"))
+_EXEC_TYPE = {EV_TRIGGERED: "status"}
+
+
+def execution(event: Event, now: float, usd: Callable[[str], float]) -> dict[str, Any]:
+    """One executions-channel update for an engine event (facts 4.3). `usd` prices an asset
+    ID in US dollars (a trade's fee_usd_equiv)."""
     order = event.order
     pair = order.pair
     kind = event.kind
     data: dict[str, Any] = {
         "order_id": order.txid,
-        "exec_type": kind,
+        "exec_type": _EXEC_TYPE.get(kind, kind),
         "order_status": _STATUS_OF.get(kind) or ("partially_filled" if event.filled else "new"),
-        "symbol": pair.wsname,
-        "side": order.side,
-        "order_type": order.order_type,
-        "order_qty": order.qty / pair.lot_scale,
-        "cum_qty": event.filled / pair.lot_scale,
         "timestamp": rfc3339(now),
     }
-    if order.order_type == "limit":
-        data["limit_price"] = order.price / pair.price_scale
-    if order.cl_ord_id is not None:
-        data["cl_ord_id"] = order.cl_ord_id
-    if order.userref is not None:
-        data["order_userref"] = order.userref
+    _cum(order, event.filled, event.cost, data)
+    _order_fields(order, data)
     if kind == EV_TRADE:
+        fee = event.fee / 10**BALANCE_DECIMALS
         data["exec_id"] = event.trade_id
         data["trade_id"] = event.trade_id
         data["last_qty"] = event.last_qty / pair.lot_scale
         data["last_price"] = event.last_price / pair.price_scale
+        data["cost"] = event.last_qty * event.last_price / pair.lot_scale / pair.price_scale
         data["liquidity_ind"] = event.reason or "t"
+        data["fees"] = [{"asset": assets.v2_asset(pair.quote), "qty": fee}]
+        data["fee_usd_equiv"] = fee * usd(pair.quote_id)
     elif kind == EV_AMENDED:
         data["amended"] = True
+    elif kind == EV_TRIGGERED:
+        data["reason"] = "Trigger price reached"
     elif event.reason:
         data["reason"] = event.reason
     return data
+
+
+def pending_new(event: Event, now: float) -> dict[str, Any]:
+    """The pending_new that precedes an order's new on the executions channel (facts 4.3)."""
+    order = event.order
+    data: dict[str, Any] = {"order_id": order.txid, "exec_type": "pending_new",
+                            "order_status": "pending_new", "timestamp": rfc3339(now)}  # fmt: skip
+    _cum(order, 0, 0, data)
+    return _order_fields(order, data)

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 from loadgen.protocol import ws, wsframe
 from loadgen.protocol.wsframe import FrameParser, WsProtocolError
 from loadgen.venue.conn import Connection
-from loadgen.venue.engine import E_UNAVAILABLE, Event, VenueError, check_deadline
-from loadgen.venue.ws_api import execution, order_snapshot
+from loadgen.venue.engine import E_UNAVAILABLE, EV_NEW, Event, VenueError, check_deadline
+from loadgen.venue.ws_api import STATUS_ONLY, execution, order_snapshot, pending_new
 
 if TYPE_CHECKING:
     from loadgen.venue.accounts import Account
@@ -26,6 +26,7 @@ MAX_HANDSHAKE = 8 * 1024
 MAX_MESSAGE = 256 * 1024  # a 15-order batch_add is ~3 KiB
 E_INVALID_SESSION = "ESession:Invalid session"  # bad token (the error clients report for v1/v2)
 E_UNKNOWN_METHOD = "EGeneral:Unknown method"
+WS_DEADLINE_MIN_S = 0.5  # "deadline: 500 ms to 60 s ahead" (facts 4.2)
 _connection_ids = itertools.count(1)
 
 
@@ -48,6 +49,9 @@ class WsConnection(Connection):
         self.subscribed: list[Account] = []
         self.tokens: set[str] = set()  # tokens used here: held valid while it lives
         self.sequence = 0
+        self.order_status = True  # the executions subscription's options (facts 10.3)
+        self.ratecounter = False
+        self.mono = venue.exchange.mono
         self.sent_since_tick = False  # heartbeats go only to connections that were quiet
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -192,7 +196,7 @@ class WsConnection(Connection):
             return [self._error(method, req_id, E_UNAVAILABLE, time_in)]
         try:
             if "deadline" in params:
-                check_deadline(params["deadline"], time_in)
+                check_deadline(params["deadline"], time_in, least=WS_DEADLINE_MIN_S)
             result = handler(account, params)
         except VenueError as exc:
             return [self._error(method, req_id, exc.message, time_in)]
@@ -244,28 +248,58 @@ class WsConnection(Connection):
                 account.listeners.remove(self)
                 self.subscribed.remove(account)
             return [ws.reply_ok(method, req_id, {"channel": "executions"}, time_in, self.wall())]
-        snap_orders = params.get("snap_orders", True) is not False
+        options = {}
+        for name, default in (("snap_orders", True), ("snap_trades", False),
+                              ("order_status", True), ("ratecounter", False)):  # fmt: skip
+            value = params.get(name, default)
+            if not isinstance(value, bool):
+                return [self._error(method, req_id, f"EGeneral:Invalid arguments:{name}",
+                                    time_in)]  # fmt: skip
+            options[name] = value
+        self.order_status, self.ratecounter = options["order_status"], options["ratecounter"]
         if self not in account.listeners:
             account.listeners.append(self)
             self.subscribed.append(account)
         result = {
             "channel": "executions",
             "maxratecount": account.tier.trade_threshold,
-            "snap_orders": snap_orders,
-            "snap_trades": False,
+            "snap_orders": options["snap_orders"],
+            "snap_trades": options["snap_trades"],
         }
         replies = [ws.reply_ok(method, req_id, result, time_in, self.wall())]
-        if snap_orders:
-            orders = [order_snapshot(o) for o in account.orders.values()]
+        snapshot = []
+        if options["snap_orders"]:
+            snapshot += [order_snapshot(o) for o in account.orders.values()]
+        if options["snap_trades"]:
+            snapshot += [execution(e, e.order.closetm or self.wall(), self._usd)
+                         for e in account.fills]  # fmt: skip
+        if options["snap_orders"] or options["snap_trades"]:
             self.sequence += 1
-            replies.append(ws.channel("executions", "snapshot", orders, self.sequence))
+            replies.append(ws.channel("executions", "snapshot", snapshot, self.sequence))
         return replies
+
+    def _usd(self, asset_id: str) -> float:
+        return self.venue.exchange.rate(asset_id, "ZUSD")
 
     def on_events(self, events: list[Event]) -> None:
         now = self.wall()
         self.sequence += 1
-        data = [execution(e, now) for e in events]
-        self._send_text(ws.channel("executions", "update", data, self.sequence))
+        data = []
+        for event in events:
+            entry = execution(event, now, self._usd)
+            if not self.order_status and entry["exec_type"] in STATUS_ONLY:
+                continue
+            if event.kind == EV_NEW and self.order_status:
+                data.append(pending_new(event, now))
+            if self.ratecounter:
+                order = event.order
+                level = order.account.trade_counter(order.pair.altname).level(self.mono())
+                entry["ratecount"] = round(level, 2)
+            data.append(entry)
+        if data:
+            self._send_text(ws.channel("executions", "update", data, self.sequence))
+        else:
+            self.sequence -= 1
 
     def heartbeat(self, now: float) -> None:
         """Called every second by the venue: a subscribed connection that heard nothing since

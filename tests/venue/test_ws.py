@@ -96,25 +96,32 @@ def test_cancel_order_answers_once_per_id(ws):
     client = ws()
     a = add(client)["order_id"]
     add(client, cl_ord_id="by-cl")
-    req = client.request(
-        "cancel_order", {"order_id": [a, "OAAAAA-BBBBB-CCCCCC"], "cl_ord_id": ["by-cl"]}
-    )
-    replies = [client.reply(req) for _ in range(3)]
+    req = client.request("cancel_order", {"order_id": [a, "OAAAAA-BBBBB-CCCCCC"]})
+    replies = [client.reply(req) for _ in range(2)]
     assert replies[0]["result"] == {"order_id": a}
     assert failure(replies[1]) == "EOrder:Unknown order"
-    assert replies[2]["result"] == {"cl_ord_id": "by-cl"}
+    assert client.call("cancel_order", {"cl_ord_id": ["by-cl"]})["result"] == {"cl_ord_id": "by-cl"}
+
+
+def test_cancel_order_takes_one_kind_of_id(ws):
+    client = ws()
+    a = add(client)["order_id"]
+    reply = client.call("cancel_order", {"order_id": [a], "cl_ord_id": ["x"]})
+    assert failure(reply) == ("EGeneral:Invalid arguments:order_id and cl_ord_id are exclusive "
+                              "(one kind of id a request)")  # fmt: skip
+    assert client.call("cancel_order", {"order_id": [a]})["success"]  # nothing was cancelled
 
 
 def test_executions_snapshot_and_updates_with_fills(ws, fresh_pair, venue):
     pair = venue.venue.pairs.get(fresh_pair())
     maker, taker = ws(), ws()
-    resting = add(maker, "sell", price=10.0, qty=3, symbol=pair.wsname)["order_id"]
+    resting = add(maker, "sell", price=10.0, qty=3, symbol=pair.symbol)["order_id"]
     sub = maker.call("subscribe", {"channel": "executions", "snap_orders": True})
     assert sub["success"] and sub["result"]["maxratecount"] == 180
     snap = maker.channel("executions", lambda m: m["type"] == "snapshot")
     assert [o["order_id"] for o in snap["data"]] == [resting]
 
-    add(taker, "buy", price=10.0, qty=1, symbol=pair.wsname)
+    add(taker, "buy", price=10.0, qty=1, symbol=pair.symbol)
     update = maker.channel("executions", lambda m: m["type"] == "update")
     (trade,) = update["data"]
     assert trade["exec_type"] == "trade" and trade["order_id"] == resting
@@ -122,7 +129,7 @@ def test_executions_snapshot_and_updates_with_fills(ws, fresh_pair, venue):
     assert trade["liquidity_ind"] == "m" and trade["order_status"] == "partially_filled"
     assert update["sequence"] > snap["sequence"]
 
-    add(taker, "buy", price=10.0, qty=2, symbol=pair.wsname)
+    add(taker, "buy", price=10.0, qty=2, symbol=pair.symbol)
     update = maker.channel("executions", lambda m: m["type"] == "update")
     assert [e["exec_type"] for e in update["data"]] == ["trade", "filled"]
     assert update["data"][1]["order_status"] == "filled"
@@ -144,7 +151,10 @@ def test_own_order_events_follow_the_reply(ws):
     reply = client.recv()
     assert reply.get("req_id") == req and reply["success"]
     event = client.recv()
-    assert event["channel"] == "executions" and event["data"][0]["exec_type"] == "new"
+    assert event["channel"] == "executions"
+    # Kraken's spot sequence: pending_new, then new (facts 4.3)
+    assert [d["exec_type"] for d in event["data"]] == ["pending_new", "new"]
+    assert [d["order_status"] for d in event["data"]] == ["pending_new", "new"]
 
 
 def test_heartbeat_after_subscribing(ws):
@@ -158,7 +168,7 @@ def test_heartbeat_after_subscribing(ws):
     [
         ({"symbol": "NOPE/USD"}, "EQuery:Unknown asset pair"),
         ({"order_qty": 0.00001}, "EOrder:Order minimum not met"),
-        ({"order_qty": "lots"}, "EGeneral:Invalid arguments:order_qty"),
+        ({"order_qty": "lots"}, "EGeneral:Invalid arguments:order_qty must be a number"),
         ({"side": 1}, "EGeneral:Invalid arguments:side"),
         (
             {"limit_price": 50000.05},
