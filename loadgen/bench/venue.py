@@ -190,7 +190,7 @@ def ws_payloads(plan: Plan, connections: int, tokens: dict[str, str]) -> list[li
             "params": {
                 "order_type": "limit",
                 "side": "buy",
-                "symbol": pair.wsname,
+                "symbol": pair.symbol,
                 "limit_price": float(_price(pair)),
                 "order_qty": float(pair.ordermin),
                 "cl_ord_id": f"b{n}",
@@ -218,10 +218,11 @@ def fix_payloads(plan: Plan, connections: int, sessions: list[dict]) -> list[lis
         for msg_type, body in (
             (
                 "D",
-                f"11=b{n}\x0154=1\x0155={pair.wsname}\x0138={pair.ordermin}\x0140=2\x01"
-                f"44={_price(pair)}\x0159=1\x0160={now}\x01",
+                f"11={2 * n + 1}\x0154=1\x0155={pair.symbol}\x0138={pair.ordermin}\x0140=2"
+                f"\x0144={_price(pair)}\x0159=1\x0160={now}\x01",
             ),
-            ("F", f"11=c{n}\x0141=b{n}\x0154=1\x0155={pair.wsname}\x0160={now}\x01"),
+            # ClOrdIDs: Kraken's ever-increasing numbers (facts 11), an order's then its cancel's
+            ("F", f"11={2 * n + 2}\x0141={2 * n + 1}\x0154=1\x0155={pair.symbol}\x0160={now}\x01"),
         ):
             head = fix.header(s["sender"], "KRAKEN-TRD", s["seq"], now)
             s["seq"] += 1

@@ -48,6 +48,8 @@ PROTOCOL = "fix"
 TARGET = "KRAKEN-TRD"
 HEARTBEAT_S = 30
 _SIDE = {"buy": "1", "sell": "2"}
+_CLOSED = ("2", "4", "C")  # OrdStatus: filled, canceled, expired
+_NAMES_ORDER = ("0", "5", "F")  # ExecTypes whose 11 is the order's ClOrdID: new, replaced, trade
 _POST_ONLY = "18=P\x01"  # ExecInst P: post-only (Kraken's FIX NewOrderSingle, facts)
 UNKNOWN_ORDER = "EOrder:Unknown order"
 
@@ -89,6 +91,12 @@ class FixClient(Dispatcher):
         self.reader = fix.FixReader()
         self.stamp = Stamp()  # when the last read arrived
         self._pending: dict[str, tuple[_Exchange, int, str]] = {}  # ClOrdID -> owed answer
+        # The ClOrdID each live order answers to now (OrderID -> ClOrdID): Kraken's 35=G names
+        # the order by both, 41 that ClOrdID and 37 its OrderID (facts 11). ClOrdIDs are drawn
+        # when a message is written, not when the flow made the order, so they rise in the order
+        # the session sends them, as Kraken requires of a pipelined sender too. An order leaves
+        # when it closes.
+        self.current_ids: dict[str, str] = {}
         self._by_seq: dict[str, str] = {}  # MsgSeqNum -> ClOrdID, while owed
         self._open = 0  # exchanges owed an answer
         self._logged_on_before = False
@@ -176,6 +184,7 @@ class FixClient(Dispatcher):
             self.sock.close()
             self.sock = None
         self.session.state = "await_logon"
+        self.current_ids.clear()  # the session's orders are cancelled on disconnect (8674=0)
 
     # ---- exchanges: one at a time, or several on the wire at once (pipelined) ----------------
 
@@ -255,6 +264,12 @@ class FixClient(Dispatcher):
         pending = self._pending
         if msg_type == "8" or msg_type == "r":
             hit = pending.pop(fields.get(11, ""), None)
+            if msg_type == "8":
+                txid = fields.get(37, "")
+                if hit is not None and txid and fields.get(150) in _NAMES_ORDER:
+                    self.current_ids[txid] = fields.get(11, "")
+                if fields.get(39) in _CLOSED:
+                    self.current_ids.pop(txid, None)
             if hit is None:
                 if msg_type == "8" and self.on_execution is not None:
                     self.on_execution(fields)
@@ -336,10 +351,11 @@ class FixClient(Dispatcher):
 
     def _new(self, order: LiveOrder) -> tuple[str, str, str]:
         m = order.market
+        cl_ord_id = self.next_id()  # drawn as it is written: see current_ids
         return (
             "D",
-            order.cl_ord_id,
-            f"11={order.cl_ord_id}\x0154={_SIDE[order.side]}\x0155={m.symbol}\x01"
+            cl_ord_id,
+            f"11={cl_ord_id}\x0154={_SIDE[order.side]}\x0155={m.symbol}\x01"
             f"38={m.qty_text(order.qty)}\x0140=2\x0144={m.price_text(order.price)}\x01"
             f"59=1\x0160={fix_time(time.time())}\x01{_POST_ONLY if order.post_only else ''}",
         )
@@ -356,9 +372,10 @@ class FixClient(Dispatcher):
     def _replace(self, order: LiveOrder, price: int, qty: int) -> tuple[str, str, str]:
         m = order.market
         replace_id = self.next_id()
+        current = self.current_ids.get(order.txid, order.cl_ord_id)
         body = (
-            f"11={replace_id}\x0137={order.txid}\x0154={_SIDE[order.side]}\x0155={m.symbol}"
-            f"\x0140=2\x0160={fix_time(time.time())}\x01"
+            f"11={replace_id}\x0137={order.txid}\x0141={current}\x0154={_SIDE[order.side]}"
+            f"\x0155={m.symbol}\x0140=2\x0160={fix_time(time.time())}\x01"
         )
         if qty:
             body += f"38={m.qty_text(qty)}\x01"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import random
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -25,6 +26,19 @@ BATCH_ADD_MAX = 15
 BATCH_CANCEL_MAX = 50
 SIZE_SCALE = 1.5  # order size: the pair's minimum times 1 + int(an exponential of this mean)
 CL_ORD_ID_DIGITS = 18  # FIX: an ever-increasing number of up to 18 characters (facts 5)
+# One sequence for every trader in the process: each trader's ids increase, and so does every
+# id the process gives one FIX session, whoever drew it (Kraken refuses a ClOrdID that does not
+# rise, facts 11). It starts at the time in units of 10 us (modulo 10^12, 115 days), so a
+# process that takes over a session (a restart, the next run on the same keys) goes on above
+# the ids of the one before, unless that one drew more than 100,000 ids a second.
+_SEQUENCE = itertools.count(time.time_ns() // 10_000 % 10**12)
+
+
+def cl_ord_id(user: int) -> str:
+    """An 18-digit ClOrdID: 6 digits of the user, 12 of the process's sequence."""
+    return f"{user % 1_000_000:06d}{next(_SEQUENCE):012d}"
+
+
 # Ids of orders heard ended (on a channel) before their acceptance came back: only orders still
 # in flight can match (in closed loop at most a pipeline of batches, 16 x 15; in open loop what
 # a slow venue leaves unanswered), so the oldest go first past this. Most ids heard are of
@@ -70,15 +84,13 @@ class FlowModel:
         self.orders = OwnOrders()
         self.max_live = max_live
         self.user = user
-        self._ids = itertools.count(1)
-        self._prefix = f"{user % 1_000_000:06d}"
         self._ended_early: dict[str, None] = {}  # ids ended before their answer, oldest first
 
     # ---- choosing --------------------------------------------------------------------------
 
     def next_cl_ord_id(self) -> str:
         """Unique per trader and ever-increasing: 6 digits of user, 12 of sequence."""
-        return f"{self._prefix}{next(self._ids):012d}"
+        return cl_ord_id(self.user)
 
     def next_action(self, now: float) -> Action:
         live = len(self.orders)

@@ -15,9 +15,12 @@ connection drops.
 from __future__ import annotations
 
 import itertools
+import re
 from typing import TYPE_CHECKING, Any
 
+from loadgen import ratelimit
 from loadgen.protocol import fix, numbers
+from loadgen.protocol.clock import fix_time
 from loadgen.protocol.fix import FixFramingError, FixReader, Garbled
 from loadgen.protocol.fixsession import FixSession
 from loadgen.venue.accounts import Account
@@ -29,9 +32,13 @@ from loadgen.venue.engine import (
     E_UNKNOWN_PAIR,
     EV_AMENDED,
     EV_CANCELED,
+    EV_EXPIRED,
     EV_NEW,
+    EV_REFILL,
     EV_TRADE,
+    EV_TRIGGERED,
     INVALID,
+    TRIGGER_TYPES,
     Event,
     OrderSpec,
     VenueError,
@@ -58,12 +65,28 @@ BR_APP_NOT_AVAILABLE = 4
 
 _SIDES = {"1": BUY, "2": SELL}
 _SIDE_CODE = {BUY: "1", SELL: "2"}
-_ORD_TYPES = {"1": "market", "2": "limit"}
-_ORD_TYPE_CODE = {"market": "1", "limit": "2"}
-_TIF = {"1": "gtc", "3": "ioc"}
-_FIELD_NAMES = {11: "ClOrdID", 38: "OrderQty", 40: "OrdType", 41: "OrigClOrdID", 44: "Price",
-                54: "Side", 55: "Symbol", 530: "MassCancelRequestType"}  # fmt: skip
+# OrdType (40) and TimeInForce (59) codes (facts 5); trailing stops are refused by name.
+_ORD_TYPES = {"1": "market", "2": "limit", "3": "stop-loss", "4": "stop-loss-limit",
+              "R": "take-profit", "T": "take-profit-limit"}  # fmt: skip
+_REFUSED_ORD_TYPES = {"U": "trailing-stop", "V": "trailing-stop-limit"}
+_ORD_TYPE_CODE = {v: k for k, v in _ORD_TYPES.items()} | {"iceberg": "2"}
+_TIF = {"1": "gtc", "3": "ioc", "4": "fok", "6": "gtd"}
+_TIF_CODE = {v: k for k, v in _TIF.items()}
+_STP = {"0": "cancel-both", "1": "cancel-newest", "2": "cancel-oldest"}  # 7928
+# NewOrderSingle tags Kraken documents that the venue does not serve: refused by name.
+_REFUSED_TAGS = {
+    5001: "Leverage (5001): margin trading is not served by the embedded venue",
+    168: "EffectiveTime (168): a scheduled start is not served by the embedded venue",
+}
+_EXEC_INST_REFUSED = {"E": "ExecInst (18) E: reduce-only (margin) is not served",
+                      "f": "ExecInst (18) f: fees are charged in the quote currency here"}  # fmt: skip
+_FIELD_NAMES = {11: "ClOrdID", 37: "OrderID", 38: "OrderQty", 40: "OrdType", 41: "OrigClOrdID",
+                44: "Price", 54: "Side", 55: "Symbol", 60: "TransactTime", 98: "EncryptMethod",
+                99: "StopPx", 108: "HeartBtInt", 126: "ExpireTime",
+                530: "MassCancelRequestType"}  # fmt: skip
 _exec_ids = itertools.count(1)
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+MAX_CL_NUMBER_DIGITS = 18
 
 
 # Sessions (SenderCompIDs) are kept across reconnects, as Kraken keeps a day's; once this many
@@ -90,11 +113,12 @@ class FixHost:
         self.conn: FixConnection | None = None
         self.cancel_on_disconnect = True
         self.left_at = 0.0  # wall time its last connection went
+        self.last_cl_number = 0  # ClOrdIDs that are numbers must keep increasing (facts 11)
 
     def on_events(self, events: list[Event]) -> None:
         now = self.wall()
         for event in events:
-            body = execution_report(event)
+            body = execution_report(event, now)
             if body:
                 self.session.send("8", body, now)
         if self.conn is not None:
@@ -103,8 +127,9 @@ class FixHost:
             self.session.outbox.clear()
 
 
-def execution_report(event: Event) -> str:
-    """The ER body (after the header) for an engine event; '' for events FIX does not report."""
+def execution_report(event: Event, now: float) -> str:
+    """The ER body (after the header) for an engine event; '' for events FIX does not report.
+    `now` is the TransactTime (60) every ER carries (facts 11)."""
     order = event.order
     pair = order.pair
     kind = event.kind
@@ -117,6 +142,10 @@ def execution_report(event: Event) -> str:
         exec_type, status = "4", "4"
     elif kind == EV_AMENDED:
         exec_type, status = "5", "1" if event.filled else "0"
+    elif kind == EV_EXPIRED:
+        exec_type, status = "C", "C"
+    elif kind in (EV_REFILL, EV_TRIGGERED):  # restated: a new slice, or the trigger reached
+        exec_type, status = "D", "1" if event.filled else "0"
     else:
         return ""  # 'filled' is carried by the trade's 39=2
     # 11 is the ClOrdID of the request that caused the report (a cancel's or a replace's own),
@@ -143,18 +172,26 @@ def execution_report(event: Event) -> str:
     ids = f"11={cl_ord_id}\x01" if cl_ord_id else ""
     if orig:
         ids += f"41={orig}\x01"
-    price = f"44={pair.fmt_price(order.price)}\x01" if order.order_type == "limit" else ""
+    price = f"44={pair.fmt_price(order.price)}\x01" if order.price else ""
+    if order.trigger:
+        price += f"99={pair.fmt_price(order.trigger)}\x01"
+    if order.display:
+        price += f"1138={pair.fmt_qty(order.display)}\x01"
     fill = (
         f"31={pair.fmt_price(event.last_price)}\x0132={pair.fmt_qty(event.last_qty)}\x01"
         if kind == EV_TRADE
         else ""
     )
-    text = f"58={event.reason}\x01" if kind == EV_CANCELED and event.reason else ""
+    text = f"58={event.reason}\x01" if kind in (EV_CANCELED, EV_EXPIRED) and event.reason else ""
+    # after a trigger, 40 shows the resulting execution model (facts 11)
+    ord_type = _ORD_TYPE_CODE[order.order_type] if order.armed or not order.trigger else (
+        "2" if order.price else "1")  # fmt: skip
     return (
         f"37={order.txid}\x01{ids}17={event.trade_id or next(_exec_ids)}\x01150={exec_type}\x01"
-        f"39={status}\x0155={pair.wsname}\x0154={_SIDE_CODE[order.side]}\x01"
-        f"40={_ORD_TYPE_CODE[order.order_type]}\x0138={qty_text}\x01{price}{fill}"
+        f"39={status}\x0155={pair.symbol}\x0154={_SIDE_CODE[order.side]}\x01"
+        f"40={ord_type}\x0138={qty_text}\x01{price}{fill}"
         f"14={cum_text}\x01151={leaves_text}\x016={avg_text}\x01{text}"
+        f"59={_TIF_CODE[order.tif]}\x0160={fix_time(now)}\x01"
     )
 
 
@@ -301,9 +338,13 @@ class FixConnection(Connection):
             (fix.USERNAME, "UserName"),
             (fix.PASSWORD, "Password"),
             (fix.KRAKEN_NONCE, "Nonce"),
+            (98, "EncryptMethod"),
+            (fix.HEARTBT_INT, "HeartBtInt"),
         ):
             if not fields.get(tag):
                 return f"Missing Mandatory Field: {name} ({tag})", None
+        if fields[98] != "0":
+            return "EncryptMethod (98) must be 0 (TLS carries the encryption)", None
         if fields.get(fix.TARGET_COMP_ID) != TARGET_COMP_ID:
             return f"TargetCompID (56) must be {TARGET_COMP_ID}", None
         seq = numbers.wire_int(fields[fix.MSG_SEQ_NUM])
@@ -365,6 +406,8 @@ class FixConnection(Connection):
             self._business_reject(fields, BR_APP_NOT_AVAILABLE, E_UNAVAILABLE, now)
             return
         try:
+            if msg_type in _ORDER_MESSAGES and fields.get(11):
+                self._check_cl_ord_id(fields[11])
             if 62 in fields:  # ValidUntilTime: the FIX deadline (facts 5)
                 check_deadline(fields[62], now, "ValidUntilTime (62)", FIX_TIME_FORMAT)
             handler(self, fields, now)
@@ -380,6 +423,22 @@ class FixConnection(Connection):
             )
         except VenueError as exc:
             self._business_reject(fields, _reason_code(exc), exc.message, now)
+
+    def _check_cl_ord_id(self, value: str) -> None:
+        """Kraken's ClOrdID (11): an ever-increasing positive number of up to 18 digits, or a
+        UUID (facts 11). Numbers are checked against the session's last; UUIDs by form only."""
+        assert self.host is not None
+        if _UUID.match(value):
+            return
+        if value.isdigit() and len(value) <= MAX_CL_NUMBER_DIGITS and int(value) > 0:
+            number = int(value)
+            if number <= self.host.last_cl_number:
+                raise VenueError(f"EGeneral:Invalid arguments:ClOrdID (11) {value} is not above "
+                                 f"the session's last, {self.host.last_cl_number}", INVALID)  # fmt: skip
+            self.host.last_cl_number = number
+            return
+        raise VenueError("EGeneral:Invalid arguments:ClOrdID (11) must be an ever-increasing "
+                         "number of up to 18 digits or a UUID", INVALID)  # fmt: skip
 
     def _business_reject(self, fields: dict[int, str], reason: int, text: str, now: float) -> None:
         assert self.host is not None
@@ -399,42 +458,73 @@ class FixConnection(Connection):
 
     def _new_order(self, fields: dict[int, str], now: float) -> None:
         get = fields.get
-        if not (get(11) and get(54) and get(55) and get(38) and get(40)):
-            self._need(fields, 11, 54, 55, 38, 40)  # names the first missing one
+        if not (get(11) and get(54) and get(55) and get(38) and get(40) and get(60)):
+            self._need(fields, 11, 54, 55, 38, 40, 60)  # names the first missing one
         assert self.host is not None
+        account = self.host.account
         pair = self.exchange.pair(fields[55])
+        try:
+            spec = self._spec(fields, pair, now)
+        except VenueError as exc:  # charged on receipt all the same (facts 3)
+            self.exchange.charge_refused(account, pair, ratelimit.ADD_COST, exc)
+        self.exchange.add_order(account, spec, origin="fix", session=self.host)
+
+    def _spec(self, fields: dict[int, str], pair: Any, now: float) -> OrderSpec:
+        """A NewOrderSingle's order (facts 5: tags 40, 44, 99, 1138, 59, 126, 18, 7928)."""
         side = _SIDES.get(fields[54])
         if side is None:
             raise VenueError("EGeneral:Invalid arguments:Side (54)", INVALID)
+        for tag, why in _REFUSED_TAGS.items():
+            if fields.get(tag):
+                raise VenueError(f"EGeneral:Invalid arguments:{why}", INVALID)
         order_type = _ORD_TYPES.get(fields[40])
         if order_type is None:
-            raise VenueError(
-                f"EGeneral:Invalid arguments:OrdType (40) {fields[40]!r} is not "
-                "served by the embedded venue",
-                INVALID,
-            )
-        qty = parse_qty(pair, fields[38], "OrderQty (38)")
-        price = 0
-        if order_type == "limit":
+            name = _REFUSED_ORD_TYPES.get(fields[40], repr(fields[40]))
+            raise VenueError(f"EGeneral:Invalid arguments:OrdType (40) {name} is not "
+                             "served by the embedded venue", INVALID)  # fmt: skip
+        if fields.get(1138):
+            if order_type != "limit":
+                raise VenueError("EGeneral:Invalid arguments:DisplayQty (1138) is for limit "
+                                 "orders (an iceberg) only", INVALID)  # fmt: skip
+            order_type = "iceberg"
+        spec = OrderSpec(pair, side, order_type, 0, cl_ord_id=fields[11])
+        inst = fields.get(18, "")
+        for flag, why in _EXEC_INST_REFUSED.items():
+            if flag in inst:
+                raise VenueError(f"EGeneral:Invalid arguments:{why}", INVALID)
+        if "v" in inst:  # OrderQty in quote (REST's viqc): buy market orders only
+            if order_type != "market" or side != BUY:
+                raise VenueError("EGeneral:Invalid arguments:ExecInst (18) v is for buy "
+                                 "market orders only", INVALID)  # fmt: skip
+            spec.quote_cost = parse_qty(pair, fields[38], "OrderQty (38)") * pair.price_scale
+        else:
+            spec.qty = parse_qty(pair, fields[38], "OrderQty (38)")
+        if order_type in ("limit", "iceberg", "stop-loss-limit", "take-profit-limit"):
             self._need(fields, 44)
-            price = parse_price(pair, fields[44])
+            spec.price = parse_price(pair, fields[44], "Price (44)")
+        if order_type in TRIGGER_TYPES:
+            self._need(fields, 99)
+            spec.trigger = parse_price(pair, fields[99], "StopPx (99)")
+            if fields.get(388, "5") != "5":  # TriggerPriceType: 5 last; 1 index
+                raise VenueError("EGeneral:Invalid arguments:Index unavailable", INVALID)
+        if order_type == "iceberg":
+            spec.display = parse_qty(pair, fields[1138], "DisplayQty (1138)")
+        spec.post_only = "P" in inst
         tif = _TIF.get(fields.get(59, "1"))
         if tif is None:
             raise VenueError("EGeneral:Invalid arguments:TimeInForce (59)", INVALID)
-        spec = OrderSpec(
-            pair,
-            side,
-            order_type,
-            qty,
-            price,
-            fields[11],
-            post_only="P" in fields.get(18, ""),
-            tif=tif,
-        )
-        self.exchange.add_order(self.host.account, spec, origin="fix", session=self.host)
+        spec.tif = tif
+        if tif == "gtd":
+            self._need(fields, 126)
+            spec.expire = _fix_expire(fields[126], now)
+        stp = _STP.get(fields.get(7928, "1"))
+        if stp is None:
+            raise VenueError("EGeneral:Invalid arguments:SelfTradePrevention (7928)", INVALID)
+        spec.stp = stp
+        return spec
 
     def _target(self, fields: dict[int, str]) -> Order:
-        """The order a cancel/replace/status names: 37 wins over 41 (facts 5); own session only."""
+        """The order a cancel/status names: 37 wins over 41 (facts 5); own session only."""
         assert self.host is not None
         account = self.host.account
         if fields.get(37):
@@ -448,27 +538,35 @@ class FixConnection(Connection):
         return order
 
     def _cancel(self, fields: dict[int, str], now: float) -> None:
-        self._need(fields, 11)
+        self._need(fields, 11, 54, 55, 60)
         order = self._target(fields)
         assert self.host is not None
         self.exchange.cancel_order(self.host.account, [order], ref=fields[11])
 
     def _replace(self, fields: dict[int, str], now: float) -> None:
-        self._need(fields, 11)
-        order = self._target(fields)
+        """An atomic amend: 41 finds the order and 37 must be its OrderID (facts 11)."""
+        self._need(fields, 11, 37, 41, 54, 55, 60)
         assert self.host is not None
+        account = self.host.account
+        order = account.by_cl_ord_id.get(fields[41])
+        if order is None or order.session is not self.host:
+            raise VenueError(E_UNKNOWN_ORDER)
         pair = order.pair
-        qty = parse_qty(pair, fields[38], "OrderQty (38)") if fields.get(38) else None
-        price = parse_price(pair, fields[44]) if fields.get(44) else None
+        try:
+            if order.txid != fields[37]:
+                raise VenueError("EOrder:Unknown order:OrderID (37) is not the order "
+                                 "OrigClOrdID (41) names", INVALID)  # fmt: skip
+            qty = parse_qty(pair, fields[38], "OrderQty (38)") if fields.get(38) else None
+            price = parse_price(pair, fields[44], "Price (44)") if fields.get(44) else None
+            trigger = parse_price(pair, fields[99], "StopPx (99)") if fields.get(99) else None
+            display = (parse_qty(pair, fields[1138], "DisplayQty (1138)")
+                       if fields.get(1138) else None)  # fmt: skip
+        except VenueError as exc:
+            self.exchange.charge_refused(account, pair, ratelimit.AMEND_FIXED, exc)
         self.exchange.amend_order(
-            self.host.account,
-            order,
-            qty=qty,
-            price=price,
-            post_only="P" in fields.get(18, ""),
-            new_cl_ord_id=fields[11],
-            ref=fields[11],
-        )
+            account, order, qty=qty, price=price, trigger=trigger, display=display,
+            post_only="P" in fields.get(18, ""), new_cl_ord_id=fields[11], ref=fields[11],
+        )  # fmt: skip
 
     def _mass_cancel(self, fields: dict[int, str], now: float) -> None:
         self._need(fields, 11, 530)
@@ -488,14 +586,29 @@ class FixConnection(Connection):
     def _status(self, fields: dict[int, str], now: float) -> None:
         order = self._target(fields)
         assert self.host is not None
-        body = execution_report(Event(EV_NEW, order)).replace(
+        body = execution_report(Event(EV_NEW, order), now).replace(
             "150=0\x0139=0", "150=I\x0139=" + ("1" if order.filled else "0")
         )
         self.host.session.send("8", body, now)
 
 
+def _fix_expire(text: str, now: float) -> float:
+    """ExpireTime (126), a UTCTimestamp, as wall-clock seconds: ahead, at most a month."""
+    from datetime import UTC, datetime
+
+    for fmt in (FIX_TIME_FORMAT, "%Y%m%d-%H:%M:%S"):
+        try:
+            at = datetime.strptime(text, fmt).replace(tzinfo=UTC).timestamp()
+        except ValueError:
+            continue
+        if now < at <= now + 31 * 86400:
+            return at
+        break
+    raise VenueError("EGeneral:Invalid arguments:ExpireTime (126)", INVALID)
+
+
 def _reason_code(exc: VenueError) -> int:
-    if exc.message == E_UNKNOWN_ORDER:
+    if exc.message.startswith(E_UNKNOWN_ORDER):
         return BR_UNKNOWN_ID
     if exc.message == E_UNKNOWN_PAIR:
         return BR_UNKNOWN_SECURITY

@@ -51,12 +51,13 @@ def test_same_seed_same_flow():
         actions = []
         for step in range(300):
             action = model.next_action(float(step))
-            actions.append((action.op, [(o.cl_ord_id, o.price, o.qty) for o in action.new]))
+            # ids are not part of the flow: they come from the process's one rising sequence
+            actions.append((action.op, [(o.price, o.qty) for o in action.new]))
             for order in action.new:
                 model.placed(order, "T" + order.cl_ord_id, float(step))
         runs.append(actions)
     assert runs[0] == runs[1]
-    assert FlowModel([BTC], seed=43, user=3).next_action(0.0).new[0].price != runs[0][0][1][0][1]
+    assert FlowModel([BTC], seed=43, user=3).next_action(0.0).new[0].price != runs[0][0][1][0][0]
 
 
 def test_targets_are_always_live_and_the_mix_is_followed():
@@ -149,8 +150,12 @@ def test_bad_mixes_name_the_problem(weights, message):
 
 def test_market_from_the_venues_asset_pairs():
     info = catalog(1)[0].public_info()
-    market = Market.from_asset_pair(info)
+    assert info["wsname"] == "XBT/USD"  # WS v1's name, as Kraken lists it
+    market = Market.from_asset_pair(info, 60000.0)
     assert (market.name, market.symbol, market.price_decimals) == ("XBTUSD", "BTC/USD", 1)
+    assert market.mid == 60000.0
+    with pytest.raises(ValueError, match="no starting price"):
+        Market.from_asset_pair(info, 0.0)
     assert market.min_lots == 10_000 and market.price_text(600001) == "60000.1"
     assert market.qty_text(125_000_000) == "1.25000000"
 

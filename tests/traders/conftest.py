@@ -49,11 +49,10 @@ def knob_venue_proc() -> Iterator[Callable[..., TestVenue]]:
 
 def make_client(protocol: str, venue: TestVenue, tier: str = "pro", **kw: object) -> object:
     """A fresh client of one protocol, on a key no test used before."""
-    import itertools
-
     from loadgen.clients.fix import FixClient
     from loadgen.clients.rest import RestClient
     from loadgen.clients.ws import WsClient
+    from loadgen.flow.model import cl_ord_id
 
     key = venue.key(tier)
     if venue.ca_file and "tls" not in kw:  # a venue started with --tls: verify it by its CA
@@ -70,12 +69,12 @@ def make_client(protocol: str, venue: TestVenue, tier: str = "pro", **kw: object
                 break
         rest.close()
         return WsClient(venue.endpoints["ws"], result["token"], **kw)
-    ids = itertools.count(1)
+    # the traders' own ClOrdIDs: one rising sequence with the FlowModels' orders (facts 11)
     return FixClient(
         venue.endpoints["fix"],
         key["api_key"],
         key["secret"],
         f"T{key['api_key'][2:7]}",
-        lambda: f"9{next(ids):017d}",
+        lambda: cl_ord_id(0),
         **kw,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import socket
 import time
 
@@ -11,6 +12,23 @@ from tests.clients import Fix, fix_time, text, wait_until
 from tests.conftest import fix_address
 
 SYMBOL = "BTC/USD"
+
+
+_numbers = itertools.count(time.time_ns() // 1000)  # ever-increasing, as Kraken's ClOrdIDs
+_labels: dict[str, str] = {}
+
+
+@pytest.fixture(autouse=True)
+def _fresh_labels() -> None:
+    _labels.clear()
+
+
+def cid(label: str) -> str:
+    """The ClOrdID a test calls `label`: Kraken's form, an ever-increasing number of up to 18
+    digits (facts 11), handed out when the label is first used, so in sending order."""
+    if label not in _labels:
+        _labels[label] = str(next(_numbers))
+    return _labels[label]
 
 
 def nos(
@@ -92,7 +110,7 @@ def test_unknown_key_and_first_message_not_logon(fix, venue):
     assert text(stranger.expect("5"), 58) == "EAPI:Invalid key"
     stranger.close()
     client = fix(logon=False)
-    nos(client, "x")
+    nos(client, cid("x"))
     assert text(client.expect("5"), 58) == "First message must be Logon"
 
 
@@ -101,8 +119,8 @@ def test_unknown_key_and_first_message_not_logon(fix, venue):
 
 def test_new_order_gets_execution_report_new(fix):
     client = fix()
-    nos(client, "ord-1")
-    report = er(client, "0", "ord-1")
+    nos(client, cid("ord-1"))
+    report = er(client, "0", cid("ord-1"))
     assert text(report, 39) == "0" and len(text(report, 37)) == 19
     assert text(report, 55) == SYMBOL and text(report, 151) == "0.01000000"
 
@@ -110,11 +128,11 @@ def test_new_order_gets_execution_report_new(fix):
 def test_fill_reports_on_both_sessions(fix, fresh_pair, venue):
     pair = venue.venue.pairs.get(fresh_pair())
     maker, taker = fix(), fix()
-    nos(maker, "m1", side="2", price="10.0", qty="3", symbol=pair.wsname)
-    er(maker, "0", "m1")
-    nos(taker, "t1", side="1", price="10.0", qty="3", symbol=pair.wsname)
-    taker_fill = er(taker, "F", "t1")
-    maker_fill = er(maker, "F", "m1")
+    nos(maker, cid("m1"), side="2", price="10.0", qty="3", symbol=pair.symbol)
+    er(maker, "0", cid("m1"))
+    nos(taker, cid("t1"), side="1", price="10.0", qty="3", symbol=pair.symbol)
+    taker_fill = er(taker, "F", cid("t1"))
+    maker_fill = er(maker, "F", cid("m1"))
     for report in (taker_fill, maker_fill):
         assert text(report, 39) == "2" and text(report, 32) == "3.00000000"
         assert text(report, 31) == "10.0000" and text(report, 14) == "3.00000000"
@@ -123,22 +141,24 @@ def test_fill_reports_on_both_sessions(fix, fresh_pair, venue):
 
 def test_cancel_by_orig_cl_ord_id(fix):
     client = fix()
-    nos(client, "c1")
-    er(client, "0", "c1")
-    client.send("F", [(11, "c1-cancel"), (41, "c1"), (54, "1"), (55, SYMBOL), (60, fix_time())])
-    report = er(client, "4", "c1-cancel")
-    assert text(report, 41) == "c1" and text(report, 39) == "4"
+    nos(client, cid("c1"))
+    er(client, "0", cid("c1"))
+    client.send("F", [(11, cid("c1-cancel")), (41, cid("c1")), (54, "1"), (55, SYMBOL),
+                       (60, fix_time())])  # fmt: skip
+    report = er(client, "4", cid("c1-cancel"))
+    assert text(report, 41) == cid("c1") and text(report, 39) == "4"
 
 
 def test_cancel_replace_amends_in_place(fix):
     client = fix()
-    nos(client, "r1")
-    order_id = text(er(client, "0", "r1"), 37)
+    nos(client, cid("r1"))
+    order_id = text(er(client, "0", cid("r1")), 37)
     client.send(
         "G",
         [
-            (11, "r2"),
-            (41, "r1"),
+            (11, cid("r2")),
+            (37, order_id),
+            (41, cid("r1")),
             (54, "1"),
             (55, SYMBOL),
             (38, "0.02"),
@@ -147,19 +167,19 @@ def test_cancel_replace_amends_in_place(fix):
             (60, fix_time()),
         ],
     )
-    report = er(client, "5", "r2")
-    assert text(report, 37) == order_id and text(report, 41) == "r1"
+    report = er(client, "5", cid("r2"))
+    assert text(report, 37) == order_id and text(report, 41) == cid("r1")
     assert text(report, 38) == "0.02000000" and text(report, 44) == "49000.0"
 
 
 def test_mass_cancel_and_status(fix):
     client = fix()
     for i in range(3):
-        nos(client, f"mc{i}")
-        er(client, "0", f"mc{i}")
-    client.send("H", [(11, "st"), (41, "mc0"), (55, SYMBOL)])
-    assert text(er(client, "I"), 11) == "mc0"
-    client.send("q", [(11, "all"), (530, "6"), (60, fix_time())])
+        nos(client, cid(f"mc{i}"))
+        er(client, "0", cid(f"mc{i}"))
+    client.send("H", [(11, cid("st")), (41, cid("mc0")), (55, SYMBOL)])
+    assert text(er(client, "I"), 11) == cid("mc0")
+    client.send("q", [(11, cid("all")), (530, "6"), (60, fix_time())])
     report = client.expect("r")
     assert text(report, 533) == "3" and text(report, 531) == "6"
     for _ in range(3):
@@ -168,20 +188,21 @@ def test_mass_cancel_and_status(fix):
 
 def test_business_rejects(fix):
     client = fix()
-    client.send("F", [(11, "x"), (41, "never-sent"), (54, "1"), (55, SYMBOL)])
+    client.send("F", [(11, cid("x")), (41, cid("never-sent")), (54, "1"), (55, SYMBOL),
+                       (60, fix_time())])  # fmt: skip
     reject = client.expect("j")
     assert text(reject, 380) == "1" and text(reject, 58) == "EOrder:Unknown order"
-    assert text(reject, 372) == "F" and text(reject, 379) == "x"
-    nos(client, "bad-pair", symbol="NOPE/USD")
+    assert text(reject, 372) == "F" and text(reject, 379) == cid("x")
+    nos(client, cid("bad-pair"), symbol="NOPE/USD")
     reject = client.expect("j")
     assert text(reject, 380) == "2" and text(reject, 58) == "EQuery:Unknown asset pair"
-    nos(client, "too-small", qty="0.00001")
+    nos(client, cid("too-small"), qty="0.00001")
     assert text(client.expect("j"), 58) == "EOrder:Order minimum not met"
 
 
 def test_missing_field_gets_session_reject(fix):
     client = fix()
-    client.send("D", [(11, "nos"), (55, SYMBOL), (38, "1"), (40, "2"), (44, "1")])
+    client.send("D", [(11, cid("nos")), (55, SYMBOL), (38, "1"), (40, "2"), (44, "1")])
     reject = client.expect("3")
     assert text(reject, 58) == "Missing Mandatory Field: Side (54)"
     assert text(reject, 371) == "54" and text(reject, 373) == "1"
@@ -189,16 +210,17 @@ def test_missing_field_gets_session_reject(fix):
 
 def test_unknown_msg_type_gets_business_reject(fix):
     client = fix()
-    client.send("ZZ", [(11, "q")])
+    client.send("ZZ", [(11, cid("q"))])
     reject = client.expect("j")
     assert text(reject, 380) == "3" and text(reject, 372) == "ZZ"
 
 
 def test_other_sessions_orders_are_untouchable(fix):
     owner, stranger = fix(), fix()
-    nos(owner, "mine")
-    order_id = text(er(owner, "0", "mine"), 37)
-    stranger.send("F", [(11, "steal"), (37, order_id), (54, "1"), (55, SYMBOL)])
+    nos(owner, cid("mine"))
+    order_id = text(er(owner, "0", cid("mine")), 37)
+    stranger.send("F", [(11, cid("steal")), (37, order_id), (54, "1"), (55, SYMBOL),
+                         (60, fix_time())])  # fmt: skip
     assert text(stranger.expect("j"), 58) == "EOrder:Unknown order"
 
 
@@ -213,22 +235,22 @@ def test_test_request_is_answered(fix):
 
 def test_resend_request_replays_with_possdup(fix):
     client = fix()
-    nos(client, "rr1")
-    first = er(client, "0", "rr1")
+    nos(client, cid("rr1"))
+    first = er(client, "0", cid("rr1"))
     seq = int(text(first, 34))
     client.send("2", [(7, seq), (16, 0)])
     again = client.expect("8", lambda m: text(m, 43) == "Y")
-    assert text(again, 34) == str(seq) and text(again, 11) == "rr1" and again.get(122)
+    assert text(again, 34) == str(seq) and text(again, 11) == cid("rr1") and again.get(122)
 
 
 def test_client_sequence_gap_is_asked_for(fix):
     client = fix()
     client.seq += 2  # skip two numbers
-    nos(client, "after-gap")
+    nos(client, cid("after-gap"))
     resend = client.expect("2")
     assert text(resend, 7) == "2" and text(resend, 16) == "0"
     client.send("4", [(123, "Y"), (36, 4)], seq=2, header=[(43, "Y")])
-    assert text(er(client, "0", "after-gap"), 39) == "0"
+    assert text(er(client, "0", cid("after-gap")), 39) == "0"
 
 
 def test_seq_too_low_logs_out(fix):
@@ -273,8 +295,8 @@ def test_logout(fix):
 def test_cancel_on_disconnect_by_default(fix, open_count, new_key):
     key = new_key()
     client = fix(key)
-    nos(client, "cod")
-    er(client, "0", "cod")
+    nos(client, cid("cod"))
+    er(client, "0", cid("cod"))
     client.close()
     assert wait_until(lambda: open_count(key.api_key) == 0)
 
@@ -284,8 +306,8 @@ def test_orders_survive_disconnect_with_8674_1_and_reconnect_recovers_sequence(
 ):
     key = new_key()
     client = fix(key, cancel_on_disconnect="1")
-    nos(client, "keep")
-    er(client, "0", "keep")
+    nos(client, cid("keep"))
+    er(client, "0", cid("keep"))
     sender, next_seq = client.sender, client.seq
     client.close()
     again = fix(key, logon=False)
@@ -294,8 +316,9 @@ def test_orders_survive_disconnect_with_8674_1_and_reconnect_recovers_sequence(
     reply = again.expect("A")
     assert int(text(reply, 34)) == 3  # venue's sequence went on: Logon 1, ER 2, this Logon 3
     assert open_count(key.api_key) == 1
-    again.send("F", [(11, "bye"), (41, "keep"), (54, "1"), (55, SYMBOL)])
-    er(again, "4", "bye")
+    again.send("F", [(11, cid("bye")), (41, cid("keep")), (54, "1"), (55, SYMBOL),
+                      (60, fix_time())])  # fmt: skip
+    er(again, "4", cid("bye"))
 
 
 def test_second_logon_for_a_live_session_is_refused(fix, new_key):
@@ -320,9 +343,9 @@ def test_oversized_message_gets_logout_and_close(fix):
 def test_valid_until_time_elapsed(fix):
     client = fix()
     past = time.strftime("%Y%m%d-%H:%M:%S.000", time.gmtime(time.time() - 5))
-    nos(client, "late", t62=past)
+    nos(client, cid("late"), t62=past)
     reject = client.expect("j")
-    assert text(reject, 58) == "EService:Deadline elapsed" and text(reject, 379) == "late"
+    assert text(reject, 58) == "EService:Deadline elapsed" and text(reject, 379) == cid("late")
 
 
 def test_replace_below_filled_reports_the_cancel_under_the_replace_ids(fix, fresh_pair, venue):
@@ -330,24 +353,26 @@ def test_replace_below_filled_reports_the_cancel_under_the_replace_ids(fix, fres
     replace (11 = the replace's ClOrdID, 41 = the order's former one)."""
     pair = venue.venue.pairs.get(fresh_pair())
     maker, taker = fix(), fix()
-    nos(maker, "big", side="2", price="10.0", qty="5", symbol=pair.wsname)
-    order_id = text(er(maker, "0", "big"), 37)
-    nos(taker, "t", side="1", price="10.0", qty="2", symbol=pair.wsname)
-    er(maker, "F", "big")
+    nos(maker, cid("big"), side="2", price="10.0", qty="5", symbol=pair.symbol)
+    order_id = text(er(maker, "0", cid("big")), 37)
+    nos(taker, cid("t"), side="1", price="10.0", qty="2", symbol=pair.symbol)
+    er(maker, "F", cid("big"))
     maker.send(
         "G",
         [
-            (11, "small"),
+            (11, cid("small")),
             (37, order_id),
+            (41, cid("big")),
             (54, "2"),
-            (55, pair.wsname),
+            (55, pair.symbol),
             (38, "2"),
             (40, "2"),
             (44, "10.0"),
+            (60, fix_time()),
         ],
     )
-    report = er(maker, "4", "small")
-    assert text(report, 41) == "big" and text(report, 39) == "4"
+    report = er(maker, "4", cid("small"))
+    assert text(report, 41) == cid("big") and text(report, 39) == "4"
 
 
 def test_cancel_on_disconnect_reports_a_reason_not_an_id(fix, new_key):
@@ -355,8 +380,8 @@ def test_cancel_on_disconnect_reports_a_reason_not_an_id(fix, new_key):
     first = fix(key, cancel_on_disconnect="1")
     first.close()
     client = fix(key)  # a new session, cancel-on-disconnect on
-    nos(client, "cod2")
-    er(client, "0", "cod2")
+    nos(client, cid("cod2"))
+    er(client, "0", cid("cod2"))
     sender = client.sender
     client.close()
     again = fix(key, logon=False)
@@ -365,7 +390,7 @@ def test_cancel_on_disconnect_reports_a_reason_not_an_id(fix, new_key):
     assert again.recv().get(35) == b"A"  # the Logon answer comes first, nothing ahead of it
     again.send("2", [(7, 1), (16, 0)])  # what happened while away: ask for everything
     report = again.expect("8", lambda m: text(m, 150) == "4")
-    assert text(report, 43) == "Y" and text(report, 11) == "cod2"
+    assert text(report, 43) == "Y" and text(report, 11) == cid("cod2")
     assert text(report, 58) == "Cancel on disconnect"
 
 
@@ -388,7 +413,7 @@ def test_a_logon_with_a_non_ascii_or_huge_number_gets_a_named_logout(fix, tag, v
 
 def test_an_app_message_with_a_unicode_sequence_number_ends_the_session_by_name(fix):
     client = fix()
-    client.send("D", [(11, "1"), (55, "XBT/USD"), (54, "1"), (38, "0.01"), (40, "2"),
+    client.send("D", [(11, cid("1")), (55, "XBT/USD"), (54, "1"), (38, "0.01"), (40, "2"),
                       (44, "1000")], seq="\u00b2")  # fmt: skip
     assert "MsgSeqNum (34)" in (text(client.expect("5"), 58) or "")
 

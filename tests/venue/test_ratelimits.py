@@ -6,6 +6,8 @@ test says so and every count below is exact (real time would let a slow machine 
 
 from __future__ import annotations
 
+import itertools
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -72,9 +74,15 @@ def add(rest: Rest, price: str = "30000") -> dict:
     )
 
 
-def fix_buy(fix: Fix, cl_ord_id: str) -> None:
+_cl_numbers = itertools.count(time.time_ns() // 1000)
+
+
+def fix_buy(fix: Fix) -> str:
+    """A buy with a ClOrdID in Kraken's form (an ever-increasing number); returns it."""
+    cl_ord_id = str(next(_cl_numbers))
     fields = [(11, cl_ord_id), (54, "1"), (55, SYMBOL), (38, "0.01"), (40, "2"), (44, "30000")]
     fix.send("D", [*fields, (60, fix_time())])
+    return cl_ord_id
 
 
 def level(venue: VenueThread, account, clock: Clock) -> float:
@@ -128,19 +136,19 @@ def test_counter_is_shared_by_rest_ws_and_fix(limited, trader):
         "order_qty": 0.01,
         "symbol": SYMBOL,
     }
-    for i in range(60):
+    for _ in range(60):
         assert add(rest)["error"] == []
         assert ws.call("add_order", order)["success"]
-        fix_buy(fix, f"s{i}")
+        fix_buy(fix)
         fix.expect("8", lambda m: text(m, 150) == "0")
     assert level(venue, account, clock) == 180
     assert add(rest) == {"error": ["EOrder:Rate limit exceeded"]}
     refused = ws.call("add_order", order)
     assert refused["success"] is False and refused["error"] == "EOrder:Rate limit exceeded"
-    fix_buy(fix, "over")
+    over = fix_buy(fix)
     reject = fix.expect("j")
     assert text(reject, 58) == "EOrder:Rate limit exceeded" and text(reject, 380) == "0"
-    assert text(reject, 379) == "over"
+    assert text(reject, 379) == over
     # Other pairs are unaffected (the counter is per pair).
     other = rest.private(
         "AddOrder", pair="ETHUSD", type="buy", ordertype="limit", price="100", volume="0.01"
