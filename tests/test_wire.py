@@ -16,6 +16,7 @@ import struct
 import pytest
 
 from loadgen.bench import wire as bench_wire
+from loadgen.metrics.hist import Latencies
 from loadgen.wire import capture, match, pcap
 
 CLIENT, SERVER = ("127.0.0.1", 50000), ("127.0.0.1", 8080)
@@ -153,10 +154,15 @@ def test_a_file_that_is_not_a_capture_is_named():
         pcap.segments(b"GIF89a" + b"\x00" * 30)
 
 
-def test_nearest_rank_percentiles():
+def test_percentiles_take_hdrhistograms_rank_as_the_report_does():
     values = list(range(1, 101))
     assert [match.percentile(values, p) for p in (25, 50, 99, 100)] == [25, 50, 99, 100]
     assert match.percentile([], 50) == 0
+    # 381 values: P99 is rank round(377.19) = 377 (nearest rank would say 378), as the report
+    # computes it from the same values
+    values = [v * 5 for v in range(1, 382)]  # below 2,048 us: HdrHistogram's buckets are exact
+    report = Latencies.from_tally(dict.fromkeys(values, 1))
+    assert match.percentile(values, 99) == 377 * 5 == report.percentile(99)
 
 
 needs_capture = pytest.mark.skipif(
