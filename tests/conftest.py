@@ -12,7 +12,7 @@ from loadgen.venue.app import VenueConfig, VenueThread
 from tests.clients import Fix, Rest, Ws
 
 TIERS = ["pro", "starter", "intermediate", "unlimited"]
-KEYS = 800  # enough fresh keys of each tier for every test that takes one
+KEYS = 1600  # enough fresh keys of each tier for every test that takes one (400 each)
 
 
 @dataclass
@@ -42,6 +42,8 @@ def new_key(_key_pool: dict[str, list[Key]]) -> Callable[..., Key]:
     """A key no other test has used (its counters and orders start empty)."""
 
     def take(tier: str = "pro") -> Key:
+        if not _key_pool[tier]:
+            raise RuntimeError(f"tests/conftest.py: every {tier} key is used; raise KEYS")
         return _key_pool[tier].pop()
 
     return take
