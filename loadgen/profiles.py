@@ -14,7 +14,9 @@ what is wrong; an unknown field is an error (a typo must not silently become a d
                insecure (verify none; the report says so); bind (the embedded venue's address:
                loopback, or one named in allow_hosts, so other machines' workers reach it)
     [users]    rest/ws/fix: relative weights of the three traders
-    [flow]     mix (op -> weight), pairs (name -> weight), cross_share, seed
+    [flow]     mix (op -> weight), pairs (name -> weight), cross_share, seed, order_types
+               (kind -> weight: limit, post, market, ioc, fok (FIX only), gtd, iceberg,
+               stop-loss, stop-loss-limit, take-profit, take-profit-limit; default limit)
     [load]     loop = "closed" | "open"; max_rate (requests/s, the hard cap); spawn_rate;
                stay_under (traders wait for their shadow rate-limit counter: no rejections);
                pipeline (requests each user puts on the wire per turn, closed loop; default 1)
@@ -39,6 +41,7 @@ from typing import Any
 from loadgen.conformance import VERDICTS
 from loadgen.flow.mix import OPS
 from loadgen.flow.pacing import pipeline_problem
+from loadgen.protocol.orderkinds import KINDS, for_protocol
 from loadgen.ratelimit import TIERS
 from loadgen.safety import host_problem, is_loopback
 
@@ -198,6 +201,7 @@ class Profile:
     junit: bool = True
     stay_under: bool = False
     pipeline: int = 1
+    order_types: dict[str, float] | None = None
 
     @property
     def duration(self) -> float:
@@ -271,6 +275,9 @@ def load(path: str | Path) -> Profile:
         flow.fail("pairs", "name at least one market")
     cross_share = flow.number("cross_share", 0.1, 0.0, 1.0)
     seed = flow.take("seed", int, 0)
+    order_types = flow.weights("order_types", tuple(KINDS))
+    if order_types is not None:
+        _check_order_types(flow, order_types, users)
     flow.done()
     load_ = top.table("load")
     loop = load_.choice("loop", ("closed", "open"), "closed")
@@ -293,8 +300,20 @@ def load(path: str | Path) -> Profile:
     return Profile(
         name, file, description, target, users, mix, pairs, cross_share, seed, loop,
         float(max_rate), float(spawn_rate), stages, slo, output_dir, html, junit, stay_under,
-        pipeline,
+        pipeline, order_types,
     )  # fmt: skip
+
+
+def _check_order_types(flow: _Table, weights: dict[str, float], users: dict[str, float]) -> None:
+    """Every trader with users has a kind of order with a weight above 0 it can send."""
+    for protocol in PROTOCOLS:
+        if users.get(protocol, 0) > 0 and not any(for_protocol(weights, protocol).values()):
+            carried = [k for k, w in weights.items() if w > 0]
+            flow.fail(
+                "order_types",
+                f"the {protocol} traders have no order type to send (given: "
+                f"{', '.join(carried) or 'none above 0'}; fok is FIX only)",
+            )
 
 
 def _target(t: _Table) -> Target:

@@ -381,6 +381,8 @@ def locust_command(
         cmd += ["--pipeline", str(prof.pipeline)]
     if prof.mix:
         cmd += ["--order-mix", ",".join(f"{k}:{v:g}" for k, v in prof.mix.items())]
+    if prof.order_types:
+        cmd += ["--order-types", ",".join(f"{k}:{v:g}" for k, v in prof.order_types.items())]
     if keys:
         cmd += ["--keys-file", keys]
     if e.get("ca_file"):

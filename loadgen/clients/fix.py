@@ -43,6 +43,7 @@ from loadgen.outcome import ERROR, OK, TIMEOUT, Outcome
 from loadgen.protocol import fix
 from loadgen.protocol.clock import fix_time
 from loadgen.protocol.fixsession import ACTIVE, FixSession
+from loadgen.protocol.orderkinds import FIX_TIF, GTD_LIFETIME_S
 
 PROTOCOL = "fix"
 TARGET = "KRAKEN-TRD"
@@ -356,8 +357,8 @@ class FixClient(Dispatcher):
             "D",
             cl_ord_id,
             f"11={cl_ord_id}\x0154={_SIDE[order.side]}\x0155={m.symbol}\x01"
-            f"38={m.qty_text(order.qty)}\x0140=2\x0144={m.price_text(order.price)}\x01"
-            f"59=1\x0160={fix_time(time.time())}\x01{_POST_ONLY if order.post_only else ''}",
+            f"38={m.qty_text(order.qty)}\x0140={order.kind.fix}\x01{_kind_tags(order)}"
+            f"60={fix_time(time.time())}\x01{_POST_ONLY if order.post_only else ''}",
         )
 
     def _cancel(self, order: LiveOrder) -> tuple[str, str, str]:
@@ -375,7 +376,7 @@ class FixClient(Dispatcher):
         current = self.current_ids.get(order.txid, order.cl_ord_id)
         body = (
             f"11={replace_id}\x0137={order.txid}\x0141={current}\x0154={_SIDE[order.side]}"
-            f"\x0155={m.symbol}\x0140=2\x0160={fix_time(time.time())}\x01"
+            f"\x0155={m.symbol}\x0140={order.kind.fix}\x0160={fix_time(time.time())}\x01"
         )
         if qty:
             body += f"38={m.qty_text(qty)}\x01"
@@ -413,6 +414,22 @@ class FixClient(Dispatcher):
             [("q", mass_id, f"11={mass_id}\x01530=7\x0160={fix_time(time.time())}\x01")],
             post=_mass_count,
         )
+
+
+def _kind_tags(order: LiveOrder) -> str:
+    """NewOrderSingle's tags for an order of its kind (orderkinds.py; facts 5): Price (44) for
+    a limit, StopPx (99) for a trigger, TimeInForce (59) with ExpireTime (126) for GTD,
+    DisplayQty (1138) for an iceberg."""
+    m, kind = order.market, order.kind
+    tags = f"44={m.price_text(order.price)}\x01" if kind.limit else ""
+    if kind.trigger:
+        tags += f"99={m.price_text(order.trigger)}\x01"
+    tags += f"59={FIX_TIF[kind.tif]}\x01"
+    if kind.tif == "gtd":
+        tags += f"126={fix_time(time.time() + GTD_LIFETIME_S)}\x01"
+    if order.display:
+        tags += f"1138={m.qty_text(order.display)}\x01"
+    return tags
 
 
 def _first_id(outcome: Outcome) -> None:

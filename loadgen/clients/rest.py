@@ -38,6 +38,7 @@ from loadgen.flow.market import Market
 from loadgen.flow.orders import LiveOrder
 from loadgen.outcome import ERROR, OK, TIMEOUT, Outcome
 from loadgen.protocol import assets, rest
+from loadgen.protocol.orderkinds import GTD_LIFETIME_S, REST_TIF
 
 PROTOCOL = "rest"
 
@@ -214,13 +215,9 @@ class RestClient(Dispatcher):
     # ---- the operations ----------------------------------------------------------------------
 
     def add(self, order: LiveOrder) -> Outcome | None:
-        m = order.market
-        fields = (
-            f"pair={m.name}&type={order.side}&ordertype=limit&price={m.price_text(order.price)}"
-            f"&volume={m.qty_text(order.qty)}&cl_ord_id={order.cl_ord_id}"
-        )
-        if order.post_only:
-            fields += "&oflags=post"
+        fields = "&".join(f"{k}={v}" for k, v in _order_fields(order).items())
+        # the values are names and decimals: only expiretm's '+' needs form-encoding
+        fields = f"pair={order.market.name}&{fields.replace('+', '%2B')}"
         return self._request("add", "AddOrder", fields, _first_txid)
 
     def amend(self, order: LiveOrder, price: int = 0, qty: int = 0) -> Outcome | None:
@@ -252,16 +249,7 @@ class RestClient(Dispatcher):
         body = rest.encode_form(
             {
                 "pair": m.name,
-                "orders": [
-                    {
-                        "ordertype": "limit",
-                        "type": o.side,
-                        "price": m.price_text(o.price),
-                        "volume": m.qty_text(o.qty),
-                        "cl_ord_id": o.cl_ord_id,
-                    }
-                    for o in orders
-                ],
+                "orders": [_order_fields(o) for o in orders],
             }
         )
         return self._request("batch_add", "AddOrderBatch", body.decode(), _batch_txids)
@@ -269,6 +257,31 @@ class RestClient(Dispatcher):
     def batch_cancel(self, orders: list[LiveOrder]) -> Outcome | None:
         body = rest.encode_form({"orders": [{"txid": o.txid} for o in orders]})
         return self._request("batch_cancel", "CancelOrderBatch", body.decode(), _count)
+
+
+def _order_fields(order: LiveOrder) -> dict[str, str]:
+    """AddOrder's fields for an order of its kind (orderkinds.py; facts 9): `price` is the
+    limit, or the trigger of a stop or take-profit, whose -limit variants put the limit in
+    `price2`."""
+    m, kind = order.market, order.kind
+    fields = {"type": order.side, "ordertype": kind.type}
+    if kind.trigger:
+        fields["price"] = m.price_text(order.trigger)
+        if kind.limit:
+            fields["price2"] = m.price_text(order.price)
+    elif kind.limit:
+        fields["price"] = m.price_text(order.price)
+    fields["volume"] = m.qty_text(order.qty)
+    fields["cl_ord_id"] = order.cl_ord_id
+    if REST_TIF[kind.tif]:
+        fields["timeinforce"] = REST_TIF[kind.tif]
+    if kind.tif == "gtd":
+        fields["expiretm"] = f"+{GTD_LIFETIME_S}"
+    if order.display:
+        fields["displayvol"] = m.qty_text(order.display)
+    if order.post_only:
+        fields["oflags"] = "post"
+    return fields
 
 
 def _outcome(op: str, post: Any, sent: int, latency: int, errors: list[str], result: Any,

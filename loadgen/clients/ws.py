@@ -45,6 +45,8 @@ from loadgen.clients.tls import for_scheme
 from loadgen.flow.orders import LiveOrder
 from loadgen.outcome import ERROR, OK, TIMEOUT, Outcome
 from loadgen.protocol import ws, wsframe
+from loadgen.protocol.clock import rfc3339_seconds
+from loadgen.protocol.orderkinds import GTD_LIFETIME_S
 from loadgen.protocol.wsframe import FrameParser, WsProtocolError
 
 PROTOCOL = "ws"
@@ -294,21 +296,30 @@ class WsClient(Dispatcher):
 
     @staticmethod
     def _order_params(order: LiveOrder) -> dict[str, Any]:
-        m = order.market
-        return {
-            "order_type": "limit",
-            "side": order.side,
-            # int / 10**n is correctly rounded: the same float as parsing the decimal text
-            "limit_price": order.price / 10**m.price_decimals,
-            "order_qty": order.qty / 10**m.lot_decimals,
-            "cl_ord_id": order.cl_ord_id,
-        }
+        """add_order's params for an order of its kind (orderkinds.py; facts 4.2)."""
+        m, kind = order.market, order.kind
+        # int / 10**n is correctly rounded: the same float as parsing the decimal text
+        params: dict[str, Any] = {"order_type": kind.type, "side": order.side}
+        if kind.limit:
+            params["limit_price"] = order.price / 10**m.price_decimals
+        params["order_qty"] = order.qty / 10**m.lot_decimals
+        params["cl_ord_id"] = order.cl_ord_id
+        if kind.trigger:
+            params["triggers"] = {"reference": "last", "price_type": "static",
+                                  "price": order.trigger / 10**m.price_decimals}  # fmt: skip
+        if kind.tif != "gtc":
+            params["time_in_force"] = kind.tif
+            if kind.tif == "gtd":
+                params["expire_time"] = rfc3339_seconds(time.time() + GTD_LIFETIME_S)
+        if order.display:
+            params["display_qty"] = order.display / 10**m.lot_decimals
+        if order.post_only:
+            params["post_only"] = True
+        return params
 
     def add(self, order: LiveOrder) -> Outcome | None:
         params = self._order_params(order)
         params["symbol"] = order.market.symbol
-        if order.post_only:
-            params["post_only"] = True
         return self._request("add", "add_order", params, _order_id)
 
     def amend(self, order: LiveOrder, price: int = 0, qty: int = 0) -> Outcome | None:

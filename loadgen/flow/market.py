@@ -24,6 +24,12 @@ STEP_TICKS = 1.0  # standard deviation of the mid's move per quote, in ticks
 REVERT = 0.1
 REST_DEPTH_TICKS = 3.0  # mean distance behind the mid of a resting quote, in ticks
 CROSS_DEPTH_TICKS = 3.0  # mean distance through the mid of a crossing quote, in ticks
+# A stop or take-profit's trigger waits beyond the mid by at least TRIGGER_GAP_TICKS plus an
+# exponential of this mean: with mids spread ~2 ticks and crossing quotes ~3 ticks through
+# them, the last trade price reaches a share of the triggers (they fire) and not most.
+TRIGGER_GAP_TICKS = 2
+TRIGGER_DEPTH_TICKS = 6.0
+TRIGGER_SLIP_TICKS = 2  # a -limit variant's limit: this far past its trigger, toward a fill
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,13 +89,34 @@ class PriceWalk:
         self.cross_share = cross_share
         self.mid = self.ref = max(10, round(market.mid * 10**market.price_decimals))
 
-    def quote(self, side: str) -> int:
-        """A limit price in ticks for a new order on `side`, after one step of the walk."""
-        rng = self.rng
+    def step(self) -> int:
+        """One step of the walk: the new mid, in ticks."""
         pull = (self.ref - self.mid) * REVERT
-        self.mid = max(10, self.mid + round(pull + rng.gauss(0.0, STEP_TICKS)))
-        if rng.random() < self.cross_share:
+        self.mid = max(10, self.mid + round(pull + self.rng.gauss(0.0, STEP_TICKS)))
+        return self.mid
+
+    def quote(self, side: str, cross: bool | None = None) -> int:
+        """A limit price in ticks for a new order on `side`, after one step of the walk;
+        crossing the mid for a share of orders (always with cross=True, never with False)."""
+        rng = self.rng
+        self.step()
+        if cross is None:
+            cross = rng.random() < self.cross_share
+        if cross:
             depth = 1 + int(rng.expovariate(1.0 / CROSS_DEPTH_TICKS))
             return self.mid + depth if side == BUY else max(1, self.mid - depth)
         depth = 1 + int(rng.expovariate(1.0 / REST_DEPTH_TICKS))
         return max(1, self.mid - depth) if side == BUY else self.mid + depth
+
+    def trigger(self, side: str, kind: str) -> int:
+        """A trigger price in ticks: a stop (kind "stop") waits on the losing side of the mid
+        (below it for a sell, above for a buy), a take-profit ("profit") on the winning side."""
+        self.step()
+        depth = TRIGGER_GAP_TICKS + int(self.rng.expovariate(1.0 / TRIGGER_DEPTH_TICKS))
+        above = (side == BUY) == (kind == "stop")
+        return self.mid + depth if above else max(1, self.mid - depth)
+
+
+def slipped(trigger: int, side: str) -> int:
+    """A -limit trigger order's limit: TRIGGER_SLIP_TICKS past its trigger toward a fill."""
+    return trigger + TRIGGER_SLIP_TICKS if side == BUY else max(1, trigger - TRIGGER_SLIP_TICKS)

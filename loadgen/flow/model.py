@@ -13,12 +13,13 @@ import bisect
 import itertools
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from loadgen.flow.market import BUY, SELL, Market, PriceWalk
+from loadgen.flow.market import BUY, SELL, Market, PriceWalk, slipped
 from loadgen.flow.mix import OpMix
 from loadgen.flow.orders import LiveOrder, OwnOrders
+from loadgen.protocol.orderkinds import ICEBERG_SHOWN, KINDS, LIMIT, Kind
 
 MAX_LIVE = 50  # a trader's open orders before it cancels rather than adds (below Starter's 60)
 BATCH_MIN = 2  # Kraken batches: 2..15 orders to add, up to 50 ids to cancel (facts 1.3)
@@ -68,6 +69,7 @@ class FlowModel:
         user: int = 0,
         cross_share: float = 0.1,
         max_live: int = MAX_LIVE,
+        kinds: Mapping[str, float] | None = None,
     ) -> None:
         if not markets:
             raise ValueError("flow: at least one market is needed")
@@ -84,6 +86,7 @@ class FlowModel:
         self.orders = OwnOrders()
         self.max_live = max_live
         self.user = user
+        self._kinds, self._kind_cum = _kind_table(kinds)
         self._ended_early: dict[str, None] = {}  # ids ended before their answer, oldest first
 
     # ---- choosing --------------------------------------------------------------------------
@@ -105,11 +108,31 @@ class FlowModel:
         r = self.rng.random() * self._market_cum[-1]
         return self.markets[bisect.bisect_right(self._market_cum, r)]
 
+    def _kind(self) -> Kind:
+        kinds = self._kinds
+        if len(kinds) == 1:
+            return kinds[0]
+        r = self.rng.random() * self._kind_cum[-1]
+        return kinds[bisect.bisect_right(self._kind_cum, r)]
+
     def _order(self, market: Market, now: float) -> LiveOrder:
+        kind = self._kind()
         side = BUY if self.rng.random() < 0.5 else SELL
         lots = market.min_lots * (1 + int(self.rng.expovariate(1.0 / SIZE_SCALE)))
-        price = self.walks[market.name].quote(side)
-        return LiveOrder(self.next_cl_ord_id(), market, side, price, lots, now)
+        walk = self.walks[market.name]
+        order = LiveOrder(self.next_cl_ord_id(), market, side, 0, lots, now, kind=kind,
+                          post_only=kind.post_only)  # fmt: skip
+        if kind.trigger:
+            order.trigger = walk.trigger(side, kind.trigger)
+            if kind.limit:
+                order.price = slipped(order.trigger, side)
+        elif kind.limit:  # an order that never rests (ioc, fok) is sent to take: it crosses
+            order.price = walk.quote(side, None if kind.rests else True)
+        else:  # a market order: the walk steps all the same
+            walk.step()
+        if kind.display:
+            order.display = max(market.min_lots, -(-lots // ICEBERG_SHOWN))
+        return order
 
     def add_action(self, now: float) -> Action:
         """A new order, whatever the mix says (open loop: when every draw hit a busy order)."""
@@ -138,18 +161,29 @@ class FlowModel:
         return Action("cancel_all", targets=list(self.orders))
 
     def _amend(self, now: float) -> Action:
-        """Half re-price (a new quote on the same side), half size down (keeps queue place)."""
+        """Half re-price (a new quote on the same side), half size down (keeps queue place).
+        A trigger order's amend is a size change only (orderkinds: its choices)."""
         order = self.orders.pick(self.rng)
         assert order is not None
+        if order.kind.size_amends_only:
+            return self._resize(order)
         if self.rng.random() < 0.5 or order.qty <= order.market.min_lots:
             price = self.walks[order.market.name].quote(order.side)
             return Action("amend", order.market, targets=[order], price=price)
         qty = max(order.market.min_lots, order.qty - order.market.min_lots)
         return Action("amend", order.market, targets=[order], qty=qty)
 
+    def _resize(self, order: LiveOrder) -> Action:
+        """A size amend: down a minimum order, or up one where it is already the minimum."""
+        step = order.market.min_lots
+        qty = order.qty - step if order.qty > step else order.qty + step
+        return Action("amend", order.market, targets=[order], qty=qty)
+
     def _edit(self, now: float) -> Action:
         order = self.orders.pick(self.rng)
         assert order is not None
+        if order.kind.size_amends_only:  # EditOrder refuses triggered orders: amend it
+            return self._resize(order)
         price = self.walks[order.market.name].quote(order.side)
         return Action("edit", order.market, targets=[order], price=price, qty=order.qty)
 
@@ -160,6 +194,8 @@ class FlowModel:
         its fill may have been heard before the acceptance)."""
         if self._ended_early and txid in self._ended_early:
             del self._ended_early[txid]
+            return
+        if not order.kind.rests:  # market, IOC, FOK: done once answered, nothing to target
             return
         order.placed = now
         self.orders.add(order, txid)
@@ -199,3 +235,18 @@ class FlowModel:
 
     def all_gone(self) -> None:
         self.orders.clear()
+
+
+def _kind_table(weights: Mapping[str, float] | None) -> tuple[list[Kind], list[float]]:
+    """The kinds to draw from and their cumulative weights (None: limit orders only)."""
+    if not weights:
+        return [LIMIT], [1.0]
+    for name, weight in weights.items():
+        if name not in KINDS:
+            raise ValueError(f"flow: unknown order type {name!r} (known: {', '.join(KINDS)})")
+        if not weight >= 0:
+            raise ValueError(f"flow: the weight of order type {name!r} must be >= 0")
+    chosen = [(KINDS[name], w) for name, w in weights.items() if w > 0]
+    if not chosen:
+        raise ValueError("flow: at least one order type needs a weight above 0")
+    return [k for k, _ in chosen], list(itertools.accumulate(w for _, w in chosen))

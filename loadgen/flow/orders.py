@@ -11,6 +11,7 @@ import random
 from dataclasses import dataclass, field
 
 from loadgen.flow.market import Market
+from loadgen.protocol.orderkinds import LIMIT, Kind
 
 
 @dataclass(slots=True, eq=False)
@@ -18,12 +19,15 @@ class LiveOrder:
     cl_ord_id: str
     market: Market
     side: str
-    price: int  # ticks
+    price: int  # ticks: the limit (0: none, a market or stop-loss order)
     qty: int  # lots
     placed: float  # monotonic seconds; amends reset it (the rate limit counts from there)
     txid: str = ""  # the venue's order id, once it answered
     acked: float = 0.0  # monotonic seconds: when the answer that set `placed` came back
     post_only: bool = False  # maker only: refused rather than taking (loadgen check's orders)
+    kind: Kind = LIMIT  # its order type and time in force (protocol/orderkinds.py)
+    trigger: int = 0  # ticks: a stop or take-profit's trigger price
+    display: int = 0  # lots: an iceberg's visible slice
     slot: int = field(default=-1, repr=False)  # position in OwnOrders._live
 
     def age(self, now: float) -> float:

@@ -55,6 +55,14 @@ def add_options(parser: Any) -> None:
         "batch_add:3,batch_cancel:2,cancel_all:1 (default: that mix)",
     )
     group.add_argument(
+        "--order-types",
+        default="",
+        env_var="LOADGEN_ORDER_TYPES",
+        help="weights of the order types new orders take, e.g. limit:80,post:5,market:2,ioc:3,"
+        "gtd:3,iceberg:3,stop-loss:1,stop-loss-limit:1,take-profit:1,take-profit-limit:1 "
+        "(fok: FIX only); default: limit orders only",
+    )
+    group.add_argument(
         "--cross-share",
         type=float,
         default=0.1,

@@ -21,6 +21,7 @@ import pytest
 
 from loadgen.metrics.hist import Latencies
 from loadgen.metrics.store import read_raw, read_windows
+from loadgen.protocol.orderkinds import KINDS
 
 BASE = """
 name = "{name}"
@@ -31,6 +32,7 @@ pairs = 30
 {knobs}
 [users]
 {users}
+{flow}
 [load]
 loop = "{loop}"
 max_rate = {max_rate}
@@ -44,11 +46,11 @@ max_error_ratio = 0.01
 
 def profile(tmp: Path, name: str, *, loop: str = "closed", knobs: str = "", stages: str,
             users: str = "rest = 1\nws = 1\nfix = 1", slo: str = "",
-            max_rate: float = 5000) -> Path:  # fmt: skip
+            max_rate: float = 5000, flow: str = "") -> Path:  # fmt: skip
     path = tmp / f"{name}.toml"
     path.write_text(
         BASE.format(name=name, loop=loop, knobs=knobs, stages=stages, users=users, slo=slo,
-                    max_rate=max_rate)
+                    max_rate=max_rate, flow=flow)
     )  # fmt: skip
     return path
 
@@ -99,6 +101,24 @@ def test_a_breached_slo_fails_the_run_and_names_itself_in_junit(breached_run) ->
     assert suite is not None and suite.get("failures") == "1"
     failed = [c.get("name") for c in suite.iter("testcase") if c.find("failure") is not None]
     assert failed == ["ws/add p50"]
+
+
+def test_a_run_mixing_every_order_type_is_served_and_leaves_no_order_open(tmp_path) -> None:
+    """Every kind of orderkinds.py at once, on all three APIs: the venue takes each as sent
+    (no reason names a parameter) and the stop's cancel-all leaves nothing open, untriggered
+    stops included."""
+    kinds = ", ".join(f'"{k}" = {4 if k == "limit" else 1}' for k in KINDS)
+    flow = f"[flow]\ncross_share = 0.3\norder_types = {{ {kinds} }}\n"
+    path = profile(tmp_path, "kinds", stages=stage("6s", 6), max_rate=300, flow=flow)
+    proc, run_dir = run(path, tmp_path / "results")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "0 orders were still open" in proc.stdout
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["totals"]["count"] > 300
+    refused = [r for r in summary["reasons"] if "Invalid arguments" in r["reason"]]
+    assert not refused, refused
+    ops = {(o["protocol"], o["op"]) for o in summary["operations"]}
+    assert {("rest", "add"), ("ws", "add"), ("fix", "add")} <= ops
 
 
 def test_the_report_matches_the_windows_and_no_order_is_left_open(breached_run) -> None:

@@ -47,14 +47,15 @@ def knob_venue_proc() -> Iterator[Callable[..., TestVenue]]:
         venue.stop()
 
 
-def make_client(protocol: str, venue: TestVenue, tier: str = "pro", **kw: object) -> object:
-    """A fresh client of one protocol, on a key no test used before."""
+def make_client(protocol: str, venue: TestVenue, tier: str = "pro", key: dict | None = None,
+                **kw: object) -> object:  # fmt: skip
+    """A fresh client of one protocol, on `key` or a key no test used before."""
     from loadgen.clients.fix import FixClient
     from loadgen.clients.rest import RestClient
     from loadgen.clients.ws import WsClient
     from loadgen.flow.model import cl_ord_id
 
-    key = venue.key(tier)
+    key = key or venue.key(tier)
     if venue.ca_file and "tls" not in kw:  # a venue started with --tls: verify it by its CA
         from loadgen.clients.tls import context
 

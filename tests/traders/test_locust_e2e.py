@@ -93,7 +93,7 @@ def test_web_ui_shows_the_options_and_trades_with_no_other_step(tmp_path):
             except OSError:
                 assert time.monotonic() < deadline and proc.poll() is None, "no web UI"
                 time.sleep(0.1)
-        for option in ("pairs", "order_mix", "cross_share", "tier", "flow_seed"):
+        for option in ("pairs", "order_mix", "order_types", "cross_share", "tier", "flow_seed"):
             assert f'"{option}"' in page, option
         body = b"user_count=6&spawn_rate=6"  # the form's host field keeps its default
         reply = json.load(urllib.request.urlopen(base + "/swarm", data=body, timeout=10))
