@@ -1,4 +1,5 @@
-"""The operation mix: which operation a trader sends next, by weight."""
+"""The operation mix: which operation a trader sends next, by weight; and the option texts
+(`--order-mix`, `--order-types`) that give the weights."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import bisect
 import itertools
 import random
 from collections.abc import Mapping
+
+from loadgen.protocol import orderkinds
 
 OPS = ("add", "amend", "edit", "cancel", "cancel_all", "batch_add", "batch_cancel")
 # Algorithmic flow is mostly place-and-cancel, some amends and edits, a few batches and rare
@@ -16,6 +19,9 @@ DEFAULT_WEIGHTS: dict[str, float] = {
 }  # fmt: skip
 # What an operation needs from the trader's live orders; short of that it becomes an add.
 NEEDS_LIVE = {"amend": 1, "edit": 1, "cancel": 1, "cancel_all": 1, "batch_cancel": 2}
+
+
+_KINDS_CACHE: dict[tuple[str, str], dict[str, float] | None] = {}
 
 
 class MixError(ValueError):
@@ -42,3 +48,34 @@ class OpMix:
         """An operation by weight; one the trader's `live` orders cannot serve becomes an add."""
         op = self.ops[bisect.bisect_right(self.cumulative, rng.random() * self.cumulative[-1])]
         return op if live >= NEEDS_LIVE.get(op, 0) else "add"
+
+
+def parse_weights(spec: str, option: str) -> dict[str, float]:
+    """'add:45,cancel:35' -> {'add': 45.0, 'cancel': 35.0} (a bare NAME weighs 1)."""
+    weights = {}
+    for item in spec.split(","):
+        name, sep, value = item.strip().partition(":")
+        try:
+            weights[name] = float(value) if sep else 1.0
+        except ValueError:
+            raise ValueError(f"{option}: {item!r} is not NAME:WEIGHT") from None
+    return weights
+
+
+def parse_kinds(spec: str, protocol: str) -> dict[str, float] | None:
+    """'limit:80,ioc:20' -> the weights of the kinds `protocol` carries; '' -> None (limit)."""
+    key = (spec, protocol)
+    if key not in _KINDS_CACHE:
+        weights = None
+        if spec:
+            try:
+                weights = orderkinds.for_protocol(parse_weights(spec, "--order-types"), protocol)
+            except ValueError as exc:
+                message = str(exc)
+                raise ValueError(message if message.startswith("--") else
+                                 f"--order-types: {message}") from None  # fmt: skip
+            if not any(w > 0 for w in weights.values()):
+                raise ValueError(f"--order-types: the {protocol} traders have no order type to "
+                                 f"send in {spec!r} (fok is FIX only)")  # fmt: skip
+        _KINDS_CACHE[key] = weights
+    return _KINDS_CACHE[key]

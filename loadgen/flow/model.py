@@ -13,6 +13,7 @@ import bisect
 import itertools
 import random
 import time
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -87,7 +88,8 @@ class FlowModel:
         self.max_live = max_live
         self.user = user
         self._kinds, self._kind_cum = _kind_table(kinds)
-        self._ended_early: dict[str, None] = {}  # ids ended before their answer, oldest first
+        # ids ended before their answer, oldest first (OrderedDict: an O(1) drop of the oldest)
+        self._ended_early: OrderedDict[str, None] = OrderedDict()
 
     # ---- choosing --------------------------------------------------------------------------
 
@@ -212,7 +214,7 @@ class FlowModel:
         elif txid:  # not placed yet as far as the flow knows: its answer is still to come
             early = self._ended_early
             if len(early) >= EARLY_ENDS_KEPT:
-                del early[next(iter(early))]
+                early.popitem(last=False)
             early[txid] = None
 
     def gone_cl_ord_id(self, cl_ord_id: str) -> None:

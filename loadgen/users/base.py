@@ -18,11 +18,10 @@ from locust import User, constant, task
 
 from loadgen import conformance, keyuse
 from loadgen.conformance import KeyShadow
-from loadgen.flow.mix import OpMix
+from loadgen.flow.mix import OpMix, parse_kinds, parse_weights
 from loadgen.flow.model import Action, FlowModel
 from loadgen.flow.pacing import GENERATOR_LATE_S, LATE_S, OPEN_WINDOW, Schedule, pipeline_problem
 from loadgen.outcome import ERROR, OK, RATE_LIMITED, REJECTED, TIMEOUT, Outcome
-from loadgen.protocol import orderkinds
 from loadgen.ratelimit import INF, TIERS, batch_cancel_cost
 from loadgen.users import options, recording
 
@@ -32,7 +31,6 @@ OPEN_TURNS = 100  # open loop: sends per call of the task (bounded; Locust stops
 DRAIN_S = 2.0  # at its stop, a user waits this long at most for the answers it is owed
 DRAIN_POLL_S = 0.005
 _MIX_CACHE: dict[str, OpMix] = {}
-_KINDS_CACHE: dict[tuple[str, str], dict[str, float] | None] = {}
 _SHADOWS: dict[str, KeyShadow] = {}  # api key -> its shadow counters (users of a key share it)
 _WALL_OFFSET = time.time() - time.monotonic()
 
@@ -58,43 +56,12 @@ def shadow_for(api_key: str, name: str, tier_name: str) -> KeyShadow | None:
     return shadow
 
 
-def parse_weights(spec: str, option: str) -> dict[str, float]:
-    """'add:45,cancel:35' -> {'add': 45.0, 'cancel': 35.0} (a bare NAME weighs 1)."""
-    weights = {}
-    for item in spec.split(","):
-        name, sep, value = item.strip().partition(":")
-        try:
-            weights[name] = float(value) if sep else 1.0
-        except ValueError:
-            raise ValueError(f"{option}: {item!r} is not NAME:WEIGHT") from None
-    return weights
-
-
 def parse_mix(spec: str) -> OpMix:
     """'add:45,cancel:35' -> OpMix; '' -> the default mix."""
     mix = _MIX_CACHE.get(spec)
     if mix is None:
         mix = _MIX_CACHE[spec] = OpMix(parse_weights(spec, "--order-mix") if spec else None)
     return mix
-
-
-def parse_kinds(spec: str, protocol: str) -> dict[str, float] | None:
-    """'limit:80,ioc:20' -> the weights of the kinds `protocol` carries; '' -> None (limit)."""
-    key = (spec, protocol)
-    if key not in _KINDS_CACHE:
-        weights = None
-        if spec:
-            try:
-                weights = orderkinds.for_protocol(parse_weights(spec, "--order-types"), protocol)
-            except ValueError as exc:
-                message = str(exc)
-                raise ValueError(message if message.startswith("--") else
-                                 f"--order-types: {message}") from None  # fmt: skip
-            if not any(w > 0 for w in weights.values()):
-                raise ValueError(f"--order-types: the {protocol} traders have no order type to "
-                                 f"send in {spec!r} (fok is FIX only)")  # fmt: skip
-        _KINDS_CACHE[key] = weights
-    return _KINDS_CACHE[key]
 
 
 class TraderUser(User):

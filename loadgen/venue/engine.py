@@ -659,7 +659,7 @@ class Exchange:
             closed = account.closed
             closed[order.txid] = order
             if len(closed) > CLOSED_KEPT:
-                del closed[next(iter(closed))]
+                closed.popitem(last=False)
 
     def _cancel_rest(self, order: Order, reason: str, ref: Any = None, orig: str = "") -> None:
         order.status = "canceled"

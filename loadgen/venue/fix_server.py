@@ -78,6 +78,7 @@ _REFUSED_TAGS = {
     5001: "Leverage (5001): margin trading is not served by the embedded venue",
     168: "EffectiveTime (168): a scheduled start is not served by the embedded venue",
 }
+_REFUSED_TAG_SET = frozenset(_REFUSED_TAGS)
 _EXEC_INST_REFUSED = {"E": "ExecInst (18) E: reduce-only (margin) is not served",
                       "f": "ExecInst (18) f: fees are charged in the quote currency here"}  # fmt: skip
 _FIELD_NAMES = {11: "ClOrdID", 37: "OrderID", 38: "OrderQty", 40: "OrdType", 41: "OrigClOrdID",
@@ -428,14 +429,16 @@ class FixConnection(Connection):
         """Kraken's ClOrdID (11): an ever-increasing positive number of up to 18 digits, or a
         UUID (facts 11). Numbers are checked against the session's last; UUIDs by form only."""
         assert self.host is not None
-        if _UUID.match(value):
-            return
-        if value.isdigit() and len(value) <= MAX_CL_NUMBER_DIGITS and int(value) > 0:
+        if value.isdigit() and len(value) <= MAX_CL_NUMBER_DIGITS:  # the common case first
             number = int(value)
-            if number <= self.host.last_cl_number:
-                raise VenueError(f"EGeneral:Invalid arguments:ClOrdID (11) {value} is not above "
-                                 f"the session's last, {self.host.last_cl_number}", INVALID)  # fmt: skip
-            self.host.last_cl_number = number
+            if number > 0:
+                if number <= self.host.last_cl_number:
+                    raise VenueError(f"EGeneral:Invalid arguments:ClOrdID (11) {value} is not "
+                                     f"above the session's last, {self.host.last_cl_number}",
+                                     INVALID)  # fmt: skip
+                self.host.last_cl_number = number
+                return
+        elif _UUID.match(value):
             return
         raise VenueError("EGeneral:Invalid arguments:ClOrdID (11) must be an ever-increasing "
                          "number of up to 18 digits or a UUID", INVALID)  # fmt: skip
@@ -474,9 +477,10 @@ class FixConnection(Connection):
         side = _SIDES.get(fields[54])
         if side is None:
             raise VenueError("EGeneral:Invalid arguments:Side (54)", INVALID)
-        for tag, why in _REFUSED_TAGS.items():
-            if fields.get(tag):
-                raise VenueError(f"EGeneral:Invalid arguments:{why}", INVALID)
+        if not _REFUSED_TAG_SET.isdisjoint(fields):
+            for tag, why in _REFUSED_TAGS.items():
+                if fields.get(tag):
+                    raise VenueError(f"EGeneral:Invalid arguments:{why}", INVALID)
         order_type = _ORD_TYPES.get(fields[40])
         if order_type is None:
             name = _REFUSED_ORD_TYPES.get(fields[40], repr(fields[40]))
@@ -489,9 +493,10 @@ class FixConnection(Connection):
             order_type = "iceberg"
         spec = OrderSpec(pair, side, order_type, 0, cl_ord_id=fields[11])
         inst = fields.get(18, "")
-        for flag, why in _EXEC_INST_REFUSED.items():
-            if flag in inst:
-                raise VenueError(f"EGeneral:Invalid arguments:{why}", INVALID)
+        if inst:
+            for flag, why in _EXEC_INST_REFUSED.items():
+                if flag in inst:
+                    raise VenueError(f"EGeneral:Invalid arguments:{why}", INVALID)
         if "v" in inst:  # OrderQty in quote (REST's viqc): buy market orders only
             if order_type != "market" or side != BUY:
                 raise VenueError("EGeneral:Invalid arguments:ExecInst (18) v is for buy "

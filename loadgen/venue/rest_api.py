@@ -214,7 +214,7 @@ class RestApi:
             raise invalid("ordertype")
         _refuse_unserved(params)
         spec = OrderSpec(pair, side, order_type, 0, validate=validate)
-        flags = _oflags(params.get("oflags"))
+        flags = _oflags(params["oflags"]) if "oflags" in params else _NO_FLAGS
         if "viqc" in flags:
             if order_type != "market" or side != BUY:
                 raise invalid("oflags viqc is for buy market orders only")
@@ -245,6 +245,9 @@ class RestApi:
         """price: the limit (limit, iceberg) or the trigger (stop and take-profit types);
         price2: the limit of the -limit types (facts 9)."""
         kind = spec.order_type
+        if kind == "limit" and "trigger" not in params and "price2" not in params:
+            spec.price = parse_price(pair, _absolute(required(params, "price")))
+            return  # the common case first
         trigger = params.get("trigger")
         if trigger not in (None, "last"):
             if trigger == "index":  # Kraken's answer on a pair without index pricing
@@ -272,6 +275,8 @@ class RestApi:
             spec.userref = to_int(params["userref"], "userref")
 
     def _lifetime(self, params: dict[str, Any], spec: OrderSpec) -> None:
+        if "timeinforce" not in params and "expiretm" not in params:
+            return  # GTC, no expiry: the default, without reading the clock
         tif = params.get("timeinforce")
         if tif:
             tif = TIME_IN_FORCE.get(str(tif).upper())
@@ -357,7 +362,7 @@ class RestApi:
                 raise invalid("pair")
             if params.get("cl_ord_id") is not None:
                 raise invalid("cl_ord_id (EditOrder takes none; AmendOrder keeps it)")
-            flags = _oflags(params.get("oflags"))
+            flags = _oflags(params["oflags"]) if "oflags" in params else _NO_FLAGS
             if flags - {"post"}:
                 raise invalid("oflags (EditOrder changes only post)")
             volume, price = params.get("volume"), params.get("price")
@@ -450,7 +455,12 @@ class RestApi:
         return {"status": "online", "timestamp": rfc3339_seconds(self.exchange.wall())}
 
 
+_REFUSED_NAMES = frozenset(REFUSED_PARAMS)
+
+
 def _refuse_unserved(params: dict[str, Any]) -> None:
+    if _REFUSED_NAMES.isdisjoint(params) and not any(k.startswith("close[") for k in params):
+        return  # the common case, one set test and one pass over the few keys
     for name, why in REFUSED_PARAMS.items():
         value = params.get(name)
         if value is None or value == "" or value in _DEFAULTS.get(name, ()):
@@ -461,7 +471,10 @@ def _refuse_unserved(params: dict[str, Any]) -> None:
             raise invalid(f"close ({REFUSED_PARAMS['close']})")
 
 
-def _oflags(value: Any) -> set[str]:
+_NO_FLAGS: frozenset[str] = frozenset()
+
+
+def _oflags(value: Any) -> frozenset[str] | set[str]:
     if value is None or value == "":
         return set()
     items = value if isinstance(value, list) else str(value).split(",")

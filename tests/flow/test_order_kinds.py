@@ -7,10 +7,10 @@ from collections import Counter
 import pytest
 
 from loadgen.flow.market import BUY, SELL, TRIGGER_SLIP_TICKS
+from loadgen.flow.mix import parse_kinds
 from loadgen.flow.model import FlowModel
 from loadgen.profiles import ProfileError, load
 from loadgen.protocol.orderkinds import KINDS, LIMIT, for_protocol
-from loadgen.users.base import parse_kinds
 from tests.flow.test_flow import BTC, drive
 
 ALL = dict.fromkeys(KINDS, 1.0)
