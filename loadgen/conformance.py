@@ -37,6 +37,7 @@ from typing import Any
 
 from loadgen import ratelimit
 from loadgen.outcome import ERROR, LIMIT_TRADING, RATE_LIMITED, TIMEOUT, Outcome, classify
+from loadgen.protocol import errors
 from loadgen.ratelimit import AMEND_PENALTY, CANCEL_PENALTY, EDIT_PENALTY, Tier, penalty
 
 # A reach this close to the threshold is too close to call, whichever side it lies: the venue
@@ -60,7 +61,7 @@ BOTH = "both"
 VERDICTS = (CONFORMS, TOO_STRICT, TOO_LENIENT, BOTH)
 
 HISTORY = 8  # requests per key and pair kept to show what led to a divergence
-UNKNOWN_ORDER = "EOrder:Unknown order"
+UNKNOWN_ORDER = errors.UNKNOWN_ORDER
 
 
 def verdict(false_rejects: int, missed_rejects: int) -> str:
@@ -132,29 +133,44 @@ class _PairShadow:
 def plan(protocol: str, action: Any) -> list[Charge]:
     """The charges an action makes, worked out before it is sent (the flow re-ages an order as
     soon as an amend or edit succeeds, so the ages are read first)."""
-    op = action.op
-    if op == "add":
-        return [Charge(action.market.name, ratelimit.ADD_COST)]
-    if op == "batch_add":
-        name = action.market.name
-        if protocol == "fix":  # one NewOrderSingle per order, each charged on its own
-            return [Charge(name, ratelimit.ADD_COST, part=i) for i in range(len(action.new))]
-        return [Charge(name, ratelimit.batch_add_cost(len(action.new)))]
-    if op in ("amend", "edit"):
-        target = action.targets[0]
-        fixed, table = ratelimit.AMEND_FIXED, AMEND_PENALTY
-        if op == "edit" and protocol != "fix":  # FIX's cancel-replace is an amend at Kraken
-            fixed, table = ratelimit.EDIT_FIXED, EDIT_PENALTY
-        return [Charge(target.market.name, fixed, table, [_age(target)])]
-    if op == "cancel":
-        target = action.targets[0]
-        return [Charge(target.market.name, 0.0, CANCEL_PENALTY, [_age(target)])]
-    if op == "batch_cancel" and protocol == "fix":  # single cancels, each judged
+    return _PLANS[action.op](protocol, action)
+
+
+def _plan_add(protocol: str, action: Any) -> list[Charge]:
+    return [Charge(action.market.name, ratelimit.ADD_COST)]
+
+
+def _plan_batch_add(protocol: str, action: Any) -> list[Charge]:
+    name = action.market.name
+    if protocol == "fix":  # one NewOrderSingle per order, each charged on its own
+        return [Charge(name, ratelimit.ADD_COST, part=i) for i in range(len(action.new))]
+    return [Charge(name, ratelimit.batch_add_cost(len(action.new)))]
+
+
+def _plan_amend(protocol: str, action: Any) -> list[Charge]:
+    target = action.targets[0]
+    fixed, table = ratelimit.AMEND_FIXED, AMEND_PENALTY
+    if action.op == "edit" and protocol != "fix":  # FIX's cancel-replace is an amend at Kraken
+        fixed, table = ratelimit.EDIT_FIXED, EDIT_PENALTY
+    return [Charge(target.market.name, fixed, table, [_age(target)])]
+
+
+def _plan_cancel(protocol: str, action: Any) -> list[Charge]:
+    target = action.targets[0]
+    return [Charge(target.market.name, 0.0, CANCEL_PENALTY, [_age(target)])]
+
+
+def _plan_batch_cancel(protocol: str, action: Any) -> list[Charge]:
+    if protocol == "fix":  # single cancels, each judged
         return [
             Charge(o.market.name, 0.0, CANCEL_PENALTY, [_age(o)], part=i)
             for i, o in enumerate(action.targets)
         ]
-    # batch_cancel, cancel_all: forced, one charge per pair touched
+    return _plan_forced(protocol, action)
+
+
+def _plan_forced(protocol: str, action: Any) -> list[Charge]:
+    """batch_cancel, cancel_all: forced, one charge per pair touched."""
     by_pair: dict[str, Charge] = {}
     for order in action.targets:
         name = order.market.name
@@ -163,6 +179,19 @@ def plan(protocol: str, action: Any) -> list[Charge]:
             charge = by_pair[name] = Charge(name, 0.0, CANCEL_PENALTY, forced=True)
         charge.ages.append(_age(order))
     return list(by_pair.values())
+
+
+# What each of the traders' operations charges (a dropped FIX session is planned as the
+# cancel-all the venue makes of its orders: users/base.judge)
+_PLANS = {
+    "add": _plan_add,
+    "batch_add": _plan_batch_add,
+    "amend": _plan_amend,
+    "edit": _plan_amend,
+    "cancel": _plan_cancel,
+    "batch_cancel": _plan_batch_cancel,
+    "cancel_all": _plan_forced,
+}
 
 
 def _age(order: Any) -> tuple[float, float]:
@@ -242,7 +271,7 @@ class KeyShadow:
                 error = parts[charge.part]
             if error == UNKNOWN_ORDER:
                 continue  # nothing found to cancel or amend: no charge
-            refused = error.startswith("EOrder:Rate limit exceeded")
+            refused = error.startswith(errors.TRADE_RATE)
             if not refused and error and charge.part >= 0 and classify(error)[0] == ERROR:
                 self._unsure([charge], sent, answered)
                 continue

@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from loadgen.protocol import errors
+
 OK = "ok"
 RATE_LIMITED = "rate_limited"
 REJECTED = "rejected"
@@ -33,13 +35,13 @@ LIMIT_THROTTLE = (
 # Error-string prefixes (facts 1.4) -> (class, limit). First match wins, so longer prefixes of
 # the same family come first.
 _RULES: tuple[tuple[str, str, str], ...] = (
-    ("EOrder:Rate limit exceeded", RATE_LIMITED, LIMIT_TRADING),
-    ("EAPI:Rate limit exceeded", RATE_LIMITED, LIMIT_REST),
+    (errors.TRADE_RATE, RATE_LIMITED, LIMIT_TRADING),
+    (errors.REST_RATE, RATE_LIMITED, LIMIT_REST),
     ("EService: Throttled", RATE_LIMITED, LIMIT_THROTTLE),
     ("EService:Throttled", RATE_LIMITED, LIMIT_THROTTLE),
     ("EGeneral:Too many requests", RATE_LIMITED, LIMIT_THROTTLE),
     ("Exceeded msg rate", RATE_LIMITED, LIMIT_THROTTLE),
-    ("EService:Deadline elapsed", REJECTED, ""),
+    (errors.DEADLINE, REJECTED, ""),
     ("EService:Market in", REJECTED, ""),
     ("EService:", ERROR, ""),  # Unavailable, Busy
     ("EOrder:", REJECTED, ""),  # Unknown order, Insufficient funds, Orders limit exceeded...

@@ -40,7 +40,7 @@ from loadgen.clients.net import (
 from loadgen.clients.tls import for_scheme
 from loadgen.flow.orders import LiveOrder
 from loadgen.outcome import ERROR, OK, TIMEOUT, Outcome
-from loadgen.protocol import fix
+from loadgen.protocol import errors, fix
 from loadgen.protocol.clock import fix_time
 from loadgen.protocol.fixsession import ACTIVE, FixSession
 from loadgen.protocol.orderkinds import FIX_TIF, GTD_LIFETIME_S
@@ -52,7 +52,7 @@ _SIDE = {"buy": "1", "sell": "2"}
 _CLOSED = ("2", "4", "C")  # OrdStatus: filled, canceled, expired
 _NAMES_ORDER = ("0", "5", "F")  # ExecTypes whose 11 is the order's ClOrdID: new, replaced, trade
 _POST_ONLY = "18=P\x01"  # ExecInst P: post-only (Kraken's FIX NewOrderSingle, facts)
-UNKNOWN_ORDER = "EOrder:Unknown order"
+UNKNOWN_ORDER = errors.UNKNOWN_ORDER
 
 
 class FixFailure(Exception):

@@ -1,10 +1,11 @@
 """One trader's order flow: the next action, and what it learns from the venue's answers.
 
 Pure and deterministic for a seed: no sockets, no clocks (`now` comes in), no Locust. A user
-class asks `next_action(now)`, sends it through a client, and reports back with `placed`,
-`gone`, `amended`, `replaced` or `all_gone`; fills seen on the executions channel or in FIX
-ExecutionReports arrive as `gone` too. Targets are always orders the venue confirmed and has
-not reported gone, so cancels, amends and edits name orders that are really live.
+class asks `next_action(now)`, sends it through a client, and hands the venue's Outcome to
+`learn` (which calls `placed`, `gone`, `amended`, `replaced` or `all_gone`); fills seen on the
+executions channel or in FIX ExecutionReports arrive as `gone` too. Targets are always orders
+the venue confirmed and has not reported gone, so cancels, amends and edits name orders that
+are really live.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from dataclasses import dataclass, field
 from loadgen.flow.market import BUY, SELL, Market, PriceWalk, slipped
 from loadgen.flow.mix import OpMix
 from loadgen.flow.orders import LiveOrder, OwnOrders
+from loadgen.outcome import Outcome
+from loadgen.protocol import errors
 from loadgen.protocol.orderkinds import ICEBERG_SHOWN, KINDS, LIMIT, Kind
 
 MAX_LIVE = 50  # a trader's open orders before it cancels rather than adds (below Starter's 60)
@@ -237,6 +240,55 @@ class FlowModel:
 
     def all_gone(self) -> None:
         self.orders.clear()
+
+    def learn(self, action: Action, outcome: Outcome, now: float) -> None:
+        """What the venue's answer to an action says: orders placed, gone, amended, replaced.
+        An unknown order was gone already (filled meanwhile): the flow forgets it."""
+        _LEARN[action.op](self, action, outcome, now)
+
+    def _learn_add(self, action: Action, outcome: Outcome, now: float) -> None:
+        if outcome.ok:
+            self.placed(action.new[0], outcome.detail, now)
+
+    def _learn_batch_add(self, action: Action, outcome: Outcome, now: float) -> None:
+        if isinstance(outcome.detail, list):  # per order (FIX answers each one)
+            for order, txid in zip(action.new, outcome.detail, strict=True):
+                if txid:
+                    self.placed(order, txid, now)
+
+    def _learn_cancel(self, action: Action, outcome: Outcome, now: float) -> None:
+        if outcome.ok or outcome.error == errors.UNKNOWN_ORDER:  # cancelled now, or gone before
+            for order in action.targets:
+                self.gone(order)
+
+    def _learn_cancel_all(self, action: Action, outcome: Outcome, now: float) -> None:
+        if outcome.ok:
+            self.all_gone()
+
+    def _learn_amend(self, action: Action, outcome: Outcome, now: float) -> None:
+        target = action.targets[0]
+        if outcome.ok:
+            self.amended(target, action.price, action.qty, now)
+        elif outcome.error == errors.UNKNOWN_ORDER:
+            self.gone(target)
+
+    def _learn_edit(self, action: Action, outcome: Outcome, now: float) -> None:
+        target = action.targets[0]
+        if outcome.ok:
+            self.replaced(target, outcome.detail, action.price, action.qty, now)
+        elif outcome.error == errors.UNKNOWN_ORDER:
+            self.gone(target)
+
+
+_LEARN = {
+    "add": FlowModel._learn_add,
+    "batch_add": FlowModel._learn_batch_add,
+    "cancel": FlowModel._learn_cancel,
+    "batch_cancel": FlowModel._learn_cancel,
+    "cancel_all": FlowModel._learn_cancel_all,
+    "amend": FlowModel._learn_amend,
+    "edit": FlowModel._learn_edit,
+}
 
 
 def _kind_table(weights: Mapping[str, float] | None) -> tuple[list[Kind], list[float]]:

@@ -11,12 +11,13 @@ counted apart by the recorder and not shown as load.
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Callable
 
 import gevent
 from locust import User, constant, task
 
 from loadgen import conformance, keyuse
+from loadgen.clients.api import TraderClient
 from loadgen.conformance import KeyShadow
 from loadgen.flow.mix import OpMix, parse_kinds, parse_weights
 from loadgen.flow.model import Action, FlowModel
@@ -25,7 +26,6 @@ from loadgen.outcome import ERROR, OK, RATE_LIMITED, REJECTED, TIMEOUT, Outcome
 from loadgen.ratelimit import INF, TIERS, batch_cancel_cost
 from loadgen.users import options, recording
 
-UNKNOWN_ORDER = "EOrder:Unknown order"  # the order was already gone (filled): forget it
 WINDOW_POLL_S = 0.001  # open loop, a full window: how often to look for room again
 OPEN_TURNS = 100  # open loop: sends per call of the task (bounded; Locust stops it any time)
 DRAIN_S = 2.0  # at its stop, a user waits this long at most for the answers it is owed
@@ -62,6 +62,18 @@ def parse_mix(spec: str) -> OpMix:
     if mix is None:
         mix = _MIX_CACHE[spec] = OpMix(parse_weights(spec, "--order-mix") if spec else None)
     return mix
+
+
+# The client call each operation makes (one home: the clients share these methods).
+_ISSUE: dict[str, Callable[[TraderClient, Action], Outcome | None]] = {
+    "add": lambda client, a: client.add(a.new[0]),
+    "batch_add": lambda client, a: client.batch_add(a.new),
+    "cancel": lambda client, a: client.cancel(a.targets[0]),
+    "batch_cancel": lambda client, a: client.batch_cancel(a.targets),
+    "cancel_all": lambda client, a: client.cancel_all(),
+    "amend": lambda client, a: client.amend(a.targets[0], a.price, a.qty),
+    "edit": lambda client, a: client.edit(a.targets[0], a.price, a.qty),
+}
 
 
 class TraderUser(User):
@@ -102,7 +114,7 @@ class TraderUser(User):
         self.client = self.connect()
         self.started = True
 
-    def connect(self) -> Any:
+    def connect(self) -> TraderClient:
         raise NotImplementedError
 
     def on_stop(self) -> None:
@@ -278,54 +290,11 @@ class TraderUser(User):
 
     def issue(self, action: Action) -> Outcome | None:
         """The client call for an action: its Outcome, or None while the client queues."""
-        client, op = self.client, action.op
-        if op == "add":
-            return client.add(action.new[0])
-        if op == "batch_add":
-            return client.batch_add(action.new)
-        if op == "cancel":
-            return client.cancel(action.targets[0])
-        if op == "batch_cancel":
-            return client.batch_cancel(action.targets)
-        if op == "cancel_all":
-            return client.cancel_all()
-        if op == "amend":
-            return client.amend(action.targets[0], action.price, action.qty)
-        return client.edit(action.targets[0], action.price, action.qty)
+        return _ISSUE[action.op](self.client, action)
 
     def learn(self, action: Action, outcome: Outcome, now: float) -> None:
         """Teach the flow what the venue said about an action."""
-        flow, op = self.flow, action.op
-        if op == "add":
-            if outcome.ok:
-                flow.placed(action.new[0], outcome.detail, now)
-        elif op == "batch_add":
-            if isinstance(outcome.detail, list):  # per order (FIX answers each one)
-                for order, txid in zip(action.new, outcome.detail, strict=True):
-                    if txid:
-                        flow.placed(order, txid, now)
-        elif op == "cancel":
-            if outcome.ok or outcome.error == UNKNOWN_ORDER:
-                flow.gone(action.targets[0])
-        elif op == "batch_cancel":
-            if outcome.ok or outcome.error == UNKNOWN_ORDER:  # cancelled now, or gone before
-                for order in action.targets:
-                    flow.gone(order)
-        elif op == "cancel_all":
-            if outcome.ok:
-                flow.all_gone()
-        elif op == "amend":
-            target = action.targets[0]
-            if outcome.ok:
-                flow.amended(target, action.price, action.qty, now)
-            elif outcome.error == UNKNOWN_ORDER:
-                flow.gone(target)
-        else:  # edit
-            target = action.targets[0]
-            if outcome.ok:
-                flow.replaced(target, outcome.detail, action.price, action.qty, now)
-            elif outcome.error == UNKNOWN_ORDER:
-                flow.gone(target)
+        self.flow.learn(action, outcome, now)
 
     def trade_pipelined(self) -> None:
         """One turn of --pipeline N: N actions on the wire in one write, then every answer.

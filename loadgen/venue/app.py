@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from loadgen.venue.accounts import DEFAULT_KEY_COUNT, DEFAULT_MAX_NOTIONAL, DEFAULT_SEED, Accounts
+from loadgen.venue.context import ServerContext
 from loadgen.venue.engine import Exchange
 from loadgen.venue.knobs import Faults, Knobs
 from loadgen.venue.pairs import DEFAULT_PAIR_COUNT, PairIndex, catalog
@@ -116,13 +117,15 @@ class Venue:
                 )
         if not knobs.cancel_penalty:
             self.exchange.cancel_cost = lambda age: 0.0
-        self.connections: set[Any] = set()
-        # Trading requests received per protocol (REST trading calls, WS order methods, FIX
-        # order messages), whatever the answer: a run's totals are held against these.
-        self.served = {"rest": 0, "ws": 0, "fix": 0}
-        self.fix_hosts: dict[str, Any] = {}
-        self.problems = Problems(logging.getLogger("loadgen.venue"))  # handler bugs, rate-bounded
         self.faults = Faults(config.knobs, time.monotonic())
+        self.context = ServerContext(
+            self.exchange, self.accounts, self.faults, Problems(logging.getLogger("loadgen.venue"))
+        )
+        # The context's registries, under the names the venue's users know them by
+        self.served = self.context.served
+        self.connections = self.context.connections
+        self.fix_hosts = self.context.fix_hosts
+        self.problems = self.context.problems
         self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
         self.servers: list[asyncio.base_events.Server] = []
         self.endpoints: dict[str, str] = {}
@@ -131,15 +134,15 @@ class Venue:
         from loadgen.venue.rest_api import RestApi
         from loadgen.venue.ws_api import WsApi
 
-        self.rest_api = RestApi(self)
-        self.ws_api = WsApi(self)
+        self.rest_api = self.context.rest_api = RestApi(self.context)
+        self.ws_api = self.context.ws_api = WsApi(self.context)
 
     async def start(self) -> dict[str, str]:
         from loadgen.venue.fix_server import FixConnection
         from loadgen.venue.rest_server import RestConnection
         from loadgen.venue.ws_server import WsConnection
 
-        self.loop = asyncio.get_running_loop()
+        self.loop = self.context.loop = asyncio.get_running_loop()
         self.exchange.call_later = self.loop.call_later
         self.faults.origin = time.monotonic()
         cfg = self.config
@@ -151,7 +154,7 @@ class Venue:
             ("fix", FixConnection, cfg.fix_port),
         ):
             server = await self.loop.create_server(
-                lambda f=factory: f(self), cfg.host, port, reuse_address=True, ssl=tls
+                lambda f=factory: f(self.context), cfg.host, port, reuse_address=True, ssl=tls
             )
             self.servers.append(server)
             ports[name] = server.sockets[0].getsockname()[1]

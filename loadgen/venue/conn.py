@@ -16,7 +16,7 @@ import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from loadgen.venue.app import Venue
+    from loadgen.venue.context import ServerContext
 
 log = logging.getLogger("loadgen.venue")
 
@@ -29,7 +29,7 @@ LINGER_S = 2.0
 class Connection(asyncio.Protocol):
     protocol_name = ""
 
-    def __init__(self, venue: Venue) -> None:
+    def __init__(self, venue: ServerContext) -> None:
         self.venue = venue
         self.faults = venue.faults
         self.loop = venue.loop

@@ -39,6 +39,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from loadgen import ratelimit
+from loadgen.protocol import errors
 from loadgen.protocol.ids import IdFactory
 from loadgen.venue.accounts import Account
 from loadgen.venue.book import BUY, SELL, Book, Order
@@ -46,20 +47,20 @@ from loadgen.venue.pairs import MAKER_FEE_BP, TAKER_FEE_BP, Pair, PairIndex
 from loadgen.venue.tape import Tape
 from loadgen.venue.triggers import Triggers
 
-# Error strings (facts 1.4).
-E_INVALID = "EGeneral:Invalid arguments"
-E_UNKNOWN_ORDER = "EOrder:Unknown order"
-E_UNKNOWN_PAIR = "EQuery:Unknown asset pair"
-E_TRADE_RATE = "EOrder:Rate limit exceeded"
-E_REST_RATE = "EAPI:Rate limit exceeded"
-E_ORDERS_LIMIT = "EOrder:Orders limit exceeded"
-E_FUNDS = "EOrder:Insufficient funds"
-E_ORDER_MIN = "EOrder:Order minimum not met"
-E_PRICE = "EOrder:Invalid price"
-E_POST_ONLY = "EOrder:Post only order"
-E_UNAVAILABLE = "EService:Unavailable"
-E_DEADLINE = "EService:Deadline elapsed"
-E_COST_MIN = "EOrder:Cost minimum not met"
+# Error strings: protocol/errors.py, under the names the venue's modules use.
+E_INVALID = errors.INVALID_ARGUMENTS
+E_UNKNOWN_ORDER = errors.UNKNOWN_ORDER
+E_UNKNOWN_PAIR = errors.UNKNOWN_PAIR
+E_TRADE_RATE = errors.TRADE_RATE
+E_REST_RATE = errors.REST_RATE
+E_ORDERS_LIMIT = errors.ORDERS_LIMIT
+E_FUNDS = errors.FUNDS
+E_ORDER_MIN = errors.ORDER_MIN
+E_PRICE = errors.PRICE
+E_POST_ONLY = errors.POST_ONLY
+E_UNAVAILABLE = errors.UNAVAILABLE
+E_DEADLINE = errors.DEADLINE
+E_COST_MIN = errors.COST_MIN
 
 # What kind of refusal each error is, for protocols that classify (FIX 380, client outcomes).
 RATE_LIMITED = "rate_limited"

@@ -19,7 +19,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from loadgen import ratelimit
-from loadgen.protocol import fix, numbers
+from loadgen.protocol import errors, fix, numbers
 from loadgen.protocol.clock import fix_time
 from loadgen.protocol.fix import FixFramingError, FixReader, Garbled
 from loadgen.protocol.fixsession import FixSession
@@ -43,12 +43,13 @@ from loadgen.venue.engine import (
     OrderSpec,
     VenueError,
     check_deadline,
+    invalid,
     parse_price,
     parse_qty,
 )
 
 if TYPE_CHECKING:
-    from loadgen.venue.app import Venue
+    from loadgen.venue.context import ServerContext
 
 LOGON_TIMEOUT_S = 10.0  # a connection must have logged on by then
 TARGET_COMP_ID = "KRAKEN-TRD"  # facts 5: TargetCompID of the trading session
@@ -205,7 +206,7 @@ class MissingField(Exception):
 class FixConnection(Connection):
     protocol_name = "fix"
 
-    def __init__(self, venue: Venue) -> None:
+    def __init__(self, venue: ServerContext) -> None:
         super().__init__(venue)
         self.reader = FixReader()
         self.host: FixHost | None = None
@@ -356,15 +357,15 @@ class FixConnection(Connection):
             return "HeartBtInt (108) must be a positive number of seconds", None
         account = self.venue.accounts.get(fields[fix.USERNAME])
         if account is None:
-            return "EAPI:Invalid key", None
+            return errors.INVALID_KEY, None
         nonce = numbers.nonce(fields[fix.KRAKEN_NONCE])
         if nonce is None or abs(nonce - now * 1000) > NONCE_WINDOW_MS:
             return (
-                "EAPI:Invalid nonce (5025 must be ms since epoch within 5 s of server time)",
+                f"{errors.INVALID_NONCE} (5025 must be ms since epoch within 5 s of server time)",
                 None,
             )
         if nonce <= account.last_fix_nonce:
-            return "EAPI:Invalid nonce", None
+            return errors.INVALID_NONCE, None
         expected = fix.logon_password(  # over the texts as sent, which is what the peer signed
             account.secret,
             fields[fix.MSG_SEQ_NUM],
@@ -374,7 +375,7 @@ class FixConnection(Connection):
             fields[fix.KRAKEN_NONCE],
         )
         if expected != fields[fix.PASSWORD]:
-            return "EAPI:Invalid signature", None
+            return errors.INVALID_SIGNATURE, None
         return "", account
 
     def _refuse_logon(self, fields: dict[int, str], text: str, now: float) -> None:
@@ -433,15 +434,15 @@ class FixConnection(Connection):
             number = int(value)
             if number > 0:
                 if number <= self.host.last_cl_number:
-                    raise VenueError(f"EGeneral:Invalid arguments:ClOrdID (11) {value} is not "
-                                     f"above the session's last, {self.host.last_cl_number}",
-                                     INVALID)  # fmt: skip
+                    raise invalid(
+                        f"ClOrdID (11) {value} is not above the session's last, "
+                        f"{self.host.last_cl_number}"
+                    )
                 self.host.last_cl_number = number
                 return
         elif _UUID.match(value):
             return
-        raise VenueError("EGeneral:Invalid arguments:ClOrdID (11) must be an ever-increasing "
-                         "number of up to 18 digits or a UUID", INVALID)  # fmt: skip
+        raise invalid("ClOrdID (11) must be an ever-increasing number of up to 18 digits or a UUID")
 
     def _business_reject(self, fields: dict[int, str], reason: int, text: str, now: float) -> None:
         assert self.host is not None
@@ -476,31 +477,28 @@ class FixConnection(Connection):
         """A NewOrderSingle's order (facts 5: tags 40, 44, 99, 1138, 59, 126, 18, 7928)."""
         side = _SIDES.get(fields[54])
         if side is None:
-            raise VenueError("EGeneral:Invalid arguments:Side (54)", INVALID)
+            raise invalid("Side (54)")
         if not _REFUSED_TAG_SET.isdisjoint(fields):
             for tag, why in _REFUSED_TAGS.items():
                 if fields.get(tag):
-                    raise VenueError(f"EGeneral:Invalid arguments:{why}", INVALID)
+                    raise invalid(why)
         order_type = _ORD_TYPES.get(fields[40])
         if order_type is None:
             name = _REFUSED_ORD_TYPES.get(fields[40], repr(fields[40]))
-            raise VenueError(f"EGeneral:Invalid arguments:OrdType (40) {name} is not "
-                             "served by the embedded venue", INVALID)  # fmt: skip
+            raise invalid(f"OrdType (40) {name} is not served by the embedded venue")
         if fields.get(1138):
             if order_type != "limit":
-                raise VenueError("EGeneral:Invalid arguments:DisplayQty (1138) is for limit "
-                                 "orders (an iceberg) only", INVALID)  # fmt: skip
+                raise invalid("DisplayQty (1138) is for limit orders (an iceberg) only")
             order_type = "iceberg"
         spec = OrderSpec(pair, side, order_type, 0, cl_ord_id=fields[11])
         inst = fields.get(18, "")
         if inst:
             for flag, why in _EXEC_INST_REFUSED.items():
                 if flag in inst:
-                    raise VenueError(f"EGeneral:Invalid arguments:{why}", INVALID)
+                    raise invalid(why)
         if "v" in inst:  # OrderQty in quote (REST's viqc): buy market orders only
             if order_type != "market" or side != BUY:
-                raise VenueError("EGeneral:Invalid arguments:ExecInst (18) v is for buy "
-                                 "market orders only", INVALID)  # fmt: skip
+                raise invalid("ExecInst (18) v is for buy market orders only")
             spec.quote_cost = parse_qty(pair, fields[38], "OrderQty (38)") * pair.price_scale
         else:
             spec.qty = parse_qty(pair, fields[38], "OrderQty (38)")
@@ -511,20 +509,20 @@ class FixConnection(Connection):
             self._need(fields, 99)
             spec.trigger = parse_price(pair, fields[99], "StopPx (99)")
             if fields.get(388, "5") != "5":  # TriggerPriceType: 5 last; 1 index
-                raise VenueError("EGeneral:Invalid arguments:Index unavailable", INVALID)
+                raise invalid("Index unavailable")
         if order_type == "iceberg":
             spec.display = parse_qty(pair, fields[1138], "DisplayQty (1138)")
         spec.post_only = "P" in inst
         tif = _TIF.get(fields.get(59, "1"))
         if tif is None:
-            raise VenueError("EGeneral:Invalid arguments:TimeInForce (59)", INVALID)
+            raise invalid("TimeInForce (59)")
         spec.tif = tif
         if tif == "gtd":
             self._need(fields, 126)
             spec.expire = _fix_expire(fields[126], now)
         stp = _STP.get(fields.get(7928, "1"))
         if stp is None:
-            raise VenueError("EGeneral:Invalid arguments:SelfTradePrevention (7928)", INVALID)
+            raise invalid("SelfTradePrevention (7928)")
         spec.stp = stp
         return spec
 
@@ -559,8 +557,8 @@ class FixConnection(Connection):
         pair = order.pair
         try:
             if order.txid != fields[37]:
-                raise VenueError("EOrder:Unknown order:OrderID (37) is not the order "
-                                 "OrigClOrdID (41) names", INVALID)  # fmt: skip
+                raise VenueError(f"{E_UNKNOWN_ORDER}:OrderID (37) is not the order OrigClOrdID "
+                                 "(41) names", INVALID)  # fmt: skip
             qty = parse_qty(pair, fields[38], "OrderQty (38)") if fields.get(38) else None
             price = parse_price(pair, fields[44], "Price (44)") if fields.get(44) else None
             trigger = parse_price(pair, fields[99], "StopPx (99)") if fields.get(99) else None
@@ -584,7 +582,7 @@ class FixConnection(Connection):
             pair = self.exchange.pair(fields[55])
             orders = [o for o in orders if o.pair is pair]
         elif kind not in ("6", "7"):
-            raise VenueError("EGeneral:Invalid arguments:MassCancelRequestType (530)", INVALID)
+            raise invalid("MassCancelRequestType (530)")
         count = self.exchange.cancel_batch(host.account, orders, fields[11])
         host.session.send("r", [(11, fields[11]), (530, kind), (531, kind), (533, count)], now)
 
@@ -609,7 +607,7 @@ def _fix_expire(text: str, now: float) -> float:
         if now < at <= now + 31 * 86400:
             return at
         break
-    raise VenueError("EGeneral:Invalid arguments:ExpireTime (126)", INVALID)
+    raise invalid("ExpireTime (126)")
 
 
 def _reason_code(exc: VenueError) -> int:

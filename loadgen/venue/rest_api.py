@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from loadgen import ratelimit
 from loadgen.protocol import numbers
 from loadgen.protocol.clock import rfc3339_seconds
+from loadgen.protocol.orderkinds import AMEND_FIELDS
 from loadgen.venue.accounts import TOKEN_TTL_S, Account
 from loadgen.venue.book import BUY, SELL, Order
 from loadgen.venue.engine import (
@@ -36,7 +37,7 @@ from loadgen.venue.engine import (
 from loadgen.venue.pairs import Pair
 
 if TYPE_CHECKING:
-    from loadgen.venue.app import Venue
+    from loadgen.venue.context import ServerContext
 
 # AddOrder's ordertype values (facts 9): served, and refused by name.
 ORDER_TYPES = ("limit", "market", "iceberg", *sorted(TRIGGER_TYPES))
@@ -167,7 +168,7 @@ def _fmt_units(units: int, decimals: int) -> str:
 
 
 class RestApi:
-    def __init__(self, venue: Venue) -> None:
+    def __init__(self, venue: ServerContext) -> None:
         from loadgen.venue.rest_queries import Queries
 
         self.venue = venue
@@ -339,12 +340,12 @@ class RestApi:
             if params.get("pair") is not None and self.exchange.pair(params["pair"]) is not pair:
                 raise invalid("pair")
             fields = {
-                "qty": _opt(params, "order_qty", lambda v: parse_qty(pair, v, "order_qty")),
-                "price": _opt(params, "limit_price", lambda v: parse_price(pair, v, "limit_price")),
-                "trigger": _opt(
-                    params, "trigger_price", lambda v: parse_price(pair, v, "trigger_price")
-                ),
-                "display": _opt(params, "display_qty", lambda v: parse_qty(pair, v, "display_qty")),
+                name: (parse_price if kind == "price" else parse_qty)(
+                    pair, _absolute(params[key]), key
+                )
+                if params.get(key) is not None
+                else None
+                for name, key, kind in AMEND_FIELDS
             }
         except VenueError as exc:
             self.exchange.charge_refused(account, pair, ratelimit.AMEND_FIXED, exc)
@@ -513,11 +514,6 @@ def _expire_time(value: Any, now: float) -> float:
     if not now + MIN_EXPIRE_S <= at <= now + MAX_EXPIRE_S:
         raise invalid("expiretm")
     return at
-
-
-def _opt(params: dict[str, Any], name: str, parse: Callable[[Any], int]) -> int | None:
-    value = params.get(name)
-    return None if value is None else parse(_absolute(value))
 
 
 def _ids(value: Any, key: str) -> list[tuple[str, str]]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from loadgen.protocol import assets, numbers
+from loadgen.protocol import assets, errors, numbers
 from loadgen.venue.accounts import Account
 from loadgen.venue.book import BUY, SELL, Order
 from loadgen.venue.engine import E_UNKNOWN_ORDER, Exchange, VenueError, invalid
@@ -206,7 +206,7 @@ class Queries:
                              "display_decimals": display, "collateral_value": 1.0,
                              "status": "enabled"}  # fmt: skip
         if wanted is not None and not out:
-            raise VenueError("EQuery:Unknown asset", "invalid")
+            raise VenueError(errors.UNKNOWN_ASSET, "invalid")
         return out
 
     def asset_pairs(self, params: dict[str, Any]) -> Any:

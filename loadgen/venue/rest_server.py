@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING, Any
 
 import httptools
 
-from loadgen.protocol import numbers, rest
+from loadgen.protocol import errors, numbers, rest
 from loadgen.venue.conn import Connection
 from loadgen.venue.engine import E_UNAVAILABLE, VenueError
 from loadgen.venue.rest_api import TRADING_METHODS
 
 if TYPE_CHECKING:
-    from loadgen.venue.app import Venue
+    from loadgen.venue.context import ServerContext
 
 MAX_BODY = 64 * 1024  # a 15-order batch is ~2 KiB; 64 KiB is generous, more is abuse
 MAX_HEADERS = 16 * 1024
@@ -27,10 +27,10 @@ MAX_HEADERS = 16 * 1024
 # may hold up to one read (64 KiB) of that request's body besides.
 HEAD_LIMIT = MAX_HEADERS + 64 * 1024
 
-E_INVALID_KEY = "EAPI:Invalid key"
-E_INVALID_SIGNATURE = "EAPI:Invalid signature"
-E_INVALID_NONCE = "EAPI:Invalid nonce"
-E_UNKNOWN_METHOD = "EGeneral:Unknown method"
+E_INVALID_KEY = errors.INVALID_KEY
+E_INVALID_SIGNATURE = errors.INVALID_SIGNATURE
+E_INVALID_NONCE = errors.INVALID_NONCE
+E_UNKNOWN_METHOD = errors.UNKNOWN_METHOD
 
 _STATUS = {
     200: b"200 OK",
@@ -55,8 +55,9 @@ def http_response(status: int, body: bytes, *, close: bool = False) -> bytes:
 class RestConnection(Connection):
     protocol_name = "rest"
 
-    def __init__(self, venue: Venue) -> None:
+    def __init__(self, venue: ServerContext) -> None:
         super().__init__(venue)
+        assert venue.rest_api is not None  # made with the context, before any connection
         self.api = venue.rest_api
         self.parser = httptools.HttpRequestParser(self)
         self.failed = False  # after a protocol error the stream is not read any further
@@ -85,7 +86,7 @@ class RestConnection(Connection):
             self._fail(400, "upgrade is not served on the REST port")
         except httptools.HttpParserCallbackError as exc:  # one of ours raised: a venue bug
             self.venue.problems.report("REST parser callback", exc.__context__ or exc)
-            self._fail(500, "", error="EGeneral:Internal error")
+            self._fail(500, "", error=errors.INTERNAL)
         except httptools.HttpParserError as exc:
             self._fail(400, f"malformed HTTP: {exc}")
         else:
@@ -143,7 +144,7 @@ class RestConnection(Connection):
             status, payload = self.handle(self.parser.get_method(), self.url)
         except Exception as exc:  # a bug must cost one reply, never the venue
             self.venue.problems.report("REST handler", exc)
-            status, payload = 200, rest.error("EGeneral:Internal error")
+            status, payload = 200, rest.error(errors.INTERNAL)
         self.send(http_response(status, payload, close=not keep_alive), self.reply_delay())
         self.venue.exchange.flush()
         if not keep_alive:  # `Connection: close`: whatever follows is not read
@@ -155,7 +156,7 @@ class RestConnection(Connection):
         if self.failed or self.closed:
             return
         self.failed = True
-        error = error or f"EGeneral:Invalid arguments:{reason}"
+        error = error or errors.invalid_arguments(reason)
         self.send(http_response(status, rest.error(error), close=True))
         self.close_after_write()
 
@@ -168,7 +169,7 @@ class RestConnection(Connection):
         path = url.split(b"?", 1)[0].decode("latin-1")
         if path.startswith(rest.PRIVATE_PREFIX):
             if http_method != b"POST":
-                return 405, rest.error("EGeneral:Invalid arguments:private calls use POST")
+                return 405, rest.error(errors.invalid_arguments("private calls use POST"))
             name = path[len(rest.PRIVATE_PREFIX) :]
             if name not in self.api.private_methods:
                 return 404, rest.error(E_UNKNOWN_METHOD)
@@ -194,7 +195,7 @@ class RestConnection(Connection):
                 params.update(more)
             return rest.ok(method(params))
         except rest.RestProtocolError as exc:
-            return rest.error(f"EGeneral:Invalid arguments:{exc}")
+            return rest.error(errors.invalid_arguments(str(exc)))
         except VenueError as exc:
             return rest.error(exc.message)
 
@@ -213,7 +214,7 @@ class RestConnection(Connection):
             else:  # a form body is parsed only once the signature holds
                 nonce_text = rest.form_value(body, b"nonce") or ""
         except rest.RestProtocolError as exc:
-            return rest.error(f"EGeneral:Invalid arguments:{exc}")
+            return rest.error(errors.invalid_arguments(str(exc)))
         value = numbers.nonce(nonce_text)
         if value is None:
             return rest.error(E_INVALID_NONCE)
@@ -225,7 +226,7 @@ class RestConnection(Connection):
             try:
                 params = rest.decode_form(body)
             except rest.RestProtocolError as exc:
-                return rest.error(f"EGeneral:Invalid arguments:{exc}")
+                return rest.error(errors.invalid_arguments(str(exc)))
             if params.get("nonce") != nonce_text:  # a second, escaped `nonce` field
                 return rest.error(E_INVALID_NONCE)
         account.last_nonce = value

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from loadgen import ratelimit
 from loadgen.protocol import assets, numbers
 from loadgen.protocol.clock import rfc3339, rfc3339_seconds
+from loadgen.protocol.orderkinds import AMEND_FIELDS
 from loadgen.venue.accounts import Account
 from loadgen.venue.book import BUY, SELL, Order
 from loadgen.venue.engine import (
@@ -43,7 +44,7 @@ from loadgen.venue.rest_api import (
 )
 
 if TYPE_CHECKING:
-    from loadgen.venue.app import Venue
+    from loadgen.venue.context import ServerContext
 
 
 _STP = {"cancel_newest": "cancel-newest", "cancel_oldest": "cancel-oldest",
@@ -115,7 +116,7 @@ def _flag(params: dict[str, Any], name: str) -> bool:
 
 
 class WsApi:
-    def __init__(self, venue: Venue) -> None:
+    def __init__(self, venue: ServerContext) -> None:
         self.exchange = venue.exchange
         self.methods = {
             "add_order": self.add_order,
@@ -262,10 +263,7 @@ class WsApi:
             fields = {
                 name: (_price if kind == "price" else _number)(pair, params, key)
                 if key in params else None
-                for name, key, kind in (("qty", "order_qty", "qty"),
-                                        ("price", "limit_price", "price"),
-                                        ("trigger", "trigger_price", "price"),
-                                        ("display", "display_qty", "qty"))
+                for name, key, kind in AMEND_FIELDS
             }  # fmt: skip
             for key in ("trigger_price_type",):
                 if params.get(key, "static") != "static":
@@ -458,4 +456,7 @@ def pending_new(event: Event, now: float) -> dict[str, Any]:
     data: dict[str, Any] = {"order_id": order.txid, "exec_type": "pending_new",
                             "order_status": "pending_new", "timestamp": rfc3339(now)}  # fmt: skip
     _cum(order, 0, 0, data)
+    # as Kraken's example shows them (facts 10.3): no fee yet, the stop price 0 without trigger
+    data["fee_usd_equiv"] = 0.0
+    data["stop_price"] = order.trigger / order.pair.price_scale
     return _order_fields(order, data)

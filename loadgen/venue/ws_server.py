@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 from typing import TYPE_CHECKING, Any
 
-from loadgen.protocol import ws, wsframe
+from loadgen.protocol import errors, ws, wsframe
 from loadgen.protocol.wsframe import FrameParser, WsProtocolError
 from loadgen.venue.conn import Connection
 from loadgen.venue.engine import E_UNAVAILABLE, EV_NEW, Event, VenueError, check_deadline
@@ -20,12 +20,12 @@ from loadgen.venue.ws_api import STATUS_ONLY, execution, order_snapshot, pending
 
 if TYPE_CHECKING:
     from loadgen.venue.accounts import Account
-    from loadgen.venue.app import Venue
+    from loadgen.venue.context import ServerContext
 
 MAX_HANDSHAKE = 8 * 1024
 MAX_MESSAGE = 256 * 1024  # a 15-order batch_add is ~3 KiB
-E_INVALID_SESSION = "ESession:Invalid session"  # bad token (the error clients report for v1/v2)
-E_UNKNOWN_METHOD = "EGeneral:Unknown method"
+E_INVALID_SESSION = errors.INVALID_SESSION
+E_UNKNOWN_METHOD = errors.UNKNOWN_METHOD
 WS_DEADLINE_MIN_S = 0.5  # "deadline: 500 ms to 60 s ahead" (facts 4.2)
 _connection_ids = itertools.count(1)
 
@@ -39,8 +39,9 @@ def _http_error(status: str, text: str) -> bytes:
 class WsConnection(Connection):
     protocol_name = "ws"
 
-    def __init__(self, venue: Venue) -> None:
+    def __init__(self, venue: ServerContext) -> None:
         super().__init__(venue)
+        assert venue.ws_api is not None  # made with the context, before any connection
         self.api = venue.ws_api
         self.accounts = venue.accounts
         self.wall = venue.exchange.wall
@@ -147,7 +148,7 @@ class WsConnection(Connection):
             replies = self._dispatch(payload, time_in)
         except Exception as exc:  # a bug must cost one reply, never the venue
             self.venue.problems.report("WS handler", exc)
-            replies = [ws.reply_error(None, None, "EGeneral:Internal error", time_in, self.wall())]
+            replies = [ws.reply_error(None, None, errors.INTERNAL, time_in, self.wall())]
         if replies is None:  # dropped by the knob
             return
         delay = self.reply_delay()
@@ -161,7 +162,7 @@ class WsConnection(Connection):
         except ws.WsMessageError as exc:
             return [
                 ws.reply_error(
-                    None, exc.req_id, f"EGeneral:Invalid arguments:{exc}", time_in, self.wall()
+                    None, exc.req_id, errors.invalid_arguments(str(exc)), time_in, self.wall()
                 )
             ]
         method = msg.get("method")
@@ -169,16 +170,16 @@ class WsConnection(Connection):
         if req_id is not None and (not isinstance(req_id, int) or isinstance(req_id, bool)):
             return [
                 self._error(
-                    None, None, "EGeneral:Invalid arguments:req_id must be an integer", time_in
+                    None, None, errors.invalid_arguments("req_id must be an integer"), time_in
                 )
             ]
         if not isinstance(method, str):
-            return [self._error(None, req_id, "EGeneral:Invalid arguments:method", time_in)]
+            return [self._error(None, req_id, errors.invalid_arguments("method"), time_in)]
         if method == "ping":
             return [ws.pong(req_id, time_in, self.wall())]
         params = msg.get("params", {})
         if not isinstance(params, dict):
-            return [self._error(method, req_id, "EGeneral:Invalid arguments:params", time_in)]
+            return [self._error(method, req_id, errors.invalid_arguments("params"), time_in)]
         if method in ("subscribe", "unsubscribe"):
             return self._subscription(method, params, req_id, time_in)
         handler = self.api.methods.get(method)
@@ -235,7 +236,7 @@ class WsConnection(Connection):
                 self._error(
                     method,
                     req_id,
-                    f"EGeneral:Invalid arguments:channel {channel!r} "
+                    f"{errors.INVALID_ARGUMENTS}:channel {channel!r} "
                     "is not served (only executions)",
                     time_in,
                 )
@@ -253,7 +254,7 @@ class WsConnection(Connection):
                               ("order_status", True), ("ratecounter", False)):  # fmt: skip
             value = params.get(name, default)
             if not isinstance(value, bool):
-                return [self._error(method, req_id, f"EGeneral:Invalid arguments:{name}",
+                return [self._error(method, req_id, errors.invalid_arguments(name),
                                     time_in)]  # fmt: skip
             options[name] = value
         self.order_status, self.ratecounter = options["order_status"], options["ratecounter"]

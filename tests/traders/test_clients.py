@@ -5,6 +5,7 @@ from __future__ import annotations
 import gevent
 import pytest
 
+from loadgen.clients.api import TraderClient
 from loadgen.flow.market import BUY, SELL, Market
 from loadgen.flow.model import FlowModel
 from loadgen.flow.orders import LiveOrder
@@ -18,6 +19,7 @@ BTC = Market.from_asset_pair(catalog(1)[0].public_info(), catalog(1)[0].ref_pric
 @pytest.mark.parametrize("protocol", ["rest", "ws", "fix"])
 def test_every_operation(venue_proc, protocol):
     client = make_client(protocol, venue_proc)
+    assert isinstance(client, TraderClient)  # the one interface users/base.py holds them by
     model = FlowModel([BTC], seed=1, cross_share=0.0)
     first = model._order(BTC, 0.0)
     placed = client.add(first)
