@@ -123,7 +123,8 @@ class _Table:
         for key, weight in value.items():
             if allowed is not None and key not in allowed:
                 self.fail(f"{name}.{key}", f"unknown name (use {', '.join(allowed)})")
-            if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
+            if (isinstance(weight, bool) or not isinstance(weight, (int, float))
+                    or not math.isfinite(weight) or weight < 0):  # fmt: skip
                 self.fail(f"{name}.{key}", f"weight must be a number >= 0, got {weight!r}")
         return {k: float(v) for k, v in value.items()}
 

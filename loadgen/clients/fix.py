@@ -382,6 +382,8 @@ class FixClient(Dispatcher):
             body += f"38={m.qty_text(qty)}\x01"
         if price:
             body += f"44={m.price_text(price)}\x01"
+        # the order's own TimeInForce, and post-only kept (facts 5: 35=G carries 59 and 18=P)
+        body += f"59={FIX_TIF[order.kind.tif]}\x01{_POST_ONLY if order.post_only else ''}"
         return "G", replace_id, body
 
     def add(self, order: LiveOrder) -> Outcome | None:

@@ -216,8 +216,7 @@ class RestClient(Dispatcher):
 
     def add(self, order: LiveOrder) -> Outcome | None:
         fields = "&".join(f"{k}={v}" for k, v in _order_fields(order).items())
-        # the values are names and decimals: only expiretm's '+' needs form-encoding
-        fields = f"pair={order.market.name}&{fields.replace('+', '%2B')}"
+        fields = f"pair={order.market.name}&{fields}"
         return self._request("add", "AddOrder", fields, _first_txid)
 
     def amend(self, order: LiveOrder, price: int = 0, qty: int = 0) -> Outcome | None:
@@ -227,6 +226,8 @@ class RestClient(Dispatcher):
             fields += f"&limit_price={m.price_text(price)}"
         if qty:
             fields += f"&order_qty={m.qty_text(qty)}"
+        if order.post_only:  # a re-price that would take is refused, not filled (facts S21)
+            fields += "&post_only=true"
         return self._request("amend", "AmendOrder", fields)
 
     def edit(self, order: LiveOrder, price: int = 0, qty: int = 0) -> Outcome | None:
@@ -249,7 +250,7 @@ class RestClient(Dispatcher):
         body = rest.encode_form(
             {
                 "pair": m.name,
-                "orders": [_order_fields(o) for o in orders],
+                "orders": [_order_fields(o, raw=False) for o in orders],
             }
         )
         return self._request("batch_add", "AddOrderBatch", body.decode(), _batch_txids)
@@ -259,10 +260,11 @@ class RestClient(Dispatcher):
         return self._request("batch_cancel", "CancelOrderBatch", body.decode(), _count)
 
 
-def _order_fields(order: LiveOrder) -> dict[str, str]:
+def _order_fields(order: LiveOrder, raw: bool = True) -> dict[str, str]:
     """AddOrder's fields for an order of its kind (orderkinds.py; facts 9): `price` is the
     limit, or the trigger of a stop or take-profit, whose -limit variants put the limit in
-    `price2`."""
+    `price2`. `raw`: the values as they go in a form written by hand (names and decimals need
+    no encoding; expiretm's '+' does), else as encode_form takes them."""
     m, kind = order.market, order.kind
     fields = {"type": order.side, "ordertype": kind.type}
     if kind.trigger:
@@ -275,8 +277,8 @@ def _order_fields(order: LiveOrder) -> dict[str, str]:
     fields["cl_ord_id"] = order.cl_ord_id
     if REST_TIF[kind.tif]:
         fields["timeinforce"] = REST_TIF[kind.tif]
-    if kind.tif == "gtd":
-        fields["expiretm"] = f"+{GTD_LIFETIME_S}"
+    if kind.tif == "gtd":  # relative: `+<seconds>` (its '+' form-encoded: the only one)
+        fields["expiretm"] = f"%2B{GTD_LIFETIME_S}" if raw else f"+{GTD_LIFETIME_S}"
     if order.display:
         fields["displayvol"] = m.qty_text(order.display)
     if order.post_only:

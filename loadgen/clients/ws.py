@@ -329,6 +329,8 @@ class WsClient(Dispatcher):
             params["limit_price"] = price / 10**m.price_decimals
         if qty:
             params["order_qty"] = qty / 10**m.lot_decimals
+        if order.post_only:  # a re-price that would take is refused, not filled
+            params["post_only"] = True
         return self._request("amend", "amend_order", params)
 
     def edit(self, order: LiveOrder, price: int = 0, qty: int = 0) -> Outcome | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import math
 import random
 from collections.abc import Mapping
 
@@ -56,9 +57,12 @@ def parse_weights(spec: str, option: str) -> dict[str, float]:
     for item in spec.split(","):
         name, sep, value = item.strip().partition(":")
         try:
-            weights[name] = float(value) if sep else 1.0
+            weight = float(value) if sep else 1.0
         except ValueError:
             raise ValueError(f"{option}: {item!r} is not NAME:WEIGHT") from None
+        if not math.isfinite(weight) or weight < 0:
+            raise ValueError(f"{option}: the weight of {name!r} must be a number >= 0")
+        weights[name] = weight
     return weights
 
 
@@ -71,7 +75,7 @@ def parse_kinds(spec: str, protocol: str) -> dict[str, float] | None:
             try:
                 weights = orderkinds.for_protocol(parse_weights(spec, "--order-types"), protocol)
             except ValueError as exc:
-                message = str(exc)
+                message = str(exc).removeprefix("order_types: ")
                 raise ValueError(message if message.startswith("--") else
                                  f"--order-types: {message}") from None  # fmt: skip
             if not any(w > 0 for w in weights.values()):

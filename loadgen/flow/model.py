@@ -14,7 +14,7 @@ import bisect
 import itertools
 import random
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -23,7 +23,7 @@ from loadgen.flow.mix import OpMix
 from loadgen.flow.orders import LiveOrder, OwnOrders
 from loadgen.outcome import Outcome
 from loadgen.protocol import errors
-from loadgen.protocol.orderkinds import ICEBERG_SHOWN, KINDS, LIMIT, Kind
+from loadgen.protocol.orderkinds import GTD_LIFETIME_S, ICEBERG_SHOWN, KINDS, LIMIT, Kind
 
 MAX_LIVE = 50  # a trader's open orders before it cancels rather than adds (below Starter's 60)
 BATCH_MIN = 2  # Kraken batches: 2..15 orders to add, up to 50 ids to cancel (facts 1.3)
@@ -50,6 +50,7 @@ def cl_ord_id(user: int) -> str:
 # orders the flow already forgot (a cancel's own event): a trader kept 4,096 of them each
 # (issue 13's soak: the generator grew).
 EARLY_ENDS_KEPT = 256
+GTD_MARGIN_S = 1.0  # a GTD order is forgotten this long before the venue expires it
 
 
 @dataclass(slots=True)
@@ -91,6 +92,7 @@ class FlowModel:
         self.max_live = max_live
         self.user = user
         self._kinds, self._kind_cum = _kind_table(kinds)
+        self._expiring: deque[LiveOrder] = deque()  # GTD orders placed, oldest first
         # ids ended before their answer, oldest first (OrderedDict: an O(1) drop of the oldest)
         self._ended_early: OrderedDict[str, None] = OrderedDict()
 
@@ -101,6 +103,8 @@ class FlowModel:
         return cl_ord_id(self.user)
 
     def next_action(self, now: float) -> Action:
+        if self._expiring and self._expiring[0].expires <= now:
+            self._drop_expired(now)
         live = len(self.orders)
         op = self.mix.choose(self.rng, live)
         if op == "add" and live >= self.max_live:
@@ -108,6 +112,13 @@ class FlowModel:
         if op == "batch_add" and live + BATCH_MIN > self.max_live:
             op = "cancel" if live else "add"
         return getattr(self, f"_{op}")(now)
+
+    def _drop_expired(self, now: float) -> None:
+        """Forget GTD orders whose time is (nearly) up: one lifetime for all, so the oldest
+        expire first."""
+        expiring = self._expiring
+        while expiring and expiring[0].expires <= now:
+            self.orders.remove(expiring.popleft())
 
     def _market(self) -> Market:
         r = self.rng.random() * self._market_cum[-1]
@@ -131,8 +142,9 @@ class FlowModel:
             order.trigger = walk.trigger(side, kind.trigger)
             if kind.limit:
                 order.price = slipped(order.trigger, side)
-        elif kind.limit:  # an order that never rests (ioc, fok) is sent to take: it crosses
-            order.price = walk.quote(side, None if kind.rests else True)
+        elif kind.limit:  # an order that never rests (ioc, fok) is sent to take: it crosses;
+            # a post-only one never does (the venue would cancel it, unheard on REST)
+            order.price = walk.quote(side, _crossing(kind.rests, kind.post_only))
         else:  # a market order: the walk steps all the same
             walk.step()
         if kind.display:
@@ -173,7 +185,9 @@ class FlowModel:
         if order.kind.size_amends_only:
             return self._resize(order)
         if self.rng.random() < 0.5 or order.qty <= order.market.min_lots:
-            price = self.walks[order.market.name].quote(order.side)
+            price = self.walks[order.market.name].quote(
+                order.side, _crossing(True, order.post_only)
+            )
             return Action("amend", order.market, targets=[order], price=price)
         qty = max(order.market.min_lots, order.qty - order.market.min_lots)
         return Action("amend", order.market, targets=[order], qty=qty)
@@ -189,7 +203,7 @@ class FlowModel:
         assert order is not None
         if order.kind.size_amends_only:  # EditOrder refuses triggered orders: amend it
             return self._resize(order)
-        price = self.walks[order.market.name].quote(order.side)
+        price = self.walks[order.market.name].quote(order.side, _crossing(True, order.post_only))
         return Action("edit", order.market, targets=[order], price=price, qty=order.qty)
 
     # ---- learning ----------------------------------------------------------------------------
@@ -203,6 +217,9 @@ class FlowModel:
         if not order.kind.rests:  # market, IOC, FOK: done once answered, nothing to target
             return
         order.placed = now
+        if order.kind.tif == "gtd":  # the venue ends it then; REST would not hear of it
+            order.expires = now + GTD_LIFETIME_S - GTD_MARGIN_S
+            self._expiring.append(order)
         self.orders.add(order, txid)
 
     def gone(self, order: LiveOrder) -> None:
@@ -240,6 +257,7 @@ class FlowModel:
 
     def all_gone(self) -> None:
         self.orders.clear()
+        self._expiring.clear()
 
     def learn(self, action: Action, outcome: Outcome, now: float) -> None:
         """What the venue's answer to an action says: orders placed, gone, amended, replaced.
@@ -289,6 +307,14 @@ _LEARN = {
     "amend": FlowModel._learn_amend,
     "edit": FlowModel._learn_edit,
 }
+
+
+def _crossing(rests: bool, post_only: bool) -> bool | None:
+    """How a limit price is drawn: through the mid (True: it is sent to take), never through it
+    (False: post-only), or as the walk's crossing share says (None)."""
+    if not rests:
+        return True
+    return False if post_only else None
 
 
 def _kind_table(weights: Mapping[str, float] | None) -> tuple[list[Kind], list[float]]:

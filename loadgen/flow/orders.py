@@ -28,6 +28,7 @@ class LiveOrder:
     kind: Kind = LIMIT  # its order type and time in force (protocol/orderkinds.py)
     trigger: int = 0  # ticks: a stop or take-profit's trigger price
     display: int = 0  # lots: an iceberg's visible slice
+    expires: float = 0.0  # monotonic seconds: when the venue ends a GTD order (0: never)
     slot: int = field(default=-1, repr=False)  # position in OwnOrders._live
 
     def age(self, now: float) -> float:

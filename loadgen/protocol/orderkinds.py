@@ -70,15 +70,6 @@ KINDS: dict[str, Kind] = {
     )
 }
 LIMIT = KINDS["limit"]
-POST = KINDS["post"]
-# AmendOrder (REST) and amend_order (WS v2) name what they change the same way (facts 1.3,
-# 4.2): (what changes, the field, a quantity or a price). REST sends decimal text, WS numbers.
-AMEND_FIELDS = (
-    ("qty", "order_qty", "qty"),
-    ("price", "limit_price", "price"),
-    ("trigger", "trigger_price", "price"),
-    ("display", "display_qty", "qty"),
-)
 REST_TIF = {"gtc": "", "ioc": "IOC", "gtd": "GTD"}  # timeinforce ("" = the default, GTC)
 FIX_TIF = {"gtc": "1", "ioc": "3", "fok": "4", "gtd": "6"}  # TimeInForce (59)
 

@@ -4,7 +4,7 @@ app.Venue owns the engine, the accounts and the three listening servers, and sta
 them. The connections (rest_server, ws_server, fix_server, conn) and the APIs (rest_api,
 ws_api) need far less: the exchange, the keys, the fault knobs, the counters a run's totals
 are held against, and each other's registries. They get this context, so no module below
-app.py imports app.py (they did, under TYPE_CHECKING, all seven of them: an import circle).
+app.py imports app.py (six of them did, for their type hints: a circle through app.py).
 """
 
 from __future__ import annotations

@@ -430,7 +430,9 @@ class FixConnection(Connection):
         """Kraken's ClOrdID (11): an ever-increasing positive number of up to 18 digits, or a
         UUID (facts 11). Numbers are checked against the session's last; UUIDs by form only."""
         assert self.host is not None
-        if value.isdigit() and len(value) <= MAX_CL_NUMBER_DIGITS:  # the common case first
+        # the common case first; ASCII digits only (the message is read as latin-1: "²" is
+        # a digit to str.isdigit, and int() refuses it)
+        if value.isascii() and value.isdigit() and len(value) <= MAX_CL_NUMBER_DIGITS:
             number = int(value)
             if number > 0:
                 if number <= self.host.last_cl_number:
@@ -440,7 +442,7 @@ class FixConnection(Connection):
                     )
                 self.host.last_cl_number = number
                 return
-        elif _UUID.match(value):
+        elif _UUID.fullmatch(value):
             return
         raise invalid("ClOrdID (11) must be an ever-increasing number of up to 18 digits or a UUID")
 

@@ -12,13 +12,10 @@ from typing import TYPE_CHECKING, Any
 from loadgen import ratelimit
 from loadgen.protocol import numbers
 from loadgen.protocol.clock import rfc3339_seconds
-from loadgen.protocol.orderkinds import AMEND_FIELDS
 from loadgen.venue.accounts import TOKEN_TTL_S, Account
 from loadgen.venue.book import BUY, SELL, Order
 from loadgen.venue.engine import (
-    E_INVALID as E_INVALID_ARGS,
-)
-from loadgen.venue.engine import (
+    AMEND_FIELDS,
     E_REST_RATE,
     E_UNKNOWN_ORDER,
     INVALID,
@@ -33,6 +30,9 @@ from loadgen.venue.engine import (
     invalid,
     parse_price,
     parse_qty,
+)
+from loadgen.venue.engine import (
+    E_INVALID as E_INVALID_ARGS,
 )
 from loadgen.venue.pairs import Pair
 

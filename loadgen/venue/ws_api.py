@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 from loadgen import ratelimit
 from loadgen.protocol import assets, numbers
 from loadgen.protocol.clock import rfc3339, rfc3339_seconds
-from loadgen.protocol.orderkinds import AMEND_FIELDS
 from loadgen.venue.accounts import Account
 from loadgen.venue.book import BUY, SELL, Order
 from loadgen.venue.engine import (
+    AMEND_FIELDS,
     E_UNKNOWN_ORDER,
     EV_AMENDED,
     EV_REFILL,

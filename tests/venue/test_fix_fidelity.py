@@ -32,6 +32,16 @@ def test_a_cl_ord_id_not_in_krakens_form_is_refused(fix: Any, bad: str) -> None:
                                 "ever-increasing number of up to 18 digits or a UUID")  # fmt: skip
 
 
+def test_a_cl_ord_id_of_non_ascii_digits_is_refused_and_the_session_lives(fix: Any) -> None:
+    """Read as latin-1, byte 0xB2 is '²', a digit to str.isdigit that int() refuses: once an
+    internal error that logged the session out."""
+    client = fix()
+    nos(client, b"\xb2")  # type: ignore[arg-type]  # simplefix writes bytes as they are
+    assert "ClOrdID (11) must be an ever-increasing number" in text(client.expect("j"), 58)
+    nos(client, cid("after-b2"))
+    er(client, "0", cid("after-b2"))
+
+
 def test_cl_ord_ids_must_rise_and_uuids_are_taken(fix: Any) -> None:
     client = fix()
     first, second = cid("a"), cid("b")
