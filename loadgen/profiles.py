@@ -39,8 +39,8 @@ from pathlib import Path
 from typing import Any
 
 from loadgen.conformance import VERDICTS
-from loadgen.flow.mix import OPS
 from loadgen.flow.pacing import pipeline_problem
+from loadgen.protocol.operations import OPS
 from loadgen.protocol.orderkinds import KINDS, for_protocol
 from loadgen.ratelimit import TIERS
 from loadgen.safety import host_problem, is_loopback

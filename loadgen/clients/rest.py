@@ -38,6 +38,7 @@ from loadgen.flow.market import Market
 from loadgen.flow.orders import LiveOrder
 from loadgen.outcome import ERROR, OK, TIMEOUT, Outcome
 from loadgen.protocol import assets, rest
+from loadgen.protocol.operations import REST_METHOD
 from loadgen.protocol.orderkinds import GTD_LIFETIME_S, REST_TIF
 
 PROTOCOL = "rest"
@@ -129,10 +130,11 @@ class RestClient(Dispatcher):
             out.append((latency, errors, result, "", at, source))
         return out
 
-    def _request(self, op: str, method: str, fields: str,
+    def _request(self, op: str, fields: str,
                  post: Callable[[Outcome, Any], None] | None = None) -> Outcome | None:  # fmt: skip
-        """One operation: done at once (its Outcome), or queued after begin() (None)."""
-        return self._submit((op, self._encode(method, fields), post))
+        """One operation (its REST method from protocol/operations.py): done at once (its
+        Outcome), or queued after begin() (None)."""
+        return self._submit((op, self._encode(REST_METHOD[op], fields), post))
 
     def flush(self) -> list[Outcome]:
         """Send the queued calls pipelined on the connection; their Outcomes in order."""
@@ -217,7 +219,7 @@ class RestClient(Dispatcher):
     def add(self, order: LiveOrder) -> Outcome | None:
         fields = "&".join(f"{k}={v}" for k, v in _order_fields(order).items())
         fields = f"pair={order.market.name}&{fields}"
-        return self._request("add", "AddOrder", fields, _first_txid)
+        return self._request("add", fields, _first_txid)
 
     def amend(self, order: LiveOrder, price: int = 0, qty: int = 0) -> Outcome | None:
         m = order.market
@@ -228,7 +230,7 @@ class RestClient(Dispatcher):
             fields += f"&order_qty={m.qty_text(qty)}"
         if order.post_only:  # a re-price that would take is refused, not filled (facts S21)
             fields += "&post_only=true"
-        return self._request("amend", "AmendOrder", fields)
+        return self._request("amend", fields)
 
     def edit(self, order: LiveOrder, price: int = 0, qty: int = 0) -> Outcome | None:
         m = order.market
@@ -237,13 +239,13 @@ class RestClient(Dispatcher):
             fields += f"&price={m.price_text(price)}"
         if qty:
             fields += f"&volume={m.qty_text(qty)}"
-        return self._request("edit", "EditOrder", fields, _txid)
+        return self._request("edit", fields, _txid)
 
     def cancel(self, order: LiveOrder) -> Outcome | None:
-        return self._request("cancel", "CancelOrder", f"txid={order.txid}")
+        return self._request("cancel", f"txid={order.txid}")
 
     def cancel_all(self) -> Outcome | None:
-        return self._request("cancel_all", "CancelAll", "", _count)
+        return self._request("cancel_all", "", _count)
 
     def batch_add(self, orders: list[LiveOrder]) -> Outcome | None:
         m = orders[0].market
@@ -253,11 +255,11 @@ class RestClient(Dispatcher):
                 "orders": [_order_fields(o, raw=False) for o in orders],
             }
         )
-        return self._request("batch_add", "AddOrderBatch", body.decode(), _batch_txids)
+        return self._request("batch_add", body.decode(), _batch_txids)
 
     def batch_cancel(self, orders: list[LiveOrder]) -> Outcome | None:
         body = rest.encode_form({"orders": [{"txid": o.txid} for o in orders]})
-        return self._request("batch_cancel", "CancelOrderBatch", body.decode(), _count)
+        return self._request("batch_cancel", body.decode(), _count)
 
 
 def _order_fields(order: LiveOrder, raw: bool = True) -> dict[str, str]:

@@ -46,6 +46,7 @@ from loadgen.flow.orders import LiveOrder
 from loadgen.outcome import ERROR, OK, TIMEOUT, Outcome
 from loadgen.protocol import ws, wsframe
 from loadgen.protocol.clock import rfc3339_seconds
+from loadgen.protocol.operations import WS_METHOD
 from loadgen.protocol.orderkinds import GTD_LIFETIME_S
 from loadgen.protocol.wsframe import FrameParser, WsProtocolError
 
@@ -178,11 +179,12 @@ class WsClient(Dispatcher):
 
     # ---- requests: one at a time, or several on the wire at once (pipelined) -------------------
 
-    def _request(self, op: str, method: str, params: dict[str, Any],
+    def _request(self, op: str, params: dict[str, Any],
                  post: Callable[[Outcome, Any], None] | None = None) -> Outcome | None:  # fmt: skip
-        """One operation: done at once (its Outcome), or queued after begin() (None)."""
+        """One operation (its WS v2 method from protocol/operations.py): done at once (its
+        Outcome), or queued after begin() (None)."""
         params["token"] = self.token
-        return self._submit((op, method, params, post))
+        return self._submit((op, WS_METHOD[op], params, post))
 
     def flush(self) -> list[Outcome]:
         """Send the queued requests in one write and read every reply: Outcomes in order.
@@ -320,7 +322,7 @@ class WsClient(Dispatcher):
     def add(self, order: LiveOrder) -> Outcome | None:
         params = self._order_params(order)
         params["symbol"] = order.market.symbol
-        return self._request("add", "add_order", params, _order_id)
+        return self._request("add", params, _order_id)
 
     def amend(self, order: LiveOrder, price: int = 0, qty: int = 0) -> Outcome | None:
         m = order.market
@@ -331,7 +333,7 @@ class WsClient(Dispatcher):
             params["order_qty"] = qty / 10**m.lot_decimals
         if order.post_only:  # a re-price that would take is refused, not filled
             params["post_only"] = True
-        return self._request("amend", "amend_order", params)
+        return self._request("amend", params)
 
     def edit(self, order: LiveOrder, price: int = 0, qty: int = 0) -> Outcome | None:
         m = order.market
@@ -340,23 +342,23 @@ class WsClient(Dispatcher):
             params["limit_price"] = price / 10**m.price_decimals
         if qty:
             params["order_qty"] = qty / 10**m.lot_decimals
-        return self._request("edit", "edit_order", params, _order_id)
+        return self._request("edit", params, _order_id)
 
     def cancel(self, order: LiveOrder) -> Outcome | None:
-        return self._request("cancel", "cancel_order", {"order_id": [order.txid]})
+        return self._request("cancel", {"order_id": [order.txid]})
 
     def cancel_all(self) -> Outcome | None:
-        return self._request("cancel_all", "cancel_all", {}, _count)
+        return self._request("cancel_all", {}, _count)
 
     def batch_add(self, orders: list[LiveOrder]) -> Outcome | None:
         params = {
             "symbol": orders[0].market.symbol,
             "orders": [self._order_params(o) for o in orders],
         }
-        return self._request("batch_add", "batch_add", params, _order_ids)
+        return self._request("batch_add", params, _order_ids)
 
     def batch_cancel(self, orders: list[LiveOrder]) -> Outcome | None:
-        return self._request("batch_cancel", "batch_cancel", {"orders": [o.txid for o in orders]},
+        return self._request("batch_cancel", {"orders": [o.txid for o in orders]},
                              _count)  # fmt: skip
 
 

@@ -10,8 +10,8 @@ import random
 from collections.abc import Mapping
 
 from loadgen.protocol import orderkinds
+from loadgen.protocol.operations import OPS
 
-OPS = ("add", "amend", "edit", "cancel", "cancel_all", "batch_add", "batch_cancel")
 # Algorithmic flow is mostly place-and-cancel, some amends and edits, a few batches and rare
 # cancel-alls (the shape of market-making traffic; weights are relative, any scale).
 DEFAULT_WEIGHTS: dict[str, float] = {

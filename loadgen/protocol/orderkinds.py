@@ -1,4 +1,5 @@
-"""The kinds of order a trader sends, and how each of Kraken's APIs spells one.
+"""The kinds of order a trader sends, and how each of Kraken's APIs spells one: the traders
+write orders by this table and the venue parses them by the same rows read the other way.
 
 One row a kind: its name in a profile's `[flow] order_types`, its order type (REST `ordertype`
 and WebSocket v2 `order_type` use the same words; FIX its OrdType 40 code), its time in force
@@ -72,6 +73,14 @@ KINDS: dict[str, Kind] = {
 LIMIT = KINDS["limit"]
 REST_TIF = {"gtc": "", "ioc": "IOC", "gtd": "GTD"}  # timeinforce ("" = the default, GTC)
 FIX_TIF = {"gtc": "1", "ioc": "3", "fok": "4", "gtd": "6"}  # TimeInForce (59)
+
+# The same rows read the other way, as the venue parses what a trader sent: one dialect.
+ORDER_TYPES = tuple(dict.fromkeys(k.type for k in KINDS.values()))  # ordertype / order_type
+TRIGGER_TYPES = frozenset(k.type for k in KINDS.values() if k.trigger)
+LIMIT_TYPES = frozenset(k.type for k in KINDS.values() if k.limit)  # those with a limit price
+REST_TIME_IN_FORCE = {"GTC": "gtc"} | {code: tif for tif, code in REST_TIF.items() if code}
+FIX_ORD_TYPES = {k.fix: k.type for k in KINDS.values() if not k.display}  # iceberg: 2 + 1138
+FIX_TIME_IN_FORCE = {code: tif for tif, code in FIX_TIF.items()}
 
 
 def for_protocol(weights: dict[str, float], protocol: str) -> dict[str, float]:

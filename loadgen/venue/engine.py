@@ -39,7 +39,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from loadgen import ratelimit
-from loadgen.protocol import errors
+from loadgen.protocol import errors, orderkinds
 from loadgen.protocol.ids import IdFactory
 from loadgen.venue.accounts import Account
 from loadgen.venue.book import BUY, SELL, Book, Order
@@ -94,7 +94,7 @@ EV_EXPIRED = "expired"
 EV_TRIGGERED = "triggered"  # a stop/take-profit order reached its trigger (WS: `status`)
 
 STP_MODES = ("cancel-newest", "cancel-oldest", "cancel-both")
-TRIGGER_TYPES = frozenset(("stop-loss", "take-profit", "stop-loss-limit", "take-profit-limit"))
+TRIGGER_TYPES = orderkinds.TRIGGER_TYPES  # stop-loss, take-profit and their -limit variants
 # Trigger types that fire when the last price rises to the trigger, by side (the rest fire when
 # it falls to it): a stop-loss buy and a take-profit sell.
 _FIRES_UP = {("stop-loss", BUY), ("stop-loss-limit", BUY), ("take-profit", SELL),

@@ -19,7 +19,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from loadgen import ratelimit
-from loadgen.protocol import errors, fix, numbers
+from loadgen.protocol import errors, fix, numbers, orderkinds
 from loadgen.protocol.clock import fix_time
 from loadgen.protocol.fix import FixFramingError, FixReader, Garbled
 from loadgen.protocol.fixsession import FixSession
@@ -67,11 +67,10 @@ BR_APP_NOT_AVAILABLE = 4
 _SIDES = {"1": BUY, "2": SELL}
 _SIDE_CODE = {BUY: "1", SELL: "2"}
 # OrdType (40) and TimeInForce (59) codes (facts 5); trailing stops are refused by name.
-_ORD_TYPES = {"1": "market", "2": "limit", "3": "stop-loss", "4": "stop-loss-limit",
-              "R": "take-profit", "T": "take-profit-limit"}  # fmt: skip
+_ORD_TYPES = orderkinds.FIX_ORD_TYPES  # the traders' own table (protocol/orderkinds.py)
 _REFUSED_ORD_TYPES = {"U": "trailing-stop", "V": "trailing-stop-limit"}
 _ORD_TYPE_CODE = {v: k for k, v in _ORD_TYPES.items()} | {"iceberg": "2"}
-_TIF = {"1": "gtc", "3": "ioc", "4": "fok", "6": "gtd"}
+_TIF = orderkinds.FIX_TIME_IN_FORCE
 _TIF_CODE = {v: k for k, v in _TIF.items()}
 _STP = {"0": "cancel-both", "1": "cancel-newest", "2": "cancel-oldest"}  # 7928
 # NewOrderSingle tags Kraken documents that the venue does not serve: refused by name.

@@ -10,8 +10,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from loadgen import ratelimit
-from loadgen.protocol import numbers
+from loadgen.protocol import numbers, orderkinds
 from loadgen.protocol.clock import rfc3339_seconds
+from loadgen.protocol.operations import REST_TRADING
 from loadgen.venue.accounts import TOKEN_TTL_S, Account
 from loadgen.venue.book import BUY, SELL, Order
 from loadgen.venue.engine import (
@@ -40,8 +41,8 @@ if TYPE_CHECKING:
     from loadgen.venue.context import ServerContext
 
 # AddOrder's ordertype values (facts 9): served, and refused by name.
-ORDER_TYPES = ("limit", "market", "iceberg", *sorted(TRIGGER_TYPES))
-LIMIT_TYPES = frozenset(("limit", "iceberg", "stop-loss-limit", "take-profit-limit"))
+ORDER_TYPES = orderkinds.ORDER_TYPES  # the traders' own table (protocol/orderkinds.py)
+LIMIT_TYPES = orderkinds.LIMIT_TYPES
 REFUSED_ORDER_TYPES = ("trailing-stop", "trailing-stop-limit", "settle-position")
 # Parameters Kraken documents that the venue does not serve: each refused by name, with why,
 # when it asks for something other than the default (never silently mis-served).
@@ -56,15 +57,12 @@ REFUSED_PARAMS = {
 _DEFAULTS = {"leverage": ("none",), "reduce_only": (False, "false", "False", "0", 0),
              "starttm": ("0", 0, "+0"), "asset_class": ("currency",)}  # fmt: skip
 OFLAGS = frozenset(("post", "fciq", "nompp", "viqc", "fcib"))
-TIME_IN_FORCE = {"GTC": "gtc", "IOC": "ioc", "GTD": "gtd"}
+TIME_IN_FORCE = orderkinds.REST_TIME_IN_FORCE
 STP_TYPES = {mode: mode for mode in STP_MODES}
 MIN_EXPIRE_S = 5.0  # expiretm `+<n>`: at least 5 s ahead (facts 9)
 MAX_EXPIRE_S = 31 * 86400.0  # "at most one month ahead"
 # Order-entry calls are charged to the trading counter, not the REST call counter (facts 2).
-TRADING_METHODS = frozenset((
-    "AddOrder", "AddOrderBatch", "AmendOrder", "EditOrder", "CancelOrder", "CancelAll",
-    "CancelOrderBatch",
-))  # fmt: skip
+TRADING_METHODS = REST_TRADING
 
 
 def truthy(value: Any) -> bool:
