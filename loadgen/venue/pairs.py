@@ -64,6 +64,12 @@ def _fmt(units: int, decimals: int) -> str:
     return text
 
 
+def fmt_balance(units: int, decimals: int) -> str:
+    """Balance units (10^-BALANCE_DECIMALS of an asset) as a decimal text, truncated to
+    `decimals` (balances, fees, trade balances)."""
+    return _fmt(units // 10 ** (BALANCE_DECIMALS - decimals), decimals)
+
+
 # Kraken's fee schedules as AssetPairs lists them: [30-day volume in USD, percent] [S4]. The
 # venue charges the first tier (every test key is new); the schedule is listed whole.
 FEES_TAKER = [[0, 0.26], [50000, 0.24], [100000, 0.22], [250000, 0.2], [500000, 0.18],

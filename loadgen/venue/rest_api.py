@@ -35,7 +35,7 @@ from loadgen.venue.engine import (
 from loadgen.venue.engine import (
     E_INVALID as E_INVALID_ARGS,
 )
-from loadgen.venue.pairs import Pair
+from loadgen.venue.pairs import Pair, fmt_balance
 
 if TYPE_CHECKING:
     from loadgen.venue.context import ServerContext
@@ -142,7 +142,7 @@ def order_info(order: Order) -> dict[str, Any]:
         "vol": pair.fmt_qty(order.qty),
         "vol_exec": pair.fmt_qty(order.filled),
         "cost": pair.fmt_cost(order.cost),
-        "fee": _fmt_units(order.fee, pair.cost_decimals),
+        "fee": fmt_balance(order.fee, pair.cost_decimals),
         "price": pair.fmt_price(avg),
         "stopprice": pair.fmt_price(order.trigger),
         "limitprice": pair.fmt_price(order.price if order.trigger else 0),
@@ -156,13 +156,6 @@ def order_info(order: Order) -> dict[str, Any]:
         info["closetm"] = order.closetm
         info["reason"] = order.reason
     return info
-
-
-def _fmt_units(units: int, decimals: int) -> str:
-    """Balance units (10^-BALANCE_DECIMALS) as a decimal text, truncated to `decimals`."""
-    from loadgen.venue.pairs import BALANCE_DECIMALS, _fmt
-
-    return _fmt(units // 10 ** (BALANCE_DECIMALS - decimals), decimals)
 
 
 class RestApi:

@@ -23,8 +23,8 @@ from loadgen.protocol import assets, errors, numbers
 from loadgen.venue.accounts import Account
 from loadgen.venue.book import BUY, SELL, Order
 from loadgen.venue.engine import E_UNKNOWN_ORDER, Exchange, VenueError, invalid
-from loadgen.venue.pairs import BALANCE_DECIMALS, TAKER_FEE_BP, Pair, _fmt
-from loadgen.venue.rest_api import _fmt_units, order_info, to_int, truthy
+from loadgen.venue.pairs import BALANCE_DECIMALS, TAKER_FEE_BP, Pair, fmt_balance
+from loadgen.venue.rest_api import order_info, to_int, truthy
 from loadgen.venue.tape import OHLC_INTERVALS, TRADES_KEPT
 
 PAGE = 50  # ClosedOrders' page (facts 8)
@@ -83,9 +83,9 @@ class Queries:
             self._value(account.balance(a), a, target_id) for a in ids
         )  # in target units at BALANCE_DECIMALS
         unexecuted = sum(self._order_value(o, target_id) for o in account.orders.values())
-        tb = _fmt_units(int(total), decimals)
-        zero = _fmt(0, decimals)
-        return {"eb": tb, "tb": tb, "m": zero, "uv": _fmt_units(int(unexecuted), decimals),
+        tb = fmt_balance(int(total), decimals)
+        zero = fmt_balance(0, decimals)
+        return {"eb": tb, "tb": tb, "m": zero, "uv": fmt_balance(int(unexecuted), decimals),
                 "n": zero, "c": zero, "v": zero, "e": tb, "mf": tb}  # fmt: skip
 
     def _value(self, units: int, asset_id: str, target_id: str) -> float:
@@ -299,7 +299,7 @@ class Queries:
 
 
 def _asset_text(units: int, altname: str) -> str:
-    return _fmt_units(units, assets.asset_decimals(altname)[0])
+    return fmt_balance(units, assets.asset_decimals(altname)[0])
 
 
 def _holds(account: Account) -> dict[str, int]:
