@@ -220,8 +220,7 @@ class Preflight:
             self._add("time", OK, text)
 
     def pairs(self) -> None:
-        from loadgen.clients.rest import asset_pairs, last_prices
-        from loadgen.flow.market import Market
+        from loadgen.clients.rest import asset_pairs, priced_markets
 
         try:
             listed = asset_pairs(self.endpoints["rest"], self.tls)
@@ -237,12 +236,7 @@ class Preflight:
                        f"{', '.join(map(repr, unknown))} (of the {count} it lists"
                        f"{like})")  # fmt: skip
         try:
-            prices = last_prices(self.endpoints["rest"], [listed[n]["pair_id"] for n in names],
-                                 self.tls)  # fmt: skip
-            self._markets = [
-                Market.from_asset_pair(listed[n], prices.get(listed[n]["pair_id"], 0.0))
-                for n in names
-            ]
+            self._markets = priced_markets(self.endpoints["rest"], listed, names, self.tls)
         except ConnectionError as exc:
             self._fail("pairs", str(exc))
         except (KeyError, ValueError) as exc:

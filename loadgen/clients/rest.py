@@ -399,13 +399,10 @@ def _ticker_price(tick: Any) -> float:
     return (ask + bid) / 2 if ask > 0 and bid > 0 else 0.0
 
 
-def fetch_markets(host: str, names: list[str], tls: ssl.SSLContext | None = None) -> list[Market]:
-    """The named markets (any of Kraken's names for them) from the venue's public AssetPairs,
-    each starting at its last price from Ticker."""
-    by_name = asset_pairs(host, tls)
-    for name in names:
-        if name not in by_name:
-            raise ValueError(f"--pairs: the venue has no market {name!r}")
+def priced_markets(host: str, by_name: dict[str, dict[str, Any]], names: list[str],
+                   tls: ssl.SSLContext | None = None) -> list[Market]:  # fmt: skip
+    """The named markets of an asset_pairs() listing, each starting at its last price from
+    the venue's Ticker; ValueError names a market Ticker gives no price."""
     ids = list(dict.fromkeys(by_name[name]["pair_id"] for name in names))
     prices = last_prices(host, ids, tls)
     markets = []
@@ -413,6 +410,19 @@ def fetch_markets(host: str, names: list[str], tls: ssl.SSLContext | None = None
         info = by_name[name]
         mid = prices.get(info["pair_id"], 0.0)
         if not mid > 0:
-            raise ValueError(f"--pairs: market {name!r} has no last price or quotes in Ticker")
+            raise ValueError(f"market {name!r} has no last price or quotes in Ticker")
         markets.append(Market.from_asset_pair(info, mid))
     return markets
+
+
+def fetch_markets(host: str, names: list[str], tls: ssl.SSLContext | None = None) -> list[Market]:
+    """The named markets (any of Kraken's names for them) from the venue's public AssetPairs,
+    each starting at its last price from Ticker."""
+    by_name = asset_pairs(host, tls)
+    for name in names:
+        if name not in by_name:
+            raise ValueError(f"--pairs: the venue has no market {name!r}")
+    try:
+        return priced_markets(host, by_name, names, tls)
+    except ValueError as exc:
+        raise ValueError(f"--pairs: {exc}") from None
