@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import gevent.lock
 from locust import events
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
@@ -225,6 +226,10 @@ def stop_embedded_venue(**_: Any) -> None:
 # ---- per process: markets, keys, and the last cancel-all -----------------------------------------
 
 _markets: dict[str, tuple[list[Market], list[float]]] = {}
+# The venue's AssetPairs (720 pairs in Kraken's full shape) and Ticker, fetched once a
+# process: without the lock every user spawned in the same moment missed the cache (the
+# fetch yields to the others under gevent) and fetched them again.
+_markets_lock = gevent.lock.RLock()
 _user_numbers = itertools.count()
 used_keys: dict[str, str] = {}  # api key -> secret, for the cancel-all at test stop
 
@@ -249,14 +254,16 @@ def markets(
     cached = _markets.get(spec)
     if cached is not None:
         return cached
-    names, weights = [], []
-    for item in spec.split(","):
-        name, _, weight = item.strip().partition(":")
-        names.append(name)
-        weights.append(float(weight) if weight else 1.0)
-    chosen = fetch_markets(host, names, tls)
-    _markets[spec] = (chosen, weights)
-    return chosen, weights
+    with _markets_lock:  # users spawned together wait for one fetch, not one each
+        cached = _markets.get(spec)
+        if cached is None:
+            names, weights = [], []
+            for item in spec.split(","):
+                name, _, weight = item.strip().partition(":")
+                names.append(name)
+                weights.append(float(weight) if weight else 1.0)
+            cached = _markets[spec] = (fetch_markets(host, names, tls), weights)
+    return cached
 
 
 def key_stride(environment: Environment) -> int:
