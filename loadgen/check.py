@@ -38,7 +38,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loadgen import keyuse, profiles
-from loadgen.keys import DEFAULT_SEED, KeysFileError, derive_key, read_keys_file
+from loadgen.keys import (
+    COMP_IDS_FIELD,
+    DEFAULT_SEED,
+    KeysFileError,
+    derive_comp_ids,
+    derive_key,
+    read_keys_file,
+)
 from loadgen.ratelimit import ADD_COST, CANCEL_PENALTY
 
 if TYPE_CHECKING:  # the clients import gevent: loaded only where a check runs (see run.py)
@@ -82,6 +89,7 @@ class Key:
     api_key: str
     secret: str
     tier: str = ""  # as the keys file says; "" when it does not
+    fix_sender: str = ""  # its first SenderCompID ("" when the keys file names none)
 
     @property
     def short(self) -> str:
@@ -402,7 +410,7 @@ class Preflight:
                                       REQUEST_TIMEOUT_S, tls=self.tls)  # fmt: skip
         from loadgen.clients.fix import FixClient
 
-        return FixClient(e["fix"], key.api_key, key.secret, "LGCHECK", _cl_ord_id,
+        return FixClient(e["fix"], key.api_key, key.secret, key.fix_sender, _cl_ord_id,
                          REQUEST_TIMEOUT_S, tls=self.tls)  # fmt: skip
 
     def _listed(self, key: Key) -> set[str]:
@@ -460,15 +468,17 @@ def keys_for(prof: profiles.Profile, workers: int = 0, users: int | None = None)
     wanted = max(1, prof.peak_users if users is None else users) + max(0, workers)
     t = prof.target
     if t.venue == "embedded":
-        return [Key(*derive_key(DEFAULT_SEED, i), t.tier) for i in range(min(wanted, RUN_KEYS))]
+        derived = [derive_key(DEFAULT_SEED, i) for i in range(min(wanted, RUN_KEYS))]
+        return [Key(k, s, t.tier, derive_comp_ids(k)[0]) for k, s in derived]
     try:
         entries = read_keys_file(t.keys_file)
     except KeysFileError as exc:
         raise CheckError(str(exc)) from None
     seen: dict[str, Key] = {}
     for entry in entries[:wanted]:
+        comp_ids = entry.get(COMP_IDS_FIELD) or [""]
         seen.setdefault(entry["api_key"], Key(entry["api_key"], entry["secret"],
-                                              str(entry.get("tier") or "")))  # fmt: skip
+                                              str(entry.get("tier") or ""), comp_ids[0]))  # fmt: skip
     return list(seen.values())
 
 

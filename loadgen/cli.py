@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from loadgen.protocol.fixsession import ROLLOVER_ENV, ROLLOVER_S, ROLLOVER_UTC
 from loadgen.ratelimit import TIERS
 from loadgen.venue.knobs import PROTOCOLS, KnobError, Knobs
 
@@ -62,6 +63,20 @@ def add_venue_args(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="serve TLS only on all three ports (https, wss, FIX tls://) with a certificate "
         "from a CA of its own, written as venue-ca.pem beside the keys file",
+    )
+    p.add_argument(
+        "--fix-rollover",
+        default=None,
+        metavar="HH:MM[:SS]|off",
+        help="the FIX day's end, UTC, as Kraken's 22:00: every session is logged out and "
+        "numbered from 1 again, and no Logon is accepted for --fix-rollover-s "
+        f"(default ${ROLLOVER_ENV} or {ROLLOVER_UTC}; off: never)",
+    )
+    p.add_argument(
+        "--fix-rollover-s",
+        type=float,
+        default=ROLLOVER_S,
+        help=f"seconds a FIX rollover lasts (default {ROLLOVER_S:g}, as Kraken's ~30 s)",
     )
     p.add_argument(
         "--max-notional",
@@ -155,6 +170,8 @@ def venue_config(args: argparse.Namespace):  # -> VenueConfig
         tls=args.tls,
         max_notional=args.max_notional,
         knobs=knobs,
+        fix_rollover_s=args.fix_rollover_s,
+        **({"fix_rollover": args.fix_rollover} if args.fix_rollover is not None else {}),
     )
 
 

@@ -33,6 +33,7 @@ from typing import Any
 import websockets.sync.client as ws_client
 from websockets.exceptions import ConnectionClosed
 
+from loadgen.keys import FIX_SESSIONS_PER_KEY, derive_comp_ids
 from loadgen.protocol import fix, rest
 from loadgen.protocol.clock import fix_time
 
@@ -539,7 +540,10 @@ def _fix_class(messages: list[dict[int, str]], closed: bool) -> str:
 
 def _fix_session(address: tuple[str, int], keys: list[Key], m: Mutator, nonces: Nonces,
                  n: int) -> FixPeer | None:  # fmt: skip
-    peer = FixPeer(address, m.rng.choice(keys), nonces, f"FUZZ{n}")
+    key = m.rng.choice(keys)  # sessions take slots 0..6 in turn; broken logons take the last
+    peer = FixPeer(
+        address, key, nonces, derive_comp_ids(key.api_key)[n % (FIX_SESSIONS_PER_KEY - 1)]
+    )
     peer.send(peer.frame("A", peer.logon_body()))
     if not any(msg.get(35) == "A" for msg in peer.read(HANG_S, _logon_answer)):
         peer.close()
@@ -612,7 +616,8 @@ def _fix_alive(peer: FixPeer, tally: PortTally, after: bytes) -> None:
 def _fix_logon_case(address: tuple[str, int], keys: list[Key], m: Mutator, nonces: Nonces,
                     tally: PortTally, n: int) -> None:  # fmt: skip
     """A broken Logon on a fresh connection: answered (Logout, Reject) or closed, never ignored."""
-    peer = FixPeer(address, m.rng.choice(keys), nonces, f"FUZZL{n}")
+    key = m.rng.choice(keys)
+    peer = FixPeer(address, key, nonces, derive_comp_ids(key.api_key)[-1])
     data = peer.frame("A", fix_fields(m, peer.logon_body()))
     if m.rng.random() < 0.3:
         data = m.bytes_(data)
@@ -714,7 +719,8 @@ def run(seconds: float, seed: int, ports: tuple[str, ...], log_dir: Any) -> Resu
 
     from loadgen.venue.process import VenueProcess
 
-    venue = VenueProcess("--keys", "16", log_dir=log_dir)
+    # no FIX rollover (22:00 UTC): its refused Logons would read as the venue not answering
+    venue = VenueProcess("--keys", "16", "--fix-rollover", "off", log_dir=log_dir)
     started = time.monotonic()
     try:
         proc = psutil.Process(venue.pid)

@@ -15,6 +15,11 @@ from typing import Any
 DEFAULT_SEED = "loadgen"
 RUN_KEYS = 2000  # keys a run's embedded venue makes: room for 2000 traders, one key each
 MAX_PROCESSES = 64  # key index = user number * MAX_PROCESSES + worker index: no two collide
+# Kraken assigns each client its FIX SenderCompIDs at onboarding (facts 5: "SenderCompID is
+# assigned by Kraken"); the embedded venue assigns each key this many, so one key can hold
+# several FIX sessions at once (the probe's connections, traders that share a key).
+FIX_SESSIONS_PER_KEY = 8
+COMP_IDS_FIELD = "fix_sender_comp_ids"  # a keys-file entry's SenderCompIDs (a list of strings)
 
 
 def derive_key(seed: str, index: int) -> tuple[str, str]:
@@ -25,13 +30,25 @@ def derive_key(seed: str, index: int) -> tuple[str, str]:
     return f"LG{index:05d}{api_key[:49]}", base64.b64encode(digest).decode()
 
 
+def derive_comp_ids(api_key: str) -> list[str]:
+    """The SenderCompIDs the embedded venue assigns key `api_key` (LG00042... -> LG00042S0..S7):
+    printable, short, and told from the key alone, so every process agrees without a file."""
+    return [f"{api_key[:7]}S{n}" for n in range(FIX_SESSIONS_PER_KEY)]
+
+
+def comp_id_for(comp_ids: list[str], slot: int) -> str:
+    """The SenderCompID of the `slot`-th FIX session on a key ('' when it has that few)."""
+    return comp_ids[slot] if 0 <= slot < len(comp_ids) else ""
+
+
 class KeysFileError(ValueError):
     """A keys file that cannot be used; the message names the file, the entry and the field."""
 
 
 def read_keys_file(path: str | Path) -> list[dict[str, Any]]:
     """The keys of a keys file: the object `loadgen venue` writes ({"keys": [...]}) or a plain
-    list, each entry {"api_key": ..., "secret": <base64>, "tier": optional}.
+    list, each entry {"api_key": ..., "secret": <base64>, "tier": optional,
+    "fix_sender_comp_ids": [the SenderCompIDs Kraken assigned the key; FIX traders need one]}.
 
     Everything is checked here, once, so a bad file is one named error before any user starts
     (a missing secret used to surface as a KeyError in every user). No secret is ever quoted.
@@ -62,3 +79,17 @@ def _check_entry(path: str | Path, i: int, entry: Any) -> None:
         base64.b64decode(entry["secret"], validate=True)
     except ValueError:
         raise KeysFileError(f"{where} ({entry['api_key'][:8]}...): secret is not base64") from None
+    comp_ids = entry.get(COMP_IDS_FIELD, [])
+    if not isinstance(comp_ids, list) or not all(_comp_id_ok(c) for c in comp_ids):
+        raise KeysFileError(f"{where} ({entry['api_key'][:8]}...): {COMP_IDS_FIELD} must be a "
+                            "list of SenderCompIDs (printable text, no spaces), as Kraken "
+                            "assigned them to the key")  # fmt: skip
+
+
+def _comp_id_ok(comp_id: Any) -> bool:
+    return (
+        isinstance(comp_id, str)
+        and 0 < len(comp_id) <= 64
+        and comp_id.isprintable()
+        and (" " not in comp_id)
+    )

@@ -297,6 +297,9 @@ class HttpTarget:
             c.close()
 
 
+ProbeKey = tuple[str, str, list[str]]  # api key, secret, its FIX SenderCompIDs
+
+
 class VenueTarget:
     """The venue's own protocols through loadgen's clients: a refusal is a rate-limit error.
 
@@ -304,7 +307,7 @@ class VenueTarget:
     every order is cancelled at the end with one CancelAll per key used.
     """
 
-    def __init__(self, protocol: str, endpoints: dict[str, str], keys: list[tuple[str, str]],
+    def __init__(self, protocol: str, endpoints: dict[str, str], keys: list[ProbeKey],
                  pairs: list[str], timeout: float = 5.0, tls: Any = None) -> None:  # fmt: skip
         import itertools
 
@@ -326,7 +329,7 @@ class VenueTarget:
         client = self.clients.get((key, conn))
         if client is not None:
             return client
-        api_key, secret = self.keys[key]
+        api_key, secret, comp_ids = self.keys[key]
         if self.protocol == "rest":
             from loadgen.clients.rest import RestClient
 
@@ -341,9 +344,14 @@ class VenueTarget:
                 raise ProbeError(str(exc)) from None
         else:
             from loadgen.clients.fix import FixClient
+            from loadgen.keys import COMP_IDS_FIELD, comp_id_for
 
-            client = FixClient(self.endpoints["fix"], api_key, secret, f"PROBE{key}x{conn}",
-                               self._next_id, timeout=self.timeout, tls=self.tls)  # fmt: skip
+            sender = comp_id_for(comp_ids, conn)
+            if not sender:
+                raise ProbeError(f"FIX connection {conn + 1} on key {api_key[:8]}... needs a "
+                                 f"SenderCompID of its own (keys file field {COMP_IDS_FIELD})")  # fmt: skip
+            client = FixClient(self.endpoints["fix"], api_key, secret, sender, self._next_id,
+                               timeout=self.timeout, tls=self.tls)  # fmt: skip
         self.clients[(key, conn)] = client
         return client
 
@@ -372,7 +380,7 @@ class VenueTarget:
         for client in self.clients.values():
             client.close()
         for key in sorted(self.used):
-            api_key, secret = self.keys[key]
+            api_key, secret, _ = self.keys[key]
             rest = RestClient(self.endpoints["rest"], api_key, secret, self.timeout, self.tls)
             rest.cancel_all()
             rest.close()
@@ -485,24 +493,27 @@ def _target(args: Any) -> tuple[Any, Any, int]:
     if args.url:
         if not args.keys_file:
             raise ProbeError("a running venue (--url) needs --keys-file")
-        from loadgen.keys import KeysFileError, read_keys_file
+        from loadgen.keys import COMP_IDS_FIELD, KeysFileError, read_keys_file
 
         try:
             entries = read_keys_file(args.keys_file)
         except KeysFileError as exc:
             raise ProbeError(str(exc)) from None
-        keys = [(k["api_key"], k["secret"]) for k in entries]
+        keys = [(k["api_key"], k["secret"], k.get(COMP_IDS_FIELD, [])) for k in entries]
         endpoints = {"rest": args.url, "ws": args.ws_url, "fix": args.fix_url}
     else:
-        from loadgen.keys import DEFAULT_SEED, derive_key
+        from loadgen.keys import DEFAULT_SEED, derive_comp_ids, derive_key
         from loadgen.venue.knobs import misset_flags
         from loadgen.venue.process import VenueProcess
 
-        flags = ["--keys", "4", "--tier", args.tier, "--pairs", "30"]
+        # limits are its subject, not the FIX day's end (22:00 UTC) in the middle of a probe
+        flags = ["--keys", "4", "--tier", args.tier, "--pairs", "30", "--fix-rollover", "off"]
         flags += misset_flags(args.limit_threshold, args.limit_decay)
         venue = VenueProcess(*flags)
         endpoints = venue.endpoints
-        keys = [derive_key(DEFAULT_SEED, i) for i in range(4)]
+        keys = [
+            (*k, derive_comp_ids(k[0])) for k in (derive_key(DEFAULT_SEED, i) for i in range(4))
+        ]
     try:
         return VenueTarget(args.target, endpoints, keys, pairs, tls=_tls(args)), venue, len(pairs)
     except Exception:

@@ -267,6 +267,8 @@ def load(path: str | Path) -> Profile:
     description = top.take("description", str, "")
     target = _target(top.table("target"))
     users = _users(top.table("users"))
+    if users["fix"] > 0 and target.venue == "url":
+        _check_fix_comp_ids(top, target.keys_file)
     flow = top.table("flow")
     mix = flow.weights("mix", OPS)
     if mix is not None and mix.get("add", 0) <= 0:
@@ -384,6 +386,17 @@ def _target(t: _Table) -> Target:
         venue, urls["rest"], urls["ws"], urls["fix"], keys_file, tuple(allow), tier, pairs,
         tuple(str(x) for x in latency), **knobs, **misset, **tls, bind=bind,
     )  # fmt: skip
+
+
+def _check_fix_comp_ids(top: _Table, keys_file: str) -> None:
+    """FIX traders log on with a SenderCompID Kraken assigned the key: a keys file for a URL
+    target names them, or no FIX trader could log on (found here, not as a run of errors)."""
+    from loadgen.keys import COMP_IDS_FIELD, read_keys_file
+
+    bare = [k["api_key"][:8] for k in read_keys_file(keys_file) if not k.get(COMP_IDS_FIELD)]
+    if bare:
+        top.fail("users.fix", f"FIX traders need each key's SenderCompIDs: key {bare[0]}... of "
+                 f"{keys_file} has no {COMP_IDS_FIELD} (Kraken assigns them with the FIX key)")  # fmt: skip
 
 
 def _users(t: _Table) -> dict[str, float]:

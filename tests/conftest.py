@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
 
+from loadgen.protocol.fixsession import ROLLOVER_ENV
 from loadgen.venue.app import VenueConfig, VenueThread
 from tests.clients import Fix, Rest, Ws
+
+# No venue of the suite (in this process or started by a test) has a FIX rollover unless the
+# test sets one: a suite that runs across 22:00 UTC must not see its sessions logged out.
+os.environ[ROLLOVER_ENV] = "off"
 
 TIERS = ["pro", "starter", "intermediate", "unlimited"]
 KEYS = 1600  # enough fresh keys of each tier for every test that takes one (400 each)
@@ -20,6 +26,7 @@ class Key:
     api_key: str
     secret: str
     tier: str
+    comp_ids: list[str]  # the FIX SenderCompIDs the venue assigned the key
 
 
 @pytest.fixture(scope="session")
@@ -33,7 +40,9 @@ def venue() -> Iterator[VenueThread]:
 def _key_pool(venue: VenueThread) -> dict[str, list[Key]]:
     pool: dict[str, list[Key]] = {t: [] for t in TIERS}
     for account in venue.venue.accounts.all:
-        pool[account.tier.name].append(Key(account.api_key, account.secret_b64, account.tier.name))
+        pool[account.tier.name].append(
+            Key(account.api_key, account.secret_b64, account.tier.name, account.fix_comp_ids)
+        )
     return pool
 
 
@@ -91,13 +100,14 @@ def fix_address(venue: VenueThread) -> tuple[str, int]:
 @pytest.fixture
 def fix(venue: VenueThread, new_key: Callable[..., Key]) -> Iterator[Callable[..., Fix]]:
     made: list[Fix] = []
-    senders = iter(range(1_000_000))
+    sessions: dict[str, int] = {}  # key -> sessions made on it: each takes its next SenderCompID
 
     def make(key: Key | None = None, tier: str = "pro", logon: bool = True, **kw: object) -> Fix:
         key = key or new_key(tier)
-        client = Fix(
-            fix_address(venue), f"LG-{key.api_key[2:7]}-{next(senders)}", key.api_key, key.secret
-        )
+        n = sessions[key.api_key] = sessions.get(key.api_key, -1) + 1
+        if n >= len(key.comp_ids):
+            raise RuntimeError(f"tests/conftest.py: key {key.api_key[:8]} has no SenderCompID left")
+        client = Fix(fix_address(venue), key.comp_ids[n], key.api_key, key.secret)
         made.append(client)
         if logon:
             client.logon(**kw)

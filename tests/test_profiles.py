@@ -117,7 +117,10 @@ def test_missing_and_broken_files_are_named(tmp_path: Path) -> None:
 def _url_profile(tmp_path: Path, host: str, allow: str = "", keys: str | None = None) -> Path:
     path = tmp_path / "url.toml"
     keys_file = tmp_path / "k.json"
-    keys_file.write_text(keys or '{"keys": [{"api_key": "K1", "secret": "c2VjcmV0"}]}')
+    keys_file.write_text(
+        keys
+        or '{"keys": [{"api_key": "K1", "secret": "c2VjcmV0", "fix_sender_comp_ids": ["K1S0"]}]}'
+    )
     path.write_text(
         GOOD.replace(
             'venue = "embedded"',
@@ -128,7 +131,11 @@ def _url_profile(tmp_path: Path, host: str, allow: str = "", keys: str | None = 
 
 
 @pytest.mark.parametrize(("keys", "error"), [
-    ('[{"api_key": "K1", "secret": "c2VjcmV0"}]', ""),  # a plain list is a keys file too
+    ('[{"api_key": "K1", "secret": "c2VjcmV0", "fix_sender_comp_ids": ["A"]}]', ""),  # a list too
+    ('[{"api_key": "K1", "secret": "c2VjcmV0", "fix_sender_comp_ids": "A"}]',
+     "key 0 (K1...): fix_sender_comp_ids must be a list of SenderCompIDs"),
+    ('[{"api_key": "K1", "secret": "c2VjcmV0", "fix_sender_comp_ids": ["A B"]}]',
+     "key 0 (K1...): fix_sender_comp_ids must be a list of SenderCompIDs"),
     ("{not json", "not readable JSON"),
     ('{"keys": []}', 'expected {"keys": [...]} or a list of keys'),
     ('[{"api_key": "K1"}]', "key 0: secret is missing or not a string"),
@@ -146,6 +153,16 @@ def test_a_keys_file_is_read_as_the_venue_writes_it_or_a_list_and_checked_up_fro
         profiles.load(path)
     assert f"target.keys_file: keys file {tmp_path / 'k.json'}: " in str(info.value)
     assert error in str(info.value) and "s3cr3t" not in str(info.value)
+
+
+def test_fix_traders_on_a_url_target_need_the_keys_sender_comp_ids(tmp_path: Path) -> None:
+    bare = '[{"api_key": "K1", "secret": "c2VjcmV0"}]'
+    with pytest.raises(ProfileError, match=r"users\.fix: FIX traders need each key's "
+                       r"SenderCompIDs: key K1\.\.\. of .*k\.json has no fix_sender_comp_ids"):  # fmt: skip
+        profiles.load(_url_profile(tmp_path, "127.0.0.1", keys=bare))
+    no_fix = _url_profile(tmp_path, "127.0.0.1", keys=bare)
+    no_fix.write_text(no_fix.read_text() + "[users]\nrest = 1\nfix = 0\n")
+    assert profiles.load(no_fix).users["fix"] == 0
 
 
 def test_a_host_off_loopback_runs_only_when_the_profile_allows_it(tmp_path: Path) -> None:

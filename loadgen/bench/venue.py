@@ -32,6 +32,7 @@ from typing import Any
 import httptools
 import psutil
 
+from loadgen.keys import COMP_IDS_FIELD
 from loadgen.protocol import fix, rest, wsframe
 from loadgen.protocol.clock import fix_time
 from loadgen.venue.pairs import catalog
@@ -91,6 +92,10 @@ class RunResult:
 # ---- the venue under test ------------------------------------------------------------------------
 
 
+# A bench measures speed: a FIX rollover (22:00 UTC) in the middle of one is not its subject.
+NO_ROLLOVER = ("--fix-rollover", "off")
+
+
 class BenchVenue(VenueProcess):
     """The venue under test, pinned to the last core (the driver keeps the others)."""
 
@@ -105,7 +110,15 @@ class BenchVenue(VenueProcess):
             load, cpu = split
             os.sched_setaffinity(0, load)
         super().__init__(
-            "--keys", str(keys), "--pairs", str(pairs), "--tier", tier, *flags, cpu=cpu
+            "--keys",
+            str(keys),
+            "--pairs",
+            str(pairs),
+            "--tier",
+            tier,
+            *NO_ROLLOVER,
+            *flags,
+            cpu=cpu,
         )
         self.ps = psutil.Process(self.pid)
 
@@ -431,7 +444,7 @@ def bench_all(
         states["ws"]["tokens"] = _tokens(venue)
     if "fix" in states:
         states["fix"]["sessions"] = [
-            {"key": key, "sender": f"BENCH{c}", "seq": 1} for c, key in enumerate(groups["fix"])
+            {"key": key, "sender": key[COMP_IDS_FIELD][0], "seq": 1} for key in groups["fix"]
         ]
     results: dict[str, list[RunResult]] = {p: [] for p in protocols}
     loop = asyncio.new_event_loop()

@@ -105,7 +105,7 @@ def run_case(case: Case, seconds: int, folder: Path, log: Callable[[str], None])
     split = core_split()
     venue_core = split[1] if split else None
     venue = VenueProcess("--keys", str(USERS_PER_PROTOCOL * len(PROTOCOLS) + 4), "--tier", "pro",
-                         cpu=venue_core, log_dir=folder)  # fmt: skip
+                         "--fix-rollover", "off", cpu=venue_core, log_dir=folder)  # fmt: skip
     hog = None
     try:
         keys_file = folder / "keys.json"

@@ -42,7 +42,13 @@ from loadgen.flow.orders import LiveOrder
 from loadgen.outcome import ERROR, OK, TIMEOUT, Outcome
 from loadgen.protocol import errors, fix
 from loadgen.protocol.clock import fix_time
-from loadgen.protocol.fixsession import ACTIVE, FixSession
+from loadgen.protocol.fixsession import (
+    ACTIVE,
+    ROLLOVER_UTC,
+    FixSession,
+    last_rollover,
+    rollover_second,
+)
 from loadgen.protocol.orderkinds import FIX_TIF, GTD_LIFETIME_S
 
 PROTOCOL = "fix"
@@ -74,6 +80,7 @@ class FixClient(Dispatcher):
         on_execution: Callable[[dict[int, str]], None] | None = None,
         on_reconnect: Callable[[], None] | None = None,
         tls: ssl.SSLContext | None = None,
+        rollover: str = ROLLOVER_UTC,
     ) -> None:
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("tcp", "tls") or not parts.hostname or not parts.port:
@@ -101,6 +108,9 @@ class FixClient(Dispatcher):
         self._by_seq: dict[str, str] = {}  # MsgSeqNum -> ClOrdID, while owed
         self._open = 0  # exchanges owed an answer
         self._logged_on_before = False
+        self._logged_on_at = 0.0  # wall time of the last accepted Logon
+        # the venue's day ends here (fixsession.ROLLOVER_UTC): a Logon after it starts afresh
+        self.rollover = rollover_second(rollover) if rollover != "off" else None
         self.backoff = Backoff()
         self.logon_nonces = NonceSource.for_key(api_key, MILLISECONDS)
 
@@ -110,7 +120,7 @@ class FixClient(Dispatcher):
         self.sock = connect(self.address, self.timeout, self.backoff, self.tls)
         self.reader = fix.FixReader()
         session = self.session
-        reset = not self._logged_on_before
+        reset = not self._logged_on_before or self._new_day(time.time())
         if reset:
             session.next_out = 1
         nonce = str(self.logon_nonces.next())
@@ -133,6 +143,11 @@ class FixClient(Dispatcher):
         if self._logged_on_before and self.on_reconnect is not None:
             self.on_reconnect()
         self._logged_on_before = True
+        self._logged_on_at = time.time()
+
+    def _new_day(self, now: float) -> bool:
+        """Has the venue's FIX day rolled over since our last Logon? Its numbers start at 1."""
+        return self.rollover is not None and last_rollover(now, self.rollover) > self._logged_on_at
 
     def _flush(self) -> None:
         """Send what the session has queued (its own messages: a logon, a heartbeat...)."""

@@ -51,6 +51,36 @@ STORE_AGE_S = 60.0
 QUEUE_LIMIT = 10_000  # Messages held while a gap is open; beyond it the peer is broken.
 TEST_REQUEST_GRACE = 1.2  # FIX convention: allow 20% over HeartBtInt before a TestRequest.
 
+# Kraken's FIX day (facts 5, S13/S15): "a logical session rollover every day at 22:00 UTC. The
+# rollover lasts approximately 30 seconds. Both Trading and Market Data sequence numbers reset
+# to 0 after rollover." Both ends keep this schedule, as FIX engines keep a session's
+# StartTime (QuickFIX): the first Logon of a new day starts at MsgSeqNum 1 with 141=Y.
+ROLLOVER_UTC = "22:00"
+ROLLOVER_S = 30.0
+# The venue's rollover time when none is given, as Locust reads LOCUST_*: the test suite sets it
+# "off", so no test depends on the time of day it runs at.
+ROLLOVER_ENV = "LOADGEN_FIX_ROLLOVER"
+DAY_S = 86_400
+
+
+def rollover_second(text: str) -> int:
+    """Seconds into the UTC day of a rollover time "HH:MM" or "HH:MM:SS"; ValueError names it."""
+    parts = text.split(":")
+    if len(parts) not in (2, 3) or not all(
+        len(p) == 2 and p.isascii() and p.isdigit() for p in parts
+    ):
+        raise ValueError(f"rollover time {text!r}: expected HH:MM or HH:MM:SS (UTC)")
+    h, m, sec = (int(p) for p in (*parts, "00")[:3])
+    if h > 23 or m > 59 or sec > 59:
+        raise ValueError(f"rollover time {text!r}: not a time of day (00:00 to 23:59:59)")
+    return h * 3600 + m * 60 + sec
+
+
+def last_rollover(now: float, second: int) -> float:
+    """The latest rollover at or before `now` (epoch seconds), the day's at `second` UTC."""
+    at = now - now % DAY_S + second
+    return at if at <= now else at - DAY_S
+
 
 class FixSessionError(Exception):
     """Local misuse of the session (e.g. sending before logon); the peer did nothing wrong."""
@@ -167,6 +197,13 @@ class FixSession:
             self._gap(seq, fix.LOGON, fields, now)
         else:
             self._sequence(seq, fields, now)
+
+    def new_day(self) -> None:
+        """The rollover: numbering starts again at 1 both ways; nothing before it is resent."""
+        self.next_out = 1
+        self.next_in = 1
+        self._store.clear()
+        self._queue.clear()
 
     def logon_too_low(self, fields: dict[int, str]) -> bool:
         """Acceptor: would this Logon's MsgSeqNum go backwards (and no reset was asked)?"""

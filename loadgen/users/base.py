@@ -84,7 +84,7 @@ class TraderUser(User):
     def on_start(self) -> None:
         self.started = False  # until on_start is through: a failure here is a failed spawn
         opts = self.environment.parsed_options
-        self.number, self.api_key, self.secret = options.next_key(self.environment)
+        self.number, self.api_key, self.secret, self.fix_sender = options.next_key(self.environment)
         markets, weights = options.markets(
             self.environment.host, opts.pairs, options.tls_context(self.environment)
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from loadgen.clients.fix import FixClient
+from loadgen.keys import COMP_IDS_FIELD
 from loadgen.users import options
 from loadgen.users.base import TraderUser
 
@@ -15,11 +16,17 @@ class FixTrader(TraderUser):
 
     def connect(self) -> FixClient:
         opts = self.environment.parsed_options
+        if not self.fix_sender:
+            raise ValueError(
+                f"FIX trader {self.number}: its key ({self.api_key[:8]}...) has no SenderCompID "
+                f"left for it (keys file field {COMP_IDS_FIELD}: Kraken assigns one per FIX "
+                "session; give each FIX trader its own)"
+            )
         return FixClient(
             opts.fix_url,
             self.api_key,
             self.secret,
-            f"LG{self.number}",
+            self.fix_sender,
             self.flow.next_cl_ord_id,
             timeout=opts.request_timeout,
             on_execution=self.on_execution,

@@ -26,7 +26,16 @@ from locust.runners import MasterRunner, WorkerRunner
 
 from loadgen import keyuse
 from loadgen.flow.market import Market
-from loadgen.keys import DEFAULT_SEED, MAX_PROCESSES, RUN_KEYS, derive_key, read_keys_file
+from loadgen.keys import (
+    COMP_IDS_FIELD,
+    DEFAULT_SEED,
+    MAX_PROCESSES,
+    RUN_KEYS,
+    comp_id_for,
+    derive_comp_ids,
+    derive_key,
+    read_keys_file,
+)
 from loadgen.outcome import Outcome
 from loadgen.ratelimit import INF
 from loadgen.safety import host_problem
@@ -300,8 +309,9 @@ def share_key_stride(environment: Environment, **_: Any) -> None:
         opts.key_stride = key_stride(environment)
 
 
-def next_key(environment: Environment) -> tuple[int, str, str]:
-    """(key index, api key, secret) for a new user: unique across this run's processes."""
+def next_key(environment: Environment) -> tuple[int, str, str, str]:
+    """(key index, api key, secret, FIX SenderCompID) for a new user: unique across this run's
+    processes. The n-th user on one key takes the key's n-th SenderCompID ('' past the last)."""
     number = next(_user_numbers)
     runner = environment.runner
     worker = runner.worker_index if isinstance(runner, WorkerRunner) else 0
@@ -311,10 +321,12 @@ def next_key(environment: Environment) -> tuple[int, str, str]:
         keys = _file_keys(opts.keys_file)
         key = keys[index % len(keys)]
         api_key, secret = key["api_key"], key["secret"]
+        comp_id = comp_id_for(key.get(COMP_IDS_FIELD, []), index // len(keys))
     else:
         api_key, secret = derive_key(opts.key_seed if opts else DEFAULT_SEED, index % RUN_KEYS)
+        comp_id = comp_id_for(derive_comp_ids(api_key), index // RUN_KEYS)
     used_keys[api_key] = secret
-    return index, api_key, secret
+    return index, api_key, secret, comp_id
 
 
 _quiet: dict[str, tuple[float, float]] = {}  # api key -> (monotonic then, seconds to quiet)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loadgen import ratelimit
-from loadgen.keys import DEFAULT_SEED, derive_key
+from loadgen.keys import COMP_IDS_FIELD, DEFAULT_SEED, derive_comp_ids, derive_key
 from loadgen.protocol import rest
 from loadgen.ratelimit import Counter, Tier
 from loadgen.venue.pairs import BALANCE_DECIMALS
@@ -45,6 +45,7 @@ class Account:
         self.signer = rest.keyed(self.secret)  # API-Sign checks copy this, skipping key set-up
         self.tier = tier
         self.index = index
+        self.fix_comp_ids = derive_comp_ids(api_key)  # its FIX SenderCompIDs (keys.py)
         self.last_nonce = 0
         self.last_fix_nonce = 0
         self.rest_counter: Counter = ratelimit.rest_counter(tier)
@@ -157,6 +158,7 @@ class Accounts:
                     "secret": a.secret_b64,
                     "tier": a.tier.name,
                     "index": a.index,
+                    COMP_IDS_FIELD: a.fix_comp_ids,
                 }
                 for a in self.all
             ],

@@ -11,6 +11,7 @@ import asyncio
 import dataclasses
 import ipaddress
 import logging
+import os
 import signal
 import ssl
 import threading
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from loadgen.protocol.fixsession import ROLLOVER_ENV, ROLLOVER_S, ROLLOVER_UTC, rollover_second
 from loadgen.venue.accounts import DEFAULT_KEY_COUNT, DEFAULT_MAX_NOTIONAL, DEFAULT_SEED, Accounts
 from loadgen.venue.context import ServerContext
 from loadgen.venue.engine import Exchange
@@ -28,6 +30,7 @@ from loadgen.venue.pairs import DEFAULT_PAIR_COUNT, PairIndex, catalog
 from loadgen.venue.problems import Problems
 
 DEFAULT_KEYS_FILE = Path("results/venue-keys.json")
+log = logging.getLogger("loadgen.venue")
 TICK_S = 1.0  # FIX heartbeats/TestRequests and WS heartbeats are checked this often
 
 
@@ -53,6 +56,9 @@ class VenueConfig:
     ca_dir: Path | None = None  # where venue-ca.pem goes (default: the keys file's folder)
     max_notional: float = DEFAULT_MAX_NOTIONAL
     knobs: Knobs = field(default_factory=Knobs)
+    # the FIX day's end, "HH:MM[:SS]" UTC (Kraken's 22:00), or "off"
+    fix_rollover: str = field(default_factory=lambda: os.environ.get(ROLLOVER_ENV, ROLLOVER_UTC))
+    fix_rollover_s: float = ROLLOVER_S  # how long no FIX Logon is accepted after it
 
     def validate(self) -> None:
         from loadgen.ratelimit import TIERS
@@ -69,6 +75,13 @@ class VenueConfig:
         for tier in self.tiers:
             if tier not in TIERS:
                 raise VenueConfigError(f"tier {tier!r} is unknown (use {', '.join(TIERS)})")
+        if self.fix_rollover != "off":
+            try:
+                rollover_second(self.fix_rollover)
+            except ValueError as exc:
+                raise VenueConfigError(f"FIX {exc}") from None
+        if not 0 <= self.fix_rollover_s <= 3600:
+            raise VenueConfigError(f"fix_rollover_s {self.fix_rollover_s:g}: 0 to 3600 seconds")
         if self.tls and self.ca_dir is None and self.keys_file is None:
             raise VenueConfigError("tls needs a folder for its CA file (ca_dir or keys_file)")
         self.knobs.validate()
@@ -121,6 +134,10 @@ class Venue:
         self.context = ServerContext(
             self.exchange, self.accounts, self.faults, Problems(logging.getLogger("loadgen.venue"))
         )
+        from loadgen.venue.fix_server import Rollover
+
+        second = rollover_second(config.fix_rollover) if config.fix_rollover != "off" else None
+        self.context.fix_rollover = Rollover(second, config.fix_rollover_s, self.exchange.wall())
         # The context's registries, under the names the venue's users know them by
         self.served = self.context.served
         self.connections = self.context.connections
@@ -187,6 +204,10 @@ class Venue:
     def _tick(self) -> None:
         now_wall = self.exchange.wall()
         now_loop = self.loop.time()
+        rollover = self.context.fix_rollover
+        if rollover.due(now_wall):
+            rolled = rollover.roll(self.fix_hosts, now_wall)
+            log.info("FIX session rollover: %d sessions logged out, numbered from 1 again", rolled)
         for host in list(self.fix_hosts.values()):
             conn = host.conn
             if conn is None:

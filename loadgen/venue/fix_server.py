@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import itertools
 import re
+from math import inf as INF
 from typing import TYPE_CHECKING, Any
 
 from loadgen import ratelimit
 from loadgen.protocol import errors, fix, numbers, orderkinds
 from loadgen.protocol.clock import fix_time
 from loadgen.protocol.fix import FixFramingError, FixReader, Garbled
-from loadgen.protocol.fixsession import FixSession
+from loadgen.protocol.fixsession import DAY_S, FixSession, last_rollover
 from loadgen.venue.accounts import Account
 from loadgen.venue.book import BUY, SELL, Order
 from loadgen.venue.conn import Connection
@@ -102,6 +103,41 @@ def _forget_idle_hosts(hosts: dict[str, FixHost], now: float) -> None:
         return
     for sender in [s for s, h in hosts.items() if h.conn is None and h.left_at < now - HOST_IDLE_S]:
         del hosts[sender]
+
+
+class Rollover:
+    """Kraken's daily FIX rollover (fixsession.ROLLOVER_UTC): at `second` into each UTC day
+    every session is logged out and numbered from 1 again, and for `length_s` no Logon is
+    accepted. `second` None: no rollover (`loadgen venue --fix-rollover off`)."""
+
+    def __init__(self, second: int | None, length_s: float, now: float) -> None:
+        self.second = second
+        self.length_s = length_s
+        self.next_at = last_rollover(now, second) + DAY_S if second is not None else INF
+        self.until = 0.0  # logons are refused before this while one is under way
+
+    def due(self, now: float) -> bool:
+        return now >= self.next_at
+
+    def refusal(self, now: float) -> str:
+        """Why a Logon now is refused ('' when it is not)."""
+        if now >= self.until:
+            return ""
+        return f"FIX session rollover in progress until {fix_time(self.until)[9:17]} UTC"
+
+    def roll(self, hosts: dict[str, FixHost], now: float) -> int:
+        """Log every session out and start every one's numbering again: sessions rolled."""
+        self.until = now + self.length_s
+        self.next_at += DAY_S * (1 + (now - self.next_at) // DAY_S)
+        for host in hosts.values():
+            conn = host.conn
+            if conn is not None and not conn.closed:
+                host.session.logout("FIX session rollover: sequence numbers restart at 1", now)
+                conn.write_outbox()
+                conn.close_after_write()
+                conn.closed = True
+            host.session.new_day()
+        return len(hosts)
 
 
 class FixHost:
@@ -301,6 +337,11 @@ class FixConnection(Connection):
         except ValueError as exc:
             self._refuse_logon({}, str(exc), now)
             return
+        rollover = self.venue.fix_rollover
+        problem = rollover.refusal(now) if rollover is not None else ""
+        if problem:
+            self._refuse_logon(fields, problem, now)
+            return
         problem, account = self._authenticate(fields, now)
         if problem:
             self._refuse_logon(fields, problem, now)
@@ -357,6 +398,12 @@ class FixConnection(Connection):
         account = self.venue.accounts.get(fields[fix.USERNAME])
         if account is None:
             return errors.INVALID_KEY, None
+        if fields[fix.SENDER_COMP_ID] not in account.fix_comp_ids:
+            # Kraken assigns the SenderCompIDs (facts 5); its refusal's text is not documented
+            return (
+                f"SenderCompID (49) {fields[fix.SENDER_COMP_ID]!r} is not assigned to this API key",
+                None,
+            )
         nonce = numbers.nonce(fields[fix.KRAKEN_NONCE])
         if nonce is None or abs(nonce - now * 1000) > NONCE_WINDOW_MS:
             return (

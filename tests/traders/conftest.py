@@ -75,7 +75,7 @@ def make_client(protocol: str, venue: TestVenue, tier: str = "pro", key: dict | 
         venue.endpoints["fix"],
         key["api_key"],
         key["secret"],
-        f"T{key['api_key'][2:7]}",
+        key["fix_sender_comp_ids"][0],
         lambda: cl_ord_id(0),
         **kw,
     )

@@ -15,6 +15,7 @@ import pytest
 
 from loadgen.clients import tls
 from loadgen.flow.model import FlowModel
+from loadgen.keys import COMP_IDS_FIELD
 from loadgen.outcome import ERROR, OK
 from tests.clients import Fix
 from tests.traders.conftest import TestVenue, make_client
@@ -92,12 +93,20 @@ def test_a_ws_certificate_that_does_not_verify_is_refused(tls_venue):
 
 def test_fix_over_tls_only_refuses_plain_tcp(tls_venue):
     key = tls_venue.key()
-    plain = Fix(_address(tls_venue.endpoints["fix"]), "PLAIN1", key["api_key"], key["secret"])
+    plain = Fix(
+        _address(tls_venue.endpoints["fix"]), key[COMP_IDS_FIELD][0], key["api_key"], key["secret"]
+    )
     plain.logon()
     assert plain.recv() is None  # closed, no Logon answered
     plain.close()
     ctx = ssl.create_default_context(cafile=tls_venue.ca_file)
-    secure = Fix(_address(tls_venue.endpoints["fix"]), "TLS1", key["api_key"], key["secret"], ctx)
+    secure = Fix(
+        _address(tls_venue.endpoints["fix"]),
+        key[COMP_IDS_FIELD][1],
+        key["api_key"],
+        key["secret"],
+        ctx,
+    )
     secure.logon()
     assert secure.expect("A").get(108) is not None
     secure.close()

@@ -114,6 +114,20 @@ def test_unknown_key_and_first_message_not_logon(fix, venue):
     assert text(client.expect("5"), 58) == "First message must be Logon"
 
 
+def test_sender_comp_id_must_be_one_assigned_to_the_key(fix, new_key):
+    # Kraken assigns SenderCompIDs with the FIX key (facts 5); another key's is refused,
+    # and each of the key's own opens a session of its own at the same time
+    key, other = new_key(), new_key()
+    borrowed = fix(key, logon=False)
+    borrowed.sender = other.comp_ids[0]
+    borrowed.logon()
+    reason = text(borrowed.expect("5"), 58)
+    assert reason == f"SenderCompID (49) '{other.comp_ids[0]}' is not assigned to this API key"
+    sessions = [fix(key) for _ in range(3)]  # the fixture takes the key's next ones
+    assert len({s.sender for s in sessions}) == 3
+    assert all(s.sender in key.comp_ids for s in sessions)
+
+
 # ---- orders -------------------------------------------------------------------------------------
 
 

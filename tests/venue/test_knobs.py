@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from loadgen.keys import derive_comp_ids
 from loadgen.venue.app import VenueConfig, VenueThread
 from loadgen.venue.knobs import Faults, KnobError, Knobs, parse_latency
 from tests.clients import Fix, Rest, Ws, fix_time, text, wait_until
@@ -103,7 +104,7 @@ def test_unavailable_on_every_protocol(knob_venue):
     )
     ws = Ws(venue.endpoints["ws"], token)
     assert ws.call("cancel_all")["error"] == "EService:Unavailable"
-    fix = Fix(fix_address(venue), "KNOB", key, secret)
+    fix = Fix(fix_address(venue), derive_comp_ids(key)[0], key, secret)
     fix.logon()
     fix.expect("A")
     fix.send("q", [(11, "x"), (530, "7")])
@@ -138,7 +139,7 @@ def test_a_dropped_request_places_nothing_on_any_protocol(knob_venue):
     ws.send({"method": "add_order", "req_id": 1, "params": {
         "order_type": "limit", "side": "buy", "limit_price": 50000, "order_qty": 0.01,
         "symbol": "BTC/USD", "token": token}})  # fmt: skip
-    fix = Fix(fix_address(venue), "DROP", key, secret)
+    fix = Fix(fix_address(venue), derive_comp_ids(key)[0], key, secret)
     fix.logon()
     fix.expect("A")
     fix.send("D", [(11, "d1"), (54, "1"), (55, "XBT/USD"), (38, "0.01"), (40, "2"),

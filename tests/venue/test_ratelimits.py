@@ -126,7 +126,7 @@ def test_counter_is_shared_by_rest_ws_and_fix(limited, trader):
     account, rest = trader("pro")
     token = rest.private("GetWebSocketsToken")["result"]["token"]
     ws = Ws(venue.endpoints["ws"], token)
-    fix = Fix(fix_address(venue), "SHARED", account.api_key, account.secret_b64)
+    fix = Fix(fix_address(venue), account.fix_comp_ids[0], account.api_key, account.secret_b64)
     fix.logon()
     fix.expect("A")
     order = {
