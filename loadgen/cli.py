@@ -79,6 +79,13 @@ def add_venue_args(p: argparse.ArgumentParser) -> None:
         help=f"seconds a FIX rollover lasts (default {ROLLOVER_S:g}, as Kraken's ~30 s)",
     )
     p.add_argument(
+        "--slow-subscriber-bytes",
+        type=int,
+        default=4 * 1024 * 1024,
+        help="a book subscriber with more than this many bytes unread gets no more updates "
+        "and a named close (1008); default 4 MiB",
+    )
+    p.add_argument(
         "--max-notional",
         type=float,
         default=10_000_000.0,
@@ -171,6 +178,7 @@ def venue_config(args: argparse.Namespace):  # -> VenueConfig
         max_notional=args.max_notional,
         knobs=knobs,
         fix_rollover_s=args.fix_rollover_s,
+        slow_subscriber_bytes=args.slow_subscriber_bytes,
         **({"fix_rollover": args.fix_rollover} if args.fix_rollover is not None else {}),
     )
 

@@ -23,8 +23,10 @@ import ssl
 import subprocess
 import time
 import urllib.parse
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -370,3 +372,41 @@ def wait_until(predicate: Any, timeout: float = 5.0, interval: float = 0.01) -> 
         if value or time.monotonic() > deadline:
             return bool(value)
         time.sleep(interval)
+
+
+class BookKeeper:
+    """A subscriber's book written from Kraken's checksum guide alone (facts 10.2), sharing no
+    code with loadgen: numbers parsed as Decimal so the texts keep their trailing zeros."""
+
+    def __init__(self, depth: int) -> None:
+        self.depth = depth
+        self.sides: dict[str, dict[Decimal, Decimal]] = {"bids": {}, "asks": {}}
+
+    def apply(self, message: dict[str, Any]) -> bool:
+        """Apply a book message (parsed with parse_float=Decimal); True if its checksum holds."""
+        entry = message["data"][0]
+        if message["type"] == "snapshot":
+            self.sides = {"bids": {}, "asks": {}}
+        for name in ("bids", "asks"):
+            side = self.sides[name]
+            for level in entry[name]:
+                if level["qty"] == 0:
+                    side.pop(level["price"], None)
+                else:
+                    side[level["price"]] = level["qty"]
+            for price in self.ordered(name)[self.depth :]:
+                del side[price]
+        return entry["checksum"] == self.checksum()
+
+    def ordered(self, name: str) -> list[Decimal]:
+        return sorted(self.sides[name], reverse=name == "bids")
+
+    def checksum(self) -> int:
+        text = ""
+        for name in ("asks", "bids"):
+            for price in self.ordered(name)[:10]:
+                qty = self.sides[name][price]
+                text += str(price).replace(".", "").lstrip("0") + str(qty).replace(".", "").lstrip(
+                    "0"
+                )
+        return zlib.crc32(text.encode())

@@ -26,6 +26,7 @@ from loadgen.venue.accounts import DEFAULT_KEY_COUNT, DEFAULT_MAX_NOTIONAL, DEFA
 from loadgen.venue.context import ServerContext
 from loadgen.venue.engine import Exchange
 from loadgen.venue.knobs import Faults, Knobs
+from loadgen.venue.marketdata import SLOW_BYTES
 from loadgen.venue.pairs import DEFAULT_PAIR_COUNT, PairIndex, catalog
 from loadgen.venue.problems import Problems
 
@@ -59,6 +60,7 @@ class VenueConfig:
     # the FIX day's end, "HH:MM[:SS]" UTC (Kraken's 22:00), or "off"
     fix_rollover: str = field(default_factory=lambda: os.environ.get(ROLLOVER_ENV, ROLLOVER_UTC))
     fix_rollover_s: float = ROLLOVER_S  # how long no FIX Logon is accepted after it
+    slow_subscriber_bytes: int = SLOW_BYTES  # unread book bytes past which one is dropped
 
     def validate(self) -> None:
         from loadgen.ratelimit import TIERS
@@ -82,6 +84,8 @@ class VenueConfig:
                 raise VenueConfigError(f"FIX {exc}") from None
         if not 0 <= self.fix_rollover_s <= 3600:
             raise VenueConfigError(f"fix_rollover_s {self.fix_rollover_s:g}: 0 to 3600 seconds")
+        if self.slow_subscriber_bytes < 1024:
+            raise VenueConfigError("slow_subscriber_bytes: at least 1024")
         if self.tls and self.ca_dir is None and self.keys_file is None:
             raise VenueConfigError("tls needs a folder for its CA file (ca_dir or keys_file)")
         self.knobs.validate()
@@ -135,6 +139,9 @@ class Venue:
             self.exchange, self.accounts, self.faults, Problems(logging.getLogger("loadgen.venue"))
         )
         from loadgen.venue.fix_server import Rollover
+        from loadgen.venue.marketdata import MarketData
+
+        self.context.market_data = MarketData(self.exchange, config.slow_subscriber_bytes)
 
         second = rollover_second(config.fix_rollover) if config.fix_rollover != "off" else None
         self.context.fix_rollover = Rollover(second, config.fix_rollover_s, self.exchange.wall())

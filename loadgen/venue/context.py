@@ -34,6 +34,7 @@ class ServerContext:
     served: dict[str, int] = field(default_factory=lambda: {"rest": 0, "ws": 0, "fix": 0})
     connections: set[Any] = field(default_factory=set)  # every open connection (heartbeats)
     fix_hosts: dict[str, Any] = field(default_factory=dict)  # SenderCompID -> its FixHost
+    market_data: Any = None  # marketdata.MarketData: the public book feeds
     fix_rollover: Any = None  # fix_server.Rollover: the FIX day's end (None: never)
     loop: asyncio.AbstractEventLoop | None = None  # the serving loop, once started
     rest_api: RestApi | None = None  # the APIs the servers dispatch to (made with the context)

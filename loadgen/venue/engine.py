@@ -287,6 +287,10 @@ class Exchange:
         self.mono = mono
         self.wall = wall
         self.pending: list[Event] = []
+        # Books whose visible levels may have changed since the last flush, and who hears of
+        # them then (the venue's market-data feed: venue/marketdata.py)
+        self.changed: set[Book] = set()
+        self.on_books: Callable[[set[Book]], None] | None = None
         self.order_ids = IdFactory("O")
         self.trade_ids = IdFactory("T")
         # Kraken's amend ids look like its trade ids (`TEZA4R-DSDGT-IJBOJK`): a counter of
@@ -470,6 +474,7 @@ class Exchange:
         while self._may_cross(book, order, limit):
             fills = book.match(order, limit)
             if fills:
+                self.changed.add(book)
                 self._trades(book, order, fills)
             if order.filled >= order.qty:
                 return
@@ -578,6 +583,7 @@ class Exchange:
         if order.display:
             order.shown = min(order.display, order.qty - order.filled)
         book.side(order.side).insert(order)
+        self.changed.add(book)
         if order.txid not in order.account.orders:
             self._admit(order)
 
@@ -610,7 +616,9 @@ class Exchange:
             order.armed = False
             self.triggers[order.pair.altname].disarmed()
         else:
-            self.book(order.pair).side(order.side).remove(order)
+            book = self.book(order.pair)
+            book.side(order.side).remove(order)
+            self.changed.add(book)
 
     def _fill(
         self,
@@ -722,12 +730,14 @@ class Exchange:
             self._cancel_rest(order, "Amended below filled quantity", ref, orig)
         elif new_price == order.price and new_qty <= order.qty:  # keeps its priority
             order.qty = new_qty
+            self.changed.add(self.book(order.pair))
             if order.display:  # a smaller order or slice shrinks what shows
                 order.shown = min(order.shown, order.display, new_qty - order.filled)
             self._emit(Event(EV_AMENDED, order, ref=ref, orig=orig))
         else:
             book = self.book(order.pair)
             book.side(order.side).remove(order)
+            self.changed.add(book)
             order.qty, order.price = new_qty, new_price
             self._emit(Event(EV_AMENDED, order, ref=ref, orig=orig))
             self._execute(book, order)
@@ -912,7 +922,12 @@ class Exchange:
     def flush(self) -> None:
         """Deliver queued events, each target getting its events in one call: the FIX session
         that owns the order, and every WS connection of the order's key subscribed to
-        executions."""
+        executions; then the books that changed, to the market-data feed."""
+        if self.changed and self.on_books is not None:
+            changed, self.changed = self.changed, set()
+            self.on_books(changed)
+        elif self.changed:
+            self.changed.clear()
         if not self.pending:
             return
         events, self.pending = self.pending, []

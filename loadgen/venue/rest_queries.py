@@ -216,7 +216,13 @@ class Queries:
             raise invalid("info")
         if params.get("aclass_base") not in (None, "", "currency"):
             raise invalid("aclass_base")
-        return {p.pair_id: _pair_part(p.public_info(), info) for p in pairs}
+        names = _split(params.get("pair")) if _names(params.get("pair")) is not None else []
+        asked = {self.exchange.pair(n).pair_id: n for n in names if "/" in n}
+        # A pair asked for by a slash name (XBT/USD, BTC/USD) is keyed by that name, others by
+        # the pair ID: Kraken's documented example keys `pair=XBTUSD` by XXBTZUSD, and
+        # python-kraken-sdk's order book reads AssetPairs?pair=BTC/USD as result["BTC/USD"]
+        # (an inference from a maintained client; the docs show no slash example).
+        return {asked.get(p.pair_id, p.pair_id): _pair_part(p.public_info(), info) for p in pairs}
 
     def _pairs(self, params: dict[str, Any], required: bool) -> list[Pair]:
         names = _names(params.get("pair"))

@@ -13,14 +13,17 @@ import itertools
 from typing import TYPE_CHECKING, Any
 
 from loadgen.protocol import errors, ws, wsframe
+from loadgen.protocol.book import DEFAULT_DEPTH, DEPTHS
 from loadgen.protocol.wsframe import FrameParser, WsProtocolError
 from loadgen.venue.conn import Connection
 from loadgen.venue.engine import E_UNAVAILABLE, EV_NEW, Event, VenueError, check_deadline
+from loadgen.venue.marketdata import SLOW_GRACE_S
 from loadgen.venue.ws_api import STATUS_ONLY, execution, order_snapshot, pending_new
 
 if TYPE_CHECKING:
     from loadgen.venue.accounts import Account
     from loadgen.venue.context import ServerContext
+    from loadgen.venue.marketdata import Feed
 
 MAX_HANDSHAKE = 8 * 1024
 MAX_MESSAGE = 256 * 1024  # a 15-order batch_add is ~3 KiB
@@ -28,6 +31,20 @@ E_INVALID_SESSION = errors.INVALID_SESSION
 E_UNKNOWN_METHOD = errors.UNKNOWN_METHOD
 WS_DEADLINE_MIN_S = 0.5  # "deadline: 500 ms to 60 s ahead" (facts 4.2)
 _connection_ids = itertools.count(1)
+CLOSE_POLICY = 1008  # RFC 6455 7.4.1: a message that violates policy (here: reading too slowly)
+MAX_BOOK_SYMBOLS = 200  # symbols one book subscribe may name (Kraken's level3 allows 200)
+
+
+def _book_params_problem(symbols: Any, depth: Any, snapshot: Any) -> str:
+    if not isinstance(symbols, list) or not symbols or not all(isinstance(s, str) for s in symbols):
+        return 'symbol (a list of symbols, e.g. ["BTC/USD"])'
+    if len(symbols) > MAX_BOOK_SYMBOLS:
+        return f"symbol (at most {MAX_BOOK_SYMBOLS} a request)"
+    if depth not in DEPTHS or isinstance(depth, bool):
+        return f"depth (one of {', '.join(map(str, DEPTHS))})"
+    if not isinstance(snapshot, bool):
+        return "snapshot (true or false)"
+    return ""
 
 
 def _http_error(status: str, text: str) -> bytes:
@@ -54,6 +71,7 @@ class WsConnection(Connection):
         self.ratecounter = False
         self.mono = venue.exchange.mono
         self.sent_since_tick = False  # heartbeats go only to connections that were quiet
+        self.books: dict[tuple[str, int], Feed] = {}  # book subscriptions: (pair, depth)
 
     def connection_lost(self, exc: Exception | None) -> None:
         for token in self.tokens:
@@ -63,7 +81,14 @@ class WsConnection(Connection):
             if self in account.listeners:
                 account.listeners.remove(self)
         self.subscribed.clear()
+        self._leave_books()
         super().connection_lost(exc)
+
+    def _leave_books(self) -> None:
+        market_data = self.venue.market_data
+        for feed in self.books.values():
+            market_data.unsubscribe(self, feed)
+        self.books.clear()
 
     def on_data(self, data: bytes) -> None:
         if self.frames is None:
@@ -231,13 +256,15 @@ class WsConnection(Connection):
         self, method: str, params: dict[str, Any], req_id: Any, time_in: float
     ) -> list[bytes]:
         channel = params.get("channel")
+        if channel == "book":
+            return self._book_subscription(method, params, req_id, time_in)
         if channel != "executions":
             return [
                 self._error(
                     method,
                     req_id,
                     f"{errors.INVALID_ARGUMENTS}:channel {channel!r} "
-                    "is not served (only executions)",
+                    "is not served (only executions and book)",
                     time_in,
                 )
             ]
@@ -279,6 +306,69 @@ class WsConnection(Connection):
             replies.append(ws.channel("executions", "snapshot", snapshot, self.sequence))
         return replies
 
+    # ---- book channel (public) ----------------------------------------------------------------
+
+    def _book_subscription(
+        self, method: str, params: dict[str, Any], req_id: Any, time_in: float
+    ) -> list[bytes]:
+        """One answer per symbol (facts 10.1), each subscription's snapshot after its ack."""
+        symbols, depth, snapshot = (
+            params.get("symbol"),
+            params.get("depth", DEFAULT_DEPTH),
+            params.get("snapshot", True),
+        )
+        problem = _book_params_problem(symbols, depth, snapshot)
+        if problem:
+            return [self._error(method, req_id, errors.invalid_arguments(problem), time_in)]
+        replies: list[bytes] = []
+        for symbol in symbols or ():
+            replies += self._book_symbol(method, symbol, depth, snapshot, req_id, time_in)
+        return replies
+
+    def _book_symbol(self, method: str, symbol: str, depth: int, snapshot: bool, req_id: Any,
+                     time_in: float) -> list[bytes]:  # fmt: skip
+        pair = self.venue.exchange.pairs.get(symbol)
+        if pair is None:
+            return [self._error(method, req_id, f"Currency pair not supported {symbol}", time_in)]
+        key = (pair.altname, depth)
+        market_data = self.venue.market_data
+        result = {"channel": "book", "depth": depth, "snapshot": snapshot, "symbol": symbol}
+        if method == "unsubscribe":
+            feed = self.books.pop(key, None)
+            if feed is None:
+                return [self._error(method, req_id, "Subscription Not Found", time_in)]
+            market_data.unsubscribe(self, feed)
+            del result["snapshot"]
+            return [ws.reply_ok(method, req_id, result, time_in, self.wall())]
+        if key in self.books:
+            return [self._error(method, req_id, "Already subscribed", time_in)]
+        feed = self.books[key] = market_data.subscribe(self, pair, depth)
+        replies = [ws.reply_ok(method, req_id, result, time_in, self.wall())]
+        if snapshot:
+            replies.append(feed.snapshot(self.wall()))
+        return replies
+
+    def book_frame(self, frame: bytes) -> None:
+        """A book update, framed once for every subscriber of its feed."""
+        transport = self.transport
+        if self.closed or transport is None:
+            return
+        if transport.get_write_buffer_size() > self.venue.market_data.slow_bytes:
+            self._too_slow()
+            return
+        self.sent_since_tick = True
+        self.send(frame)
+
+    def _too_slow(self) -> None:
+        """Unread updates past SLOW_BYTES: no more of them; a named close behind the unread,
+        and the connection cut if that is not read within SLOW_GRACE_S."""
+        market_data = self.venue.market_data
+        market_data.dropped += 1
+        self._leave_books()
+        self._close(CLOSE_POLICY, f"too slow: over {market_data.slow_bytes} bytes of book "
+                    "updates unread")  # fmt: skip
+        self.venue.exchange.call_later(SLOW_GRACE_S, self.abort)  # type: ignore[misc]
+
     def _usd(self, asset_id: str) -> float:
         return self.venue.exchange.rate(asset_id, "ZUSD")
 
@@ -305,6 +395,6 @@ class WsConnection(Connection):
     def heartbeat(self, now: float) -> None:
         """Called every second by the venue: a subscribed connection that heard nothing since
         the last tick gets a heartbeat, so it hears something at least every second."""
-        if self.subscribed and not self.closed and not self.sent_since_tick:
+        if (self.subscribed or self.books) and not self.closed and not self.sent_since_tick:
             self._send_text(ws.HEARTBEAT)
         self.sent_since_tick = False

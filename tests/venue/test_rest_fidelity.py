@@ -91,7 +91,7 @@ def test_public_query_parameters(rest: Any) -> None:
     client = rest()
     assert set(client.public("Assets?asset=XBT,ZUSD")["result"]) == {"XXBT", "ZUSD"}
     assert client.public("Assets?asset=NOPE")["error"] == ["EQuery:Unknown asset"]
-    fees = client.public("AssetPairs?pair=XBT/USD&info=fees")["result"]["XXBTZUSD"]
+    fees = client.public("AssetPairs?pair=XBT/USD&info=fees")["result"]["XBT/USD"]  # as asked
     assert set(fees) == {"fees", "fees_maker", "fee_volume_currency"}
     assert client.public("Depth?pair=XBTUSD&count=0")["error"] == [
         "EGeneral:Invalid arguments:count"]  # fmt: skip

@@ -170,7 +170,8 @@ def test_a_refused_order_is_charged_on_receipt(ws: Any, symbol: str) -> None:
     assert entries[-1]["ratecount"] >= 1.9  # the refused add's 1, and this one's
 
 
-def test_public_channels_are_refused_by_name(ws: Any) -> None:
-    reply = ws().call("subscribe", {"channel": "book", "symbol": ["BTC/USD"]})
-    assert failure(reply) == ("EGeneral:Invalid arguments:channel 'book' is not served (only "
-                              "executions)")  # fmt: skip
+@pytest.mark.parametrize("channel", ["ticker", "trade", "ohlc", "instrument", "level3"])
+def test_public_channels_not_yet_served_are_refused_by_name(ws: Any, channel: str) -> None:
+    reply = ws().call("subscribe", {"channel": channel, "symbol": ["BTC/USD"]})
+    assert failure(reply) == (f"EGeneral:Invalid arguments:channel '{channel}' is not served "
+                              "(only executions and book)")  # fmt: skip

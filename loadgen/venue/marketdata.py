@@ -1,0 +1,143 @@
+"""The venue's public book feed (WS v2 `book`), driven by the matching engine's own changes.
+
+A Feed is one (pair, depth) and its subscribers; it keeps what they were last told, the best
+`depth` levels a side. The engine names the books that changed at each flush; they are
+published together COALESCE_S later (a change in that window joins the same message): each
+feed's levels are compared with what it last told, the levels whose visible quantity changed
+or that came into range are sent, those that left the book are sent with qty 0, and one
+pushed out of range by a better one is not (the subscriber truncates, facts 10.2). Every
+message carries the checksum of the best 10 a side and the wall time of the first change it
+reports, so a subscriber's fan-out latency includes the coalescing.
+
+One message per feed and publish, framed once and written to every subscriber: the cost per
+subscriber is one transport write. A subscriber with more than SLOW_BYTES unread is dropped:
+it gets no more updates, a close frame (1008, named) behind what it has not read, and is cut off
+if it has not read that within SLOW_GRACE_S. (Kraken does not document its handling of slow
+readers; the issue asks for a named close.)
+"""
+
+from __future__ import annotations
+
+import heapq
+from typing import TYPE_CHECKING, Any
+
+from loadgen.protocol import book as bookmsg
+from loadgen.protocol import wsframe
+from loadgen.protocol.clock import rfc3339
+
+if TYPE_CHECKING:
+    from loadgen.venue.book import Book, BookSide
+    from loadgen.venue.engine import Exchange
+    from loadgen.venue.pairs import Pair
+
+COALESCE_S = 0.01  # changes within 10 ms go out as one update per feed
+SLOW_BYTES = 4 * 1024 * 1024  # unread book bytes past which a subscriber is dropped
+SLOW_GRACE_S = 10.0
+
+
+def top(side: BookSide, depth: int, bids: bool) -> dict[int, int]:
+    """The best `depth` levels of a side, best first: price ticks -> visible lots."""
+    levels = side.levels
+    prices = heapq.nlargest(depth, levels) if bids else heapq.nsmallest(depth, levels)
+    return {p: sum(o.visible() for o in levels[p].values()) for p in prices}
+
+
+def changes(told: dict[int, int], now: dict[int, int], live: dict) -> list[tuple[int, int]]:
+    """What a subscriber told `told` needs to see `now`: 0 for the levels that left the book
+    (`live`: the side's levels; not those merely pushed out), then changed or new levels best
+    first. Deletes go first: a subscriber that truncates to its depth after every level
+    (python-kraken-sdk does) would otherwise drop a level still in range while its book
+    briefly held more than `depth` (found by tests/venue/test_book_feed.py)."""
+    out = [(p, 0) for p in told if p not in now and p not in live]
+    out += [(p, q) for p, q in now.items() if told.get(p) != q]
+    return out
+
+
+class Feed:
+    __slots__ = ("asks", "bids", "depth", "pair", "subscribers")
+
+    def __init__(self, pair: Pair, depth: int, book: Book) -> None:
+        self.pair = pair
+        self.depth = depth
+        self.bids = top(book.bids, depth, True)
+        self.asks = top(book.asks, depth, False)
+        self.subscribers: dict[Any, None] = {}  # WS connections, in the order they came
+
+    def _texts(self, levels: list[tuple[int, int]]) -> list[bookmsg.Level]:
+        pair = self.pair
+        return [(pair.fmt_price(p), pair.fmt_qty(q)) for p, q in levels]
+
+    def checksum(self) -> int:
+        asks = self._texts(list(self.asks.items())[: bookmsg.CHECKSUM_LEVELS])
+        bids = self._texts(list(self.bids.items())[: bookmsg.CHECKSUM_LEVELS])
+        return bookmsg.checksum(asks, bids)
+
+    def snapshot(self, at: float) -> bytes:
+        bids, asks = self._texts(list(self.bids.items())), self._texts(list(self.asks.items()))
+        return bookmsg.message("snapshot", self.pair.symbol, bids, asks, self.checksum(),
+                               rfc3339(at))  # fmt: skip
+
+    def update(self, book: Book, at: float) -> bytes | None:
+        """The update from what was told to the book now (None: nothing in range changed)."""
+        bids, asks = top(book.bids, self.depth, True), top(book.asks, self.depth, False)
+        bid_changes = changes(self.bids, bids, book.bids.levels)
+        ask_changes = changes(self.asks, asks, book.asks.levels)
+        if not bid_changes and not ask_changes:
+            return None
+        self.bids, self.asks = bids, asks
+        return bookmsg.message("update", self.pair.symbol, self._texts(bid_changes),
+                               self._texts(ask_changes), self.checksum(), rfc3339(at))  # fmt: skip
+
+
+class MarketData:
+    """Every book feed of the venue; the engine tells it which books changed."""
+
+    def __init__(self, exchange: Exchange, slow_bytes: int = SLOW_BYTES) -> None:
+        self.exchange = exchange
+        self.slow_bytes = slow_bytes  # a subscriber with more unread is dropped
+        self.feeds: dict[tuple[str, int], Feed] = {}
+        self.by_pair: dict[str, list[Feed]] = {}
+        self.waiting: dict[Book, float] = {}  # changed books, to publish; when first changed
+        self.timer: Any = None
+        self.published = 0  # update messages framed (each written to every subscriber)
+        self.dropped = 0  # subscribers dropped as too slow
+        exchange.on_books = self.changed
+
+    def subscribe(self, conn: Any, pair: Pair, depth: int) -> Feed:
+        key = (pair.altname, depth)
+        feed = self.feeds.get(key)
+        if feed is None:
+            feed = self.feeds[key] = Feed(pair, depth, self.exchange.book(pair))
+            self.by_pair.setdefault(pair.altname, []).append(feed)
+        feed.subscribers[conn] = None
+        return feed
+
+    def unsubscribe(self, conn: Any, feed: Feed) -> None:
+        feed.subscribers.pop(conn, None)
+        if not feed.subscribers:  # nobody listens: the feed goes (a new one starts from now)
+            del self.feeds[(feed.pair.altname, feed.depth)]
+            feeds = self.by_pair[feed.pair.altname]
+            feeds.remove(feed)
+            if not feeds:
+                del self.by_pair[feed.pair.altname]
+
+    def changed(self, books: set[Book]) -> None:
+        now = self.exchange.wall()
+        for book in books:
+            if book.pair.altname in self.by_pair:
+                self.waiting.setdefault(book, now)
+        if self.waiting and self.timer is None and self.exchange.call_later is not None:
+            self.timer = self.exchange.call_later(COALESCE_S, self.publish)
+
+    def publish(self) -> None:
+        self.timer = None
+        waiting, self.waiting = self.waiting, {}
+        for book, at in waiting.items():
+            for feed in self.by_pair.get(book.pair.altname, ()):
+                payload = feed.update(book, at)
+                if payload is None:
+                    continue
+                self.published += 1
+                frame = wsframe.encode_frame(wsframe.OP_TEXT, payload)
+                for conn in list(feed.subscribers):
+                    conn.book_frame(frame)

@@ -1,0 +1,42 @@
+"""The book checksum and message against Kraken's documented example (a golden vector)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import orjson
+
+from loadgen.protocol import book
+
+GOLDEN = json.loads((Path(__file__).parents[1] / "golden" / "kraken_book.json").read_text())
+
+
+def _levels(name: str) -> list[tuple[str, str]]:
+    return [(p, q) for p, q in GOLDEN[name]]
+
+
+def test_the_documented_book_has_the_documented_checksum() -> None:
+    assert book.checksum(_levels("asks"), _levels("bids")) == GOLDEN["checksum"] == 3310070434
+
+
+def test_only_the_best_ten_a_side_count() -> None:
+    asks = [*_levels("asks"), ("45300.0", "9.00000000")]
+    bids = [*_levels("bids"), ("45270.0", "9.00000000")]
+    assert book.checksum(asks, bids) == GOLDEN["checksum"]
+
+
+def test_the_message_prints_numbers_at_the_pairs_precision_and_a_subscriber_follows_it() -> None:
+    msg = book.message("snapshot", "BTC/USD", _levels("bids"), _levels("asks"),
+                       GOLDEN["checksum"], "2023-10-06T17:35:55.440295Z")  # fmt: skip
+    assert b'{"price":45285.2,"qty":0.00100000}' in msg  # trailing zeros kept, as Kraken's
+    parsed = orjson.loads(msg)
+    assert parsed["channel"] == "book" and parsed["type"] == "snapshot"
+    local = book.LocalBook(10, GOLDEN["price_decimals"], GOLDEN["qty_decimals"])
+    assert local.apply(parsed["data"][0], snapshot=True)
+    # an update: the best ask goes, a new one comes; the checksum moves with the book
+    update = {"asks": [{"price": 45285.2, "qty": 0}, {"price": 45285.0, "qty": 0.5}],
+              "bids": [], "checksum": 0}  # fmt: skip
+    assert not local.apply(update)  # 0 is not this book's checksum
+    asks = [("45285.0", "0.50000000"), *_levels("asks")[1:]]
+    assert local.checksum() == book.checksum(asks, _levels("bids"))
