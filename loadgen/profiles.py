@@ -40,6 +40,7 @@ from typing import Any
 
 from loadgen.conformance import VERDICTS
 from loadgen.flow.pacing import pipeline_problem
+from loadgen.metrics.recorder import MD_BOOK
 from loadgen.protocol.operations import OPS
 from loadgen.protocol.orderkinds import KINDS, for_protocol
 from loadgen.ratelimit import TIERS
@@ -179,6 +180,8 @@ class Slo:
     rate_limited: tuple[float, float] | None = None
     latency: tuple[LatencySlo, ...] = ()
     rate_limit_verdict: str | None = None  # what the conformance check must conclude
+    # most book checksum failures the MarketDataUsers may see (0: none); needs book updates
+    book_checksum_failures: int | None = None
 
 
 @dataclass(frozen=True)
@@ -400,9 +403,12 @@ def _check_fix_comp_ids(top: _Table, keys_file: str) -> None:
 
 
 def _users(t: _Table) -> dict[str, float]:
+    """Relative weights of the user classes: the three traders, and `md`, the market-data
+    subscribers (MarketDataUser; none unless given)."""
     users = {p: float(t.number(p, 1.0 if not t.data else 0.0)) for p in PROTOCOLS}
     if sum(users.values()) <= 0:
         t.fail("", "give at least one of rest, ws, fix a weight above 0")
+    users["md"] = float(t.number("md", 0.0))
     t.done()
     return users
 
@@ -445,12 +451,17 @@ def _slo(t: _Table) -> Slo:
     ):
         t.fail("rate_limited", f"expected [low, high] shares between 0 and 1, got {band!r}")
     verdict = t.choice("rate_limit_verdict", VERDICTS, None)
+    checksums = t.take("book_checksum_failures", int, None)
+    if checksums is not None and checksums < 0:
+        t.fail("book_checksum_failures", "a count, 0 or more")
     lat = t.table("latency")
     slos = []
     for selector in list(lat.data):
         proto, _, op = selector.rpartition("/")
-        if (proto and proto not in PROTOCOLS) or (op != "*" and op not in OPS):
-            lat.fail(selector, "expected an operation, PROTOCOL/OPERATION or '*'")
+        if selector != MD_BOOK and ((proto and proto not in PROTOCOLS)
+                                    or (op != "*" and op not in OPS)):  # fmt: skip
+            lat.fail(selector, f"expected an operation, PROTOCOL/OPERATION, '*' or {MD_BOOK} "
+                     "(the market-data fan-out)")  # fmt: skip
         limits = lat.table(selector)
         given = {p: limits.number(p, None, 0.0) for p in SLO_PERCENTILES}
         limits.done()
@@ -460,7 +471,7 @@ def _slo(t: _Table) -> Slo:
         slos.append(LatencySlo(selector, values))
     lat.done()
     t.done()
-    return Slo(ratio, tuple(band) if band else None, tuple(slos), verdict)
+    return Slo(ratio, tuple(band) if band else None, tuple(slos), verdict, checksums)
 
 
 # ---- the stages over time (the Locust shape in users/shape.py asks these) ----------------------

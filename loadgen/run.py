@@ -410,9 +410,13 @@ def locust_command(
         if args.ui
         else ["--headless", "--only-summary"]
     )
-    cmd += [cls for cls, p in (("RestTrader", "rest"), ("WsTrader", "ws"), ("FixTrader", "fix"))
-            if prof.users[p] > 0]  # fmt: skip
+    cmd += [cls for cls, p in USER_CLASSES if prof.users.get(p, 0.0) > 0]
     return cmd
+
+
+# the locustfile's user classes and the profile's [users] weight each takes
+USER_CLASSES = (("RestTrader", "rest"), ("WsTrader", "ws"), ("FixTrader", "fix"),
+                ("MarketDataUser", "md"))  # fmt: skip
 
 
 def _locust_child() -> None:

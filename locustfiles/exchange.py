@@ -11,6 +11,7 @@ user classes have these names; everything else comes from the master.
 
 from loadgen.users import options  # noqa: F401 - registers the options and the venue hooks
 from loadgen.users.fix import FixTrader as _FixTrader
+from loadgen.users.marketdata import MarketDataUser as _MarketDataUser
 from loadgen.users.rest import RestTrader as _RestTrader
 from loadgen.users.ws import WsTrader as _WsTrader
 
@@ -24,4 +25,8 @@ class WsTrader(_WsTrader):
 
 
 class FixTrader(_FixTrader):
+    weight = 1
+
+
+class MarketDataUser(_MarketDataUser):
     weight = 1

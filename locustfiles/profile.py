@@ -10,6 +10,7 @@ import os
 from loadgen import profiles
 from loadgen.users import options  # noqa: F401 - registers the options and the venue hooks
 from loadgen.users.fix import FixTrader as _FixTrader
+from loadgen.users.marketdata import MarketDataUser as _MarketDataUser
 from loadgen.users.rest import RestTrader as _RestTrader
 from loadgen.users.shape import ProfileShape
 from loadgen.users.ws import WsTrader as _WsTrader
@@ -32,6 +33,10 @@ class WsTrader(_WsTrader):
 
 class FixTrader(_FixTrader):
     weight = _profile.users["fix"]
+
+
+class MarketDataUser(_MarketDataUser):
+    weight = _profile.users.get("md", 0.0)
 
 
 class Stages(ProfileShape):

@@ -22,10 +22,30 @@ users = 5
 """
 
 
-@pytest.mark.parametrize("name", ["smoke", "ramp", "soak", "spike", "ratelimit", "throughput"])
+@pytest.mark.parametrize(
+    "name", ["smoke", "ramp", "soak", "spike", "ratelimit", "throughput", "market-data"]
+)
 def test_every_shipped_profile_loads(name: str) -> None:
     prof = profiles.load(ROOT / "profiles" / f"{name}.toml")
     assert prof.name == name and prof.stages and prof.max_rate > 0
+
+
+def test_the_market_data_profile_ramps_subscribers_against_a_fixed_order_rate() -> None:
+    prof = profiles.load(ROOT / "profiles" / "market-data.toml")
+    assert prof.users["md"] > 10 * max(prof.users[p] for p in ("rest", "ws", "fix"))
+    assert {s.rate for s in prof.stages} == {1000} and prof.stages[-1].users >= 1000
+    assert prof.slo.book_checksum_failures == 0
+    assert any(item.selector == "md/book" for item in prof.slo.latency)
+
+
+def test_book_slos_are_checked_up_front(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text(GOOD + "[slo]\nbook_checksum_failures = -1\n")
+    with pytest.raises(ProfileError, match="book_checksum_failures: a count, 0 or more"):
+        profiles.load(bad)
+    bad.write_text(GOOD + '[slo.latency]\n"md/trade" = { p99 = 5 }\n')
+    with pytest.raises(ProfileError, match=r"or md/book \(the market-data fan-out\)"):
+        profiles.load(bad)
 
 
 def test_the_ramp_profile_climbs_to_a_million_requests_a_minute() -> None:

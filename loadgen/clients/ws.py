@@ -94,12 +94,8 @@ class WsClient(Dispatcher):
     # ---- connection ---------------------------------------------------------------------------
 
     def _connect(self) -> None:
-        sock = connect(self.address, self.timeout, self.backoff, self.tls)
-        try:
-            rest = upgrade(sock, self.path, self.host)
-        except BaseException:
-            sock.close()
-            raise
+        sock, rest = open_upgraded(self.address, self.path, self.host, self.timeout, self.backoff,
+                                   self.tls)  # fmt: skip
         self.sock = sock
         self.frames = FrameParser(expect_masked=False)
         self.inbox = deque()
@@ -399,6 +395,17 @@ def _count(outcome: Outcome, result: Any) -> None:
     """How many orders were still open (a batch cancel's rate-limit cost)."""
     if isinstance(result, dict) and isinstance(result.get("count"), int):
         outcome.detail = result["count"]
+
+
+def open_upgraded(address: tuple[str, int], path: str, host: str, timeout: float,
+                  backoff: Backoff, tls: ssl.SSLContext | None) -> tuple[Any, bytes]:  # fmt: skip
+    """A connection (clients/net.connect) past the WebSocket handshake, and what followed it."""
+    sock = connect(address, timeout, backoff, tls)
+    try:
+        return sock, upgrade(sock, path, host)
+    except BaseException:
+        sock.close()
+        raise
 
 
 def upgrade(sock: Any, path: str, host: str) -> bytes:

@@ -131,8 +131,11 @@ def _pick(fn: Callable[[float, float], float], mine: float | None, theirs: float
     return theirs if mine is None else fn(mine, theirs)
 
 
+# the book updates' fan-out, as an SLO latency selector names it (MarketDataUser)
+MD_BOOK = "md/book"
+
 # a window's named counts, summed on merge
-COUNTERS = ("reasons", "cleanup", "user_errors", "stamps")
+COUNTERS = ("reasons", "cleanup", "user_errors", "stamps", "md")
 MAX_REASON = 120  # characters of a venue's error text kept as a reason (the texts are short)
 
 
@@ -160,6 +163,10 @@ class Window:
     cleanup: dict[str, int] = field(default_factory=dict)  # end-of-run calls by cell: not load
     user_errors: dict[str, int] = field(default_factory=dict)  # "spawn|text" / "task|text"
     stamps: dict[str, int] = field(default_factory=dict)  # replies by who stamped them
+    # Market data (MarketDataUser): book messages by kind ("updates", "snapshots",
+    # "checksum_failures", "resubscribes", "reconnects") and the updates' fan-out latency
+    md: dict[str, int] = field(default_factory=dict)
+    md_latency: Latencies = field(default_factory=Latencies)
 
     @property
     def count(self) -> int:
@@ -179,6 +186,7 @@ class Window:
         self.procs += other.procs
         self.lag_ms = max(self.lag_ms, other.lag_ms)
         self.span = max(self.span, other.span)
+        self.md_latency.add(other.md_latency)
         for name in COUNTERS:
             _count(getattr(self, name), getattr(other, name))
         if other.limits is not None:
@@ -204,11 +212,14 @@ class Window:
                 out[name] = dict(sorted(getattr(self, name).items()))
         if self.limits is not None:
             out["limits"] = self.limits.encode()
+        if self.md_latency.count:
+            out["md_latency"] = self.md_latency.encode()
         return out
 
     @classmethod
     def decode(cls, data: dict[str, Any]) -> Window:
         cells = {k: Cell.decode(v) for k, v in data["cells"].items()}
+        md_latency = data.get("md_latency")
         return cls(
             int(data["t"]),
             cells,
@@ -221,7 +232,8 @@ class Window:
             float(data.get("lag_ms", 0.0)),
             int(data.get("procs", 1)),
             float(data.get("span", 1.0)),
-            *({k: int(v) for k, v in data.get(name, {}).items()} for name in COUNTERS),
+            md_latency=Latencies.decode(md_latency) if md_latency else Latencies(),
+            **{name: {k: int(v) for k, v in data.get(name, {}).items()} for name in COUNTERS},
         )
 
 
@@ -240,8 +252,8 @@ class _Open:
     """The window being filled: cheap tallies (value -> count) per cell."""
 
     __slots__ = (
-        "cleanup", "counts", "lag_ms", "late", "late_venue", "limits", "opened", "reasons",
-        "response", "service", "stamps", "t", "user_errors",
+        "cleanup", "counts", "lag_ms", "late", "late_venue", "limits", "md", "md_latency",
+        "opened", "reasons", "response", "service", "stamps", "t", "user_errors",
     )  # fmt: skip
 
     def __init__(self, t: int, opened: float) -> None:
@@ -258,11 +270,13 @@ class _Open:
         self.cleanup: dict[str, int] = {}
         self.user_errors: dict[str, int] = {}
         self.stamps: dict[str, int] = {}
+        self.md: dict[str, int] = {}
+        self.md_latency: dict[int, int] = {}
 
     @property
     def empty(self) -> bool:
         return not (self.counts or self.late or self.late_venue or self.limits or self.cleanup
-                    or self.user_errors)  # fmt: skip
+                    or self.user_errors or self.md)  # fmt: skip
 
 
 class Recorder:
@@ -356,6 +370,14 @@ class Recorder:
         key = f"{kind}|{text[:MAX_REASON]}"
         w.user_errors[key] = w.user_errors.get(key, 0) + 1
 
+    def market_data(self, kind: str, latency_us: int | None = None) -> None:
+        """A book message a MarketDataUser heard (clients/marketdata kinds), with its fan-out
+        latency for an update."""
+        w = self._window()
+        w.md[kind] = w.md.get(kind, 0) + 1
+        if latency_us is not None:
+            w.md_latency[latency_us] = w.md_latency.get(latency_us, 0) + 1
+
     def lag(self, ms: float) -> None:
         """The event loop answered a timer `ms` late (the lag sampler, users/recording)."""
         w = self._window()
@@ -391,5 +413,6 @@ class Recorder:
         span = min(1.0, max(0.0, end - max(w.opened, w.t - 1.0)))
         return Window(
             w.t, cells, w.late, offered, users, self._cpu - cpu, w.limits, w.late_venue,
-            w.lag_ms, 1, round(span, 3), w.reasons, w.cleanup, w.user_errors, w.stamps,
+            w.lag_ms, 1, round(span, 3), w.reasons, w.cleanup, w.user_errors, w.stamps, w.md,
+            Latencies.from_tally(w.md_latency) if w.md_latency else Latencies(),
         )  # fmt: skip

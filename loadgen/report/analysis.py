@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from loadgen.metrics.hist import Latencies
-from loadgen.metrics.recorder import Cell, Window, split_key
+from loadgen.metrics.recorder import MD_BOOK, Cell, Window, split_key
 from loadgen.metrics.store import read_incidents, read_meta, read_windows
 from loadgen.outcome import CLASSES
 from loadgen.report import limits
@@ -126,14 +126,53 @@ def judge(windows: list[Window], slo: dict[str, Any], open_loop: bool) -> list[d
                 "rate-limited share", "rejections", f"in [{band[0]:g}, {band[1]:g}]", measured, ok
             )
         )
+    checksums = slo.get("book_checksum_failures")
+    if checksums is not None:
+        heard = _counted(windows, "md")
+        failed = heard.get("checksum_failures", 0)
+        ok = failed <= checksums and heard.get("updates", 0) > 0  # no updates: nothing checked
+        verdicts.append(_verdict("book checksum failures", "market data", f"<= {checksums}",
+                                 failed, ok))  # fmt: skip
     for item in slo.get("latency", ()):
-        sel = tally(windows, open_loop, item["selector"])
+        if item["selector"] == MD_BOOK:
+            latency = fanout(windows)
+        else:
+            latency = tally(windows, open_loop, item["selector"]).latency
         for pct, limit_ms in item["limits_ms"].items():
-            value = sel.latency.percentile(float(pct[1:])) if pct != "max" else sel.latency.max_us
+            value = latency.percentile(float(pct[1:])) if pct != "max" else latency.max_us
             name = f"{item['selector']} {pct}"
             ok = value / 1000 <= limit_ms
             verdicts.append(_verdict(name, "latency", f"<= {limit_ms:g} ms", value / 1000, ok))
     return verdicts
+
+
+def fanout(windows: Iterable[Window]) -> Latencies:
+    """The book updates' fan-out latency over the windows (MarketDataUsers)."""
+    out = Latencies()
+    for w in windows:
+        out.add(w.md_latency)
+    return out
+
+
+def market_data(windows: list[Window]) -> dict[str, Any] | None:
+    """What the MarketDataUsers heard (None when none ran): book messages by kind, and the
+    updates' fan-out latency, the venue's timestamp to the subscriber's receive time."""
+    heard = _counted(windows, "md")
+    if not heard:
+        return None
+    latency = fanout(windows)
+    seconds = covered_seconds(windows)
+    out: dict[str, Any] = {kind: heard.get(kind, 0) for kind in MD_KINDS}
+    out["updates_per_s"] = round(out["updates"] / seconds, 1) if seconds else 0.0
+    out["fanout_us"] = (
+        {f"p{p:g}": latency.percentile(p) for p in (25, 50, 95, 99)} | {"max": latency.max_us}
+        if latency.count
+        else {}
+    )
+    return out
+
+
+MD_KINDS = ("updates", "snapshots", "checksum_failures", "resubscribes", "reconnects", "refused")
 
 
 def _verdict(name: str, kind: str, limit: str, measured: float, ok: bool) -> dict[str, Any]:
@@ -227,6 +266,7 @@ def analyse(run_dir: Path) -> dict[str, Any]:
         "generator": generator(windows),
         "incidents": incidents,
         "distribution": distribution(windows, open_loop),
+        "market_data": market_data(windows),
         "stage_marks": stage_marks(meta),
     }
     summary["knee"] = knee(lvls)

@@ -37,6 +37,7 @@ from loadgen.keys import (
     read_keys_file,
 )
 from loadgen.outcome import Outcome
+from loadgen.protocol.book import DEFAULT_DEPTH, DEPTHS
 from loadgen.ratelimit import INF
 from loadgen.safety import host_problem
 from loadgen.venue.process import VenueProcess
@@ -181,6 +182,14 @@ def add_options(parser: Any) -> None:
         default=10.0,
         env_var="LOADGEN_REQUEST_TIMEOUT",
         help="seconds before a request counts as a timeout (default 10)",
+    )
+    group.add_argument(
+        "--md-depth",
+        type=int,
+        choices=DEPTHS,
+        default=DEFAULT_DEPTH,
+        env_var="LOADGEN_MD_DEPTH",
+        help="levels a side a MarketDataUser's book subscriptions ask for (default 10)",
     )
 
 

@@ -157,6 +157,11 @@ def record(outcome: Outcome, response_us: int | None = None) -> None:
         recorder.record(outcome, response_us)
 
 
+def market_data(kind: str, latency_us: int | None = None) -> None:
+    if recorder is not None:
+        recorder.market_data(kind, latency_us)
+
+
 def decision(key: str, d: Decision) -> None:
     if recorder is not None:
         recorder.decision(
@@ -286,7 +291,7 @@ def _local_window(window: Window) -> None:
 
 def _gauges(environment: Environment) -> tuple[int, float]:
     users = environment.runner.user_count if environment.runner else 0
-    offered = pace.per_user * users if open_loop(environment) else 0.0
+    offered = pace.per_user * traders(environment, users) if open_loop(environment) else 0.0
     return users, offered
 
 
@@ -369,13 +374,23 @@ def _wanted_pace(environment: Environment) -> tuple[float, float, Any]:
     shape_rate = shape.current_rate() if hasattr(shape, "current_rate") else None
     cap = _sane(opts, "max_rate", DEFAULT_MAX_RATE)
     if shape_rate is not None:  # a profile's open loop: its rate now (0 at a ramp's foot)
-        users = shape.current_users()
+        users = traders(environment, shape.current_users())
         return (shape_rate / users if users else 0.0), cap, mix
     rate = _sane(opts, "rate", 0.0)
     if rate:  # --rate: a total split across the users
-        users = environment.runner.target_user_count if environment.runner else 0
+        users = traders(environment, environment.runner.target_user_count if environment.runner
+                        else 0)  # fmt: skip
         return (rate / users if users else 0.0), cap, mix
     return _sane(opts, "rate_per_user", 1.0), cap, mix
+
+
+def traders(environment: Environment, users: float) -> float:
+    """Of `users`, how many trade, by the user classes' weights: MarketDataUsers send no
+    orders, so the open loop's rate is split over the others."""
+    classes = environment.user_classes
+    total = sum(c.weight for c in classes)
+    trading = sum(c.weight for c in classes if not getattr(c, "market_data", False))
+    return users * trading / total if total else users
 
 
 def _sane(opts: Any, name: str, fallback: float) -> float:

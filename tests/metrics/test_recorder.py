@@ -215,3 +215,25 @@ def test_a_master_writes_a_workers_encoded_windows_byte_for_byte_as_decoded_ones
     ]:
         with pytest.raises(ValueError, match=problem):
             encoded.append_encoded(bad, "worker-2")
+
+
+def test_market_data_rides_the_windows_apart_from_the_requests_and_merges() -> None:
+    """Book messages are counted by kind with their fan-out latency, never as requests; two
+    processes' windows merge into the one a single process would have made."""
+    clock = FakeClock(1000.5)
+    out: list[Window] = []
+    recorders = [Recorder(out.append, clock=clock) for _ in range(2)]
+    for n, rec in enumerate(recorders):
+        rec.record(outcome(100))
+        for latency in (1_000, 2_000 * (n + 1), 40_000):
+            rec.market_data("updates", latency)
+        rec.market_data("checksum_failures")
+    clock.t = 1001.2
+    for rec in recorders:
+        rec.tick()
+    decoded = [Window.decode(json.loads(json.dumps(w.encode()))) for w in out]
+    (merged,) = merge(decoded)
+    assert merged.count == 2  # the requests only
+    assert merged.md == {"updates": 6, "checksum_failures": 2}
+    assert merged.md_latency.count == 6 and merged.md_latency.max_us >= 40_000
+    assert merged.md_latency.percentile(50) <= 4_100  # 1, 1, 2, 4, 40, 40 ms

@@ -354,3 +354,24 @@ def test_the_my_venue_template_runs_against_loadgen_venue_tls_as_the_readme_says
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["run"]["tls"] == "TLS, certificates verified against results/venue-ca.pem"
     assert summary["totals"]["outcomes"]["ok"] > 0
+
+
+def test_market_data_users_follow_the_books_and_their_figures_reach_the_summary(tmp_path) -> None:
+    """MarketDataUsers beside traders: every book message's checksum holds, the fan-out
+    latency and counts are in summary.json and the book SLOs are judged from them."""
+    slo = 'book_checksum_failures = 0\n[slo.latency]\n"md/book" = { p99 = 5000 }\n'
+    path = profile(tmp_path, "md", stages=stage("6s", 12, 60), loop="open", max_rate=300,
+                   users="rest = 1\nws = 1\nmd = 4", slo=slo,
+                   flow="[flow]\npairs = { XBTUSD = 1, ETHUSD = 1 }\ncross_share = 0.3\n")  # fmt: skip
+    proc, run_dir = run(path, tmp_path / "results")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    summary = json.loads((run_dir / "summary.json").read_text())
+    md = summary["market_data"]
+    assert md["updates"] > 20 and md["checksum_failures"] == 0 and md["reconnects"] == 0
+    assert md["snapshots"] == 8 * 2  # 8 subscribers (4 of every 6 users), 2 books each
+    lat = md["fanout_us"]
+    assert 0 < lat["p25"] <= lat["p50"] <= lat["p95"] <= lat["p99"] <= lat["max"]
+    names = {v["name"]: v["ok"] for v in summary["slo"]}
+    assert names["book checksum failures"] and names["md/book p99"]
+    # the subscribers send no orders: the open loop's rate is the traders' (60/s, not 60/3)
+    assert summary["totals"]["throughput_rps"] > 35

@@ -1,0 +1,139 @@
+"""A book subscriber's connection: WS v2, public (no token), on the traders' gevent transport.
+
+One connection subscribes to the `book` of its symbols at one depth and keeps a LocalBook of
+each (protocol/book.py), checking every message's checksum. Reads are stamped where the bytes
+are (clients/net: the kernel's receive time), so a message's fan-out latency is that stamp less
+the venue's `timestamp` in it. A checksum that does not hold is counted and the symbol is
+subscribed again (its snapshot starts the book afresh), as python-kraken-sdk's order book does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ssl
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from loadgen.clients.backoff import Backoff
+from loadgen.clients.net import Stamp, recv_stamped
+from loadgen.clients.tls import for_scheme
+from loadgen.clients.ws import open_upgraded
+from loadgen.flow.market import Market
+from loadgen.protocol import ws, wsframe
+from loadgen.protocol.book import BookError, LocalBook
+from loadgen.protocol.wsframe import FrameParser
+
+UPDATE, SNAPSHOT, CHECKSUM_FAILED, RESUBSCRIBED = "updates", "snapshots", "checksum_failures", \
+    "resubscribes"  # fmt: skip
+
+
+@dataclass(slots=True)
+class Heard:
+    """What one read brought: (kind, fan-out latency in µs or None) per book message."""
+
+    events: list[tuple[str, int | None]] = field(default_factory=list)
+
+
+def _stamp_ns(text: str) -> int:
+    """RFC 3339 with up to 9 fraction digits ('...T17:35:55.219022Z') -> epoch ns."""
+    whole, _, frac = text.rstrip("Z").partition(".")
+    seconds = datetime.fromisoformat(whole + "+00:00").timestamp()
+    return int(seconds) * 1_000_000_000 + int((frac + "000000000")[:9])
+
+
+class BookSubscriber:
+    def __init__(self, url: str, markets: list[Market], depth: int, timeout: float = 10.0,
+                 tls: ssl.SSLContext | None = None) -> None:  # fmt: skip
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ("ws", "wss") or not parts.hostname:
+            raise ValueError(f"WebSocket URL {url!r}: expected ws(s)://HOST[:PORT]/v2")
+        self.tls = for_scheme(parts.scheme, tls)
+        self.address = (parts.hostname, parts.port or (443 if self.tls else 80))
+        self.path, self.host = parts.path or "/", parts.netloc
+        self.markets = {m.symbol: m for m in markets}
+        self.depth = depth
+        self.timeout = timeout
+        self.books: dict[str, LocalBook] = {}
+        self.sock: Any = None
+        self.frames = FrameParser(expect_masked=False)
+        self.backoff = Backoff()
+        self.stamp = Stamp()
+        self.req_ids = 0
+        self.pending = b""  # what followed the handshake's answer in its read
+
+    def connect(self) -> None:
+        """Connect and subscribe to every symbol (the snapshots follow as messages)."""
+        sock, rest = open_upgraded(self.address, self.path, self.host, self.timeout, self.backoff,
+                                   self.tls)  # fmt: skip
+        self.sock, self.frames, self.books = sock, FrameParser(expect_masked=False), {}
+        self._subscribe("subscribe", list(self.markets))
+        self.pending = rest
+
+    def _subscribe(self, method: str, symbols: list[str]) -> None:
+        self.req_ids += 1
+        params = {"channel": "book", "symbol": symbols, "depth": self.depth}
+        payload = ws.request(method, params, self.req_ids)
+        self.sock.sendall(wsframe.encode_frame(wsframe.OP_TEXT, payload, mask=True))
+
+    def read(self, on_error: Callable[[str], None]) -> Heard:
+        """One socket read and what its book messages did; ConnectionError when it closed."""
+        heard = Heard()
+        if self.pending:
+            data, self.pending = self.pending, b""
+        else:
+            data = recv_stamped(self.sock, self.stamp)
+            if not data:
+                raise ConnectionError("venue closed the connection")
+        for opcode, payload in self.frames.feed(data):
+            if opcode == wsframe.OP_TEXT:
+                self._message(payload, heard, on_error)
+            elif opcode == wsframe.OP_PING:
+                self.sock.sendall(wsframe.encode_frame(wsframe.OP_PONG, payload, mask=True))
+            elif opcode == wsframe.OP_CLOSE:
+                code, reason = wsframe.parse_close(payload)
+                raise ConnectionError(f"venue closed the WebSocket ({code} {reason})")
+        return heard
+
+    def _message(self, payload: bytes, heard: Heard, on_error: Callable[[str], None]) -> None:
+        if not payload.startswith(b'{"channel":"book"'):
+            if b'"success":false' in payload:
+                on_error(str(orjson.loads(payload).get("error", "subscribe refused")))
+            return
+        msg = orjson.loads(payload)
+        entry = msg["data"][0]
+        symbol = entry.get("symbol", "")
+        market = self.markets.get(symbol)
+        if market is None:
+            return
+        snapshot = msg.get("type") == "snapshot"
+        book = self.books.get(symbol)
+        if snapshot or book is None:
+            book = self.books[symbol] = LocalBook(self.depth, market.price_decimals,
+                                                  market.lot_decimals)  # fmt: skip
+        try:
+            held = book.apply(entry, snapshot=snapshot)
+        except BookError as exc:
+            on_error(str(exc))
+            held = False
+        latency = None  # fan-out latency: updates only (a snapshot is the subscription's)
+        if not snapshot and self.stamp.ns and "timestamp" in entry:
+            latency = max(0, (self.stamp.ns - _stamp_ns(entry["timestamp"])) // 1000)
+        heard.events.append((SNAPSHOT if snapshot else UPDATE, latency))
+        if not held:
+            heard.events.append((CHECKSUM_FAILED, None))
+            del self.books[symbol]  # wrong from here on: start again from a snapshot
+            self._subscribe("unsubscribe", [symbol])
+            self._subscribe("subscribe", [symbol])
+            heard.events.append((RESUBSCRIBED, None))
+
+    def close(self) -> None:
+        if self.sock is not None:
+            with contextlib.suppress(OSError):
+                self.sock.sendall(wsframe.encode_close(wsframe.CLOSE_NORMAL, mask=True))
+            self.sock.close()
+            self.sock = None
