@@ -473,6 +473,21 @@ def second(w: Window, open_loop: bool) -> dict[str, Any]:
         **{c: round(t.counts[c] * per_s, 1) for c in CLASSES},
         **{k: lat[k] for k in ("p25", "p50", "p95", "p99")},
         "jitter": lat["p95"] - lat["p25"],
+        **_md_second(w, per_s),
+    }
+
+
+def _md_second(w: Window, per_s: float) -> dict[str, Any]:
+    """A second's market data, when MarketDataUsers ran: updates/s, checksum failures and the
+    fan-out P50 and P99 (µs)."""
+    if not w.md:
+        return {}
+    lat = w.md_latency
+    return {
+        "md_updates": round(w.md.get("updates", 0) * per_s, 1),
+        "md_failures": w.md.get("checksum_failures", 0),
+        "md_p50": lat.percentile(50) if lat.count else 0,
+        "md_p99": lat.percentile(99) if lat.count else 0,
     }
 
 
@@ -610,6 +625,8 @@ def findings(s: dict[str, Any]) -> list[str]:
     conformance = limits.finding(s.get("rate_limits"))
     if conformance:
         out.append(conformance)
+    bound = any(lv["bound_by"] == "generator" for lv in s["levels"])
+    out += _market_data_line(s.get("market_data"), bound)
     c = s["capacity"]
     if c["generator_cores_needed"]:
         venue = (f"the venue's knee here is {c['venue_knee_share_of_target']:.1%} of that "
@@ -622,6 +639,20 @@ def findings(s: dict[str, Any]) -> list[str]:
             f"loadgen bench master); {venue}."
         )
     return out
+
+
+def _market_data_line(md: dict[str, Any] | None, generator_bound: bool) -> list[str]:
+    if not md:
+        return []
+    if not md["updates"]:
+        return ["Market data: the subscribers heard no book update (nothing checked)."]
+    lat = md["fanout_us"]
+    line = (f"Market data: {md['updates']:,} book updates ({md['updates_per_s']:,.0f}/s), "
+            f"{md['checksum_failures']:,} checksum failures, {md['reconnects']:,} reconnects; "
+            f"fan-out P50 {lat['p50'] / 1000:.1f} ms, P99 {lat['p99'] / 1000:.1f} ms (the venue's "
+            "timestamp to the subscriber's socket, its 10 ms coalescing included")  # fmt: skip
+    return [line + (", and the generator's own queueing: it was the bottleneck)."
+                    if generator_bound else ").")]  # fmt: skip
 
 
 def _knee_line(k: dict[str, Any], levels: list[dict[str, Any]]) -> str:

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from loadgen.metrics.hist import Latencies
-from loadgen.metrics.recorder import Window, split_key
+from loadgen.metrics.recorder import MD_BOOK, Window, split_key
 from loadgen.metrics.store import read_meta, read_windows
 from loadgen.report.analysis import FAILED, WHOLE_S, analyse, tally
 
@@ -64,7 +64,11 @@ class Second:
 
 
 def seconds_of(windows: list[Window], open_loop: bool, scope: str) -> list[Second]:
-    """The whole seconds of one scope ("all", a protocol, or protocol/op)."""
+    """The whole seconds of one scope ("all", a protocol, protocol/op, or md/book: the book
+    updates' fan-out, counted by update with checksum failures as the failed ones)."""
+    if scope == MD_BOOK:
+        return [Second(w.md_latency, w.md.get("updates", 0), w.md.get("checksum_failures", 0), 0)
+                for w in windows if w.span >= WHOLE_S and w.md]  # fmt: skip
     selector = "*" if scope == "all" else scope if "/" in scope else f"{scope}/*"
     out = []
     for w in windows:
@@ -198,11 +202,16 @@ def compare_runs(base_dirs: list[Path], dir_b: Path, threshold: float) -> dict[s
 
     protocols = sorted({c.split("/")[0] for c in cells(wb)})
     ops = sorted(cells(wb).intersection(*(cells(w) for w, _ in runs)))
+    md = all(any(w.md for w in ws) for ws in (wb, *(w for w, _ in runs)))
     headline, per_op, left_out = [], [], []
-    for scope in ("all", *protocols, *ops):
+    for scope in ("all", *protocols, *((MD_BOOK,) if md else ()), *ops):
         base = [seconds_of(w, open_, scope) for w, open_ in runs]
         b = seconds_of(wb, open_b, scope)
-        if "/" in scope:
+        if scope == MD_BOOK:  # its fan-out latency, beside the protocols
+            rows = rows_for(scope, base, b, threshold, False)
+            headline += [r for r in rows if r is not None]
+            left_out += [f"{scope} {m}" for m, r in zip(METRICS, rows, strict=False) if r is None]
+        elif "/" in scope:
             rows = rows_for(scope, base, b, threshold, False)
             per_op += [r for r in rows if r is not None and r.beyond_noise]
         else:

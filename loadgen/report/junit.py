@@ -38,6 +38,14 @@ def xml(summary: dict[str, Any]) -> str:
                 message=f"SLO breached: {v['name']} = {v['measured']}, limit {v['limit']}",
             )
             failure.text = "; ".join(summary["findings"])
+    md = summary.get("market_data")
+    if md:  # the MarketDataUsers' figures, for a dashboard that graphs properties
+        props = ET.Element("properties")
+        suite.insert(0, props)  # JUnit's schema puts them first
+        for name in ("updates", "checksum_failures", "resubscribes", "reconnects"):
+            ET.SubElement(props, "property", name=f"market_data.{name}", value=str(md[name]))
+        for name, us in md["fanout_us"].items():
+            ET.SubElement(props, "property", name=f"market_data.fanout_{name}_us", value=str(us))
     out = ET.SubElement(suite, "system-out")
     out.text = "\n".join(summary["findings"])
     suites = ET.Element("testsuites")

@@ -132,6 +132,19 @@ _SCRIPT = r"""
     [line("rate limited %", R.map(function (l) { return 100 * l.rate_limited_share; }),
       "#f9a825", {points: pts})],
     {xlabel: "offered requests/s", ylabel: "% of requests"});
+  if (D.market_data) {
+    var md = function (k) { return S.map(function (s) { return (s[k] || 0) / 1000; }); };
+    chart("md_fanout", "Book fan-out latency per second (P50, P99) and checksum failures", T, [
+      line("P50", md("md_p50"), "#1e88e5"), line("P99", md("md_p99"), "#c62828"),
+      line("checksum failures", S.map(function (s) { return s.md_failures || 0; }), "#000",
+        {dash: [4, 4]})], {ylabel: "ms"});
+    var U = S.filter(function (s) { return s.md_updates; }).sort(function (a, b) {
+      return a.users - b.users; });
+    chart("md_users", "Book fan-out P99 against users running (the knee is in subscribers)",
+      U.map(function (s) { return s.users; }),
+      [line("P99", U.map(function (s) { return s.md_p99 / 1000; }), "#c62828", {points: pts})],
+      {xlabel: "users (subscribers and traders)", ylabel: "ms"});
+  }
   var RL = D.rate_limits;
   if (RL) {
     var C = RL.counters, keys = Object.keys(C.keys), colours = ["#1e88e5", "#43a047", "#fb8c00",
@@ -169,6 +182,7 @@ def html(summary: dict[str, Any]) -> str:
         "rate_limits": summary.get("rate_limits"),
         "distribution": summary.get("distribution", {}),
         "marks": summary.get("stage_marks", []),
+        "market_data": summary.get("market_data"),
     }
     verdict = summary["verdict"]
     title = f"loadgen report: {run['profile'] or run['dir']}"
@@ -194,6 +208,7 @@ def html(summary: dict[str, Any]) -> str:
         _slo_table(summary["slo"]),
         *(f"<div class='chart' id='{i}'></div>" for i in CHARTS),
         _rate_limits(summary.get("rate_limits")),
+        _market_data(summary.get("market_data")),
         _levels_table(summary["levels"]),
         _ops_table(summary["operations"]),
         _reasons_table(summary.get("reasons", [])),
@@ -207,6 +222,27 @@ def html(summary: dict[str, Any]) -> str:
 
 CHARTS = ("throughput", "protocols", "latency", "protocol_latency", "jitter", "lag",
           "distribution", "curve", "rejections")  # fmt: skip
+
+
+def _market_data(md: dict[str, Any] | None) -> str:
+    """The MarketDataUsers' figures and their two charts (drawn by the script), when any ran."""
+    if not md:
+        return ""
+    lat = md["fanout_us"]
+    rows = [[md["updates"], md["updates_per_s"], md["snapshots"], md["checksum_failures"],
+             md["resubscribes"], md["reconnects"],
+             *(_ms(lat[k]) if lat else "-" for k in ("p25", "p50", "p95", "p99", "max"))]]  # fmt: skip
+    head = ["book updates", "updates/s", "snapshots", "checksum failures", "resubscribes",
+            "reconnects", "fan-out P25 ms", "P50 ms", "P95 ms", "P99 ms", "max ms"]  # fmt: skip
+    charts = "".join(f"<div class='chart' id='{i}'></div>" for i in MD_CHARTS)
+    return (
+        "<h2 id='market-data'>Market data (book subscribers)</h2><p>Fan-out latency: the venue's "
+        "timestamp in a book update to the subscriber's kernel receive time (it includes the "
+        "venue's 10 ms coalescing).</p>" + _table(head, rows) + charts
+    )
+
+
+MD_CHARTS = ("md_fanout", "md_users")
 
 
 def _reasons_table(reasons: list[dict[str, Any]]) -> str:

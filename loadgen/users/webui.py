@@ -46,6 +46,7 @@ class Live:
         self.decisions = dict.fromkeys(DECISIONS, 0)
         self.seconds = 0
         self.history: deque[dict[str, Any]] = deque(maxlen=HISTORY_S)
+        self.md = Window(0)  # the retired seconds' market data (md, md_latency), summed
 
     def feed(self, window: Window) -> None:
         for w in self.recent:
@@ -60,6 +61,7 @@ class Live:
 
     def _retire(self, w: Window) -> None:
         _add(self.run, self.decisions, w, self.open_loop)
+        _add_md(self.md, w)
         self.seconds += 1
         self.history.append(_point(w, self.open_loop))
 
@@ -99,7 +101,36 @@ class Live:
             {"metric": "rate-limit verdict", "recent": "",
              "run": verdict(whole_dec["false_reject"], whole_dec["missed_reject"])}
         )  # fmt: skip
+        whole_md = Window(0)
+        for w in (self.md, *windows):
+            _add_md(whole_md, w)
+        if whole_md.md:
+            recent_md = Window(0)
+            for w in last:
+                _add_md(recent_md, w)
+            rows += _md_rows(recent_md, whole_md, n_recent, n_whole)
         return rows
+
+
+def _add_md(into: Window, w: Window) -> None:
+    for kind, n in w.md.items():
+        into.md[kind] = into.md.get(kind, 0) + n
+    into.md_latency.add(w.md_latency)
+
+
+def _md_rows(recent: Window, whole: Window, n_recent: int, n_whole: int) -> list[dict[str, Any]]:
+    """The MarketDataUsers' figures: book updates, checksum failures, fan-out latency."""
+
+    def pct(w: Window, p: float) -> float | None:
+        return w.md_latency.percentile(p) if w.md_latency.count else None
+
+    updates = [w.md.get("updates", 0) for w in (recent, whole)]
+    failures = [w.md.get("checksum_failures", 0) for w in (recent, whole)]
+    return [
+        _row("book updates/s", updates[0] / n_recent, updates[1] / n_whole, "{:,.1f}"),
+        _row("book checksum failures", failures[0], failures[1], "{:,.0f}"),
+        *(_ms_row(f"book fan-out P{p:g} (ms)", pct(recent, p), pct(whole, p)) for p in (50, 99)),
+    ]
 
 
 def _add(tally: Tally, decisions: dict[str, int], w: Window, open_loop: bool) -> None:

@@ -264,3 +264,41 @@ def test_windows_without_stages_are_cut_into_five_second_levels() -> None:
     windows = [Window(t) for t in range(101, 113)]
     names = [name for name, _ in analysis.levels(windows, {"start": 100.0})]
     assert names == ["0-5 s", "5-10 s", "10-15 s"]
+
+
+def _md_run(run_dir: Path, fanout_us: int, failures: int = 0, seconds: int = 30) -> None:
+    """A run of one REST trader and book subscribers: 200 updates a second at `fanout_us`."""
+    t = [1000.0]
+    writer = ResultsWriter(run_dir, {"loop": "closed", "start": 1000.0, "slo": {
+        "book_checksum_failures": 0, "latency": [{"selector": "md/book", "limits_ms": {"p99": 5.0}}]},
+        "stages": [{"kind": "step", "duration": seconds}]})  # fmt: skip
+    rec = Recorder(writer.append, clock=lambda: t[0], cpu_clock=lambda: t[0] / 2)
+    rng = random.Random(fanout_us)
+    for second in range(seconds):
+        for i in range(200):
+            t[0] = 1000 + second + i / 200 + 0.0001
+            rec.record(Outcome("rest", "add", "ok", 300))
+            rec.market_data("updates", int(fanout_us * rng.uniform(0.8, 1.2)))
+        if second < failures:
+            rec.market_data("checksum_failures")
+    t[0] = 1000.0 + seconds
+    rec.flush()
+    writer.ended()
+    writer.close()
+
+
+def test_market_data_is_summarised_judged_and_compared(tmp_path: Path) -> None:
+    _md_run(tmp_path / "a", 2_000)
+    _md_run(tmp_path / "b", 9_000, failures=2)
+    a, b = analysis.analyse(tmp_path / "a"), analysis.analyse(tmp_path / "b")
+    assert a["market_data"]["updates"] == 6000 and a["market_data"]["checksum_failures"] == 0
+    assert 1_600 <= a["market_data"]["fanout_us"]["p50"] <= 2_400
+    assert a["totals"]["count"] == 6000  # the updates are not requests
+    held = {v["name"]: v["ok"] for v in a["slo"]}
+    assert held == {"book checksum failures": True, "md/book p99": True}
+    held = {v["name"]: v["ok"] for v in b["slo"]}
+    assert held == {"book checksum failures": False, "md/book p99": False}
+    assert [s["md_updates"] for s in a["series"]][:3] == [200.0] * 3
+    rows = compare_runs([tmp_path / "a"], tmp_path / "b", 0.1)["headline"]
+    md = [r for r in rows if r["scope"] == "md/book"]
+    assert md and all(r["regression"] for r in md), md  # P50 and P99 of the fan-out, worse

@@ -375,3 +375,13 @@ def test_market_data_users_follow_the_books_and_their_figures_reach_the_summary(
     assert names["book checksum failures"] and names["md/book p99"]
     # the subscribers send no orders: the open loop's rate is the traders' (60/s, not 60/3)
     assert summary["totals"]["throughput_rps"] > 35
+    assert any(line.startswith("Market data: ") for line in summary["findings"])
+    suite = ET.parse(run_dir / "junit.xml").getroot().find("testsuite")
+    props = {p.get("name"): p.get("value") for p in suite.find("properties")}
+    assert props["market_data.checksum_failures"] == "0" and int(props["market_data.updates"]) > 20
+    assert "book checksum failures" in {c.get("name") for c in suite.findall("testcase")}
+    if shutil.which("chromium"):  # the report's market-data table and its two charts
+        page = (run_dir / "report.html").read_text()
+        assert "Market data (book subscribers)" in page
+        body = _body_of(run_dir / "report.html", tmp_path / "chromium")
+        assert 'data-errors="0"' in body and 'data-charts="11"' in body, body

@@ -202,3 +202,20 @@ def test_the_web_ui_listens_on_loopback_only_unless_asked(tmp_path: Path) -> Non
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_the_tab_shows_the_book_subscribers_figures_when_any_ran() -> None:
+    from loadgen.metrics.hist import Latencies
+    from loadgen.metrics.recorder import Window
+    from loadgen.users.webui import Live
+
+    live = Live(open_loop=False, partial_last=False)
+    assert not [r for r in live.rows() if r["metric"].startswith("book")]
+    for t in range(1, 12):
+        live.feed(Window(t, md={"updates": 100, "checksum_failures": int(t == 3)},
+                         md_latency=Latencies.from_tally({2_000: 99, 30_000: 1})))  # fmt: skip
+    rows = {r["metric"]: r for r in live.rows()}
+    assert rows["book updates/s"]["run"] == "100.0" and rows["book updates/s"]["recent"] == "100.0"
+    assert rows["book checksum failures"]["run"] == "1"
+    assert rows["book checksum failures"]["recent"] == "0"
+    assert rows["book fan-out P50 (ms)"]["run"].startswith("2")
