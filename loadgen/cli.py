@@ -241,6 +241,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from loadgen.bench.openloop import main as bench_openloop
 
         return bench_openloop(args)
+    if args.target == "marketdata":
+        from loadgen.bench.marketdata import main as bench_marketdata
+
+        return bench_marketdata(args)
     if args.target == "wire":
         from loadgen.bench.wire import main as bench_wire
 
@@ -405,6 +409,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_openloop_args(bo)
     bo.set_defaults(func=cmd_bench)
+    bd = bench_sub.add_parser(
+        "marketdata", help="the book feed: venue CPU per update per subscriber, subscribers held"
+    )
+    from loadgen.bench.marketdata import add_args as add_marketdata_args
+
+    add_marketdata_args(bd)
+    bd.set_defaults(func=cmd_bench)
     return parser
 
 

@@ -96,6 +96,11 @@ def test_bench_quick_writes_json_and_prints_the_table(tmp_path: Path):
     assert master["workers"] == 10 and master["windows_written"] > 0 and master["master_exit"] == 0
     assert 0 < master["master_cpu_per_s"] < 1 and master["lag_ms"]["p50"] > 0
     assert "one master takes" in table
+    md = result["market_data"]  # the venue's fan-out cost per subscriber, and held subscribers
+    assert [row["subscribers"] for row in md["fanout"]["rows"]] == [250, 1000]
+    assert all(row["delivered"] > 0 for row in md["fanout"]["rows"])
+    assert md["held"]["held"] == 100 and md["held"]["checksum_failures"] == 0
+    assert "targets (issue 18)" in table and "book subscribers" in table
     assert "FastHttpUser" in done.stdout and "end to end:" in done.stdout
     assert table.strip() in done.stdout.replace("\r", "")
 

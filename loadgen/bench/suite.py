@@ -18,7 +18,9 @@ results/bench-<timestamp>/ as bench.json (every run's figure) and table.txt (wha
    said so, where tcpdump cannot run);
 6. open loop: one worker's P99 at 1,000 requests/s and its ceiling (bench openloop);
 7. the master's limit: one Locust master's CPU and write lag with 10 to 500 simulated
-   workers, and how many workers it takes (bench master).
+   workers, and how many workers it takes (bench master);
+8. market data: the venue's CPU per book update per subscriber, and the subscribers one worker
+   holds with their fan-out latency (bench marketdata).
 
 Then the capacity line: generator and venue cores needed for 1,000,000 requests/min at the
 measured costs.
@@ -37,8 +39,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from loadgen.bench import marketdata, openloop, traders, venue
 from loadgen.bench import master as master_bench
-from loadgen.bench import openloop, traders, venue
 from loadgen.bench import wire as wire_bench
 from loadgen.bench.runs import loadgen_run
 from loadgen.wire import capture
@@ -193,6 +195,15 @@ def main(args: argparse.Namespace) -> int:
     ) as exc:  # the rest stands
         log(f"the master's limit: not measured ({exc})")
         result["master"] = str(exc)
+    log("market data (bench marketdata)")
+    md_args = argparse.Namespace(runs=args.runs, seconds=2 if args.quick else 10,
+                                 subscribers=100 if args.quick else marketdata.TARGET_HELD,
+                                 hold_seconds=4 if args.quick else 20)  # fmt: skip
+    try:
+        result["market_data"] = marketdata.measure(md_args, out / "runs", log)
+    except (RuntimeError, OSError, subprocess.SubprocessError) as exc:  # the rest stands
+        log(f"market data: not measured ({exc})")
+        result["market_data"] = str(exc)
     result["finished"] = time.time()
     lines = table(result)
     (out / "bench.json").write_text(json.dumps(result, indent=1))
@@ -272,7 +283,21 @@ def table(r: dict[str, Any]) -> list[str]:
         lines.append(f"the master's limit: not measured ({r['master']})")
     else:
         lines += master_bench.table_lines(r["master"])
+    lines.append("")
+    md = r.get("market_data")
+    if isinstance(md, dict):
+        lines += marketdata.table_lines(md)
+    elif md:
+        lines.append(f"market data: not measured ({md})")
     lines += ["", *targets(r)]
+    if isinstance(md, dict):
+        h = md["held"]
+        lines += ["targets (issue 18)",
+                  f"  {'met' if h['met'] else 'NOT met':<8} one worker holds >= "
+                  f"{marketdata.TARGET_HELD:,} book subscribers, fan-out P99 < 50 ms, no checksum "
+                  f"failure, orders at 1,000 req/s: {h['held']:,} held, P99 "
+                  f"{h['fanout_us'].get('p99', 0) / 1000:.1f} ms, {h['checksum_failures']} "
+                  f"failures, {h['orders_rps']:,.0f} req/s"]  # fmt: skip
     return lines
 
 

@@ -650,7 +650,7 @@ def _market_data_line(md: dict[str, Any] | None, generator_bound: bool) -> list[
     line = (f"Market data: {md['updates']:,} book updates ({md['updates_per_s']:,.0f}/s), "
             f"{md['checksum_failures']:,} checksum failures, {md['reconnects']:,} reconnects; "
             f"fan-out P50 {lat['p50'] / 1000:.1f} ms, P99 {lat['p99'] / 1000:.1f} ms (the venue's "
-            "timestamp to the subscriber's socket, its 10 ms coalescing included")  # fmt: skip
+            "timestamp to the subscriber's socket, its coalescing included")  # fmt: skip
     return [line + (", and the generator's own queueing: it was the bottleneck)."
                     if generator_bound else ").")]  # fmt: skip
 

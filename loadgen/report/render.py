@@ -238,7 +238,7 @@ def _market_data(md: dict[str, Any] | None) -> str:
     return (
         "<h2 id='market-data'>Market data (book subscribers)</h2><p>Fan-out latency: the venue's "
         "timestamp in a book update to the subscriber's kernel receive time (it includes the "
-        "venue's 10 ms coalescing).</p>" + _table(head, rows) + charts
+        "venue's coalescing: 10 ms, longer under load).</p>" + _table(head, rows) + charts
     )
 
 

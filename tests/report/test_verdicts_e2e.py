@@ -87,7 +87,8 @@ def test_users_that_fail_at_spawn_make_the_run_invalid_and_name_the_error(
     test had, is now refused before any user starts: test_check.)"""
     key = new_key()
     keys = tmp_path / "keys.json"
-    keys.write_text(json.dumps([{"api_key": key.api_key, "secret": key.secret}]))
+    keys.write_text(json.dumps([{"api_key": key.api_key, "secret": key.secret,
+                                 "fix_sender_comp_ids": key.comp_ids}]))  # fmt: skip
     e = venue.venue.endpoints
     target = (f'venue = "url"\nrest = "{e["rest"]}"\nws = "{e["ws"]}"\n'
               f'fix = "{e["fix"]}"\nkeys_file = "{keys}"')  # fmt: skip
