@@ -39,7 +39,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
 def loaded(text: str, tmp: Path, keys: str) -> profiles.Profile:
     """The profile as `loadgen run` loads it, its keys file (absent here) made in tmp."""
     local = tmp / "keys.json"
-    local.write_text('{"keys": [{"api_key": "k", "secret": "c2VjcmV0", "fix_sender_comp_ids": ["kS0"]}]}')
+    local.write_text(
+        '{"keys": [{"api_key": "k", "secret": "c2VjcmV0", "fix_sender_comp_ids": ["kS0"]}]}'
+    )
     path = tmp / "profile.toml"
     path.write_text(text.replace(f'"{keys}"', f'"{local}"'))
     return profiles.load(str(path))
