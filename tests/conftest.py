@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -16,6 +17,34 @@ from tests.clients import Fix, Rest, Ws
 # No venue of the suite (in this process or started by a test) has a FIX rollover unless the
 # test sets one: a suite that runs across 22:00 UTC must not see its sessions logged out.
 os.environ[ROLLOVER_ENV] = "off"
+
+
+def _gevent_patched() -> bool:
+    monkey = sys.modules.get("gevent.monkey")
+    return monkey is not None and monkey.is_module_patched("threading")
+
+
+def _stop_if_patched(where: str) -> None:
+    """The suite's venue runs on a thread with its own asyncio loop. Once gevent has patched
+    threading (Locust does on import), that "thread" is a greenlet: its loop never yields and
+    the next test that talks to it hangs, far from the cause. Stop the session here instead,
+    naming where it happened. Tests that need Locust run it in a child process."""
+    if _gevent_patched():
+        pytest.exit(
+            f"{where} let gevent patch this test process's threads (an import of Locust or "
+            "loadgen.users.webui/base?): run that in a child process",
+            returncode=1,
+        )
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    _stop_if_patched("collecting the tests")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    _stop_if_patched(item.nodeid)
+
 
 TIERS = ["pro", "starter", "intermediate", "unlimited"]
 KEYS = 1600  # enough fresh keys of each tier for every test that takes one (400 each)

@@ -207,7 +207,7 @@ def test_the_web_ui_listens_on_loopback_only_unless_asked(tmp_path: Path) -> Non
 def test_the_tab_shows_the_book_subscribers_figures_when_any_ran() -> None:
     from loadgen.metrics.hist import Latencies
     from loadgen.metrics.recorder import Window
-    from loadgen.users.webui import Live
+    from loadgen.users.live import Live
 
     live = Live(open_loop=False, partial_last=False)
     assert not [r for r in live.rows() if r["metric"].startswith("book")]
