@@ -126,6 +126,8 @@ def test_krakens_edit_order_example_quantity_is_served(ws: Any) -> None:
 def test_stop_loss_limit_and_iceberg_over_ws(ws: Any, symbol: str) -> None:
     stopper, maker, seller, buyer = ws(), ws(), ws(), ws()
     add(maker, "buy", price=3.0, qty=5.0, symbol=symbol)
+    add(seller, "sell", price=5.0, qty=1.0, symbol=symbol)  # the last price 5.0, whatever the
+    add(buyer, "buy", price=5.0, qty=1.0, symbol=symbol)  # pair's reference: the stop waits
     stop = stopper.call("add_order", order(symbol, "sell", order_type="stop-loss-limit",
                                            limit_price=2.5, order_qty=2.0,
                                            triggers={"price": 4.0}))  # fmt: skip
@@ -170,8 +172,8 @@ def test_a_refused_order_is_charged_on_receipt(ws: Any, symbol: str) -> None:
     assert entries[-1]["ratecount"] >= 1.9  # the refused add's 1, and this one's
 
 
-@pytest.mark.parametrize("channel", ["ticker", "trade", "ohlc", "instrument", "level3"])
-def test_public_channels_not_yet_served_are_refused_by_name(ws: Any, channel: str) -> None:
+@pytest.mark.parametrize("channel", ["level3", "balances", "spread"])
+def test_channels_not_served_are_refused_by_name(ws: Any, channel: str) -> None:
     reply = ws().call("subscribe", {"channel": channel, "symbol": ["BTC/USD"]})
     assert failure(reply) == (f"EGeneral:Invalid arguments:channel '{channel}' is not served "
-                              "(only executions and book)")  # fmt: skip
+                              "(only executions, book, ticker, trade, ohlc and instrument)")  # fmt: skip
