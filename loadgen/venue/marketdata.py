@@ -1,4 +1,4 @@
-"""The venue's public book feed (WS v2 `book`), driven by the matching engine's own changes.
+"""The venue's public feeds (WS v2 `book`, and channels.py's), driven by the engine's changes.
 
 A Feed is one (pair, depth) and its subscribers; it keeps what they were last told, the best
 `depth` levels a side. The engine names the books that changed at each flush; they are
@@ -26,12 +26,14 @@ from typing import TYPE_CHECKING, Any
 from loadgen.protocol import book as bookmsg
 from loadgen.protocol import wsframe
 from loadgen.protocol.clock import rfc3339
+from loadgen.venue import channels
 
 if TYPE_CHECKING:
     from loadgen.venue.book import Book, BookSide
     from loadgen.venue.engine import Exchange
     from loadgen.venue.pairs import Pair
 
+FeedKey = tuple[str, str, Any]  # (channel, pair altname, depth / event_trigger / interval)
 COALESCE_S = 0.01  # changes within 10 ms go out as one update per feed
 # Under load the window grows to this many times the last publish's own time, so writing to
 # every subscriber takes at most about a third of the venue's core and order entry keeps the
@@ -96,37 +98,61 @@ class Feed:
 
 
 class MarketData:
-    """Every book feed of the venue; the engine tells it which books changed."""
+    """Every public feed of the venue (book, and channels.py's ticker, trade and ohlc); the
+    engine tells it which books changed. A feed is keyed (channel, pair, parameter): the book's
+    depth, the ticker's event_trigger, the ohlc interval, None for trade."""
 
     def __init__(self, exchange: Exchange, slow_bytes: int = SLOW_BYTES) -> None:
         self.exchange = exchange
         self.slow_bytes = slow_bytes  # a subscriber with more unread is dropped
-        self.feeds: dict[tuple[str, int], Feed] = {}
-        self.by_pair: dict[str, list[Feed]] = {}
+        self.feeds: dict[FeedKey, Any] = {}
+        self.by_pair: dict[str, list[Any]] = {}
         self.waiting: dict[Book, float] = {}  # changed books, to publish; when first changed
         self.timer: Any = None
         self.published = 0  # update messages framed (each written to every subscriber)
         self.interval = COALESCE_S  # the coalescing window now (ADAPT)
         self.dropped = 0  # subscribers dropped as too slow
+        self._instrument: bytes | None = None
         exchange.on_books = self.changed
 
-    def subscribe(self, conn: Any, pair: Pair, depth: int) -> Feed:
-        key = (pair.altname, depth)
+    def _new_feed(self, key: FeedKey, pair: Pair) -> Any:
+        channel, _, param = key
+        book, tape = self.exchange.book(pair), self.exchange.tape(pair)
+        if channel == "book":
+            return Feed(pair, param, book)
+        if channel == "ticker":
+            return channels.TickerFeed(pair, param, book, tape)
+        if channel == "ohlc":
+            return channels.OhlcFeed(pair, param, tape)
+        return channels.TradeFeed(pair, tape)
+
+    def subscribe(self, conn: Any, channel: str, pair: Pair, param: Any) -> Any:
+        key = (channel, pair.altname, param)
         feed = self.feeds.get(key)
         if feed is None:
-            feed = self.feeds[key] = Feed(pair, depth, self.exchange.book(pair))
+            feed = self.feeds[key] = self._new_feed(key, pair)
             self.by_pair.setdefault(pair.altname, []).append(feed)
         feed.subscribers[conn] = None
         return feed
 
-    def unsubscribe(self, conn: Any, feed: Feed) -> None:
+    def unsubscribe(self, conn: Any, key: FeedKey) -> None:
+        feed = self.feeds.get(key)
+        if feed is None:
+            return
         feed.subscribers.pop(conn, None)
         if not feed.subscribers:  # nobody listens: the feed goes (a new one starts from now)
-            del self.feeds[(feed.pair.altname, feed.depth)]
-            feeds = self.by_pair[feed.pair.altname]
+            del self.feeds[key]
+            feeds = self.by_pair[key[1]]
             feeds.remove(feed)
             if not feeds:
-                del self.by_pair[feed.pair.altname]
+                del self.by_pair[key[1]]
+
+    def instrument(self) -> bytes:
+        """The instrument channel's snapshot: built once (the venue's markets never change)."""
+        if self._instrument is None:
+            data = channels.instrument_data(self.exchange.pairs.pairs)
+            self._instrument = channels.message("instrument", "snapshot", data)
+        return self._instrument
 
     def changed(self, books: set[Book]) -> None:
         now = self.exchange.wall()
@@ -148,5 +174,5 @@ class MarketData:
                 self.published += 1
                 frame = wsframe.encode_frame(wsframe.OP_TEXT, payload)
                 for conn in list(feed.subscribers):
-                    conn.book_frame(frame)
+                    conn.feed_frame(frame)
         self.interval = max(COALESCE_S, ADAPT * (time.perf_counter() - started))

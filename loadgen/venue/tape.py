@@ -72,6 +72,22 @@ class Tape:
             sum(c[_N] for c in rows),
         )
 
+    def running(self, interval: int) -> list[Any]:
+        """The candle of `interval` minutes that holds the last trade, from the 1-minute ones
+        it spans (newest first, so the cost is its length, not the day's)."""
+        span = interval * 60
+        last = self.candles[-1]
+        begin = last[_T] // span * span
+        row = [begin, last[_O], last[_H], last[_L], last[_C], 0, 0, 0]
+        for c in reversed(self.candles):
+            if c[_T] < begin:
+                break
+            row[_O], row[_H], row[_L] = c[_O], max(row[_H], c[_H]), min(row[_L], c[_L])
+            row[_PQ] += c[_PQ]
+            row[_V] += c[_V]
+            row[_N] += c[_N]
+        return row
+
     def ohlc(self, interval: int, since: float) -> list[list[Any]]:
         """Candles of `interval` minutes from the 1-minute ones, oldest first, those that begin
         after `since` (s), at most OHLC_ROWS."""

@@ -1,4 +1,4 @@
-"""The WebSocket v2 gateway: RFC 6455 handshake and frames, v2 methods, the executions channel.
+"""The WebSocket v2 gateway: RFC 6455 handshake and frames, v2 methods, the channels.
 
 Both of Kraken's hosts (public ws.kraken.com/v2, private ws-auth.kraken.com/v2) are served on one
 port at path /v2. Private methods authenticate by `params.token` (from GetWebSocketsToken);
@@ -15,15 +15,16 @@ from typing import TYPE_CHECKING, Any
 from loadgen.protocol import errors, ws, wsframe
 from loadgen.protocol.book import DEFAULT_DEPTH, DEPTHS
 from loadgen.protocol.wsframe import FrameParser, WsProtocolError
+from loadgen.venue.channels import TRIGGERS
 from loadgen.venue.conn import Connection
 from loadgen.venue.engine import E_UNAVAILABLE, EV_NEW, Event, VenueError, check_deadline
-from loadgen.venue.marketdata import SLOW_GRACE_S
+from loadgen.venue.marketdata import SLOW_GRACE_S, FeedKey
+from loadgen.venue.tape import OHLC_INTERVALS
 from loadgen.venue.ws_api import STATUS_ONLY, execution, order_snapshot, pending_new
 
 if TYPE_CHECKING:
     from loadgen.venue.accounts import Account
     from loadgen.venue.context import ServerContext
-    from loadgen.venue.marketdata import Feed
 
 MAX_HANDSHAKE = 8 * 1024
 MAX_MESSAGE = 256 * 1024  # a 15-order batch_add is ~3 KiB
@@ -32,16 +33,25 @@ E_UNKNOWN_METHOD = errors.UNKNOWN_METHOD
 WS_DEADLINE_MIN_S = 0.5  # "deadline: 500 ms to 60 s ahead" (facts 4.2)
 _connection_ids = itertools.count(1)
 CLOSE_POLICY = 1008  # RFC 6455 7.4.1: a message that violates policy (here: reading too slowly)
-MAX_BOOK_SYMBOLS = 200  # symbols one book subscribe may name (Kraken's level3 allows 200)
+MAX_SYMBOLS = 200  # symbols one public subscribe may name (Kraken's level3 allows 200)
+# The public channels with symbols (facts 10.1): the parameter that keys a subscription (and an
+# unsubscribe), its default, its values, and the snapshot's default. instrument has no symbol.
+PUBLIC_CHANNELS: dict[str, tuple[str | None, Any, tuple[Any, ...], bool]] = {
+    "book": ("depth", DEFAULT_DEPTH, DEPTHS, True),
+    "ticker": ("event_trigger", "trades", TRIGGERS, True),
+    "ohlc": ("interval", 1, OHLC_INTERVALS, True),
+    "trade": (None, None, (), False),
+}
 
 
-def _book_params_problem(symbols: Any, depth: Any, snapshot: Any) -> str:
+def _public_params_problem(symbols: Any, name: str | None, value: Any,
+                           allowed: tuple[Any, ...], snapshot: Any) -> str:  # fmt: skip
     if not isinstance(symbols, list) or not symbols or not all(isinstance(s, str) for s in symbols):
         return 'symbol (a list of symbols, e.g. ["BTC/USD"])'
-    if len(symbols) > MAX_BOOK_SYMBOLS:
-        return f"symbol (at most {MAX_BOOK_SYMBOLS} a request)"
-    if depth not in DEPTHS or isinstance(depth, bool):
-        return f"depth (one of {', '.join(map(str, DEPTHS))})"
+    if len(symbols) > MAX_SYMBOLS:
+        return f"symbol (at most {MAX_SYMBOLS} a request)"
+    if name and (isinstance(value, bool) or value not in allowed):
+        return f"{name} (one of {', '.join(map(str, allowed))})"
     if not isinstance(snapshot, bool):
         return "snapshot (true or false)"
     return ""
@@ -71,7 +81,8 @@ class WsConnection(Connection):
         self.ratecounter = False
         self.mono = venue.exchange.mono
         self.sent_since_tick = False  # heartbeats go only to connections that were quiet
-        self.books: dict[tuple[str, int], Feed] = {}  # book subscriptions: (pair, depth)
+        self.feeds: dict[FeedKey, Any] = {}  # public subscriptions: (channel, pair, parameter)
+        self.instrument = False  # subscribed to the instrument channel
 
     def connection_lost(self, exc: Exception | None) -> None:
         for token in self.tokens:
@@ -81,14 +92,14 @@ class WsConnection(Connection):
             if self in account.listeners:
                 account.listeners.remove(self)
         self.subscribed.clear()
-        self._leave_books()
+        self._leave_feeds()
         super().connection_lost(exc)
 
-    def _leave_books(self) -> None:
+    def _leave_feeds(self) -> None:
         market_data = self.venue.market_data
-        for feed in self.books.values():
-            market_data.unsubscribe(self, feed)
-        self.books.clear()
+        for key in self.feeds:
+            market_data.unsubscribe(self, key)
+        self.feeds.clear()
 
     def on_data(self, data: bytes) -> None:
         if self.frames is None:
@@ -256,15 +267,17 @@ class WsConnection(Connection):
         self, method: str, params: dict[str, Any], req_id: Any, time_in: float
     ) -> list[bytes]:
         channel = params.get("channel")
-        if channel == "book":
-            return self._book_subscription(method, params, req_id, time_in)
+        if channel in PUBLIC_CHANNELS:
+            return self._public_subscription(method, params, req_id, time_in)
+        if channel == "instrument":
+            return self._instrument_subscription(method, params, req_id, time_in)
         if channel != "executions":
             return [
                 self._error(
                     method,
                     req_id,
                     f"{errors.INVALID_ARGUMENTS}:channel {channel!r} "
-                    "is not served (only executions and book)",
+                    "is not served (only executions, book, ticker, trade, ohlc and instrument)",
                     time_in,
                 )
             ]
@@ -306,50 +319,73 @@ class WsConnection(Connection):
             replies.append(ws.channel("executions", "snapshot", snapshot, self.sequence))
         return replies
 
-    # ---- book channel (public) ----------------------------------------------------------------
+    # ---- public channels: book, ticker, trade, ohlc, instrument ------------------------------
 
-    def _book_subscription(
+    def _public_subscription(
         self, method: str, params: dict[str, Any], req_id: Any, time_in: float
     ) -> list[bytes]:
         """One answer per symbol (facts 10.1), each subscription's snapshot after its ack."""
-        symbols, depth, snapshot = (
-            params.get("symbol"),
-            params.get("depth", DEFAULT_DEPTH),
-            params.get("snapshot", True),
-        )
-        problem = _book_params_problem(symbols, depth, snapshot)
+        channel = params["channel"]
+        name, default, allowed, snap_default = PUBLIC_CHANNELS[channel]
+        symbols, snapshot = params.get("symbol"), params.get("snapshot", snap_default)
+        value = params.get(name, default) if name else None
+        problem = _public_params_problem(symbols, name, value, allowed, snapshot)
         if problem:
             return [self._error(method, req_id, errors.invalid_arguments(problem), time_in)]
         replies: list[bytes] = []
-        for symbol in symbols or ():
-            replies += self._book_symbol(method, symbol, depth, snapshot, req_id, time_in)
+        for symbol in symbols:
+            result: dict[str, Any] = {"channel": channel}
+            if name:
+                result[name] = value
+            result |= {"snapshot": snapshot, "symbol": symbol}
+            replies += self._public_symbol(method, symbol, value, result, req_id, time_in)
         return replies
 
-    def _book_symbol(self, method: str, symbol: str, depth: int, snapshot: bool, req_id: Any,
-                     time_in: float) -> list[bytes]:  # fmt: skip
+    def _public_symbol(self, method: str, symbol: str, value: Any, result: dict[str, Any],
+                       req_id: Any, time_in: float) -> list[bytes]:  # fmt: skip
         pair = self.venue.exchange.pairs.get(symbol)
         if pair is None:
             return [self._error(method, req_id, f"Currency pair not supported {symbol}", time_in)]
-        key = (pair.altname, depth)
+        key = (result["channel"], pair.altname, value)
         market_data = self.venue.market_data
-        result = {"channel": "book", "depth": depth, "snapshot": snapshot, "symbol": symbol}
         if method == "unsubscribe":
-            feed = self.books.pop(key, None)
-            if feed is None:
+            if self.feeds.pop(key, None) is None:
                 return [self._error(method, req_id, "Subscription Not Found", time_in)]
-            market_data.unsubscribe(self, feed)
+            market_data.unsubscribe(self, key)
             del result["snapshot"]
             return [ws.reply_ok(method, req_id, result, time_in, self.wall())]
-        if key in self.books:
+        if key in self.feeds:
             return [self._error(method, req_id, "Already subscribed", time_in)]
-        feed = self.books[key] = market_data.subscribe(self, pair, depth)
+        feed = self.feeds[key] = market_data.subscribe(self, key[0], pair, value)
         replies = [ws.reply_ok(method, req_id, result, time_in, self.wall())]
-        if snapshot:
+        if result["snapshot"]:
             replies.append(feed.snapshot(self.wall()))
         return replies
 
-    def book_frame(self, frame: bytes) -> None:
-        """A book update, framed once for every subscriber of its feed."""
+    def _instrument_subscription(
+        self, method: str, params: dict[str, Any], req_id: Any, time_in: float
+    ) -> list[bytes]:
+        """The instrument channel: no symbol; its snapshot is every asset and pair."""
+        snapshot = params.get("snapshot", True)
+        if not isinstance(snapshot, bool):
+            return [self._error(method, req_id, errors.invalid_arguments("snapshot"), time_in)]
+        result: dict[str, Any] = {"channel": "instrument"}
+        if method == "unsubscribe":
+            if not self.instrument:
+                return [self._error(method, req_id, "Subscription Not Found", time_in)]
+            self.instrument = False
+            return [ws.reply_ok(method, req_id, result, time_in, self.wall())]
+        if self.instrument:
+            return [self._error(method, req_id, "Already subscribed", time_in)]
+        self.instrument = True
+        result["snapshot"] = snapshot
+        replies = [ws.reply_ok(method, req_id, result, time_in, self.wall())]
+        if snapshot:
+            replies.append(self.venue.market_data.instrument())
+        return replies
+
+    def feed_frame(self, frame: bytes) -> None:
+        """A public feed's update, framed once for every subscriber of the feed."""
         transport = self.transport
         if self.closed or transport is None:
             return
@@ -364,7 +400,7 @@ class WsConnection(Connection):
         and the connection cut if that is not read within SLOW_GRACE_S."""
         market_data = self.venue.market_data
         market_data.dropped += 1
-        self._leave_books()
+        self._leave_feeds()
         self._close(CLOSE_POLICY, f"too slow: over {market_data.slow_bytes} bytes of book "
                     "updates unread")  # fmt: skip
         self.venue.exchange.call_later(SLOW_GRACE_S, self.abort)  # type: ignore[misc]
@@ -395,6 +431,7 @@ class WsConnection(Connection):
     def heartbeat(self, now: float) -> None:
         """Called every second by the venue: a subscribed connection that heard nothing since
         the last tick gets a heartbeat, so it hears something at least every second."""
-        if (self.subscribed or self.books) and not self.closed and not self.sent_since_tick:
+        listening = self.subscribed or self.feeds or self.instrument
+        if listening and not self.closed and not self.sent_since_tick:
             self._send_text(ws.HEARTBEAT)
         self.sent_since_tick = False

@@ -262,7 +262,7 @@ def _never_reading(venue, symbol: str) -> socket.socket:
 def _shrink_send_buffer(venue, peer: socket.socket) -> bool:
     for conn in venue.venue.connections:
         sock = conn.transport.get_extra_info("socket")
-        if getattr(conn, "books", None) and sock.getpeername() == peer.getsockname():
+        if getattr(conn, "feeds", None) and sock.getpeername() == peer.getsockname():
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
             return True
     return False
