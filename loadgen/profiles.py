@@ -13,7 +13,9 @@ what is wrong; an unknown field is an error (a typo must not silently become a d
                serves TLS only); ca_file (PEM CAs that verify a URL target's certificates),
                insecure (verify none; the report says so); bind (the embedded venue's address:
                loopback, or one named in allow_hosts, so other machines' workers reach it)
-    [users]    rest/ws/fix: relative weights of the three traders
+    [users]    rest/ws/fix: relative weights of the three traders; md: the MarketDataUsers
+    [market_data] channels (what each MarketDataUser follows: book, ticker, trade; default
+               ["book"]), depth (its book subscriptions' levels a side: 10, 25, 100, 500, 1000)
     [flow]     mix (op -> weight), pairs (name -> weight), cross_share, seed, order_types
                (kind -> weight: limit, post, market, ioc, fok (FIX only), gtd, iceberg,
                stop-loss, stop-loss-limit, take-profit, take-profit-limit; default limit)
@@ -41,8 +43,10 @@ from typing import Any
 from loadgen.conformance import VERDICTS
 from loadgen.flow.pacing import pipeline_problem
 from loadgen.metrics.recorder import MD_BOOK
+from loadgen.protocol.book import DEFAULT_DEPTH, DEPTHS
 from loadgen.protocol.operations import OPS
 from loadgen.protocol.orderkinds import KINDS, for_protocol
+from loadgen.protocol.ws import MD_CHANNELS, parse_md_channels
 from loadgen.ratelimit import TIERS
 from loadgen.safety import host_problem, is_loopback
 
@@ -206,6 +210,8 @@ class Profile:
     stay_under: bool = False
     pipeline: int = 1
     order_types: dict[str, float] | None = None
+    md_channels: tuple[str, ...] = ("book",)
+    md_depth: int = DEFAULT_DEPTH
 
     @property
     def duration(self) -> float:
@@ -272,6 +278,7 @@ def load(path: str | Path) -> Profile:
     users = _users(top.table("users"))
     if users["fix"] > 0 and target.venue == "url":
         _check_fix_comp_ids(top, target.keys_file)
+    md_channels, md_depth = _market_data(top.table("market_data"))
     flow = top.table("flow")
     mix = flow.weights("mix", OPS)
     if mix is not None and mix.get("add", 0) <= 0:
@@ -306,8 +313,24 @@ def load(path: str | Path) -> Profile:
     return Profile(
         name, file, description, target, users, mix, pairs, cross_share, seed, loop,
         float(max_rate), float(spawn_rate), stages, slo, output_dir, html, junit, stay_under,
-        pipeline, order_types,
+        pipeline, order_types, md_channels, md_depth,
     )  # fmt: skip
+
+
+def _market_data(t: _Table) -> tuple[tuple[str, ...], int]:
+    """What the MarketDataUsers follow: channels (of MD_CHANNELS) and the book's depth."""
+    names = t.take("channels", list, ["book"])
+    if not names or not all(isinstance(n, str) for n in names):
+        t.fail("channels", f"a list of channel names ({', '.join(MD_CHANNELS)})")
+    unknown = [n for n in names if n not in MD_CHANNELS]
+    if unknown:
+        t.fail("channels", f"{', '.join(unknown)}: not one of {', '.join(MD_CHANNELS)}")
+    channels = parse_md_channels(",".join(names))
+    depth = t.take("depth", int, DEFAULT_DEPTH)
+    if depth not in DEPTHS:
+        t.fail("depth", f"one of {', '.join(map(str, DEPTHS))}")
+    t.done()
+    return channels, depth
 
 
 def _check_order_types(flow: _Table, weights: dict[str, float], users: dict[str, float]) -> None:

@@ -383,6 +383,8 @@ def locust_command(
         cmd += ["--order-mix", ",".join(f"{k}:{v:g}" for k, v in prof.mix.items())]
     if prof.order_types:
         cmd += ["--order-types", ",".join(f"{k}:{v:g}" for k, v in prof.order_types.items())]
+    if prof.users.get("md"):
+        cmd += ["--md-channels", ",".join(prof.md_channels), "--md-depth", str(prof.md_depth)]
     if keys:
         cmd += ["--keys-file", keys]
     if e.get("ca_file"):

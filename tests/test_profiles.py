@@ -48,6 +48,21 @@ def test_book_slos_are_checked_up_front(tmp_path: Path) -> None:
         profiles.load(bad)
 
 
+def test_what_the_market_data_users_follow_is_read_and_checked(tmp_path: Path) -> None:
+    path = tmp_path / "md.toml"
+    path.write_text(GOOD + '[market_data]\nchannels = ["book", "trade"]\ndepth = 25\n')
+    prof = profiles.load(path)
+    assert (prof.md_channels, prof.md_depth) == (("book", "trade"), 25)
+    assert (profiles.load(ROOT / "profiles" / "smoke.toml").md_channels) == ("book",)
+    for bad, named in (('channels = ["book", "spread"]', "channels: spread: not one of book, "
+                        "ticker, trade"), ("channels = []", "channels: a list of channel names"),
+                       ("depth = 11", "depth: one of 10, 25, 100, 500, 1000"),
+                       ("chanels = []", "chanels: unknown field")):  # fmt: skip
+        path.write_text(GOOD + f"[market_data]\n{bad}\n")
+        with pytest.raises(ProfileError, match=f"market_data.{named}"):
+            profiles.load(path)
+
+
 def test_the_ramp_profile_climbs_to_a_million_requests_a_minute() -> None:
     prof = profiles.load(ROOT / "profiles" / "ramp.toml")
     assert prof.loop == "open" and prof.peak_rate * 60 >= 1_000_000

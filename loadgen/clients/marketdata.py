@@ -1,10 +1,14 @@
-"""A book subscriber's connection: WS v2, public (no token), on the traders' gevent transport.
+"""A market-data subscriber's connection: WS v2, public (no token), on the traders' gevent
+transport.
 
 One connection subscribes to the `book` of its symbols at one depth and keeps a LocalBook of
 each (protocol/book.py), checking every message's checksum. Reads are stamped where the bytes
 are (clients/net: the kernel's receive time), so a message's fan-out latency is that stamp less
 the venue's `timestamp` in it. A checksum that does not hold is counted and the symbol is
 subscribed again (its snapshot starts the book afresh), as python-kraken-sdk's order book does.
+With `trade` among its channels it counts the trades and the gaps in each book's trade_id
+sequence (trades the venue published but this connection never heard; the first update after a
+(re)subscription sets where the sequence stands); with `ticker`, the ticker updates.
 """
 
 from __future__ import annotations
@@ -30,13 +34,19 @@ from loadgen.protocol.wsframe import FrameParser
 
 UPDATE, SNAPSHOT, CHECKSUM_FAILED, RESUBSCRIBED = "updates", "snapshots", "checksum_failures", \
     "resubscribes"  # fmt: skip
+TRADES, TICKERS, GAPS = "trades", "tickers", "sequence_gaps"
 
 
 @dataclass(slots=True)
 class Heard:
-    """What one read brought: (kind, fan-out latency in µs or None) per book message."""
+    """What one read brought: (kind, fan-out latency in µs or None) per book message, and the
+    trade and ticker figures counted (kind -> n)."""
 
     events: list[tuple[str, int | None]] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def count(self, kind: str, n: int = 1) -> None:
+        self.counts[kind] = self.counts.get(kind, 0) + n
 
 
 def _stamp_ns(text: str) -> int:
@@ -48,7 +58,8 @@ def _stamp_ns(text: str) -> int:
 
 class BookSubscriber:
     def __init__(self, url: str, markets: list[Market], depth: int, timeout: float = 10.0,
-                 tls: ssl.SSLContext | None = None) -> None:  # fmt: skip
+                 tls: ssl.SSLContext | None = None,
+                 channels: tuple[str, ...] = ("book",)) -> None:  # fmt: skip
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("ws", "wss") or not parts.hostname:
             raise ValueError(f"WebSocket URL {url!r}: expected ws(s)://HOST[:PORT]/v2")
@@ -58,7 +69,9 @@ class BookSubscriber:
         self.markets = {m.symbol: m for m in markets}
         self.depth = depth
         self.timeout = timeout
+        self.channels = channels
         self.books: dict[str, LocalBook] = {}
+        self.trade_ids: dict[str, int] = {}  # symbol -> the last trade_id heard
         self.sock: Any = None
         self.frames = FrameParser(expect_masked=False)
         self.backoff = Backoff()
@@ -71,12 +84,16 @@ class BookSubscriber:
         sock, rest = open_upgraded(self.address, self.path, self.host, self.timeout, self.backoff,
                                    self.tls)  # fmt: skip
         self.sock, self.frames, self.books = sock, FrameParser(expect_masked=False), {}
-        self._subscribe("subscribe", list(self.markets))
+        self.trade_ids = {}
+        for channel in self.channels:
+            self._subscribe("subscribe", list(self.markets), channel)
         self.pending = rest
 
-    def _subscribe(self, method: str, symbols: list[str]) -> None:
+    def _subscribe(self, method: str, symbols: list[str], channel: str = "book") -> None:
         self.req_ids += 1
-        params = {"channel": "book", "symbol": symbols, "depth": self.depth}
+        params: dict[str, Any] = {"channel": channel, "symbol": symbols}
+        if channel == "book":
+            params["depth"] = self.depth
         payload = ws.request(method, params, self.req_ids)
         self.sock.sendall(wsframe.encode_frame(wsframe.OP_TEXT, payload, mask=True))
 
@@ -100,6 +117,12 @@ class BookSubscriber:
         return heard
 
     def _message(self, payload: bytes, heard: Heard, on_error: Callable[[str], None]) -> None:
+        if payload.startswith(b'{"channel":"trade"'):
+            self._trades(orjson.loads(payload), heard)
+            return
+        if payload.startswith(b'{"channel":"ticker","type":"update"'):
+            heard.count(TICKERS)
+            return
         if not payload.startswith(b'{"channel":"book"'):
             if b'"success":false' in payload:
                 on_error(str(orjson.loads(payload).get("error", "subscribe refused")))
@@ -130,6 +153,22 @@ class BookSubscriber:
             self._subscribe("unsubscribe", [symbol])
             self._subscribe("subscribe", [symbol])
             heard.events.append((RESUBSCRIBED, None))
+
+    def _trades(self, msg: dict[str, Any], heard: Heard) -> None:
+        """A trade message: each trade counted, and the trade_ids skipped since the last heard
+        of its book (an update only: a snapshot is history, not the stream)."""
+        if msg.get("type") != "update":
+            return
+        last = self.trade_ids
+        for trade in msg.get("data", ()):
+            symbol, trade_id = trade.get("symbol"), trade.get("trade_id")
+            if not isinstance(trade_id, int):
+                continue
+            before = last.get(symbol)
+            if before is not None and trade_id > before + 1:
+                heard.count(GAPS, trade_id - before - 1)
+            last[symbol] = trade_id if before is None else max(before, trade_id)
+            heard.count(TRADES)
 
     def close(self) -> None:
         if self.sock is not None:

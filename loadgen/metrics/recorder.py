@@ -370,11 +370,11 @@ class Recorder:
         key = f"{kind}|{text[:MAX_REASON]}"
         w.user_errors[key] = w.user_errors.get(key, 0) + 1
 
-    def market_data(self, kind: str, latency_us: int | None = None) -> None:
-        """A book message a MarketDataUser heard (clients/marketdata kinds), with its fan-out
-        latency for an update."""
+    def market_data(self, kind: str, latency_us: int | None = None, n: int = 1) -> None:
+        """`n` of what a MarketDataUser heard (clients/marketdata kinds), with its fan-out
+        latency for a book update."""
         w = self._window()
-        w.md[kind] = w.md.get(kind, 0) + 1
+        w.md[kind] = w.md.get(kind, 0) + n
         if latency_us is not None:
             w.md_latency[latency_us] = w.md_latency.get(latency_us, 0) + 1
 

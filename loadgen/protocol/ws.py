@@ -15,6 +15,21 @@ from loadgen.protocol import jsonbound
 from loadgen.protocol.clock import rfc3339
 
 HEARTBEAT = orjson.dumps({"channel": "heartbeat"})
+# The public channels a market-data subscriber follows (clients/marketdata): the book it keeps
+# and checks, the ticker, and the trades whose trade_id (a sequence per book) shows any gap.
+MD_CHANNELS = ("book", "ticker", "trade")
+
+
+def parse_md_channels(text: str) -> tuple[str, ...]:
+    """'book,trade' -> ("book", "trade"); ValueError naming what is not one of MD_CHANNELS."""
+    names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    unknown = [n for n in names if n not in MD_CHANNELS]
+    if unknown or not names:
+        raise ValueError(
+            f"--md-channels {text!r}: {', '.join(unknown) or 'none named'} is not "
+            f"a channel a MarketDataUser follows ({', '.join(MD_CHANNELS)})"
+        )
+    return names
 
 
 class WsMessageError(ValueError):

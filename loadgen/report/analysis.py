@@ -172,7 +172,8 @@ def market_data(windows: list[Window]) -> dict[str, Any] | None:
     return out
 
 
-MD_KINDS = ("updates", "snapshots", "checksum_failures", "resubscribes", "reconnects", "refused")
+MD_KINDS = ("updates", "snapshots", "checksum_failures", "resubscribes", "reconnects", "refused",
+            "trades", "sequence_gaps", "tickers")  # fmt: skip
 
 
 def _verdict(name: str, kind: str, limit: str, measured: float, ok: bool) -> dict[str, Any]:
@@ -651,8 +652,12 @@ def _market_data_line(md: dict[str, Any] | None, generator_bound: bool) -> list[
             f"{md['checksum_failures']:,} checksum failures, {md['reconnects']:,} reconnects; "
             f"fan-out P50 {lat['p50'] / 1000:.1f} ms, P99 {lat['p99'] / 1000:.1f} ms (the venue's "
             "timestamp to the subscriber's socket, its coalescing included")  # fmt: skip
-    return [line + (", and the generator's own queueing: it was the bottleneck)."
-                    if generator_bound else ").")]  # fmt: skip
+    line += (", and the generator's own queueing: it was the bottleneck)."
+             if generator_bound else ").")  # fmt: skip
+    if md.get("trades"):
+        line += (f" Trades heard: {md['trades']:,}, {md['sequence_gaps']:,} missing from their "
+                 "books' trade_id sequences.")  # fmt: skip
+    return [line]
 
 
 def _knee_line(k: dict[str, Any], levels: list[dict[str, Any]]) -> str:

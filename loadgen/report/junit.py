@@ -42,8 +42,10 @@ def xml(summary: dict[str, Any]) -> str:
     if md:  # the MarketDataUsers' figures, for a dashboard that graphs properties
         props = ET.Element("properties")
         suite.insert(0, props)  # JUnit's schema puts them first
-        for name in ("updates", "checksum_failures", "resubscribes", "reconnects"):
-            ET.SubElement(props, "property", name=f"market_data.{name}", value=str(md[name]))
+        for name in ("updates", "checksum_failures", "resubscribes", "reconnects", "trades",
+                     "sequence_gaps", "tickers"):  # fmt: skip
+            ET.SubElement(props, "property", name=f"market_data.{name}",
+                          value=str(md.get(name, 0)))  # fmt: skip
         for name, us in md["fanout_us"].items():
             ET.SubElement(props, "property", name=f"market_data.fanout_{name}_us", value=str(us))
     out = ET.SubElement(suite, "system-out")

@@ -231,9 +231,11 @@ def _market_data(md: dict[str, Any] | None) -> str:
     lat = md["fanout_us"]
     rows = [[md["updates"], md["updates_per_s"], md["snapshots"], md["checksum_failures"],
              md["resubscribes"], md["reconnects"],
-             *(_ms(lat[k]) if lat else "-" for k in ("p25", "p50", "p95", "p99", "max"))]]  # fmt: skip
+             *(_ms(lat[k]) if lat else "-" for k in ("p25", "p50", "p95", "p99", "max")),
+             md.get("trades", 0), md.get("sequence_gaps", 0), md.get("tickers", 0)]]  # fmt: skip
     head = ["book updates", "updates/s", "snapshots", "checksum failures", "resubscribes",
-            "reconnects", "fan-out P25 ms", "P50 ms", "P95 ms", "P99 ms", "max ms"]  # fmt: skip
+            "reconnects", "fan-out P25 ms", "P50 ms", "P95 ms", "P99 ms", "max ms", "trades",
+            "trade sequence gaps", "ticker updates"]  # fmt: skip
     charts = "".join(f"<div class='chart' id='{i}'></div>" for i in MD_CHARTS)
     return (
         "<h2 id='market-data'>Market data (book subscribers)</h2><p>Fan-out latency: the venue's "

@@ -1,11 +1,12 @@
-"""The market-data user: one public WS v2 connection following the book of the run's pairs.
+"""The market-data user: one public WS v2 connection following the books of the run's pairs.
 
-Each MarketDataUser subscribes to the `book` of every pair the traders trade (`--pairs`), at
-`--md-depth` levels, keeps each book from the messages and checks every checksum
-(clients/marketdata). What it hears goes to the run's windows beside the requests, not among
-them: book messages by kind, checksum failures, resubscriptions, reconnects, and the updates'
-fan-out latency (the venue's `timestamp` to the kernel's receive time). A connection that drops
-is made again after a backoff, and counted.
+Each MarketDataUser subscribes to the `--md-channels` (book by default; ticker, trade) of every
+pair the traders trade (`--pairs`), the book at `--md-depth` levels, keeps each book from the
+messages and checks every checksum (clients/marketdata). What it hears goes to the run's windows
+beside the requests, not among them: book messages by kind, checksum failures, resubscriptions,
+reconnects, the updates' fan-out latency (the venue's `timestamp` to the kernel's receive time),
+trades and the gaps in their sequence, ticker updates. A connection that drops is made again
+after a backoff, and counted.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ class MarketDataUser(User):
                                      options.tls_context(self.environment))  # fmt: skip
         self.subscriber = BookSubscriber(opts.ws_url, markets, int(opts.md_depth),
                                          timeout=opts.request_timeout,
-                                         tls=options.tls_context(self.environment))  # fmt: skip
+                                         tls=options.tls_context(self.environment),
+                                         channels=options.md_channels(opts))  # fmt: skip
         self.subscriber.connect()
         self._refusals: set[str] = set()
 
@@ -50,6 +52,8 @@ class MarketDataUser(User):
                 continue
             for kind, latency in heard.events:
                 recording.market_data(kind, latency)
+            for kind, n in heard.counts.items():
+                recording.market_data(kind, None, n)
 
     def _reconnect(self) -> None:
         while True:
@@ -64,7 +68,7 @@ class MarketDataUser(User):
         recording.market_data(REFUSED)
         if text not in self._refusals:
             self._refusals.add(text)
-            options.log.warning("market data: the venue refused a book subscription: %s", text)
+            options.log.warning("market data: the venue refused a subscription: %s", text)
 
     def on_stop(self) -> None:
         subscriber = getattr(self, "subscriber", None)

@@ -38,6 +38,7 @@ from loadgen.keys import (
 )
 from loadgen.outcome import Outcome
 from loadgen.protocol.book import DEFAULT_DEPTH, DEPTHS
+from loadgen.protocol.ws import MD_CHANNELS, parse_md_channels
 from loadgen.ratelimit import INF
 from loadgen.safety import host_problem
 from loadgen.venue.process import VenueProcess
@@ -191,6 +192,18 @@ def add_options(parser: Any) -> None:
         env_var="LOADGEN_MD_DEPTH",
         help="levels a side a MarketDataUser's book subscriptions ask for (default 10)",
     )
+    group.add_argument(
+        "--md-channels",
+        default="book",
+        env_var="LOADGEN_MD_CHANNELS",
+        help=f"public channels a MarketDataUser follows, comma-separated: "
+        f"{', '.join(MD_CHANNELS)} (default book)",
+    )
+
+
+def md_channels(opts: Any) -> tuple[str, ...]:
+    """The --md-channels list, checked: ValueError naming the option and what is wrong."""
+    return parse_md_channels(str(getattr(opts, "md_channels", "book")))
 
 
 # ---- the embedded venue ------------------------------------------------------------------------
@@ -207,6 +220,10 @@ def start_embedded_venue(environment: Environment, **_: Any) -> None:
     opts = environment.parsed_options
     if opts is not None and opts.ca_file and not Path(opts.ca_file).is_file():
         raise SystemExit(f"loadgen: --ca-file {opts.ca_file}: no such file")
+    try:
+        md_channels(opts)
+    except ValueError as exc:
+        raise SystemExit(f"loadgen: {exc}") from None
     if environment.host:  # a venue exists: only loopback, or a host allowed by name
         allowed = opts.allow_host if opts else []
         for name, url in (("--host", environment.host), ("--ws-url", opts.ws_url if opts else ""),

@@ -157,9 +157,9 @@ def record(outcome: Outcome, response_us: int | None = None) -> None:
         recorder.record(outcome, response_us)
 
 
-def market_data(kind: str, latency_us: int | None = None) -> None:
+def market_data(kind: str, latency_us: int | None = None, n: int = 1) -> None:
     if recorder is not None:
-        recorder.market_data(kind, latency_us)
+        recorder.market_data(kind, latency_us, n)
 
 
 def decision(key: str, d: Decision) -> None:

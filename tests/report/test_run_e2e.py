@@ -358,17 +358,20 @@ def test_the_my_venue_template_runs_against_loadgen_venue_tls_as_the_readme_says
 
 def test_market_data_users_follow_the_books_and_their_figures_reach_the_summary(tmp_path) -> None:
     """MarketDataUsers beside traders: every book message's checksum holds, the fan-out
-    latency and counts are in summary.json and the book SLOs are judged from them."""
+    latency and counts are in summary.json and the book SLOs are judged from them; following
+    the trade and ticker channels too, they hear the trades without a gap in any sequence."""
     slo = 'book_checksum_failures = 0\n[slo.latency]\n"md/book" = { p99 = 5000 }\n'
     path = profile(tmp_path, "md", stages=stage("6s", 12, 60), loop="open", max_rate=300,
                    users="rest = 1\nws = 1\nmd = 4", slo=slo,
-                   flow="[flow]\npairs = { XBTUSD = 1, ETHUSD = 1 }\ncross_share = 0.3\n")  # fmt: skip
+                   flow="[flow]\npairs = { XBTUSD = 1, ETHUSD = 1 }\ncross_share = 0.3\n"
+                   '[market_data]\nchannels = ["book", "trade", "ticker"]\n')  # fmt: skip
     proc, run_dir = run(path, tmp_path / "results")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     summary = json.loads((run_dir / "summary.json").read_text())
     md = summary["market_data"]
     assert md["updates"] > 20 and md["checksum_failures"] == 0 and md["reconnects"] == 0
     assert md["snapshots"] == 8 * 2  # 8 subscribers (4 of every 6 users), 2 books each
+    assert md["trades"] > 0 and md["sequence_gaps"] == 0 and md["tickers"] > 0, md
     lat = md["fanout_us"]
     assert 0 < lat["p25"] <= lat["p50"] <= lat["p95"] <= lat["p99"] <= lat["max"]
     names = {v["name"]: v["ok"] for v in summary["slo"]}
@@ -379,6 +382,7 @@ def test_market_data_users_follow_the_books_and_their_figures_reach_the_summary(
     suite = ET.parse(run_dir / "junit.xml").getroot().find("testsuite")
     props = {p.get("name"): p.get("value") for p in suite.find("properties")}
     assert props["market_data.checksum_failures"] == "0" and int(props["market_data.updates"]) > 20
+    assert props["market_data.sequence_gaps"] == "0" and int(props["market_data.trades"]) > 0
     assert "book checksum failures" in {c.get("name") for c in suite.findall("testcase")}
     if shutil.which("chromium"):  # the report's market-data table and its two charts
         page = (run_dir / "report.html").read_text()

@@ -1,0 +1,65 @@
+"""The MarketDataUsers' connection (clients/marketdata.BookSubscriber) on the channels beside
+the book: trades counted, and the trade_ids a book's sequence skipped counted as gaps (byte
+vectors, then against a venue process that trades); ticker updates counted."""
+
+from __future__ import annotations
+
+import time
+
+import orjson
+
+from loadgen.clients.marketdata import GAPS, TICKERS, TRADES, BookSubscriber, Heard
+from loadgen.flow.market import Market
+from tests.clients import Rest
+
+BTC = Market("XBTUSD", "BTC/USD", 1, 8, 0.0001, 60_000.0)
+
+
+def _trades(kind: str, ids: list[int], symbol: str = "BTC/USD") -> bytes:
+    return orjson.dumps({"channel": "trade", "type": kind, "data": [
+        {"symbol": symbol, "side": "buy", "price": 60_000.0, "qty": 0.1, "ord_type": "limit",
+         "trade_id": i, "timestamp": "2026-12-07T10:00:00.000000Z"} for i in ids]})  # fmt: skip
+
+
+def test_the_trade_ids_a_book_skipped_are_counted_as_gaps() -> None:
+    sub = BookSubscriber("ws://127.0.0.1:1/v2", [BTC], 10, channels=("trade",))
+    errors: list[str] = []
+    heard = Heard()
+    sub._message(_trades("snapshot", [1, 2, 3]), heard, errors.append)  # history: not counted
+    sub._message(_trades("update", [7, 8]), heard, errors.append)  # the first sets where it is
+    assert heard.counts == {TRADES: 2}
+    sub._message(_trades("update", [9, 12]), heard, errors.append)
+    sub._message(_trades("update", [1], symbol="ETH/USD"), heard, errors.append)  # its own
+    sub._message(_trades("update", [13]), heard, errors.append)
+    assert heard.counts == {TRADES: 6, GAPS: 2} and not errors
+
+
+def test_a_subscriber_of_book_trade_and_ticker_hears_every_trade_without_a_gap(venue_proc):
+    maker_key, taker_key = venue_proc.key(), venue_proc.key()
+    maker = Rest(venue_proc.endpoints["rest"], maker_key["api_key"], maker_key["secret"])
+    taker = Rest(venue_proc.endpoints["rest"], taker_key["api_key"], taker_key["secret"])
+    sub = BookSubscriber(venue_proc.endpoints["ws"], [BTC], 10, timeout=5,
+                         channels=("book", "trade", "ticker"))  # fmt: skip
+    sub.connect()
+    heard, errors = Heard(), []
+    try:
+        for n in range(5):  # five trades, each at its own lower price
+            price = f"{59_000 - n:.1f}"
+            for who, side, volume in ((maker, "sell", "0.3"), (taker, "buy", "0.2")):
+                reply = who.private("AddOrder", pair="XBTUSD", type=side, ordertype="limit",
+                                    price=price, volume=volume)  # fmt: skip
+                assert reply["error"] == [], reply
+        deadline = time.monotonic() + 10
+        while heard.counts.get(TRADES, 0) < 5 and time.monotonic() < deadline:
+            one = sub.read(errors.append)
+            heard.events += one.events
+            for kind, n in one.counts.items():
+                heard.count(kind, n)
+        assert heard.counts.get(TRADES, 0) >= 5 and GAPS not in heard.counts, heard.counts
+        assert heard.counts.get(TICKERS, 0) >= 1 and not errors
+        assert ("checksum_failures", None) not in heard.events
+    finally:
+        sub.close()
+        for who in (maker, taker):
+            who.private("CancelAll")
+            who.close()
