@@ -41,7 +41,10 @@ def add_venue_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--rest-port", type=int, default=0, help="REST port (0 = any free port, reported)"
     )
-    p.add_argument("--ws-port", type=int, default=0, help="WebSocket v2 port (0 = any free port)")
+    p.add_argument("--ws-port", type=int, default=0,
+                   help="authenticated WebSocket v2 port (0 = any free port)")  # fmt: skip
+    p.add_argument("--ws-public-port", type=int, default=0,
+                   help="public WebSocket v2 port: market data only (0 = any free port)")  # fmt: skip
     p.add_argument("--fix-port", type=int, default=0, help="FIX 4.4 port (0 = any free port)")
     p.add_argument("--keys", type=int, default=100, help="number of test API keys (default 100)")
     p.add_argument(
@@ -168,6 +171,7 @@ def venue_config(args: argparse.Namespace):  # -> VenueConfig
         allow_hosts=tuple(args.allow_host),
         rest_port=args.rest_port,
         ws_port=args.ws_port,
+        ws_public_port=args.ws_public_port,
         fix_port=args.fix_port,
         keys=args.keys,
         tiers=args.tier.split(","),
@@ -202,7 +206,9 @@ def cmd_venue(args: argparse.Namespace) -> int:
             flush=True,
         )
         print(f"  REST      {e['rest']}/0/public/Time", flush=True)
-        print(f"  WebSocket {e['ws']}", flush=True)
+        print(f"  WebSocket {e['ws']}  (authenticated: trading, executions)", flush=True)
+        print(f"  WS public {e['ws_public']}  (market data: book, ticker, trade, ohlc, "
+              "instrument)", flush=True)  # fmt: skip
         print(f"  FIX 4.4   {e['fix']}  (TargetCompID KRAKEN-TRD)", flush=True)
         if config.keys_file is not None:
             print(f"  keys      {config.keys_file} (secrets are in that file only)", flush=True)

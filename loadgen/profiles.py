@@ -5,7 +5,8 @@ model, the hard rate cap, the SLOs and the outputs. Every error names the file, 
 what is wrong; an unknown field is an error (a typo must not silently become a default).
 
     name = "smoke"
-    [target]   venue = "embedded" | "url"; rest/ws/fix URLs and keys_file for "url";
+    [target]   venue = "embedded" | "url"; rest/ws/fix URLs and keys_file for "url" (and
+               ws_public, the public WebSocket the MarketDataUsers use; default: ws);
                allow_hosts (non-loopback hosts this profile may hit); tier, pairs (markets),
                latency/stall_every/stall_for/unavailable/drop/latency_per_krps (the embedded
                venue's knobs, as `loadgen venue` has them); limit_threshold/limit_decay/
@@ -144,6 +145,7 @@ class Target:
     rest: str = ""
     ws: str = ""
     fix: str = ""
+    ws_public: str = ""  # the public WS v2 URL (market data), Kraken's wss://ws.kraken.com/v2
     keys_file: str = ""
     allow_hosts: tuple[str, ...] = ()
     tier: str = "pro"
@@ -347,7 +349,7 @@ def _check_order_types(flow: _Table, weights: dict[str, float], users: dict[str,
 
 def _target(t: _Table) -> Target:
     venue = t.choice("venue", ("embedded", "url"), "embedded")
-    urls = {p: t.take(p, str, "") for p in PROTOCOLS}
+    urls = {p: t.take(p, str, "") for p in (*PROTOCOLS, "ws_public")}
     keys_file = t.take("keys_file", str, "")
     allow = t.take("allow_hosts", list, [])
     if not all(isinstance(h, str) for h in allow):
@@ -409,7 +411,7 @@ def _target(t: _Table) -> Target:
             t.fail("keys_file", str(exc))
     t.done()
     return Target(
-        venue, urls["rest"], urls["ws"], urls["fix"], keys_file, tuple(allow), tier, pairs,
+        venue, urls["rest"], urls["ws"], urls["fix"], urls["ws_public"], keys_file, tuple(allow), tier, pairs,
         tuple(str(x) for x in latency), **knobs, **misset, **tls, bind=bind,
     )  # fmt: skip
 

@@ -353,7 +353,8 @@ def start_target(
     venue logs to venue.log in log_dir (the run's folder)."""
     t = prof.target
     if t.venue == "url":
-        return None, {"rest": t.rest, "ws": t.ws, "fix": t.fix, "ca_file": t.ca_file}, t.keys_file
+        urls = {"rest": t.rest, "ws": t.ws, "fix": t.fix, "ws_public": t.ws_public}
+        return None, {**urls, "ca_file": t.ca_file}, t.keys_file
     flags = ["--keys", str(RUN_KEYS), "--tier", t.tier, "--pairs", str(t.pairs)]
     for spec in t.latency:
         flags += ["--latency", spec]
@@ -385,6 +386,7 @@ def locust_command(
         cmd += ["--order-types", ",".join(f"{k}:{v:g}" for k, v in prof.order_types.items())]
     if prof.users.get("md"):
         cmd += ["--md-channels", ",".join(prof.md_channels), "--md-depth", str(prof.md_depth)]
+        cmd += ["--md-url", e.get("ws_public", "")]
     if keys:
         cmd += ["--keys-file", keys]
     if e.get("ca_file"):

@@ -1,6 +1,7 @@
 """The market-data user: one public WS v2 connection following the books of the run's pairs.
 
-Each MarketDataUser subscribes to the `--md-channels` (book by default; ticker, trade) of every
+Each MarketDataUser connects to the public endpoint (`--md-url`; the authenticated `--ws-url`
+where the target names none) and subscribes to the `--md-channels` (book by default; ticker, trade) of every
 pair the traders trade (`--pairs`), the book at `--md-depth` levels, keeps each book from the
 messages and checks every checksum (clients/marketdata). What it hears goes to the run's windows
 beside the requests, not among them: book messages by kind, checksum failures, resubscriptions,
@@ -29,7 +30,8 @@ class MarketDataUser(User):
         opts = self.environment.parsed_options
         markets, _ = options.markets(self.environment.host, opts.pairs,
                                      options.tls_context(self.environment))  # fmt: skip
-        self.subscriber = BookSubscriber(opts.ws_url, markets, int(opts.md_depth),
+        url = opts.md_url or opts.ws_url  # the public endpoint, where the target names one
+        self.subscriber = BookSubscriber(url, markets, int(opts.md_depth),
                                          timeout=opts.request_timeout,
                                          tls=options.tls_context(self.environment),
                                          channels=options.md_channels(opts))  # fmt: skip

@@ -147,6 +147,13 @@ def add_options(parser: Any) -> None:
         help="WebSocket v2 URL (default: the embedded venue's)",
     )
     group.add_argument(
+        "--md-url",
+        default="",
+        env_var="LOADGEN_MD_URL",
+        help="public WebSocket v2 URL the MarketDataUsers subscribe on, Kraken's "
+        "wss://ws.kraken.com/v2 (default: the embedded venue's public one, else --ws-url)",
+    )
+    group.add_argument(
         "--fix-url",
         default="",
         env_var="LOADGEN_FIX_URL",
@@ -227,7 +234,8 @@ def start_embedded_venue(environment: Environment, **_: Any) -> None:
     if environment.host:  # a venue exists: only loopback, or a host allowed by name
         allowed = opts.allow_host if opts else []
         for name, url in (("--host", environment.host), ("--ws-url", opts.ws_url if opts else ""),
-                          ("--fix-url", opts.fix_url if opts else "")):  # fmt: skip
+                          ("--fix-url", opts.fix_url if opts else ""),
+                          ("--md-url", opts.md_url if opts else "")):  # fmt: skip
             problem = host_problem(url, allowed, "--allow-host")
             if problem:
                 raise SystemExit(f"loadgen: {name} {url}: {problem}")
@@ -246,6 +254,7 @@ def start_embedded_venue(environment: Environment, **_: Any) -> None:
     environment.host = _venue.endpoints["rest"]
     if opts is not None:
         opts.ws_url = opts.ws_url or _venue.endpoints["ws"]
+        opts.md_url = opts.md_url or _venue.endpoints.get("ws_public", "")
         opts.fix_url = opts.fix_url or _venue.endpoints["fix"]
         opts.ca_file = opts.ca_file or _venue.ca_file
     log.info("embedded venue: %s", _venue.endpoints)

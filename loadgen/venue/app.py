@@ -48,6 +48,7 @@ class VenueConfig:
     rest_port: int = 0  # 0 = any free port (reported at start)
     ws_port: int = 0
     fix_port: int = 0
+    ws_public_port: int = 0  # the public WS v2 endpoint (Kraken's ws.kraken.com/v2)
     keys: int = DEFAULT_KEY_COUNT
     tiers: list[str] = field(default_factory=lambda: ["pro"])  # cycled over the keys
     seed: str = DEFAULT_SEED
@@ -66,7 +67,7 @@ class VenueConfig:
         from loadgen.ratelimit import TIERS
 
         self._check_host()
-        for name in ("rest_port", "ws_port", "fix_port"):
+        for name in ("rest_port", "ws_port", "fix_port", "ws_public_port"):
             port = getattr(self, name)
             if not 0 <= port <= 65535:
                 raise VenueConfigError(f"{name} {port} is not a port (0-65535; 0 = any free port)")
@@ -164,7 +165,7 @@ class Venue:
     async def start(self) -> dict[str, str]:
         from loadgen.venue.fix_server import FixConnection
         from loadgen.venue.rest_server import RestConnection
-        from loadgen.venue.ws_server import WsConnection
+        from loadgen.venue.ws_server import PublicWsConnection, WsConnection
 
         self.loop = self.context.loop = asyncio.get_running_loop()
         self.exchange.call_later = self.loop.call_later
@@ -176,6 +177,7 @@ class Venue:
             ("rest", RestConnection, cfg.rest_port),
             ("ws", WsConnection, cfg.ws_port),
             ("fix", FixConnection, cfg.fix_port),
+            ("ws_public", PublicWsConnection, cfg.ws_public_port),
         ):
             server = await self.loop.create_server(
                 lambda f=factory: f(self.context), cfg.host, port, reuse_address=True, ssl=tls
@@ -188,6 +190,7 @@ class Venue:
             "rest": f"http{s}://{host}:{ports['rest']}",
             "ws": f"ws{s}://{host}:{ports['ws']}/v2",
             "fix": f"{'tls' if tls else 'tcp'}://{host}:{ports['fix']}",
+            "ws_public": f"ws{s}://{host}:{ports['ws_public']}/v2",
         }
         if cfg.keys_file is not None:
             self.accounts.write_keys_file(cfg.keys_file, self.endpoints, self.ca_file)

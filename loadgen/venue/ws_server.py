@@ -1,7 +1,10 @@
 """The WebSocket v2 gateway: RFC 6455 handshake and frames, v2 methods, the channels.
 
-Both of Kraken's hosts (public ws.kraken.com/v2, private ws-auth.kraken.com/v2) are served on one
-port at path /v2. Private methods authenticate by `params.token` (from GetWebSocketsToken);
+Kraken's two hosts are two ports, each at path /v2: the authenticated one (ws-auth.kraken.com/v2:
+trading, executions, and the public channels too, as the venue has always served them there)
+and the public one (ws.kraken.com/v2: book, ticker, trade, ohlc, instrument and ping; a private
+method or the executions channel there is refused by name, facts 10.4).
+Private methods authenticate by `params.token` (from GetWebSocketsToken);
 an unknown or expired token gets `ESession:Invalid session`. A frame that breaks RFC 6455
 closes the connection with the matching close code; a bad message (not JSON, unknown method,
 wrong types) gets an error reply and the connection stays open.
@@ -63,8 +66,14 @@ def _http_error(status: str, text: str) -> bytes:
         status.encode(), len(body), body)  # fmt: skip
 
 
+def _private_here(what: str) -> str:
+    return (f"{E_UNKNOWN_METHOD}:{what} is served on the authenticated endpoint "
+            "(ws-auth), not the public one")  # fmt: skip
+
+
 class WsConnection(Connection):
     protocol_name = "ws"
+    authenticated = True  # the ws-auth endpoint: trading, executions and the public channels
 
     def __init__(self, venue: ServerContext) -> None:
         super().__init__(venue)
@@ -218,6 +227,8 @@ class WsConnection(Connection):
             return [self._error(method, req_id, errors.invalid_arguments("params"), time_in)]
         if method in ("subscribe", "unsubscribe"):
             return self._subscription(method, params, req_id, time_in)
+        if not self.authenticated:
+            return [self._error(method, req_id, _private_here(method), time_in)]
         handler = self.api.methods.get(method)
         if handler is None:
             return [self._error(method, req_id, E_UNKNOWN_METHOD, time_in)]
@@ -271,6 +282,8 @@ class WsConnection(Connection):
             return self._public_subscription(method, params, req_id, time_in)
         if channel == "instrument":
             return self._instrument_subscription(method, params, req_id, time_in)
+        if channel == "executions" and not self.authenticated:
+            return [self._error(method, req_id, _private_here("executions"), time_in)]
         if channel != "executions":
             return [
                 self._error(
@@ -435,3 +448,9 @@ class WsConnection(Connection):
         if listening and not self.closed and not self.sent_since_tick:
             self._send_text(ws.HEARTBEAT)
         self.sent_since_tick = False
+
+
+class PublicWsConnection(WsConnection):
+    """The public endpoint (ws.kraken.com/v2): the public channels and ping only."""
+
+    authenticated = False

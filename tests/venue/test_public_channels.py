@@ -225,3 +225,25 @@ def test_python_kraken_sdk_hears_ticker_trade_ohlc_and_instrument(venue, fresh_p
     assert not refused, refused[:1]
     trades = [t for m in heard if m.get("channel") == "trade" for t in m["data"]]
     assert [t["trade_id"] for t in trades][:1] == [1] and trades[0]["symbol"] == pair.symbol
+
+
+def test_the_public_endpoint_serves_market_data_and_refuses_private_methods_by_name(
+    venue, fresh_pair
+) -> None:
+    """Kraken's ws.kraken.com/v2 beside ws-auth (facts 10.4): its own port in the venue."""
+    symbol = venue.venue.pairs.get(fresh_pair()).symbol
+    public = Ws(venue.endpoints["ws_public"])
+    try:
+        assert venue.endpoints["ws_public"] != venue.endpoints["ws"]
+        for params in ({"channel": "book", "symbol": [symbol]}, {"channel": "instrument"},
+                       {"channel": "ticker", "symbol": [symbol]}):  # fmt: skip
+            assert _subscribe(public, params)["success"]
+        assert public.call("ping")["method"] == "pong"
+        for method, params in (("add_order", {"symbol": symbol}), ("cancel_all", {}),
+                               ("subscribe", {"channel": "executions"})):  # fmt: skip
+            reply = public.call(method, params)
+            assert reply["success"] is False and reply["error"] == (
+                f"EGeneral:Unknown method:{params.get('channel', method)} is served on the "
+                "authenticated endpoint (ws-auth), not the public one"), reply  # fmt: skip
+    finally:
+        public.close()
