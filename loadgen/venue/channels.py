@@ -23,7 +23,7 @@ Shapes as Kraken documents them (facts 10.1; docs.kraken.com/api/docs/websocket-
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
@@ -40,6 +40,16 @@ OHLC_SNAPSHOT = 2  # candles in an ohlc snapshot (Kraken's example shows two)
 DAY_S = 86_400
 TRIGGERS = ("trades", "bbo")
 _SIDE_TYPE = {"l": "limit", "m": "market"}
+
+
+class PublicFeed(Protocol):
+    """What MarketData asks of a feed (marketdata.Feed and the three here)."""
+
+    subscribers: dict[Any, None]  # WS connections, in the order they came
+
+    def snapshot(self, at: float) -> bytes: ...
+
+    def update(self, book: Book, at: float) -> bytes | None: ...
 
 
 def message(channel: str, kind: str, data: Any, timestamp: str | None = None) -> bytes:

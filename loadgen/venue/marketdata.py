@@ -21,17 +21,20 @@ from __future__ import annotations
 
 import heapq
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from loadgen.protocol import book as bookmsg
 from loadgen.protocol import wsframe
 from loadgen.protocol.clock import rfc3339
 from loadgen.venue import channels
+from loadgen.venue.channels import PublicFeed
 
 if TYPE_CHECKING:
     from loadgen.venue.book import Book, BookSide
     from loadgen.venue.engine import Exchange
     from loadgen.venue.pairs import Pair
+    from loadgen.venue.tape import Tape
 
 FeedKey = tuple[str, str, Any]  # (channel, pair altname, depth / event_trigger / interval)
 COALESCE_S = 0.01  # changes within 10 ms go out as one update per feed
@@ -97,6 +100,15 @@ class Feed:
                                self._texts(ask_changes), self.checksum(), rfc3339(at))  # fmt: skip
 
 
+# channel -> its feed, made from (pair, parameter, book, tape)
+_FEEDS: dict[str, Callable[[Pair, Any, Book, Tape], PublicFeed]] = {
+    "book": lambda pair, depth, book, _: Feed(pair, depth, book),
+    "ticker": lambda pair, trigger, book, tape: channels.TickerFeed(pair, trigger, book, tape),
+    "ohlc": lambda pair, interval, _, tape: channels.OhlcFeed(pair, interval, tape),
+    "trade": lambda pair, _, __, tape: channels.TradeFeed(pair, tape),
+}
+
+
 class MarketData:
     """Every public feed of the venue (book, and channels.py's ticker, trade and ohlc); the
     engine tells it which books changed. A feed is keyed (channel, pair, parameter): the book's
@@ -105,8 +117,8 @@ class MarketData:
     def __init__(self, exchange: Exchange, slow_bytes: int = SLOW_BYTES) -> None:
         self.exchange = exchange
         self.slow_bytes = slow_bytes  # a subscriber with more unread is dropped
-        self.feeds: dict[FeedKey, Any] = {}
-        self.by_pair: dict[str, list[Any]] = {}
+        self.feeds: dict[FeedKey, PublicFeed] = {}
+        self.by_pair: dict[str, list[PublicFeed]] = {}
         self.waiting: dict[Book, float] = {}  # changed books, to publish; when first changed
         self.timer: Any = None
         self.published = 0  # update messages framed (each written to every subscriber)
@@ -115,22 +127,13 @@ class MarketData:
         self._instrument: bytes | None = None
         exchange.on_books = self.changed
 
-    def _new_feed(self, key: FeedKey, pair: Pair) -> Any:
-        channel, _, param = key
-        book, tape = self.exchange.book(pair), self.exchange.tape(pair)
-        if channel == "book":
-            return Feed(pair, param, book)
-        if channel == "ticker":
-            return channels.TickerFeed(pair, param, book, tape)
-        if channel == "ohlc":
-            return channels.OhlcFeed(pair, param, tape)
-        return channels.TradeFeed(pair, tape)
-
-    def subscribe(self, conn: Any, channel: str, pair: Pair, param: Any) -> Any:
+    def subscribe(self, conn: Any, channel: str, pair: Pair, param: Any) -> PublicFeed:
         key = (channel, pair.altname, param)
         feed = self.feeds.get(key)
         if feed is None:
-            feed = self.feeds[key] = self._new_feed(key, pair)
+            make = _FEEDS[channel]
+            feed = make(pair, param, self.exchange.book(pair), self.exchange.tape(pair))
+            self.feeds[key] = feed
             self.by_pair.setdefault(pair.altname, []).append(feed)
         feed.subscribers[conn] = None
         return feed
