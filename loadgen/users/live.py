@@ -105,7 +105,8 @@ def _add_md(into: Window, w: Window) -> None:
 
 
 def _md_rows(recent: Window, whole: Window, n_recent: int, n_whole: int) -> list[dict[str, Any]]:
-    """The MarketDataUsers' figures: book updates, checksum failures, fan-out latency."""
+    """The MarketDataUsers' figures: book updates, checksum failures, fan-out latency; trades
+    and the gaps in their sequences when they follow the trade channel."""
 
     def pct(w: Window, p: float) -> float | None:
         return w.md_latency.percentile(p) if w.md_latency.count else None
@@ -116,6 +117,18 @@ def _md_rows(recent: Window, whole: Window, n_recent: int, n_whole: int) -> list
         _row("book updates/s", updates[0] / n_recent, updates[1] / n_whole, "{:,.1f}"),
         _row("book checksum failures", failures[0], failures[1], "{:,.0f}"),
         *(_ms_row(f"book fan-out P{p:g} (ms)", pct(recent, p), pct(whole, p)) for p in (50, 99)),
+        *_trade_rows(recent, whole, n_recent, n_whole),
+    ]
+
+
+def _trade_rows(recent: Window, whole: Window, n_recent: int, n_whole: int) -> list[dict]:
+    if not whole.md.get("trades"):
+        return []
+    trades = [w.md.get("trades", 0) for w in (recent, whole)]
+    gaps = [w.md.get("sequence_gaps", 0) for w in (recent, whole)]
+    return [
+        _row("trades heard/s", trades[0] / n_recent, trades[1] / n_whole, "{:,.1f}"),
+        _row("trade sequence gaps", gaps[0], gaps[1], "{:,.0f}"),
     ]
 
 

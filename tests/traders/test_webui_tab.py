@@ -219,3 +219,7 @@ def test_the_tab_shows_the_book_subscribers_figures_when_any_ran() -> None:
     assert rows["book checksum failures"]["run"] == "1"
     assert rows["book checksum failures"]["recent"] == "0"
     assert rows["book fan-out P50 (ms)"]["run"].startswith("2")
+    assert "trade sequence gaps" not in rows  # no subscriber followed trades
+    live.feed(Window(12, md={"trades": 40, "sequence_gaps": 2}))
+    rows = {r["metric"]: r for r in live.rows()}
+    assert rows["trade sequence gaps"]["run"] == "2" and rows["trades heard/s"]["run"] != "-"
