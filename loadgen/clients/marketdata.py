@@ -30,6 +30,7 @@ from loadgen.clients.ws import open_upgraded
 from loadgen.flow.market import Market
 from loadgen.protocol import ws, wsframe
 from loadgen.protocol.book import BookError, LocalBook
+from loadgen.protocol.book import parse as parse_book
 from loadgen.protocol.wsframe import FrameParser
 
 UPDATE, SNAPSHOT, CHECKSUM_FAILED, RESUBSCRIBED = "updates", "snapshots", "checksum_failures", \
@@ -127,7 +128,7 @@ class BookSubscriber:
             if b'"success":false' in payload:
                 on_error(str(orjson.loads(payload).get("error", "subscribe refused")))
             return
-        msg = orjson.loads(payload)
+        msg = parse_book(payload)  # numbers as their text: the checksum is over it
         entry = msg["data"][0]
         symbol = entry.get("symbol", "")
         market = self.markets.get(symbol)

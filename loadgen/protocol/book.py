@@ -16,6 +16,8 @@ the checksum is taken over; one that parses floats prints them again at the pair
 
 from __future__ import annotations
 
+import heapq
+import json
 import zlib
 from collections.abc import Iterable
 
@@ -58,14 +60,21 @@ class BookError(ValueError):
 
 class LocalBook:
     """A subscriber's copy of one symbol's book at one depth, kept from the channel's messages
-    (parsed JSON, numbers as floats) and checked against each message's checksum."""
+    and checked against each message's checksum.
+
+    Kraken's guide says to read prices and quantities as decimals or strings so their trailing
+    zeros survive (facts 10.2): a message parsed by `parse` (below) gives each number as the
+    text on the wire, which is kept as it came; a float (a JSON parser that made numbers of
+    them) is printed again at the pair's precision, as python-kraken-sdk does. Each level keeps
+    its checksum digits, made once when it is set, not at every checksum."""
 
     def __init__(self, depth: int, price_decimals: int, qty_decimals: int) -> None:
         self.depth = depth
         self.price_decimals = price_decimals
         self.qty_decimals = qty_decimals
-        self.bids: dict[float, Level] = {}
-        self.asks: dict[float, Level] = {}
+        # price -> (price text, qty text, the level's checksum digits)
+        self.bids: dict[float, tuple[str, str, str]] = {}
+        self.asks: dict[float, tuple[str, str, str]] = {}
 
     def apply(self, entry: dict, snapshot: bool = False) -> bool:
         """Apply one `data` element (a snapshot's replaces the book); True when the checksum
@@ -80,24 +89,44 @@ class LocalBook:
             for level in levels:
                 self._set(side, level)
             if len(side) > self.depth:
-                keep = sorted(side, reverse=best_first)[: self.depth]
-                for price in set(side) - set(keep):
+                for price in sorted(side, reverse=best_first)[self.depth :]:
                     del side[price]
         return entry.get("checksum") == self.checksum()
 
-    def _set(self, side: dict[float, Level], level: dict) -> None:
+    def _set(self, side: dict[float, tuple[str, str, str]], level: dict) -> None:
         try:
-            price, qty = float(level["price"]), float(level["qty"])
+            price, qty = level["price"], level["qty"]
+            key, amount = float(price), float(qty)
         except (KeyError, TypeError, ValueError) as exc:
             raise BookError(f"book level {level!r}: {exc}") from None
-        if qty == 0:
-            side.pop(price, None)
-        else:
-            side[price] = (f"{price:.{self.price_decimals}f}", f"{qty:.{self.qty_decimals}f}")
+        if amount == 0:
+            side.pop(key, None)
+            return
+        if not isinstance(price, str):
+            price = f"{key:.{self.price_decimals}f}"
+        if not isinstance(qty, str):
+            qty = f"{amount:.{self.qty_decimals}f}"
+        side[key] = (price, qty, _digits(price) + _digits(qty))
+
+    def _best(self, side: str, count: int) -> list[tuple[str, str, str]]:
+        levels = self.bids if side == "bids" else self.asks
+        keys = (heapq.nlargest if side == "bids" else heapq.nsmallest)(count, levels)
+        return [levels[p] for p in keys]
 
     def best(self, side: str, count: int = CHECKSUM_LEVELS) -> list[Level]:
-        levels = self.bids if side == "bids" else self.asks
-        return [levels[p] for p in sorted(levels, reverse=side == "bids")[:count]]
+        return [(p, q) for p, q, _ in self._best(side, count)]
 
     def checksum(self) -> int:
-        return checksum(self.best("asks"), self.best("bids"))
+        asks = self._best("asks", CHECKSUM_LEVELS)
+        bids = self._best("bids", CHECKSUM_LEVELS)
+        text = "".join([d for _, _, d in asks] + [d for _, _, d in bids])
+        return zlib.crc32(text.encode()) & 0xFFFFFFFF
+
+
+_DECODER = json.JSONDecoder(parse_float=str)
+
+
+def parse(payload: bytes) -> dict:
+    """A channel message with every non-integer number as its text on the wire (`45285.2`,
+    `0.00100000`): what LocalBook keeps for the checksum. ValueError when it is not JSON."""
+    return _DECODER.decode(payload.decode())

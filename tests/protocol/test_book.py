@@ -40,3 +40,14 @@ def test_the_message_prints_numbers_at_the_pairs_precision_and_a_subscriber_foll
     assert not local.apply(update)  # 0 is not this book's checksum
     asks = [("45285.0", "0.50000000"), *_levels("asks")[1:]]
     assert local.checksum() == book.checksum(asks, _levels("bids"))
+
+
+def test_a_message_read_as_text_keeps_the_wire_digits_whatever_the_precision_known() -> None:
+    """Kraken: read the numbers as strings so trailing zeros survive (facts 10.2). Parsed by
+    book.parse, the levels are the wire's text: a book told the wrong precision still sums."""
+    msg = book.message("snapshot", "BTC/USD", _levels("bids"), _levels("asks"),
+                       GOLDEN["checksum"], "2023-10-06T17:35:55.440295Z")  # fmt: skip
+    entry = book.parse(msg)["data"][0]
+    assert entry["asks"][0] == {"price": "45285.2", "qty": "0.00100000"}
+    assert book.LocalBook(10, 0, 0).apply(entry, snapshot=True)
+    assert not book.LocalBook(10, 0, 0).apply(orjson.loads(msg)["data"][0], snapshot=True)
