@@ -29,13 +29,18 @@ from loadgen.clients.tls import for_scheme
 from loadgen.clients.ws import open_upgraded
 from loadgen.flow.market import Market
 from loadgen.protocol import ws, wsframe
-from loadgen.protocol.book import BookError, LocalBook
+from loadgen.protocol.book import BookError, BookStates, LocalBook
 from loadgen.protocol.book import parse as parse_book
 from loadgen.protocol.wsframe import FrameParser
 
 UPDATE, SNAPSHOT, CHECKSUM_FAILED, RESUBSCRIBED = "updates", "snapshots", "checksum_failures", \
     "resubscribes"  # fmt: skip
 TRADES, TICKERS, GAPS = "trades", "tickers", "sequence_gaps"
+# One process's subscribers hear the same book messages: each is read once, and each book state
+# a message leads to is computed once (protocol/book.BookStates); every subscriber still checks
+# every message it hears against the book it holds.
+STATES = BookStates()
+_READ: dict[bytes, tuple[dict, bool, int]] = {}  # payload -> (data element, snapshot, sent ns)
 
 
 @dataclass(slots=True)
@@ -128,29 +133,38 @@ class BookSubscriber:
             if b'"success":false' in payload:
                 on_error(str(orjson.loads(payload).get("error", "subscribe refused")))
             return
-        msg = parse_book(payload)  # numbers as their text: the checksum is over it
-        entry = msg["data"][0]
+        known = _READ.get(payload)
+        if known is None:  # the first subscriber here to hear these bytes reads them
+            msg = parse_book(payload)  # numbers as their text: the checksum is over it
+            entry = msg["data"][0]
+            stamp = entry.get("timestamp")
+            known = (entry, msg.get("type") == "snapshot", _stamp_ns(stamp) if stamp else 0)
+            if len(_READ) >= BookStates.KEPT:
+                _READ.clear()
+            _READ[payload] = known
+        entry, snapshot, sent_ns = known
         symbol = entry.get("symbol", "")
         market = self.markets.get(symbol)
-        if market is None:
-            return
-        snapshot = msg.get("type") == "snapshot"
         book = self.books.get(symbol)
-        if snapshot or book is None:
-            book = self.books[symbol] = LocalBook(self.depth, market.price_decimals,
-                                                  market.lot_decimals)  # fmt: skip
+        if market is None or (book is None and not snapshot):
+            return  # not ours, or an update still in flight after a resubscribe: no book to check
+
+        def empty() -> LocalBook:
+            return LocalBook(self.depth, market.price_decimals, market.lot_decimals)
+
         try:
-            held = book.apply(entry, snapshot=snapshot)
+            book, held = STATES.step(book, payload, entry, snapshot, empty)
+            self.books[symbol] = book
         except BookError as exc:
             on_error(str(exc))
             held = False
         latency = None  # fan-out latency: updates only (a snapshot is the subscription's)
-        if not snapshot and self.stamp.ns and "timestamp" in entry:
-            latency = max(0, (self.stamp.ns - _stamp_ns(entry["timestamp"])) // 1000)
+        if not snapshot and self.stamp.ns and sent_ns:
+            latency = max(0, (self.stamp.ns - sent_ns) // 1000)
         heard.events.append((SNAPSHOT if snapshot else UPDATE, latency))
         if not held:
             heard.events.append((CHECKSUM_FAILED, None))
-            del self.books[symbol]  # wrong from here on: start again from a snapshot
+            self.books.pop(symbol, None)  # wrong from here on: start again from a snapshot
             self._subscribe("unsubscribe", [symbol])
             self._subscribe("subscribe", [symbol])
             heard.events.append((RESUBSCRIBED, None))

@@ -19,7 +19,8 @@ from __future__ import annotations
 import heapq
 import json
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 DEPTHS = (10, 25, 100, 500, 1000)  # the depths a book subscription may ask for (default 10)
 DEFAULT_DEPTH = 10
@@ -121,6 +122,57 @@ class LocalBook:
         bids = self._best("bids", CHECKSUM_LEVELS)
         text = "".join([d for _, _, d in asks] + [d for _, _, d in bids])
         return zlib.crc32(text.encode()) & 0xFFFFFFFF
+
+    def copy(self) -> LocalBook:
+        out = LocalBook(self.depth, self.price_decimals, self.qty_decimals)
+        out.bids, out.asks = dict(self.bids), dict(self.asks)
+        return out
+
+    def content(self) -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]:
+        """The levels as the wire gave them, best first: what two equal books share."""
+        return tuple(self.best("bids", len(self.bids))), tuple(self.best("asks", len(self.asks)))
+
+
+class BookStates:
+    """The books of one process's subscribers, each state computed once and shared.
+
+    Subscribers of one symbol at one depth hear the same update messages, byte for byte, in
+    the same order; from the same book, the same message leads to the same book and the same
+    checksum verdict. So a state is never changed once made: `step` returns the state that
+    (state, message) leads to, computed by LocalBook.apply the first time and looked up after,
+    and a snapshot whose levels equal a state already held is that state, so a subscriber that
+    joins later shares the others' from its snapshot on. Every subscriber's every message is
+    still checked: a subscriber whose book or message differs (a gap, a late subscription, a
+    corrupt frame) takes its own path. Bounded: past KEPT entries a table starts afresh
+    (the states in use stay with their subscribers; their next steps are computed again).
+    """
+
+    KEPT = 4096
+
+    def __init__(self) -> None:
+        self.steps: dict[tuple[LocalBook | None, bytes], tuple[LocalBook, bool]] = {}
+        self.held: dict[tuple[Any, ...], LocalBook] = {}  # content -> the state that has it
+        self.computed = 0  # steps computed (not looked up): the work the sharing left
+
+    def step(self, book: LocalBook | None, payload: bytes, entry: dict, snapshot: bool,
+             make: Callable[[], LocalBook]) -> tuple[LocalBook, bool]:  # fmt: skip
+        """(the book after the message, whether its checksum held). `entry` is the message's
+        parsed data element; `make` an empty book of the subscription (for a snapshot)."""
+        key = (None if snapshot else book, payload)
+        known = self.steps.get(key)
+        if known is not None:
+            return known
+        new = make() if snapshot or book is None else book.copy()
+        held = new.apply(entry, snapshot=snapshot)  # BookError propagates, nothing kept
+        self.computed += 1
+        content = (new.depth, new.price_decimals, new.qty_decimals, new.content())
+        new = self.held.setdefault(content, new)  # an equal book already held: that one
+        if len(self.steps) >= self.KEPT:
+            self.steps.clear()
+        if len(self.held) >= self.KEPT:
+            self.held = {content: new}
+        self.steps[key] = (new, held)
+        return new, held
 
 
 _DECODER = json.JSONDecoder(parse_float=str)

@@ -51,3 +51,40 @@ def test_a_message_read_as_text_keeps_the_wire_digits_whatever_the_precision_kno
     assert entry["asks"][0] == {"price": "45285.2", "qty": "0.00100000"}
     assert book.LocalBook(10, 0, 0).apply(entry, snapshot=True)
     assert not book.LocalBook(10, 0, 0).apply(orjson.loads(msg)["data"][0], snapshot=True)
+
+
+def test_subscribers_share_each_book_state_and_each_still_checks_every_message() -> None:
+    """BookStates: A subscribes first, B after A's first update; from B's snapshot on both
+    hold the same state objects, each computed once; a state is never changed once made; a
+    message whose checksum is wrong is wrong for both; the verdicts are LocalBook's own."""
+    bids0, asks0 = [("100.0", "1.00000000")], [("101.0", "2.00000000")]
+    bids1 = [("100.5", "0.50000000"), *bids0]
+
+    def msg(kind: str, bids, asks, at: str, crc: int | None = None) -> bytes:
+        full = {"snapshot": (bids, asks), "update": (bids1, asks0)}[kind]
+        crc = book.checksum(full[1], full[0]) if crc is None else crc
+        return book.message(kind, "BTC/USD", bids, asks, crc, at)
+
+    snap_a = msg("snapshot", bids0, asks0, "2026-12-07T10:00:00.000001Z")
+    update = msg("update", [("100.5", "0.50000000")], [], "2026-12-07T10:00:00.000002Z")
+    snap_b = msg("snapshot", bids1, asks0, "2026-12-07T10:00:00.000003Z")  # A's book now
+    bad = msg("update", [("99.0", "1.00000000")], [], "2026-12-07T10:00:00.000004Z", crc=7)
+    states = book.BookStates()
+
+    def step(state, payload):
+        entry = book.parse(payload)["data"][0]
+        return states.step(state, payload, entry, b'"snapshot"' in payload,
+                           lambda: book.LocalBook(10, 1, 8))  # fmt: skip
+
+    a, held = step(None, snap_a)
+    assert held
+    a1, held = step(a, update)
+    assert held and a.content() == (tuple(bids0), tuple(asks0))  # a is as it was
+    b, held = step(None, snap_b)
+    assert held and b is a1 and states.computed == 3  # B's snapshot is the state A holds
+    for state in (a1, b):
+        _, held = step(state, bad)
+        alone = book.LocalBook(10, 1, 8)
+        alone.apply(book.parse(snap_b)["data"][0], snapshot=True)
+        assert held is False is alone.apply(book.parse(bad)["data"][0])
+    assert states.computed == 4  # the bad update, from the one state both hold, once

@@ -4,12 +4,24 @@ vectors, then against a venue process that trades); ticker updates counted."""
 
 from __future__ import annotations
 
+import socket
 import time
 
 import orjson
 
-from loadgen.clients.marketdata import GAPS, TICKERS, TRADES, BookSubscriber, Heard
+from loadgen.clients.marketdata import (
+    CHECKSUM_FAILED,
+    GAPS,
+    RESUBSCRIBED,
+    SNAPSHOT,
+    TICKERS,
+    TRADES,
+    UPDATE,
+    BookSubscriber,
+    Heard,
+)
 from loadgen.flow.market import Market
+from loadgen.protocol import book, wsframe
 from tests.clients import Rest
 
 BTC = Market("XBTUSD", "BTC/USD", 1, 8, 0.0001, 60_000.0)
@@ -63,3 +75,32 @@ def test_a_subscriber_of_book_trade_and_ticker_hears_every_trade_without_a_gap(v
         for who in (maker, taker):
             who.private("CancelAll")
             who.close()
+
+
+def test_a_wrong_checksum_is_counted_and_the_book_subscribed_again() -> None:
+    """The subscriber's own path (byte vectors): the failure counted, an unsubscribe and a
+    subscribe sent, and the updates still in flight before the new snapshot left unchecked."""
+    sub = BookSubscriber("ws://127.0.0.1:1/v2", [BTC], 10)
+    sub.sock, peer = socket.socketpair()
+    bids, asks = [("59999.9", "1.00000000")], [("60000.1", "2.00000000")]
+    crc = book.checksum(asks, bids)
+    at = "2026-12-07T10:00:00.000001Z"
+    heard, errors = Heard(), []
+    try:
+        sub._message(book.message("snapshot", "BTC/USD", bids, asks, crc, at), heard,
+                     errors.append)  # fmt: skip
+        same = book.message("update", "BTC/USD", [], [], crc, at)  # nothing moved: it holds
+        sub._message(same, heard, errors.append)
+        assert [k for k, _ in heard.events] == [SNAPSHOT, UPDATE]
+        wrong = book.message("update", "BTC/USD", [("59999.8", "1.00000000")], [], crc, at)
+        sub._message(wrong, heard, errors.append)
+        assert [k for k, _ in heard.events][2:] == [UPDATE, CHECKSUM_FAILED, RESUBSCRIBED]
+        sub._message(same, heard, errors.append)  # in flight, before the new snapshot
+        assert len(heard.events) == 5 and not errors
+        frames = wsframe.FrameParser(expect_masked=True).feed(peer.recv(1 << 16))
+        sent = [orjson.loads(p) for _, p in frames]
+        assert [(m["method"], m["params"]["symbol"]) for m in sent] == [
+            ("unsubscribe", ["BTC/USD"]), ("subscribe", ["BTC/USD"])]  # fmt: skip
+    finally:
+        sub.sock.close()
+        peer.close()
