@@ -278,6 +278,8 @@ class WsConnection(Connection):
         self, method: str, params: dict[str, Any], req_id: Any, time_in: float
     ) -> list[bytes]:
         channel = params.get("channel")
+        if not isinstance(channel, str):
+            return [self._error(method, req_id, errors.invalid_arguments("channel"), time_in)]
         if channel in PUBLIC_CHANNELS:
             return self._public_subscription(method, params, req_id, time_in)
         if channel == "instrument":

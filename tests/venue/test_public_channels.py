@@ -159,6 +159,8 @@ def test_a_bbo_ticker_follows_the_best_price_and_a_trades_ticker_waits_for_a_tra
         ({"channel": "trade", "symbol": ["NOPE/USD"]}, "Currency pair not supported NOPE/USD"),
         ({"channel": "instrument", "snapshot": 1}, "Invalid arguments:snapshot"),
         ({"channel": "spread", "symbol": ["BTC/USD"]}, "book, ticker, trade, ohlc and instrument"),
+        ({"channel": {"a": {"b": 1}}, "symbol": ["BTC/USD"]}, "Invalid arguments:channel"),
+        ({"channel": ["book"]}, "Invalid arguments:channel"),  # found by loadgen fuzz
     ],
 )  # fmt: skip
 def test_a_bad_public_subscription_is_refused_by_name(venue, params, named) -> None:
