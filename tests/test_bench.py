@@ -66,6 +66,25 @@ def test_workers_per_master_from_the_measured_slope():
     assert t["workers_per_master"] == 680  # (0.7 - 0.02) / 0.001
 
 
+def test_the_simulator_sees_the_master_end_while_it_is_still_unreaped():
+    """The master bench's simulator waits for the master, a child of the bench that the bench
+    reaps only after the simulator exits: an exited, unreaped master (a zombie) is an end."""
+    import time
+
+    from loadgen.bench.master import wait_for_end
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])  # exits, not reaped: a zombie
+    try:
+        started = time.monotonic()
+        wait_for_end(child.pid, 30)
+        assert time.monotonic() - started < 10 and child.poll() == 0
+    finally:
+        child.wait()
+    started = time.monotonic()
+    wait_for_end(child.pid, 30)  # reaped: gone
+    assert time.monotonic() - started < 1
+
+
 def test_bench_quick_writes_json_and_prints_the_table(tmp_path: Path):
     """The whole bench, one short run of each part, from the command line."""
     done = subprocess.run(

@@ -18,7 +18,6 @@ Locust's 3 s report interval comes on top of it for every real worker.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import random
 import sys
@@ -32,6 +31,7 @@ from locust import User, argument_parser, constant, task
 from locust.env import Environment
 from locust.event import Events
 
+from loadgen.bench.master import wait_for_end
 from loadgen.metrics.recorder import Recorder, Window
 from loadgen.metrics.store import complete_lines
 from loadgen.outcome import OK, RATE_LIMITED, REJECTED, Outcome
@@ -212,6 +212,5 @@ if __name__ == "__main__":
     Path(spec["out"]).write_text(json.dumps(result))
     # The workers stay until the master ends the test (stop, their last windows, quit), as
     # real ones do; bounded by the master's own end or a minute
-    with contextlib.suppress(psutil.NoSuchProcess, psutil.TimeoutExpired):
-        psutil.Process(spec["master_pid"]).wait(timeout=60 + spec["measure_s"])
+    wait_for_end(spec["master_pid"], 60 + spec["measure_s"], gevent.sleep)
     sys.exit(0 if "error" not in result else 1)
