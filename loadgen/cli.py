@@ -44,7 +44,7 @@ def add_venue_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ws-port", type=int, default=0,
                    help="authenticated WebSocket v2 port (0 = any free port)")  # fmt: skip
     p.add_argument("--ws-public-port", type=int, default=0,
-                   help="public WebSocket v2 port: market data only (0 = any free port)")  # fmt: skip
+                   help="public WebSocket v2 port: market data (0 = any free port)")  # fmt: skip
     p.add_argument("--fix-port", type=int, default=0, help="FIX 4.4 port (0 = any free port)")
     p.add_argument("--keys", type=int, default=100, help="number of test API keys (default 100)")
     p.add_argument(

@@ -411,7 +411,8 @@ def _target(t: _Table) -> Target:
             t.fail("keys_file", str(exc))
     t.done()
     return Target(
-        venue, urls["rest"], urls["ws"], urls["fix"], urls["ws_public"], keys_file, tuple(allow), tier, pairs,
+        venue, urls["rest"], urls["ws"], urls["fix"], urls["ws_public"], keys_file, tuple(allow),
+        tier, pairs,
         tuple(str(x) for x in latency), **knobs, **misset, **tls, bind=bind,
     )  # fmt: skip
 

@@ -40,7 +40,39 @@ TRADES, TICKERS, GAPS = "trades", "tickers", "sequence_gaps"
 # a message leads to is computed once (protocol/book.BookStates); every subscriber still checks
 # every message it hears against the book it holds.
 STATES = BookStates()
-_READ: dict[bytes, tuple[dict, bool, int]] = {}  # payload -> (data element, snapshot, sent ns)
+
+
+class _Read:
+    """Book messages read, by their bytes: (data element, snapshot, the venue's time in ns).
+    Bounded by the bytes it keys (BYTES_KEPT): past it, it starts afresh."""
+
+    BYTES_KEPT = 16 * 1024 * 1024
+
+    def __init__(self) -> None:
+        self.read: dict[bytes, tuple[dict, bool, int]] = {}
+        self.bytes = 0
+
+    def get(self, payload: bytes) -> tuple[dict, bool, int] | None:
+        return self.read.get(payload)
+
+    def keep(self, payload: bytes, known: tuple[dict, bool, int]) -> None:
+        if self.bytes > self.BYTES_KEPT:
+            self.read.clear()
+            self.bytes = 0
+        self.read[payload] = known
+        self.bytes += len(payload)
+
+
+_READ = _Read()
+
+
+def _read_book(payload: bytes) -> tuple[dict, bool, int]:
+    msg = parse_book(payload)  # numbers as their text: the checksum is over it
+    entry = msg["data"][0]
+    if not isinstance(entry, dict):
+        raise TypeError("data[0] is not an object")
+    stamp = entry.get("timestamp")
+    return entry, msg.get("type") == "snapshot", _stamp_ns(stamp) if isinstance(stamp, str) else 0
 
 
 @dataclass(slots=True)
@@ -124,7 +156,10 @@ class BookSubscriber:
 
     def _message(self, payload: bytes, heard: Heard, on_error: Callable[[str], None]) -> None:
         if payload.startswith(b'{"channel":"trade"'):
-            self._trades(orjson.loads(payload), heard)
+            try:
+                self._trades(orjson.loads(payload), heard)
+            except (ValueError, AttributeError, TypeError) as exc:
+                on_error(f"a trade message that cannot be read ({exc}): {payload[:80]!r}")
             return
         if payload.startswith(b'{"channel":"ticker","type":"update"'):
             heard.count(TICKERS)
@@ -135,25 +170,21 @@ class BookSubscriber:
             return
         known = _READ.get(payload)
         if known is None:  # the first subscriber here to hear these bytes reads them
-            msg = parse_book(payload)  # numbers as their text: the checksum is over it
-            entry = msg["data"][0]
-            stamp = entry.get("timestamp")
-            known = (entry, msg.get("type") == "snapshot", _stamp_ns(stamp) if stamp else 0)
-            if len(_READ) >= BookStates.KEPT:
-                _READ.clear()
-            _READ[payload] = known
+            try:
+                known = _read_book(payload)
+            except (ValueError, KeyError, IndexError, TypeError) as exc:
+                on_error(f"a book message that cannot be read ({exc}): {payload[:80]!r}")
+                return
+            _READ.keep(payload, known)
         entry, snapshot, sent_ns = known
         symbol = entry.get("symbol", "")
         market = self.markets.get(symbol)
         book = self.books.get(symbol)
         if market is None or (book is None and not snapshot):
             return  # not ours, or an update still in flight after a resubscribe: no book to check
-
-        def empty() -> LocalBook:
-            return LocalBook(self.depth, market.price_decimals, market.lot_decimals)
-
+        shape = (self.depth, market.price_decimals, market.lot_decimals)
         try:
-            book, held = STATES.step(book, payload, entry, snapshot, empty)
+            book, held = STATES.step(book, payload, entry, snapshot, shape)
             self.books[symbol] = book
         except BookError as exc:
             on_error(str(exc))
@@ -180,9 +211,11 @@ class BookSubscriber:
             if not isinstance(trade_id, int):
                 continue
             before = last.get(symbol)
+            if before is not None and trade_id <= before:
+                continue  # heard already (or out of order): not a new trade
             if before is not None and trade_id > before + 1:
                 heard.count(GAPS, trade_id - before - 1)
-            last[symbol] = trade_id if before is None else max(before, trade_id)
+            last[symbol] = trade_id
             heard.count(TRADES)
 
     def close(self) -> None:

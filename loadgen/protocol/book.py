@@ -19,7 +19,7 @@ from __future__ import annotations
 import heapq
 import json
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 DEPTHS = (10, 25, 100, 500, 1000)  # the depths a book subscription may ask for (default 10)
@@ -139,38 +139,45 @@ class BookStates:
     Subscribers of one symbol at one depth hear the same update messages, byte for byte, in
     the same order; from the same book, the same message leads to the same book and the same
     checksum verdict. So a state is never changed once made: `step` returns the state that
-    (state, message) leads to, computed by LocalBook.apply the first time and looked up after,
-    and a snapshot whose levels equal a state already held is that state, so a subscriber that
-    joins later shares the others' from its snapshot on. Every subscriber's every message is
-    still checked: a subscriber whose book or message differs (a gap, a late subscription, a
-    corrupt frame) takes its own path. Bounded: past KEPT entries a table starts afresh
-    (the states in use stay with their subscribers; their next steps are computed again).
+    (state, message) leads to, computed by LocalBook.apply the first time and looked up after;
+    a snapshot whose levels equal a state already held (same depth and precision; found by its
+    checksum, then compared level by level) is that state, so a subscriber that joins later
+    shares the others' from its snapshot on. Every subscriber's every message is still checked:
+    one whose book or message differs (a gap, a corrupt frame) takes its own path.
+    Bounded by the levels the tables hold (LEVELS_KEPT): past it they start afresh (the states
+    in use stay with their subscribers; their next steps are computed again).
     """
 
-    KEPT = 4096
+    LEVELS_KEPT = 2_000_000
 
     def __init__(self) -> None:
-        self.steps: dict[tuple[LocalBook | None, bytes], tuple[LocalBook, bool]] = {}
-        self.held: dict[tuple[Any, ...], LocalBook] = {}  # content -> the state that has it
+        self.steps: dict[tuple[Any, bytes], tuple[LocalBook, bool]] = {}
+        self.by_sum: dict[tuple[int, int, int, int], LocalBook] = {}  # (shape, checksum) -> one
+        self.levels = 0  # levels held by the states in the tables
         self.computed = 0  # steps computed (not looked up): the work the sharing left
 
     def step(self, book: LocalBook | None, payload: bytes, entry: dict, snapshot: bool,
-             make: Callable[[], LocalBook]) -> tuple[LocalBook, bool]:  # fmt: skip
+             shape: tuple[int, int, int]) -> tuple[LocalBook, bool]:  # fmt: skip
         """(the book after the message, whether its checksum held). `entry` is the message's
-        parsed data element; `make` an empty book of the subscription (for a snapshot)."""
-        key = (None if snapshot else book, payload)
+        parsed data element; `shape` the subscription's (depth, price decimals, qty decimals)."""
+        key = (shape if snapshot or book is None else book, payload)
         known = self.steps.get(key)
         if known is not None:
             return known
-        new = make() if snapshot or book is None else book.copy()
+        new = LocalBook(*shape) if snapshot or book is None else book.copy()
         held = new.apply(entry, snapshot=snapshot)  # BookError propagates, nothing kept
         self.computed += 1
-        content = (new.depth, new.price_decimals, new.qty_decimals, new.content())
-        new = self.held.setdefault(content, new)  # an equal book already held: that one
-        if len(self.steps) >= self.KEPT:
+        found = (*shape, new.checksum())
+        if snapshot:
+            other = self.by_sum.get(found)
+            if other is not None and other.content() == new.content():
+                new = other
+        if self.levels > self.LEVELS_KEPT:
             self.steps.clear()
-        if len(self.held) >= self.KEPT:
-            self.held = {content: new}
+            self.by_sum.clear()
+            self.levels = 0
+        self.by_sum[found] = new
+        self.levels += len(new.bids) + len(new.asks)
         self.steps[key] = (new, held)
         return new, held
 

@@ -1,9 +1,9 @@
 """The market-data user: one public WS v2 connection following the books of the run's pairs.
 
 Each MarketDataUser connects to the public endpoint (`--md-url`; the authenticated `--ws-url`
-where the target names none) and subscribes to the `--md-channels` (book by default; ticker, trade) of every
-pair the traders trade (`--pairs`), the book at `--md-depth` levels, keeps each book from the
-messages and checks every checksum (clients/marketdata). What it hears goes to the run's windows
+where the target names none) and subscribes to the `--md-channels` (book by default; ticker,
+trade) of every pair the traders trade (`--pairs`), the book at `--md-depth` levels, keeps each
+book from the messages and checks every checksum (clients/marketdata). What it hears goes to the run's windows
 beside the requests, not among them: book messages by kind, checksum failures, resubscriptions,
 reconnects, the updates' fan-out latency (the venue's `timestamp` to the kernel's receive time),
 trades and the gaps in their sequence, ticker updates. A connection that drops is made again

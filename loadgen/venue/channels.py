@@ -18,7 +18,10 @@ Shapes as Kraken documents them (facts 10.1; docs.kraken.com/api/docs/websocket-
   trade; the snapshot holds the latest two candles, as Kraken's documented example does. The
   default interval is 1 minute (v1's documented default; v2's page names none).
 - instrument: a snapshot of every asset and pair; the venue's markets never change, so it
-  sends no update.
+  sends no update. Its pairs are spot only (`marginable` false), so they carry none of the
+  margin fields (`margin_initial`, `position_limit_long`/`_short`) Kraken gives marginable
+  ones; `tick_size` (deprecated) equals `price_increment`.
+- trade: `snapshot` defaults to false, as Kraken's v2 trade page says ("Default: false").
 """
 
 from __future__ import annotations
@@ -29,12 +32,14 @@ import orjson
 
 from loadgen.protocol import assets
 from loadgen.protocol.clock import rfc3339
+from loadgen.venue.tape import OHLC_INTERVALS
 
 if TYPE_CHECKING:
     from loadgen.venue.book import Book
     from loadgen.venue.pairs import Pair
     from loadgen.venue.tape import Tape
 
+__all__ = ["OHLC_INTERVALS", "TRIGGERS", "OhlcFeed", "TickerFeed", "TradeFeed"]
 TRADE_SNAPSHOT = 50  # "snapshot = last 50 trades" (facts 10.1)
 OHLC_SNAPSHOT = 2  # candles in an ohlc snapshot (Kraken's example shows two)
 DAY_S = 86_400
@@ -74,12 +79,13 @@ def _best(book: Book, side: str) -> tuple[int, int]:
 
 
 class TickerFeed:
-    __slots__ = ("book", "pair", "subscribers", "tape", "told", "trigger")
+    __slots__ = ("book", "day", "pair", "subscribers", "tape", "told", "trigger")
 
     def __init__(self, pair: Pair, trigger: str, book: Book, tape: Tape) -> None:
         self.pair, self.trigger, self.book, self.tape = pair, trigger, book, tape
         self.subscribers: dict[Any, None] = {}
         self.told = self._key(book)
+        self.day: tuple[Any, ...] = ()  # (trade seq, minute, the 24-hour figures) kept
 
     def _key(self, book: Book) -> Any:
         if self.trigger == "trades":
@@ -90,7 +96,7 @@ class TickerFeed:
         pair, tape = self.pair, self.tape
         bid, bid_qty = _best(self.book, "buy")
         ask, ask_qty = _best(self.book, "sell")
-        open_, high, low, volume, pq, _ = tape.stats(now - DAY_S)
+        open_, high, low, volume, pq, _ = self._day(now)
         change = tape.last - open_
         return {
             "symbol": pair.symbol,
@@ -106,6 +112,14 @@ class TickerFeed:
             "change": _num(pair.fmt_price(change)),
             "change_pct": round(change * 100 / open_, 2) if open_ else 0.0,
         }
+
+    def _day(self, now: float) -> tuple[int, int, int, int, int, int]:
+        """The 24-hour figures (Tape.stats walks up to 1,440 candles): again only after a
+        trade or a new minute, not on each best-price move a bbo ticker sends."""
+        key = (self.tape.seq, int(now // 60))
+        if self.day[:2] != key:
+            self.day = (*key, self.tape.stats(now - DAY_S))
+        return self.day[2]
 
     def snapshot(self, at: float) -> bytes:
         return message("ticker", "snapshot", [self.entry(at)])
@@ -209,7 +223,8 @@ def instrument_data(pairs: list[Pair]) -> dict[str, Any]:
             "symbol": p.symbol, "base": base, "quote": quote, "status": "online",
             "qty_precision": p.lot_decimals, "qty_increment": 10.0**-p.lot_decimals,
             "qty_min": float(p.ordermin), "price_precision": p.price_decimals,
-            "price_increment": 10.0**-p.price_decimals, "cost_precision": p.cost_decimals,
+            "price_increment": 10.0**-p.price_decimals, "tick_size": 10.0**-p.price_decimals,
+            "cost_precision": p.cost_decimals,
             "cost_min": float(p.costmin), "marginable": False, "has_index": False,
         })  # fmt: skip
     return {"assets": asset_rows, "pairs": pair_rows}

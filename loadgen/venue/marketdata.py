@@ -22,6 +22,7 @@ from __future__ import annotations
 import heapq
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from loadgen.protocol import book as bookmsg
@@ -100,13 +101,31 @@ class Feed:
                                self._texts(ask_changes), self.checksum(), rfc3339(at))  # fmt: skip
 
 
-# channel -> its feed, made from (pair, parameter, book, tape)
-_FEEDS: dict[str, Callable[[Pair, Any, Book, Tape], PublicFeed]] = {
-    "book": lambda pair, depth, book, _: Feed(pair, depth, book),
-    "ticker": lambda pair, trigger, book, tape: channels.TickerFeed(pair, trigger, book, tape),
-    "ohlc": lambda pair, interval, _, tape: channels.OhlcFeed(pair, interval, tape),
-    "trade": lambda pair, _, __, tape: channels.TradeFeed(pair, tape),
-}
+@dataclass(frozen=True)
+class Channel:
+    """A public channel with symbols (facts 10.1): the parameter that keys a subscription (and
+    its unsubscribe), its default and values, the snapshot's default, and the feed it makes
+    from (pair, parameter, book, tape). instrument has no symbol (ws_server serves it)."""
+
+    param: str | None
+    default: Any
+    values: tuple[Any, ...]
+    snapshot: bool
+    make: Callable[[Pair, Any, Book, Tape], PublicFeed]
+
+
+CHANNELS: dict[str, Channel] = {
+    "book": Channel("depth", bookmsg.DEFAULT_DEPTH, bookmsg.DEPTHS, True,
+                    lambda pair, depth, book, _: Feed(pair, depth, book)),
+    "ticker": Channel("event_trigger", "trades", channels.TRIGGERS, True,
+                      lambda pair, trigger, book, tape: channels.TickerFeed(pair, trigger, book,
+                                                                            tape)),
+    # Kraken's trade page: "snapshot ... Default: false" (the facts file's "true" is older)
+    "trade": Channel(None, None, (), False, lambda pair, _, __, tape: channels.TradeFeed(pair,
+                                                                                      tape)),
+    "ohlc": Channel("interval", 1, channels.OHLC_INTERVALS, True,
+                    lambda pair, interval, _, tape: channels.OhlcFeed(pair, interval, tape)),
+}  # fmt: skip
 
 
 class MarketData:
@@ -131,7 +150,7 @@ class MarketData:
         key = (channel, pair.altname, param)
         feed = self.feeds.get(key)
         if feed is None:
-            make = _FEEDS[channel]
+            make = CHANNELS[channel].make
             feed = make(pair, param, self.exchange.book(pair), self.exchange.tape(pair))
             self.feeds[key] = feed
             self.by_pair.setdefault(pair.altname, []).append(feed)
@@ -170,7 +189,8 @@ class MarketData:
         self.timer = None
         waiting, self.waiting = self.waiting, {}
         for book, at in waiting.items():
-            for feed in self.by_pair.get(book.pair.altname, ()):
+            # a copy: a subscriber dropped as too slow below may take a feed out of the list
+            for feed in tuple(self.by_pair.get(book.pair.altname, ())):
                 payload = feed.update(book, at)
                 if payload is None:
                     continue

@@ -16,13 +16,10 @@ import itertools
 from typing import TYPE_CHECKING, Any
 
 from loadgen.protocol import errors, ws, wsframe
-from loadgen.protocol.book import DEFAULT_DEPTH, DEPTHS
 from loadgen.protocol.wsframe import FrameParser, WsProtocolError
-from loadgen.venue.channels import TRIGGERS
 from loadgen.venue.conn import Connection
 from loadgen.venue.engine import E_UNAVAILABLE, EV_NEW, Event, VenueError, check_deadline
-from loadgen.venue.marketdata import SLOW_GRACE_S, FeedKey
-from loadgen.venue.tape import OHLC_INTERVALS
+from loadgen.venue.marketdata import CHANNELS, SLOW_GRACE_S, FeedKey
 from loadgen.venue.ws_api import STATUS_ONLY, execution, order_snapshot, pending_new
 
 if TYPE_CHECKING:
@@ -37,14 +34,6 @@ WS_DEADLINE_MIN_S = 0.5  # "deadline: 500 ms to 60 s ahead" (facts 4.2)
 _connection_ids = itertools.count(1)
 CLOSE_POLICY = 1008  # RFC 6455 7.4.1: a message that violates policy (here: reading too slowly)
 MAX_SYMBOLS = 200  # symbols one public subscribe may name (Kraken's level3 allows 200)
-# The public channels with symbols (facts 10.1): the parameter that keys a subscription (and an
-# unsubscribe), its default, its values, and the snapshot's default. instrument has no symbol.
-PUBLIC_CHANNELS: dict[str, tuple[str | None, Any, tuple[Any, ...], bool]] = {
-    "book": ("depth", DEFAULT_DEPTH, DEPTHS, True),
-    "ticker": ("event_trigger", "trades", TRIGGERS, True),
-    "ohlc": ("interval", 1, OHLC_INTERVALS, True),
-    "trade": (None, None, (), False),
-}
 
 
 def _public_params_problem(symbols: Any, name: str | None, value: Any,
@@ -53,7 +42,7 @@ def _public_params_problem(symbols: Any, name: str | None, value: Any,
         return 'symbol (a list of symbols, e.g. ["BTC/USD"])'
     if len(symbols) > MAX_SYMBOLS:
         return f"symbol (at most {MAX_SYMBOLS} a request)"
-    if name and (isinstance(value, bool) or value not in allowed):
+    if name and (type(value) is not type(allowed[0]) or value not in allowed):  # 10.0 is no depth
         return f"{name} (one of {', '.join(map(str, allowed))})"
     if not isinstance(snapshot, bool):
         return "snapshot (true or false)"
@@ -280,7 +269,7 @@ class WsConnection(Connection):
         channel = params.get("channel")
         if not isinstance(channel, str):
             return [self._error(method, req_id, errors.invalid_arguments("channel"), time_in)]
-        if channel in PUBLIC_CHANNELS:
+        if channel in CHANNELS:
             return self._public_subscription(method, params, req_id, time_in)
         if channel == "instrument":
             return self._instrument_subscription(method, params, req_id, time_in)
@@ -341,10 +330,11 @@ class WsConnection(Connection):
     ) -> list[bytes]:
         """One answer per symbol (facts 10.1), each subscription's snapshot after its ack."""
         channel = params["channel"]
-        name, default, allowed, snap_default = PUBLIC_CHANNELS[channel]
-        symbols, snapshot = params.get("symbol"), params.get("snapshot", snap_default)
-        value = params.get(name, default) if name else None
-        problem = _public_params_problem(symbols, name, value, allowed, snapshot)
+        spec = CHANNELS[channel]
+        name = spec.param
+        symbols, snapshot = params.get("symbol"), params.get("snapshot", spec.snapshot)
+        value = params.get(name, spec.default) if name else None
+        problem = _public_params_problem(symbols, name, value, spec.values, snapshot)
         if problem:
             return [self._error(method, req_id, errors.invalid_arguments(problem), time_in)]
         replies: list[bytes] = []

@@ -73,8 +73,7 @@ def test_subscribers_share_each_book_state_and_each_still_checks_every_message()
 
     def step(state, payload):
         entry = book.parse(payload)["data"][0]
-        return states.step(state, payload, entry, b'"snapshot"' in payload,
-                           lambda: book.LocalBook(10, 1, 8))  # fmt: skip
+        return states.step(state, payload, entry, b'"snapshot"' in payload, (10, 1, 8))
 
     a, held = step(None, snap_a)
     assert held
@@ -88,3 +87,5 @@ def test_subscribers_share_each_book_state_and_each_still_checks_every_message()
         alone.apply(book.parse(snap_b)["data"][0], snapshot=True)
         assert held is False is alone.apply(book.parse(bad)["data"][0])
     assert states.computed == 4  # the bad update, from the one state both hold, once
+    deeper, held = states.step(None, snap_b, book.parse(snap_b)["data"][0], True, (25, 1, 8))
+    assert held and deeper is not a1 and deeper.depth == 25  # the same bytes at another depth

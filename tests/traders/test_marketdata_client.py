@@ -44,13 +44,18 @@ def test_the_trade_ids_a_book_skipped_are_counted_as_gaps() -> None:
     sub._message(_trades("update", [1], symbol="ETH/USD"), heard, errors.append)  # its own
     sub._message(_trades("update", [13]), heard, errors.append)
     assert heard.counts == {TRADES: 6, GAPS: 2} and not errors
+    sub._message(_trades("update", [12, 13, 14]), heard, errors.append)  # two heard already
+    assert heard.counts == {TRADES: 7, GAPS: 2}
+    sub._message(b'{"channel":"trade","type":"update","data":[7]}', heard, errors.append)
+    sub._message(b'{"channel":"book","type":"update","data":[]}', heard, errors.append)
+    assert len(errors) == 2 and "cannot be read" in errors[0] and heard.counts[TRADES] == 7
 
 
 def test_a_subscriber_of_book_trade_and_ticker_hears_every_trade_without_a_gap(venue_proc):
     maker_key, taker_key = venue_proc.key(), venue_proc.key()
     maker = Rest(venue_proc.endpoints["rest"], maker_key["api_key"], maker_key["secret"])
     taker = Rest(venue_proc.endpoints["rest"], taker_key["api_key"], taker_key["secret"])
-    sub = BookSubscriber(venue_proc.endpoints["ws"], [BTC], 10, timeout=5,
+    sub = BookSubscriber(venue_proc.endpoints["ws_public"], [BTC], 10, timeout=5,
                          channels=("book", "trade", "ticker"))  # fmt: skip
     sub.connect()
     heard, errors = Heard(), []

@@ -183,7 +183,7 @@ class _OneCallAMillisecond:
 
     def __call__(self, method: str, data: dict | None = None) -> dict:
         while int(1000 * time.time()) <= self.last:
-            pass
+            time.sleep(0.0002)
         reply = self.api.query_private(method, data)
         self.last = int(1000 * time.time())  # the call's nonce was this or less
         return reply

@@ -12,7 +12,7 @@ from decimal import Decimal
 
 import pytest
 
-from tests.clients import Rest, Ws
+from tests.clients import Rest, Ws, wait_until
 
 TICKER_FIELDS = {"symbol", "bid", "bid_qty", "ask", "ask_qty", "last", "volume", "vwap", "low",
                  "high", "change", "change_pct"}  # fmt: skip
@@ -20,8 +20,8 @@ TRADE_FIELDS = {"symbol", "side", "price", "qty", "ord_type", "trade_id", "times
 OHLC_FIELDS = {"symbol", "open", "high", "low", "close", "vwap", "trades", "volume",
                "interval_begin", "interval", "timestamp"}  # fmt: skip
 INSTRUMENT_PAIR_FIELDS = {"symbol", "base", "quote", "status", "qty_precision", "qty_increment",
-                          "qty_min", "price_precision", "price_increment", "cost_precision",
-                          "cost_min", "marginable", "has_index"}  # fmt: skip
+                          "qty_min", "price_precision", "price_increment", "tick_size",
+                          "cost_precision", "cost_min", "marginable", "has_index"}  # fmt: skip
 
 
 def _subscribe(ws: Ws, params: dict) -> dict:
@@ -152,6 +152,8 @@ def test_a_bbo_ticker_follows_the_best_price_and_a_trades_ticker_waits_for_a_tra
     [
         ({"channel": "ohlc", "symbol": ["BTC/USD"], "interval": 7}, "interval (one of 1, 5, 15"),
         ({"channel": "ohlc", "symbol": ["BTC/USD"], "interval": True}, "interval (one of"),
+        ({"channel": "ohlc", "symbol": ["BTC/USD"], "interval": 5.0}, "interval (one of"),
+        ({"channel": "book", "symbol": ["BTC/USD"], "depth": 10.0}, "depth (one of 10, 25"),
         ({"channel": "ticker", "symbol": ["BTC/USD"], "event_trigger": "quotes"},
          "event_trigger (one of trades, bbo)"),
         ({"channel": "trade", "symbol": "BTC/USD"}, "symbol (a list of symbols"),
@@ -240,6 +242,7 @@ def test_the_public_endpoint_serves_market_data_and_refuses_private_methods_by_n
         for params in ({"channel": "book", "symbol": [symbol]}, {"channel": "instrument"},
                        {"channel": "ticker", "symbol": [symbol]}):  # fmt: skip
             assert _subscribe(public, params)["success"]
+            assert public.channel(params["channel"])["type"] == "snapshot"  # and the data comes
         assert public.call("ping")["method"] == "pong"
         for method, params in (("add_order", {"symbol": symbol}), ("cancel_all", {}),
                                ("subscribe", {"channel": "executions"})):  # fmt: skip
@@ -249,3 +252,25 @@ def test_the_public_endpoint_serves_market_data_and_refuses_private_methods_by_n
                 "authenticated endpoint (ws-auth), not the public one"), reply  # fmt: skip
     finally:
         public.close()
+
+
+def test_a_closed_connection_leaves_no_feed_behind(venue, fresh_pair) -> None:
+    """Every public subscription of a connection is released when it closes (polled on the
+    venue's loop), and an unsubscribe releases its own at once."""
+    pair = venue.venue.pairs.get(fresh_pair())
+    market_data = venue.venue.context.market_data
+
+    def keys() -> set:
+        return venue.call(lambda: {k for k in market_data.feeds if k[1] == pair.altname})
+
+    ws = Ws(venue.endpoints["ws_public"])
+    for params in ({"channel": "book"}, {"channel": "ticker", "event_trigger": "bbo"},
+                   {"channel": "trade"}, {"channel": "ohlc", "interval": 60}):  # fmt: skip
+        assert _subscribe(ws, {**params, "symbol": [pair.symbol], "snapshot": False})["success"]
+    assert keys() == {("book", pair.altname, 10), ("ticker", pair.altname, "bbo"),
+                      ("trade", pair.altname, None), ("ohlc", pair.altname, 60)}  # fmt: skip
+    done = ws.call("unsubscribe", {"channel": "trade", "symbol": [pair.symbol]}, token=False)
+    assert done["success"] and ("trade", pair.altname, None) not in keys()
+    ws.close()
+    assert wait_until(lambda: not keys(), timeout=10), keys()
+    assert venue.call(lambda: pair.altname not in market_data.by_pair)
