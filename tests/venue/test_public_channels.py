@@ -274,3 +274,24 @@ def test_a_closed_connection_leaves_no_feed_behind(venue, fresh_pair) -> None:
     ws.close()
     assert wait_until(lambda: not keys(), timeout=10), keys()
     assert venue.call(lambda: pair.altname not in market_data.by_pair)
+
+
+def test_a_subscriber_of_several_feeds_gets_one_write_a_publish(venue, fresh_pair, rest) -> None:
+    """Book, trade and ticker of a pair: what a publish has for one subscriber goes in one
+    write (the venue's cost per subscriber is the system call), and every message arrives."""
+    pair = venue.venue.pairs.get(fresh_pair())
+    market_data = venue.venue.context.market_data
+    ws = Ws(venue.endpoints["ws_public"])
+    try:
+        for channel in ("book", "trade", "ticker"):
+            params = {"channel": channel, "symbol": [pair.symbol], "snapshot": False}
+            assert _subscribe(ws, params)["success"]
+        before = venue.call(lambda: (market_data.writes, market_data.published))
+        _cross(rest(), rest(), pair, fills=1)  # one trade: book, trade and ticker all move
+        for channel in ("trade", "ticker", "book"):
+            ws.channel(channel, lambda m: m.get("type") == "update")
+        after = venue.call(lambda: (market_data.writes, market_data.published))
+        messages, writes = after[1] - before[1], after[0] - before[0]
+        assert messages >= 3 and writes < messages, (writes, messages)
+    finally:
+        ws.close()
