@@ -13,7 +13,8 @@ Shapes as Kraken documents them (facts 10.1; docs.kraken.com/api/docs/websocket-
   "bbo" on each publish where the best bid or ask (price or quantity) moved; its 24-hour figures
   are Ticker's (Tape.stats over the last 1,440 minutes), `change` from the 24-hour open.
 - trade: an update lists the trades since the last one sent, oldest first (Kraken batches
-  trades of different takers into one message too); the snapshot the last 50 (facts 10.1).
+  trades of different takers into one message too); the snapshot the last 50 (facts 10.1),
+  sent only when asked: `snapshot` defaults to false, as Kraken's v2 trade page says.
 - ohlc: an update is the running candle of the interval, once per publish that followed a
   trade; the snapshot holds the latest two candles, as Kraken's documented example does. The
   default interval is 1 minute (v1's documented default; v2's page names none).
@@ -21,7 +22,6 @@ Shapes as Kraken documents them (facts 10.1; docs.kraken.com/api/docs/websocket-
   sends no update. Its pairs are spot only (`marginable` false), so they carry none of the
   margin fields (`margin_initial`, `position_limit_long`/`_short`) Kraken gives marginable
   ones; `tick_size` (deprecated) equals `price_increment`.
-- trade: `snapshot` defaults to false, as Kraken's v2 trade page says ("Default: false").
 """
 
 from __future__ import annotations
@@ -32,14 +32,12 @@ import orjson
 
 from loadgen.protocol import assets
 from loadgen.protocol.clock import rfc3339
-from loadgen.venue.tape import OHLC_INTERVALS
 
 if TYPE_CHECKING:
     from loadgen.venue.book import Book
     from loadgen.venue.pairs import Pair
     from loadgen.venue.tape import Tape
 
-__all__ = ["OHLC_INTERVALS", "TRIGGERS", "OhlcFeed", "TickerFeed", "TradeFeed"]
 TRADE_SNAPSHOT = 50  # "snapshot = last 50 trades" (facts 10.1)
 OHLC_SNAPSHOT = 2  # candles in an ohlc snapshot (Kraken's example shows two)
 DAY_S = 86_400
@@ -63,10 +61,6 @@ def message(channel: str, kind: str, data: Any, timestamp: str | None = None) ->
         msg["timestamp"] = timestamp
     msg["data"] = data
     return orjson.dumps(msg)
-
-
-def _num(text: str) -> float:
-    return float(text)
 
 
 def _best(book: Book, side: str) -> tuple[int, int]:
@@ -100,16 +94,16 @@ class TickerFeed:
         change = tape.last - open_
         return {
             "symbol": pair.symbol,
-            "bid": _num(pair.fmt_price(bid)),
-            "bid_qty": _num(pair.fmt_qty(bid_qty)),
-            "ask": _num(pair.fmt_price(ask)),
-            "ask_qty": _num(pair.fmt_qty(ask_qty)),
-            "last": _num(pair.fmt_price(tape.last)),
-            "volume": _num(pair.fmt_qty(volume)),
-            "vwap": _num(pair.fmt_price(pq // volume if volume else tape.last)),
-            "low": _num(pair.fmt_price(low)),
-            "high": _num(pair.fmt_price(high)),
-            "change": _num(pair.fmt_price(change)),
+            "bid": float(pair.fmt_price(bid)),
+            "bid_qty": float(pair.fmt_qty(bid_qty)),
+            "ask": float(pair.fmt_price(ask)),
+            "ask_qty": float(pair.fmt_qty(ask_qty)),
+            "last": float(pair.fmt_price(tape.last)),
+            "volume": float(pair.fmt_qty(volume)),
+            "vwap": float(pair.fmt_price(pq // volume if volume else tape.last)),
+            "low": float(pair.fmt_price(low)),
+            "high": float(pair.fmt_price(high)),
+            "change": float(pair.fmt_price(change)),
             "change_pct": round(change * 100 / open_, 2) if open_ else 0.0,
         }
 
@@ -143,8 +137,8 @@ class TradeFeed:
     def _entries(self, trades: list[tuple[int, int, float, str, str, int]]) -> list[dict]:
         pair = self.pair
         return [
-            {"symbol": pair.symbol, "side": side, "price": _num(pair.fmt_price(price)),
-             "qty": _num(pair.fmt_qty(qty)), "ord_type": _SIDE_TYPE[kind], "trade_id": seq,
+            {"symbol": pair.symbol, "side": side, "price": float(pair.fmt_price(price)),
+             "qty": float(pair.fmt_qty(qty)), "ord_type": _SIDE_TYPE[kind], "trade_id": seq,
              "timestamp": rfc3339(when)}
             for price, qty, when, side, kind, seq in trades
         ]  # fmt: skip
@@ -180,13 +174,13 @@ class OhlcFeed:
         begin, o, h, low, c, pq, vol, n = row
         return {
             "symbol": pair.symbol,
-            "open": _num(pair.fmt_price(o)),
-            "high": _num(pair.fmt_price(h)),
-            "low": _num(pair.fmt_price(low)),
-            "close": _num(pair.fmt_price(c)),
+            "open": float(pair.fmt_price(o)),
+            "high": float(pair.fmt_price(h)),
+            "low": float(pair.fmt_price(low)),
+            "close": float(pair.fmt_price(c)),
             "trades": n,
-            "volume": _num(pair.fmt_qty(vol)),
-            "vwap": _num(pair.fmt_price(pq // vol if vol else c)),
+            "volume": float(pair.fmt_qty(vol)),
+            "vwap": float(pair.fmt_price(pq // vol if vol else c)),
             "interval_begin": rfc3339(begin),
             "interval": self.interval,
             "timestamp": rfc3339(begin + span),

@@ -30,6 +30,7 @@ from loadgen.protocol import wsframe
 from loadgen.protocol.clock import rfc3339
 from loadgen.venue import channels
 from loadgen.venue.channels import PublicFeed
+from loadgen.venue.tape import OHLC_INTERVALS
 
 if TYPE_CHECKING:
     from loadgen.venue.book import Book, BookSide
@@ -123,7 +124,7 @@ CHANNELS: dict[str, Channel] = {
     # Kraken's trade page: "snapshot ... Default: false" (the facts file's "true" is older)
     "trade": Channel(None, None, (), False, lambda pair, _, __, tape: channels.TradeFeed(pair,
                                                                                       tape)),
-    "ohlc": Channel("interval", 1, channels.OHLC_INTERVALS, True,
+    "ohlc": Channel("interval", 1, OHLC_INTERVALS, True,
                     lambda pair, interval, _, tape: channels.OhlcFeed(pair, interval, tape)),
 }  # fmt: skip
 
