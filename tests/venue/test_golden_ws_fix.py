@@ -65,6 +65,11 @@ def test_the_ws_trader_reads_documented_replies() -> None:
     assert added.detail == "OAIYAU-LGI3M-PFM5VW"
     update = json.dumps(WS["executions_pending_new"]["message"]).encode()
     assert not ws_client._ends_order(update)  # pending_new: the order lives on
+    for end in ("filled", "canceled", "expired"):  # the same update, spaced or compact, ending it
+        ended = dict(WS["executions_pending_new"]["message"])
+        ended["data"] = [{**ended["data"][0], "exec_type": end, "order_status": end}]
+        assert ws_client._ends_order(json.dumps(ended).encode())
+        assert ws_client._ends_order(json.dumps(ended, separators=(",", ":")).encode())
 
 
 def test_the_documented_new_order_single_is_taken_and_reported(fix: Any) -> None:
