@@ -54,8 +54,8 @@ from loadgen.protocol.orderkinds import FIX_TIF, GTD_LIFETIME_S
 PROTOCOL = "fix"
 TARGET = "KRAKEN-TRD"
 HEARTBEAT_S = 30
-_SIDE = {"buy": "1", "sell": "2"}
-_CLOSED = ("2", "4", "C")  # OrdStatus: filled, canceled, expired
+_SIDE = fix.SIDE_CODES  # Side (54), the venue's own table (protocol/fix.py)
+_CLOSED = fix.CLOSED_STATUSES
 _NAMES_ORDER = ("0", "5", "F")  # ExecTypes whose 11 is the order's ClOrdID: new, replaced, trade
 _POST_ONLY = "18=P\x01"  # ExecInst P: post-only (Kraken's FIX NewOrderSingle, facts)
 UNKNOWN_ORDER = errors.UNKNOWN_ORDER

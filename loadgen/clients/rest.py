@@ -37,11 +37,13 @@ from loadgen.clients.tls import VERIFY_ADVICE, for_scheme
 from loadgen.flow.market import Market
 from loadgen.flow.orders import LiveOrder
 from loadgen.outcome import ERROR, OK, TIMEOUT, Outcome
-from loadgen.protocol import assets, rest
+from loadgen.protocol import assets, messages, rest
+from loadgen.protocol.messages import REST
 from loadgen.protocol.operations import REST_METHOD
 from loadgen.protocol.orderkinds import GTD_LIFETIME_S, REST_TIF
 
 PROTOCOL = "rest"
+W = REST.order  # how AddOrder names an order's parts (protocol/messages.py)
 
 
 class RestClient(Dispatcher):
@@ -218,31 +220,31 @@ class RestClient(Dispatcher):
 
     def add(self, order: LiveOrder) -> Outcome | None:
         fields = "&".join(f"{k}={v}" for k, v in _order_fields(order).items())
-        fields = f"pair={order.market.name}&{fields}"
-        return self._request("add", fields, _first_txid)
+        fields = f"{W.pair}={order.market.name}&{fields}"
+        return self._request("add", fields, _added)
 
     def amend(self, order: LiveOrder, price: int = 0, qty: int = 0) -> Outcome | None:
-        m = order.market
-        fields = f"txid={order.txid}"
+        m, words = order.market, REST.amend
+        fields = f"{words.order_id}={order.txid}"
         if price:
-            fields += f"&limit_price={m.price_text(price)}"
+            fields += f"&{words.limit}={m.price_text(price)}"
         if qty:
-            fields += f"&order_qty={m.qty_text(qty)}"
+            fields += f"&{words.qty}={m.qty_text(qty)}"
         if order.post_only:  # a re-price that would take is refused, not filled (facts S21)
-            fields += "&post_only=true"
+            fields += f"&{words.post_only}=true"
         return self._request("amend", fields)
 
     def edit(self, order: LiveOrder, price: int = 0, qty: int = 0) -> Outcome | None:
-        m = order.market
-        fields = f"txid={order.txid}&pair={m.name}"
+        m, words = order.market, REST.edit
+        fields = f"{words.order_id}={order.txid}&{W.pair}={m.name}"
         if price:
-            fields += f"&price={m.price_text(price)}"
+            fields += f"&{words.limit}={m.price_text(price)}"
         if qty:
-            fields += f"&volume={m.qty_text(qty)}"
-        return self._request("edit", fields, _txid)
+            fields += f"&{words.qty}={m.qty_text(qty)}"
+        return self._request("edit", fields, _edited)
 
     def cancel(self, order: LiveOrder) -> Outcome | None:
-        return self._request("cancel", f"txid={order.txid}")
+        return self._request("cancel", f"{REST.cancel_id}={order.txid}")
 
     def cancel_all(self) -> Outcome | None:
         return self._request("cancel_all", "", _count)
@@ -250,41 +252,39 @@ class RestClient(Dispatcher):
     def batch_add(self, orders: list[LiveOrder]) -> Outcome | None:
         m = orders[0].market
         body = rest.encode_form(
-            {
-                "pair": m.name,
-                "orders": [_order_fields(o, raw=False) for o in orders],
-            }
+            {W.pair: m.name, REST.batch: [_order_fields(o, raw=False) for o in orders]}
         )
-        return self._request("batch_add", body.decode(), _batch_txids)
+        return self._request("batch_add", body.decode(), _batch_added)
 
     def batch_cancel(self, orders: list[LiveOrder]) -> Outcome | None:
-        body = rest.encode_form({"orders": [{"txid": o.txid} for o in orders]})
+        ids = [{REST.cancel_id: o.txid} for o in orders]
+        body = rest.encode_form({REST.batch_cancel: ids})
         return self._request("batch_cancel", body.decode(), _count)
 
 
 def _order_fields(order: LiveOrder, raw: bool = True) -> dict[str, str]:
     """AddOrder's fields for an order of its kind (orderkinds.py; facts 9): `price` is the
     limit, or the trigger of a stop or take-profit, whose -limit variants put the limit in
-    `price2`. `raw`: the values as they go in a form written by hand (names and decimals need
-    no encoding; expiretm's '+' does), else as encode_form takes them."""
+    `price2` (messages.py). `raw`: the values as they go in a form written by hand (names and
+    decimals need no encoding; expiretm's '+' does), else as encode_form takes them."""
     m, kind = order.market, order.kind
-    fields = {"type": order.side, "ordertype": kind.type}
+    fields = {W.side: order.side, W.type: kind.type}
     if kind.trigger:
-        fields["price"] = m.price_text(order.trigger)
+        fields[W.trigger] = m.price_text(order.trigger)
         if kind.limit:
-            fields["price2"] = m.price_text(order.price)
+            fields[W.trigger_limit] = m.price_text(order.price)
     elif kind.limit:
-        fields["price"] = m.price_text(order.price)
-    fields["volume"] = m.qty_text(order.qty)
-    fields["cl_ord_id"] = order.cl_ord_id
+        fields[W.limit] = m.price_text(order.price)
+    fields[W.qty] = m.qty_text(order.qty)
+    fields[W.cl_ord_id] = order.cl_ord_id
     if REST_TIF[kind.tif]:
-        fields["timeinforce"] = REST_TIF[kind.tif]
+        fields[W.tif] = REST_TIF[kind.tif]
     if kind.tif == "gtd":  # relative: `+<seconds>` (its '+' form-encoded: the only one)
-        fields["expiretm"] = f"%2B{GTD_LIFETIME_S}" if raw else f"+{GTD_LIFETIME_S}"
+        fields[W.expire] = f"%2B{GTD_LIFETIME_S}" if raw else f"+{GTD_LIFETIME_S}"
     if order.display:
-        fields["displayvol"] = m.qty_text(order.display)
+        fields[W.display] = m.qty_text(order.display)
     if order.post_only:
-        fields["oflags"] = "post"
+        fields[W.flags] = W.post_only
     return fields
 
 
@@ -304,23 +304,24 @@ def _outcome(op: str, post: Any, sent: int, latency: int, errors: list[str], res
     return outcome
 
 
-# What an accepted reply's result gives the trader (Outcome.detail).
-def _first_txid(outcome: Outcome, result: Any) -> None:
-    outcome.detail = result["txid"][0]
+# What an accepted reply's result gives the trader (Outcome.detail): messages.py reads it.
+def _added(outcome: Outcome, result: Any) -> None:
+    outcome.detail = messages.rest_added(result)
 
 
-def _txid(outcome: Outcome, result: Any) -> None:
-    outcome.detail = result["txid"]
+def _edited(outcome: Outcome, result: Any) -> None:
+    outcome.detail = messages.rest_edited(result)
 
 
-def _batch_txids(outcome: Outcome, result: Any) -> None:
-    outcome.detail = [entry.get("txid") for entry in result["orders"]]
+def _batch_added(outcome: Outcome, result: Any) -> None:
+    outcome.detail = messages.rest_batch_added(result)
 
 
 def _count(outcome: Outcome, result: Any) -> None:
     """How many orders were still open (a batch cancel's rate-limit cost)."""
-    if isinstance(result, dict) and isinstance(result.get("count"), int):
-        outcome.detail = result["count"]
+    count = messages.count(result, REST)
+    if count is not None:
+        outcome.detail = count
 
 
 def public(host: str, method: str, tls: ssl.SSLContext | None = None, timeout: float = 10.0) -> Any:

@@ -45,18 +45,23 @@ from loadgen.clients.net import (
 from loadgen.clients.tls import for_scheme
 from loadgen.flow.orders import LiveOrder
 from loadgen.outcome import ERROR, OK, TIMEOUT, Outcome
-from loadgen.protocol import ws, wsframe
+from loadgen.protocol import messages, ws, wsframe
 from loadgen.protocol.clock import rfc3339_seconds
+from loadgen.protocol.messages import WS
 from loadgen.protocol.operations import WS_METHOD
 from loadgen.protocol.orderkinds import GTD_LIFETIME_S
 from loadgen.protocol.wsframe import FrameParser, WsProtocolError
 
 PROTOCOL = "ws"
+W = WS.order  # how add_order names an order's parts (protocol/messages.py)
 
 
 # An executions update that ends an order. One scan for the key and its three values: 0.55 us
 # over an 800-byte pending_new+new message, where three `in` tests over it took 1.3 us.
-_ENDS_ORDER = re.compile(rb'"exec_type":\s*"(?:filled|canceled|expired)"').search
+_ENDS_ORDER = re.compile(
+    b'"%s":\\s*"(?:%s)"'
+    % (messages.EXEC_TYPE.encode(), "|".join(messages.ENDING_EXEC_TYPES).encode())
+).search
 
 
 def _ends_order(raw: bytes) -> bool:
@@ -300,67 +305,66 @@ class WsClient(Dispatcher):
 
     @staticmethod
     def _order_params(order: LiveOrder) -> dict[str, Any]:
-        """add_order's params for an order of its kind (orderkinds.py; facts 4.2)."""
+        """add_order's params for an order of its kind (orderkinds.py; facts 4.2; the names
+        protocol/messages.py's)."""
         m, kind = order.market, order.kind
         # int / 10**n is correctly rounded: the same float as parsing the decimal text
-        params: dict[str, Any] = {"order_type": kind.type, "side": order.side}
+        params: dict[str, Any] = {W.type: kind.type, W.side: order.side}
         if kind.limit:
-            params["limit_price"] = order.price / 10**m.price_decimals
-        params["order_qty"] = order.qty / 10**m.lot_decimals
-        params["cl_ord_id"] = order.cl_ord_id
+            params[W.limit] = order.price / 10**m.price_decimals
+        params[W.qty] = order.qty / 10**m.lot_decimals
+        params[W.cl_ord_id] = order.cl_ord_id
         if kind.trigger:
-            params["triggers"] = {"reference": "last", "price_type": "static",
-                                  "price": order.trigger / 10**m.price_decimals}  # fmt: skip
+            params[W.trigger_in] = {W.trigger_ref: "last", W.trigger_price_type: "static",
+                                    W.trigger: order.trigger / 10**m.price_decimals}  # fmt: skip
         if kind.tif != "gtc":
-            params["time_in_force"] = kind.tif
+            params[W.tif] = kind.tif
             if kind.tif == "gtd":
-                params["expire_time"] = rfc3339_seconds(time.time() + GTD_LIFETIME_S)
+                params[W.expire] = rfc3339_seconds(time.time() + GTD_LIFETIME_S)
         if order.display:
-            params["display_qty"] = order.display / 10**m.lot_decimals
+            params[W.display] = order.display / 10**m.lot_decimals
         if order.post_only:
-            params["post_only"] = True
+            params[W.post_only] = True
         return params
 
     def add(self, order: LiveOrder) -> Outcome | None:
         params = self._order_params(order)
-        params["symbol"] = order.market.symbol
-        return self._request("add", params, _order_id)
+        params[W.pair] = order.market.symbol
+        return self._request("add", params, _added)
 
     def amend(self, order: LiveOrder, price: int = 0, qty: int = 0) -> Outcome | None:
-        m = order.market
-        params: dict[str, Any] = {"order_id": order.txid}
+        m, words = order.market, WS.amend
+        params: dict[str, Any] = {words.order_id: order.txid}
         if price:
-            params["limit_price"] = price / 10**m.price_decimals
+            params[words.limit] = price / 10**m.price_decimals
         if qty:
-            params["order_qty"] = qty / 10**m.lot_decimals
+            params[words.qty] = qty / 10**m.lot_decimals
         if order.post_only:  # a re-price that would take is refused, not filled
-            params["post_only"] = True
+            params[words.post_only] = True
         return self._request("amend", params)
 
     def edit(self, order: LiveOrder, price: int = 0, qty: int = 0) -> Outcome | None:
-        m = order.market
-        params: dict[str, Any] = {"order_id": order.txid, "symbol": m.symbol}
+        m, words = order.market, WS.edit
+        params: dict[str, Any] = {words.order_id: order.txid, W.pair: m.symbol}
         if price:
-            params["limit_price"] = price / 10**m.price_decimals
+            params[words.limit] = price / 10**m.price_decimals
         if qty:
-            params["order_qty"] = qty / 10**m.lot_decimals
-        return self._request("edit", params, _order_id)
+            params[words.qty] = qty / 10**m.lot_decimals
+        return self._request("edit", params, _added)
 
     def cancel(self, order: LiveOrder) -> Outcome | None:
-        return self._request("cancel", {"order_id": [order.txid]})
+        return self._request("cancel", {WS.cancel_id: [order.txid]})
 
     def cancel_all(self) -> Outcome | None:
         return self._request("cancel_all", {}, _count)
 
     def batch_add(self, orders: list[LiveOrder]) -> Outcome | None:
-        params = {
-            "symbol": orders[0].market.symbol,
-            "orders": [self._order_params(o) for o in orders],
-        }
-        return self._request("batch_add", params, _order_ids)
+        params = {W.pair: orders[0].market.symbol,
+                  WS.batch: [self._order_params(o) for o in orders]}  # fmt: skip
+        return self._request("batch_add", params, _batch_added)
 
     def batch_cancel(self, orders: list[LiveOrder]) -> Outcome | None:
-        return self._request("batch_cancel", {"orders": [o.txid for o in orders]},
+        return self._request("batch_cancel", {WS.batch_cancel: [o.txid for o in orders]},
                              _count)  # fmt: skip
 
 
@@ -378,29 +382,32 @@ def _outcome(op: str, post: Any, reply: dict[str, Any] | None, t0: int, stamp: S
     if reply is None:
         kind = TIMEOUT if failure.startswith("timeout") else ERROR
         outcome = Outcome(PROTOCOL, op, kind, latency, failure or "transport: no reply")
-    elif not reply.get("success"):
-        outcome = Outcome.from_error(PROTOCOL, op, latency, str(reply.get("error")))
     else:
-        outcome = Outcome(PROTOCOL, op, OK, latency)
-        if post is not None:
-            post(outcome, reply.get("result"))
+        error, result = ws.read_reply(reply)
+        if error is not None:
+            outcome = Outcome.from_error(PROTOCOL, op, latency, error)
+        else:
+            outcome = Outcome(PROTOCOL, op, OK, latency)
+            if post is not None:
+                post(outcome, result)
     outcome.sent_ns, outcome.answered_ns, outcome.stamp = t0, stamp.ns, stamp.source
     return outcome
 
 
-# What an accepted reply's result gives the trader (Outcome.detail).
-def _order_id(outcome: Outcome, result: Any) -> None:
-    outcome.detail = result["order_id"]
+# What an accepted reply's result gives the trader (Outcome.detail): messages.py reads it.
+def _added(outcome: Outcome, result: Any) -> None:
+    outcome.detail = messages.ws_added(result)
 
 
-def _order_ids(outcome: Outcome, result: Any) -> None:
-    outcome.detail = [entry.get("order_id") for entry in result]
+def _batch_added(outcome: Outcome, result: Any) -> None:
+    outcome.detail = messages.ws_batch_added(result)
 
 
 def _count(outcome: Outcome, result: Any) -> None:
     """How many orders were still open (a batch cancel's rate-limit cost)."""
-    if isinstance(result, dict) and isinstance(result.get("count"), int):
-        outcome.detail = result["count"]
+    count = messages.count(result, WS)
+    if count is not None:
+        outcome.detail = count
 
 
 def open_upgraded(address: tuple[str, int], path: str, host: str, timeout: float,

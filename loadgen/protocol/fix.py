@@ -60,6 +60,23 @@ PASSWORD = 554
 KRAKEN_NONCE = 5025
 CANCEL_ON_DISCONNECT = 8674
 
+# The application fields of Kraken's order messages (facts 5), by name: what the venue's
+# rejects call a tag, and what both ends write and read.
+FIELD_NAMES = {
+    11: "ClOrdID", 14: "CumQty", 18: "ExecInst", 37: "OrderID", 38: "OrderQty", 39: "OrdStatus",
+    40: "OrdType", 41: "OrigClOrdID", 44: "Price", 54: "Side", 55: "Symbol", 59: "TimeInForce",
+    60: "TransactTime", 98: "EncryptMethod", 99: "StopPx", 108: "HeartBtInt",
+    126: "ExpireTime", 150: "ExecType", 530: "MassCancelRequestType", 1138: "DisplayQty",
+    7928: "SelfTradePreventionType",
+}  # fmt: skip
+SIDE_CODES = {"buy": "1", "sell": "2"}  # Side (54)
+SIDES = {code: side for side, code in SIDE_CODES.items()}
+CLOSED_STATUSES = (
+    "2",
+    "4",
+    "C",
+)  # OrdStatus (39) of an order that is gone: filled, canceled, expired
+
 # Session-level MsgTypes.
 HEARTBEAT = "0"
 TEST_REQUEST = "1"

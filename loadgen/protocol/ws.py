@@ -83,6 +83,14 @@ def reply_ok(
     return orjson.dumps(msg)
 
 
+def read_reply(msg: dict[str, Any]) -> tuple[str | None, Any]:
+    """A method's reply, as reply_ok and reply_error write it: (None, its result) when it
+    succeeded, else (its error, None)."""
+    if msg.get("success") is True:
+        return None, msg.get("result")
+    return str(msg.get("error", "no error given")), None
+
+
 def reply_error(
     method: str | None, req_id: Any, error: str, time_in: float, time_out: float
 ) -> bytes:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from loadgen.clients.ws import WsClient, connect_with_token
+from loadgen.protocol.messages import ENDING_EXEC_TYPES, EXEC_ORDER_ID, EXEC_TYPE
 from loadgen.users import options
 from loadgen.users.base import TraderUser
 
-GONE = frozenset(("filled", "canceled", "expired"))  # exec_types that end an order
+GONE = frozenset(ENDING_EXEC_TYPES)
 
 
 class WsTrader(TraderUser):
@@ -23,5 +24,5 @@ class WsTrader(TraderUser):
         )  # fmt: skip
 
     def on_execution(self, update: dict[str, Any]) -> None:
-        if update.get("exec_type") in GONE:
-            self.flow.gone_txid(update.get("order_id", ""))
+        if update.get(EXEC_TYPE) in GONE:
+            self.flow.gone_txid(update.get(EXEC_ORDER_ID, ""))

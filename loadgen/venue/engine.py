@@ -67,14 +67,6 @@ RATE_LIMITED = "rate_limited"
 REJECTED = "rejected"
 INVALID = "invalid"
 
-# AmendOrder (REST) and amend_order (WS v2) name what they change the same way (facts 1.3,
-# 4.2): (what changes, the field, a quantity or a price). REST sends decimal text, WS numbers.
-AMEND_FIELDS = (
-    ("qty", "order_qty", "qty"),
-    ("price", "limit_price", "price"),
-    ("trigger", "trigger_price", "price"),
-    ("display", "display_qty", "qty"),
-)
 MAX_BATCH_ADD = 15  # AddOrderBatch / batch_add: 2..15 orders (facts 1.3, 4.2)
 MIN_BATCH_ADD = 2
 MAX_BATCH_CANCEL = 50  # CancelOrderBatch: at most 50 ids

@@ -25,7 +25,7 @@ from loadgen.protocol.clock import fix_time
 from loadgen.protocol.fix import FixFramingError, FixReader, Garbled
 from loadgen.protocol.fixsession import DAY_S, FixSession, last_rollover
 from loadgen.venue.accounts import Account
-from loadgen.venue.book import BUY, SELL, Order
+from loadgen.venue.book import BUY, Order
 from loadgen.venue.conn import Connection
 from loadgen.venue.engine import (
     E_UNAVAILABLE,
@@ -65,8 +65,8 @@ BR_UNKNOWN_SECURITY = 2
 BR_UNSUPPORTED_MSGTYPE = 3
 BR_APP_NOT_AVAILABLE = 4
 
-_SIDES = {"1": BUY, "2": SELL}
-_SIDE_CODE = {BUY: "1", SELL: "2"}
+_SIDES = fix.SIDES  # Side (54), the traders' own table (protocol/fix.py)
+_SIDE_CODE = fix.SIDE_CODES
 # OrdType (40) and TimeInForce (59) codes (facts 5); trailing stops are refused by name.
 _ORD_TYPES = orderkinds.FIX_ORD_TYPES  # the traders' own table (protocol/orderkinds.py)
 _REFUSED_ORD_TYPES = {"U": "trailing-stop", "V": "trailing-stop-limit"}
@@ -82,10 +82,7 @@ _REFUSED_TAGS = {
 _REFUSED_TAG_SET = frozenset(_REFUSED_TAGS)
 _EXEC_INST_REFUSED = {"E": "ExecInst (18) E: reduce-only (margin) is not served",
                       "f": "ExecInst (18) f: fees are charged in the quote currency here"}  # fmt: skip
-_FIELD_NAMES = {11: "ClOrdID", 37: "OrderID", 38: "OrderQty", 40: "OrdType", 41: "OrigClOrdID",
-                44: "Price", 54: "Side", 55: "Symbol", 60: "TransactTime", 98: "EncryptMethod",
-                99: "StopPx", 108: "HeartBtInt", 126: "ExpireTime",
-                530: "MassCancelRequestType"}  # fmt: skip
+_FIELD_NAMES = fix.FIELD_NAMES
 _exec_ids = itertools.count(1)
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 MAX_CL_NUMBER_DIGITS = 18

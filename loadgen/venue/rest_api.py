@@ -12,11 +12,14 @@ from typing import TYPE_CHECKING, Any
 from loadgen import ratelimit
 from loadgen.protocol import numbers, orderkinds
 from loadgen.protocol.clock import rfc3339_seconds
+from loadgen.protocol.messages import AMEND_FIELDS, REST
 from loadgen.protocol.operations import REST_TRADING
 from loadgen.venue.accounts import TOKEN_TTL_S, Account
 from loadgen.venue.book import BUY, SELL, Order
 from loadgen.venue.engine import (
-    AMEND_FIELDS,
+    E_INVALID as E_INVALID_ARGS,
+)
+from loadgen.venue.engine import (
     E_REST_RATE,
     E_UNKNOWN_ORDER,
     INVALID,
@@ -31,9 +34,6 @@ from loadgen.venue.engine import (
     invalid,
     parse_price,
     parse_qty,
-)
-from loadgen.venue.engine import (
-    E_INVALID as E_INVALID_ARGS,
 )
 from loadgen.venue.pairs import Pair, fmt_balance
 
@@ -63,6 +63,8 @@ MIN_EXPIRE_S = 5.0  # expiretm `+<n>`: at least 5 s ahead (facts 9)
 MAX_EXPIRE_S = 31 * 86400.0  # "at most one month ahead"
 # Order-entry calls are charged to the trading counter, not the REST call counter (facts 2).
 TRADING_METHODS = REST_TRADING
+W = REST.order  # how AddOrder names an order's parts (protocol/messages.py)
+CL_ORD_IDS = "cl_ord_ids"  # CancelOrderBatch's list of client ids (the traders send txids)
 
 
 def truthy(value: Any) -> bool:
@@ -196,96 +198,97 @@ class RestApi:
     # ---- order entry ---------------------------------------------------------------------
 
     def _spec(self, params: dict[str, Any], pair: Pair, validate: bool) -> OrderSpec:
-        side = params.get("type")
+        side = params.get(W.side)
         if side not in (BUY, SELL):
-            raise invalid("type")
-        order_type = params.get("ordertype")
+            raise invalid(W.side)
+        order_type = params.get(W.type)
         if order_type not in ORDER_TYPES:
             if order_type in REFUSED_ORDER_TYPES:
-                raise invalid(f"ordertype {order_type} is not served by the embedded venue")
-            raise invalid("ordertype")
+                raise invalid(f"{W.type} {order_type} is not served by the embedded venue")
+            raise invalid(W.type)
         _refuse_unserved(params)
         spec = OrderSpec(pair, side, order_type, 0, validate=validate)
-        flags = _oflags(params["oflags"]) if "oflags" in params else _NO_FLAGS
+        flags = _oflags(params[W.flags]) if W.flags in params else _NO_FLAGS
         if "viqc" in flags:
             if order_type != "market" or side != BUY:
-                raise invalid("oflags viqc is for buy market orders only")
+                raise invalid(f"{W.flags} viqc is for buy market orders only")
             # the quote amount, to 8 decimals, as lots * ticks (what Book.lots_for_cost spends)
-            spec.quote_cost = parse_qty(pair, required(params, "volume")) * pair.price_scale
+            spec.quote_cost = parse_qty(pair, required(params, W.qty)) * pair.price_scale
         else:
-            spec.qty = parse_qty(pair, required(params, "volume"))
+            spec.qty = parse_qty(pair, required(params, W.qty))
         self._prices(params, pair, spec)
-        spec.post_only = "post" in flags
+        spec.post_only = W.post_only in flags
         if spec.post_only and order_type not in LIMIT_TYPES:
-            raise invalid("oflags post is for limit orders only")
+            raise invalid(f"{W.flags} {W.post_only} is for limit orders only")
         self._client_ids(params, spec)
         self._lifetime(params, spec)
-        stp = params.get("stptype")
+        stp = params.get(W.stp)
         if stp is not None:
             if stp not in STP_TYPES:
-                raise invalid("stptype")
+                raise invalid(W.stp)
             spec.stp = stp
-        if params.get("displayvol") is not None:
+        if params.get(W.display) is not None:
             if order_type != "iceberg":
-                raise invalid("displayvol is for iceberg orders only")
-            spec.display = parse_qty(pair, params["displayvol"], "displayvol")
+                raise invalid(f"{W.display} is for iceberg orders only")
+            spec.display = parse_qty(pair, params[W.display], W.display)
         elif order_type == "iceberg":
-            raise invalid("displayvol")
+            raise invalid(W.display)
         return spec
 
     def _prices(self, params: dict[str, Any], pair: Pair, spec: OrderSpec) -> None:
         """price: the limit (limit, iceberg) or the trigger (stop and take-profit types);
-        price2: the limit of the -limit types (facts 9)."""
+        price2: the limit of the -limit types (facts 9; protocol/messages.py)."""
         kind = spec.order_type
-        if kind == "limit" and "trigger" not in params and "price2" not in params:
-            spec.price = parse_price(pair, _absolute(required(params, "price")))
+        if kind == "limit" and W.trigger_ref not in params and W.trigger_limit not in params:
+            spec.price = parse_price(pair, _absolute(required(params, W.limit)))
             return  # the common case first
-        trigger = params.get("trigger")
+        trigger = params.get(W.trigger_ref)
         if trigger not in (None, "last"):
             if trigger == "index":  # Kraken's answer on a pair without index pricing
                 raise invalid("Index unavailable")
-            raise invalid("trigger")
+            raise invalid(W.trigger_ref)
         if kind == "market":
-            if params.get("price") not in (None, ""):
-                raise invalid("price (a market order takes none)")
+            if params.get(W.limit) not in (None, ""):
+                raise invalid(f"{W.limit} (a market order takes none)")
         elif kind in TRIGGER_TYPES:
-            spec.trigger = parse_price(pair, _absolute(required(params, "price")))
+            spec.trigger = parse_price(pair, _absolute(required(params, W.trigger)))
             if kind.endswith("-limit"):
-                spec.price = parse_price(pair, _absolute(required(params, "price2")), "price2")
+                limit = _absolute(required(params, W.trigger_limit))
+                spec.price = parse_price(pair, limit, W.trigger_limit)
         else:
-            spec.price = parse_price(pair, _absolute(required(params, "price")))
-        if params.get("price2") not in (None, "") and not kind.endswith("-limit"):
-            raise invalid("price2")
+            spec.price = parse_price(pair, _absolute(required(params, W.limit)))
+        if params.get(W.trigger_limit) not in (None, "") and not kind.endswith("-limit"):
+            raise invalid(W.trigger_limit)
 
     @staticmethod
     def _client_ids(params: dict[str, Any], spec: OrderSpec) -> None:
-        if params.get("cl_ord_id") is not None:
-            if params.get("userref") is not None:
-                raise invalid("cl_ord_id and userref are exclusive")
-            spec.cl_ord_id = check_cl_ord_id(params["cl_ord_id"])
-        elif params.get("userref") is not None:
-            spec.userref = to_int(params["userref"], "userref")
+        if params.get(W.cl_ord_id) is not None:
+            if params.get(W.userref) is not None:
+                raise invalid(f"{W.cl_ord_id} and {W.userref} are exclusive")
+            spec.cl_ord_id = check_cl_ord_id(params[W.cl_ord_id])
+        elif params.get(W.userref) is not None:
+            spec.userref = to_int(params[W.userref], W.userref)
 
     def _lifetime(self, params: dict[str, Any], spec: OrderSpec) -> None:
-        if "timeinforce" not in params and "expiretm" not in params:
+        if W.tif not in params and W.expire not in params:
             return  # GTC, no expiry: the default, without reading the clock
-        tif = params.get("timeinforce")
+        tif = params.get(W.tif)
         if tif:
             tif = TIME_IN_FORCE.get(str(tif).upper())
             if tif is None:
-                raise invalid("timeinforce")
+                raise invalid(W.tif)
             spec.tif = tif
-        expire = _expire_time(params.get("expiretm"), self.exchange.wall())
+        expire = _expire_time(params.get(W.expire), self.exchange.wall())
         if expire:
             if spec.tif not in ("gtd", "gtc"):
-                raise invalid("expiretm (with timeinforce GTD)")
+                raise invalid(f"{W.expire} (with {W.tif} GTD)")
             spec.tif, spec.expire = "gtd", expire
         elif spec.tif == "gtd":
-            raise invalid("expiretm")
+            raise invalid(W.expire)
 
     def add_order(self, account: Account, params: dict[str, Any]) -> Any:
-        validate = truthy(params.get("validate"))
-        pair = self.exchange.pair(params.get("pair"))
+        validate = truthy(params.get(W.validate))
+        pair = self.exchange.pair(params.get(W.pair))
         try:
             spec = self._spec(params, pair, validate)
         except VenueError as exc:
@@ -293,15 +296,15 @@ class RestApi:
         order = self.exchange.add_order(account, spec, origin="rest")
         if validate:
             return {"descr": descr(order)}
-        return {"descr": descr(order), "txid": [order.txid]}
+        return {"descr": descr(order), REST.added: [order.txid]}
 
     def add_order_batch(self, account: Account, params: dict[str, Any]) -> Any:
-        orders = params.get("orders")
-        pair = self.exchange.pair(params.get("pair"))
-        validate = truthy(params.get("validate"))
+        orders = params.get(REST.batch)
+        pair = self.exchange.pair(params.get(W.pair))
+        validate = truthy(params.get(W.validate))
         try:
             if not isinstance(orders, list) or not all(isinstance(o, dict) for o in orders):
-                raise invalid("orders")
+                raise invalid(REST.batch)
             specs = [self._spec(o, pair, validate) for o in orders]
         except VenueError as exc:
             cost = ratelimit.batch_add_cost(len(orders) if isinstance(orders, list) else 1)
@@ -314,22 +317,22 @@ class RestApi:
             elif validate:
                 out.append({"descr": descr(item)})
             else:
-                out.append({"txid": item.txid, "descr": descr(item)})
-        return {"orders": out}
+                out.append({REST.added: item.txid, "descr": descr(item)})
+        return {REST.batch: out}
 
     def _target(self, account: Account, params: dict[str, Any]) -> Order:
-        txid = params.get("txid")
-        cl_ord_id = params.get("cl_ord_id")
+        txid = params.get(REST.amend.order_id)
+        cl_ord_id = params.get(W.cl_ord_id)
         if txid is None and cl_ord_id is None:
-            raise invalid("txid")
+            raise invalid(REST.amend.order_id)
         return self.exchange.find(account, txid, cl_ord_id)
 
     def amend_order(self, account: Account, params: dict[str, Any]) -> Any:
         order = self._target(account, params)
         pair = order.pair
         try:
-            if params.get("pair") is not None and self.exchange.pair(params["pair"]) is not pair:
-                raise invalid("pair")
+            if params.get(W.pair) is not None and self.exchange.pair(params[W.pair]) is not pair:
+                raise invalid(W.pair)
             fields = {
                 name: (parse_price if kind == "price" else parse_qty)(
                     pair, _absolute(params[key]), key
@@ -341,31 +344,31 @@ class RestApi:
         except VenueError as exc:
             self.exchange.charge_refused(account, pair, ratelimit.AMEND_FIXED, exc)
         amend_id = self.exchange.amend_order(
-            account, order, post_only=truthy(params.get("post_only")), **fields
+            account, order, post_only=truthy(params.get(REST.amend.post_only)), **fields
         )
         return {"amend_id": amend_id}
 
     def edit_order(self, account: Account, params: dict[str, Any]) -> Any:
-        txid = required(params, "txid")
-        pair = self.exchange.pair(params.get("pair"))
+        words = REST.edit
+        txid = required(params, words.order_id)
+        pair = self.exchange.pair(params.get(W.pair))
         order = self._by_txid_or_userref(account, txid)[0]
         try:
             if order.pair is not pair:
-                raise invalid("pair")
-            if params.get("cl_ord_id") is not None:
-                raise invalid("cl_ord_id (EditOrder takes none; AmendOrder keeps it)")
-            flags = _oflags(params["oflags"]) if "oflags" in params else _NO_FLAGS
-            if flags - {"post"}:
-                raise invalid("oflags (EditOrder changes only post)")
-            volume, price = params.get("volume"), params.get("price")
+                raise invalid(W.pair)
+            if params.get(W.cl_ord_id) is not None:
+                raise invalid(f"{W.cl_ord_id} (EditOrder takes none; AmendOrder keeps it)")
+            flags = _oflags(params[W.flags]) if W.flags in params else _NO_FLAGS
+            if flags - {W.post_only}:
+                raise invalid(f"{W.flags} (EditOrder changes only {W.post_only})")
+            volume, price = params.get(words.qty), params.get(words.limit)
             qty = None if volume is None else parse_qty(pair, volume)
             price_ticks = None if price is None else parse_price(pair, _absolute(price))
-            userref = (
-                None if params.get("userref") is None else to_int(params["userref"], "userref")
-            )
+            userref = params.get(W.userref)
+            userref = None if userref is None else to_int(userref, W.userref)
         except VenueError as exc:
             self.exchange.charge_refused(account, pair, ratelimit.EDIT_FIXED, exc)
-        validate = truthy(params.get("validate"))
+        validate = truthy(params.get(W.validate))
         new = self.exchange.edit_order(
             account, order, qty=qty, price=price_ticks, userref=userref, validate=validate
         )
@@ -379,7 +382,7 @@ class RestApi:
             "status": "ok",
         }
         if not validate:
-            result["txid"] = new.txid
+            result[REST.edited] = new.txid
         if order.userref is not None:
             result["olduserref"] = order.userref
             result["newuserref"] = new.userref
@@ -396,16 +399,16 @@ class RestApi:
         return [self.exchange.find(account, txid=text)]
 
     def cancel_order(self, account: Account, params: dict[str, Any]) -> Any:
-        if params.get("txid") is not None:
-            orders = self._by_txid_or_userref(account, params["txid"])
-        elif params.get("cl_ord_id") is not None:
-            orders = [self.exchange.find(account, cl_ord_id=params["cl_ord_id"])]
+        if params.get(REST.cancel_id) is not None:
+            orders = self._by_txid_or_userref(account, params[REST.cancel_id])
+        elif params.get(W.cl_ord_id) is not None:
+            orders = [self.exchange.find(account, cl_ord_id=params[W.cl_ord_id])]
         else:
-            raise invalid("txid")
-        return {"count": self.exchange.cancel_order(account, orders), "pending": False}
+            raise invalid(REST.cancel_id)
+        return {REST.count: self.exchange.cancel_order(account, orders), "pending": False}
 
     def cancel_all(self, account: Account, params: dict[str, Any]) -> Any:
-        return {"count": self.exchange.cancel_all(account), "pending": False}
+        return {REST.count: self.exchange.cancel_all(account), "pending": False}
 
     def cancel_all_orders_after(self, account: Account, params: dict[str, Any]) -> Any:
         timeout = to_int(required(params, "timeout"), "timeout")
@@ -413,13 +416,14 @@ class RestApi:
         return {"currentTime": rfc3339_seconds(now), "triggerTime": rfc3339_seconds(trigger)}
 
     def cancel_order_batch(self, account: Account, params: dict[str, Any]) -> Any:
-        ids = _ids(params.get("orders"), "txid") + _ids(params.get("cl_ord_ids"), "cl_ord_id")
+        ids = _ids(params.get(REST.batch_cancel), REST.cancel_id)
+        ids += _ids(params.get(CL_ORD_IDS), W.cl_ord_id)
         if not ids or len(set(ids)) > MAX_BATCH_CANCEL:
-            raise invalid("orders")
+            raise invalid(REST.batch_cancel)
         found: dict[str, Order] = {}
         for kind, value in ids:  # ids already gone (filled, cancelled) are skipped
             try:
-                if kind == "txid":
+                if kind == REST.cancel_id:
                     orders = self._by_txid_or_userref(account, value)
                 else:
                     orders = [self.exchange.find(account, cl_ord_id=value)]
@@ -429,7 +433,7 @@ class RestApi:
                 found[order.txid] = order
         if not found:
             raise VenueError(E_UNKNOWN_ORDER)
-        return {"count": self.exchange.cancel_batch(account, list(found.values()))}
+        return {REST.count: self.exchange.cancel_batch(account, list(found.values()))}
 
     def get_websockets_token(self, account: Account, params: dict[str, Any]) -> Any:
         token = self.venue.accounts.issue_token(account, self.exchange.wall())
@@ -500,10 +504,10 @@ def _expire_time(value: Any, now: float) -> float:
     try:
         number = float(text[1:] if relative else text)
     except ValueError:
-        raise invalid("expiretm") from None
+        raise invalid(W.expire) from None
     at = now + number if relative else number
     if not now + MIN_EXPIRE_S <= at <= now + MAX_EXPIRE_S:
-        raise invalid("expiretm")
+        raise invalid(W.expire)
     return at
 
 
@@ -511,12 +515,13 @@ def _ids(value: Any, key: str) -> list[tuple[str, str]]:
     """CancelOrderBatch ids: a list of {key: id} objects (or bare ids)."""
     if value is None:
         return []
+    field = REST.batch_cancel if key == REST.cancel_id else CL_ORD_IDS
     if not isinstance(value, list):
-        raise invalid("orders" if key == "txid" else "cl_ord_ids")
+        raise invalid(field)
     out = []
     for item in value:
         raw = item.get(key) if isinstance(item, dict) else item
         if not isinstance(raw, (str, int)) or isinstance(raw, bool):
-            raise invalid("orders" if key == "txid" else "cl_ord_ids")
+            raise invalid(field)
         out.append((key, str(raw)))
     return out

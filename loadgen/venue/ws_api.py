@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 from loadgen import ratelimit
 from loadgen.protocol import assets, numbers
 from loadgen.protocol.clock import rfc3339, rfc3339_seconds
+from loadgen.protocol.messages import AMEND_FIELDS, EXEC_ORDER_ID, EXEC_TYPE, WS
 from loadgen.venue.accounts import Account
 from loadgen.venue.book import BUY, SELL, Order
 from loadgen.venue.engine import (
-    AMEND_FIELDS,
     E_UNKNOWN_ORDER,
     EV_AMENDED,
     EV_REFILL,
@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from loadgen.venue.context import ServerContext
 
 
+W = WS.order  # how add_order names an order's parts (protocol/messages.py)
 _STP = {"cancel_newest": "cancel-newest", "cancel_oldest": "cancel-oldest",
         "cancel_both": "cancel-both"}  # fmt: skip
 # add_order fields Kraken documents that the venue does not serve, refused by name unless
@@ -63,6 +64,7 @@ _REFUSED = {
 
 
 _REFUSED_NAMES = frozenset(_REFUSED)
+CASH_QTY = "cash_order_qty"  # a buy market order's size in the quote currency (REST: viqc)
 
 
 def _refuse_unserved(params: dict[str, Any]) -> None:
@@ -130,94 +132,97 @@ class WsApi:
         }
 
     def _spec(self, params: dict[str, Any], pair: Pair) -> OrderSpec:
-        side = params.get("side")
+        side = params.get(W.side)
         if side not in (BUY, SELL):
-            raise invalid("side")
-        order_type = params.get("order_type")
+            raise invalid(W.side)
+        order_type = params.get(W.type)
         if order_type not in ORDER_TYPES:
             if order_type in REFUSED_ORDER_TYPES:
-                raise invalid(f"order_type {order_type} is not served by the embedded venue")
-            raise invalid("order_type")
+                raise invalid(f"{W.type} {order_type} is not served by the embedded venue")
+            raise invalid(W.type)
         _refuse_unserved(params)
-        spec = OrderSpec(pair, side, order_type, 0, validate=_flag(params, "validate"))
-        if "cash_order_qty" in params:  # a buy market order sized in quote (REST's viqc)
-            if order_type != "market" or side != BUY or "order_qty" in params:
-                raise invalid("cash_order_qty is for buy market orders, without order_qty")
-            spec.quote_cost = _number(pair, params, "cash_order_qty") * pair.price_scale
+        spec = OrderSpec(pair, side, order_type, 0, validate=_flag(params, W.validate))
+        if CASH_QTY in params:  # a buy market order sized in quote (REST's viqc)
+            if order_type != "market" or side != BUY or W.qty in params:
+                raise invalid(f"{CASH_QTY} is for buy market orders, without {W.qty}")
+            spec.quote_cost = _number(pair, params, CASH_QTY) * pair.price_scale
         else:
-            spec.qty = _number(pair, params, "order_qty")
+            spec.qty = _number(pair, params, W.qty)
         self._prices(params, pair, spec)
-        if "cl_ord_id" in params:
-            if "order_userref" in params:
-                raise invalid("cl_ord_id and order_userref are exclusive")
-            spec.cl_ord_id = check_cl_ord_id(params["cl_ord_id"])
-        elif "order_userref" in params:
-            spec.userref = to_int(params["order_userref"], "order_userref")
-        spec.post_only = _flag(params, "post_only")
+        if W.cl_ord_id in params:
+            if W.userref in params:
+                raise invalid(f"{W.cl_ord_id} and {W.userref} are exclusive")
+            spec.cl_ord_id = check_cl_ord_id(params[W.cl_ord_id])
+        elif W.userref in params:
+            spec.userref = to_int(params[W.userref], W.userref)
+        spec.post_only = _flag(params, W.post_only)
         if spec.post_only and order_type not in LIMIT_TYPES:
-            raise invalid("post_only is for limit orders only")
+            raise invalid(f"{W.post_only} is for limit orders only")
         self._lifetime(params, spec)
-        stp = params.get("stp_type", "cancel_newest")
+        stp = params.get(W.stp, "cancel_newest")
         if stp not in _STP:
-            raise invalid("stp_type")
+            raise invalid(W.stp)
         spec.stp = _STP[stp]
-        if "display_qty" in params:
+        if W.display in params:
             if order_type != "iceberg":
-                raise invalid("display_qty is for iceberg orders only")
-            spec.display = _number(pair, params, "display_qty")
+                raise invalid(f"{W.display} is for iceberg orders only")
+            spec.display = _number(pair, params, W.display)
         elif order_type == "iceberg":
-            raise invalid("display_qty")
+            raise invalid(W.display)
         return spec
 
     @staticmethod
     def _prices(params: dict[str, Any], pair: Any, spec: OrderSpec) -> None:
         """limit_price: the limit (limit, iceberg, the -limit types); triggers.price: a stop or
-        take-profit's trigger (facts 4.2). Numbers only: v2 sends prices as JSON numbers."""
+        take-profit's trigger (facts 4.2; protocol/messages.py). Numbers only: v2 sends prices
+        as JSON numbers."""
         kind = spec.order_type
         if kind in LIMIT_TYPES:
-            spec.price = _price(pair, params, "limit_price")
-        elif "limit_price" in params:
-            raise invalid(f"limit_price (a {kind} order takes none)")
-        triggers = params.get("triggers")
+            spec.price = _price(pair, params, W.limit)
+        elif W.limit in params:
+            raise invalid(f"{W.limit} (a {kind} order takes none)")
+        triggers = params.get(W.trigger_in)
         if kind in TRIGGER_TYPES:
             if not isinstance(triggers, dict):
-                raise invalid("triggers")
-            if triggers.get("reference", "last") != "last":
-                raise invalid("Index unavailable" if triggers.get("reference") == "index"
-                              else "triggers.reference")  # fmt: skip
-            if triggers.get("price_type", "static") != "static":
-                raise invalid("triggers.price_type (only static trigger prices are served)")
-            spec.trigger = _price(pair, triggers, "price", "triggers.price")
+                raise invalid(W.trigger_in)
+            ref = triggers.get(W.trigger_ref, "last")
+            if ref != "last":
+                raise invalid("Index unavailable" if ref == "index"
+                              else f"{W.trigger_in}.{W.trigger_ref}")  # fmt: skip
+            if triggers.get(W.trigger_price_type, "static") != "static":
+                raise invalid(f"{W.trigger_in}.{W.trigger_price_type} (only static trigger "
+                              "prices are served)")  # fmt: skip
+            spec.trigger = _price(pair, triggers, W.trigger, f"{W.trigger_in}.{W.trigger}")
         elif triggers is not None:
-            raise invalid("triggers")
+            raise invalid(W.trigger_in)
 
     def _lifetime(self, params: dict[str, Any], spec: OrderSpec) -> None:
-        tif = params.get("time_in_force", "gtc")
+        tif = params.get(W.tif, "gtc")
         if tif not in ("gtc", "ioc", "gtd"):
-            raise invalid("time_in_force")
+            raise invalid(W.tif)
         spec.tif = tif
         if tif == "gtd":
-            if "expire_time" not in params:
-                raise invalid("expire_time")
+            if W.expire not in params:
+                raise invalid(W.expire)
             now = self.exchange.wall()
-            at = _rfc3339(params["expire_time"], "expire_time")
+            at = _rfc3339(params[W.expire], W.expire)
             if not now < at <= now + MAX_EXPIRE_S:
-                raise invalid("expire_time")
+                raise invalid(W.expire)
             spec.expire = at
-        elif "expire_time" in params:
-            raise invalid("expire_time (with time_in_force gtd)")
+        elif W.expire in params:
+            raise invalid(f"{W.expire} (with {W.tif} gtd)")
 
     @staticmethod
     def _ids(order: Order) -> dict[str, Any]:
-        result: dict[str, Any] = {"order_id": order.txid}
+        result: dict[str, Any] = {WS.added: order.txid}
         if order.cl_ord_id is not None:
-            result["cl_ord_id"] = order.cl_ord_id
+            result[W.cl_ord_id] = order.cl_ord_id
         if order.userref is not None:
-            result["order_userref"] = order.userref
+            result[W.userref] = order.userref
         return result
 
     def add_order(self, account: Account, params: dict[str, Any]) -> Any:
-        pair = self.exchange.pair(params.get("symbol"))
+        pair = self.exchange.pair(params.get(W.pair))
         try:
             spec = self._spec(params, pair)
         except VenueError as exc:  # charged on receipt all the same (facts 3)
@@ -226,12 +231,12 @@ class WsApi:
         return {} if spec.validate else self._ids(order)
 
     def batch_add(self, account: Account, params: dict[str, Any]) -> Any:
-        orders = params.get("orders")
-        pair = self.exchange.pair(params.get("symbol"))
+        orders = params.get(WS.batch)
+        pair = self.exchange.pair(params.get(W.pair))
         try:
             if not isinstance(orders, list) or not all(isinstance(o, dict) for o in orders):
-                raise invalid("orders")
-            validate = _flag(params, "validate")
+                raise invalid(WS.batch)
+            validate = _flag(params, W.validate)
             specs = []
             for entry in orders:
                 spec = self._spec(entry, pair)
@@ -249,11 +254,11 @@ class WsApi:
         ]
 
     def _find(self, account: Account, params: dict[str, Any]) -> Order:
-        if "order_id" in params:
-            return self.exchange.find(account, txid=params["order_id"])
-        if "cl_ord_id" in params:
-            return self.exchange.find(account, cl_ord_id=params["cl_ord_id"])
-        raise invalid("order_id")
+        if WS.amend.order_id in params:
+            return self.exchange.find(account, txid=params[WS.amend.order_id])
+        if W.cl_ord_id in params:
+            return self.exchange.find(account, cl_ord_id=params[W.cl_ord_id])
+        raise invalid(WS.amend.order_id)
 
     def amend_order(self, account: Account, params: dict[str, Any]) -> Any:
         order = self._find(account, params)
@@ -268,45 +273,46 @@ class WsApi:
             for key in ("trigger_price_type",):
                 if params.get(key, "static") != "static":
                     raise invalid(f"{key} (only static prices are served)")
-            post_only = _flag(params, "post_only")
+            post_only = _flag(params, WS.amend.post_only)
         except VenueError as exc:
             self.exchange.charge_refused(account, pair, ratelimit.AMEND_FIXED, exc)
         amend_id = self.exchange.amend_order(account, order, post_only=post_only, **fields)
-        result = {"amend_id": amend_id, "order_id": order.txid}
+        result = {"amend_id": amend_id, WS.amend.order_id: order.txid}
         if order.cl_ord_id is not None:
-            result["cl_ord_id"] = order.cl_ord_id
+            result[W.cl_ord_id] = order.cl_ord_id
         return result
 
     def edit_order(self, account: Account, params: dict[str, Any]) -> Any:
-        if "order_id" not in params:
-            raise invalid("order_id")
-        order = self.exchange.find(account, txid=params["order_id"])
+        words = WS.edit
+        if words.order_id not in params:
+            raise invalid(words.order_id)
+        order = self.exchange.find(account, txid=params[words.order_id])
         pair = order.pair
         try:
-            if self.exchange.pair(params.get("symbol")) is not pair:
-                raise invalid("symbol")
-            if "cl_ord_id" in params:
-                raise invalid("cl_ord_id (edit_order takes none; amend_order keeps it)")
+            if self.exchange.pair(params.get(W.pair)) is not pair:
+                raise invalid(W.pair)
+            if W.cl_ord_id in params:
+                raise invalid(f"{W.cl_ord_id} (edit_order takes none; amend_order keeps it)")
             _refuse_unserved(params)
-            qty = _number(pair, params, "order_qty") if "order_qty" in params else None
-            price = _price(pair, params, "limit_price") if "limit_price" in params else None
-            userref = params.get("order_userref")
-            userref = None if userref is None else to_int(userref, "order_userref")
-            validate = _flag(params, "validate")
+            qty = _number(pair, params, words.qty) if words.qty in params else None
+            price = _price(pair, params, words.limit) if words.limit in params else None
+            userref = params.get(W.userref)
+            userref = None if userref is None else to_int(userref, W.userref)
+            validate = _flag(params, W.validate)
         except VenueError as exc:
             self.exchange.charge_refused(account, pair, ratelimit.EDIT_FIXED, exc)
         new = self.exchange.edit_order(
             account, order, qty=qty, price=price, userref=userref, validate=validate, origin="ws"
         )
-        return {"order_id": new.txid, "original_order_id": order.txid}
+        return {WS.edited: new.txid, "original_order_id": order.txid}
 
     def cancel_order(self, account: Account, params: dict[str, Any]) -> list[Any]:
         """One transaction, and one reply, per id (facts 4.2)."""
-        kinds = [key for key in ("order_id", "cl_ord_id", "order_userref") if key in params]
+        kinds = [key for key in (WS.cancel_id, W.cl_ord_id, W.userref) if key in params]
         if len(kinds) > 1:
             raise invalid(f"{kinds[0]} and {kinds[1]} are exclusive (one kind of id a request)")
         if not kinds:
-            raise invalid("order_id")
+            raise invalid(WS.cancel_id)
         key = kinds[0]
         value = params[key]
         if not isinstance(value, list) or not value:
@@ -315,11 +321,11 @@ class WsApi:
         replies: list[Any] = []
         for key, value in targets:
             try:
-                if key == "order_userref":
+                if key == W.userref:
                     orders = self.exchange.by_userref(account, to_int(value, key))
                     if not orders:
                         raise VenueError(E_UNKNOWN_ORDER)
-                elif key == "order_id":
+                elif key == WS.cancel_id:
                     orders = [self.exchange.find(account, txid=value)]
                 else:
                     orders = [self.exchange.find(account, cl_ord_id=value)]
@@ -330,7 +336,7 @@ class WsApi:
         return replies
 
     def cancel_all(self, account: Account, params: dict[str, Any]) -> Any:
-        return {"count": self.exchange.cancel_all(account)}
+        return {WS.count: self.exchange.cancel_all(account)}
 
     def cancel_all_orders_after(self, account: Account, params: dict[str, Any]) -> Any:
         if "timeout" not in params:
@@ -339,12 +345,12 @@ class WsApi:
         return {"currentTime": rfc3339_seconds(now), "triggerTime": rfc3339_seconds(trigger)}
 
     def batch_cancel(self, account: Account, params: dict[str, Any]) -> Any:
-        ids = params.get("orders") or []
-        cl_ids = params.get("cl_ord_id") or []
+        ids = params.get(WS.batch_cancel) or []
+        cl_ids = params.get(W.cl_ord_id) or []
         if not isinstance(ids, list) or not isinstance(cl_ids, list):
-            raise invalid("orders")
+            raise invalid(WS.batch_cancel)
         if not MIN_BATCH_CANCEL <= len(ids) + len(cl_ids) <= MAX_BATCH_CANCEL:
-            raise invalid("orders (2 to 50 ids)")
+            raise invalid(f"{WS.batch_cancel} (2 to 50 ids)")
         found: dict[str, Order] = {}
         for value in ids:  # ids already gone (filled, cancelled) are skipped
             text = str(value)
@@ -361,33 +367,33 @@ class WsApi:
                 found[order.txid] = order
         if not found:
             raise VenueError(E_UNKNOWN_ORDER)
-        return {"count": self.exchange.cancel_batch(account, list(found.values()))}
+        return {WS.count: self.exchange.cancel_batch(account, list(found.values()))}
 
 
 def _order_fields(order: Order, data: dict[str, Any]) -> dict[str, Any]:
     """What every executions entry says of the order itself."""
     pair = order.pair
-    data["symbol"] = pair.symbol
-    data["side"] = order.side
-    data["order_type"] = order.order_type
-    data["order_qty"] = order.qty / pair.lot_scale
-    data["time_in_force"] = order.tif.upper()
+    data[W.pair] = pair.symbol
+    data[W.side] = order.side
+    data[W.type] = order.order_type
+    data[W.qty] = order.qty / pair.lot_scale
+    data[W.tif] = order.tif.upper()
     data["fee_ccy_pref"] = "fciq"
     if order.price:
         data["limit_price_type"] = "static"
-        data["limit_price"] = order.price / pair.price_scale
+        data[W.limit] = order.price / pair.price_scale
     if order.trigger:
-        data["triggers"] = {"reference": "last", "price": order.trigger / pair.price_scale,
-                            "price_type": "static",
-                            "status": "untriggered" if order.armed else "triggered"}  # fmt: skip
+        data[W.trigger_in] = {W.trigger_ref: "last", W.trigger: order.trigger / pair.price_scale,
+                              W.trigger_price_type: "static",
+                              "status": "untriggered" if order.armed else "triggered"}  # fmt: skip
     if order.display:
-        data["display_qty"] = order.display / pair.lot_scale
+        data[W.display] = order.display / pair.lot_scale
     if order.expire:
-        data["expire_time"] = rfc3339(order.expire)
+        data[W.expire] = rfc3339(order.expire)
     if order.cl_ord_id is not None:
-        data["cl_ord_id"] = order.cl_ord_id
+        data[W.cl_ord_id] = order.cl_ord_id
     if order.userref is not None:
-        data["order_userref"] = order.userref
+        data[W.userref] = order.userref
     return data
 
 
@@ -401,9 +407,9 @@ def _cum(order: Order, filled: int, cost: int, data: dict[str, Any]) -> None:
 def order_snapshot(order: Order) -> dict[str, Any]:
     """An open order as the executions snapshot lists it."""
     data: dict[str, Any] = {
-        "order_id": order.txid,
+        EXEC_ORDER_ID: order.txid,
         "order_status": "new" if not order.filled else "partially_filled",
-        "post_only": order.post_only,
+        W.post_only: order.post_only,
         "timestamp": rfc3339(order.opened),
     }
     _cum(order, order.filled, order.cost, data)
@@ -424,8 +430,8 @@ def execution(event: Event, now: float, usd: Callable[[str], float]) -> dict[str
     pair = order.pair
     kind = event.kind
     data: dict[str, Any] = {
-        "order_id": order.txid,
-        "exec_type": _EXEC_TYPE.get(kind, kind),
+        EXEC_ORDER_ID: order.txid,
+        EXEC_TYPE: _EXEC_TYPE.get(kind, kind),
         "order_status": _STATUS_OF.get(kind) or ("partially_filled" if event.filled else "new"),
         "timestamp": rfc3339(now),
     }
@@ -453,7 +459,7 @@ def execution(event: Event, now: float, usd: Callable[[str], float]) -> dict[str
 def pending_new(event: Event, now: float) -> dict[str, Any]:
     """The pending_new that precedes an order's new on the executions channel (facts 4.3)."""
     order = event.order
-    data: dict[str, Any] = {"order_id": order.txid, "exec_type": "pending_new",
+    data: dict[str, Any] = {EXEC_ORDER_ID: order.txid, EXEC_TYPE: "pending_new",
                             "order_status": "pending_new", "timestamp": rfc3339(now)}  # fmt: skip
     _cum(order, 0, 0, data)
     # as Kraken's example shows them (facts 10.3): no fee yet, the stop price 0 without trigger

@@ -60,7 +60,7 @@ def test_the_ws_trader_reads_documented_replies() -> None:
              "result": WS["amend_order"]["result"], **times}  # fmt: skip
     outcome = ws_client._outcome("amend", None, reply, 0, Stamp(10_000), "")
     assert outcome.outcome == OK
-    added = ws_client._outcome("add", ws_client._order_id, {**reply, "method": "add_order"}, 0,
+    added = ws_client._outcome("add", ws_client._added, {**reply, "method": "add_order"}, 0,
                                Stamp(10_000), "")  # fmt: skip
     assert added.detail == "OAIYAU-LGI3M-PFM5VW"
     update = json.dumps(WS["executions_pending_new"]["message"]).encode()
