@@ -54,9 +54,6 @@ from loadgen.protocol.orderkinds import FIX_TIF, GTD_LIFETIME_S
 PROTOCOL = "fix"
 TARGET = "KRAKEN-TRD"
 HEARTBEAT_S = 30
-_SIDE = fix.SIDE_CODES  # Side (54), the venue's own table (protocol/fix.py)
-_CLOSED = fix.CLOSED_STATUSES
-_NAMES_ORDER = ("0", "5", "F")  # ExecTypes whose 11 is the order's ClOrdID: new, replaced, trade
 _POST_ONLY = "18=P\x01"  # ExecInst P: post-only (Kraken's FIX NewOrderSingle, facts)
 UNKNOWN_ORDER = errors.UNKNOWN_ORDER
 
@@ -278,23 +275,23 @@ class FixClient(Dispatcher):
         """Match one message to the order message it answers, or route it (an execution)."""
         msg_type = fields.get(35)
         pending = self._pending
-        if msg_type == "8" or msg_type == "r":
+        if msg_type == fix.EXECUTION_REPORT or msg_type == fix.MASS_CANCEL_REPORT:
             hit = pending.pop(fields.get(11, ""), None)
-            if msg_type == "8":
+            if msg_type == fix.EXECUTION_REPORT:
                 txid = fields.get(37, "")
-                if hit is not None and txid and fields.get(150) in _NAMES_ORDER:
+                if hit is not None and txid and fields.get(150) in fix.NAMES_ORDER:
                     self.current_ids[txid] = fields.get(11, "")
-                if fields.get(39) in _CLOSED:
+                if fields.get(39) in fix.CLOSED_STATUSES:
                     self.current_ids.pop(txid, None)
             if hit is None:
-                if msg_type == "8" and self.on_execution is not None:
+                if msg_type == fix.EXECUTION_REPORT and self.on_execution is not None:
                     self.on_execution(fields)
                 return
-            trade = msg_type == "8" and fields.get(150) not in ("0", "4", "5", "I")
+            trade = msg_type == fix.EXECUTION_REPORT and fields.get(150) not in fix.NO_FILL
             if trade and self.on_execution is not None:
                 self.on_execution(fields)
             self._answered(hit, fields.get(37) or fields.get(533), "")
-        elif msg_type == "j":
+        elif msg_type == fix.BUSINESS_REJECT:
             hit = pending.pop(fields.get(379, ""), None)
             if hit is None:
                 hit = pending.pop(self._by_seq.get(fields.get(45, ""), ""), None)
@@ -371,7 +368,7 @@ class FixClient(Dispatcher):
         return (
             "D",
             cl_ord_id,
-            f"11={cl_ord_id}\x0154={_SIDE[order.side]}\x0155={m.symbol}\x01"
+            f"11={cl_ord_id}\x0154={fix.SIDE_CODES[order.side]}\x0155={m.symbol}\x01"
             f"38={m.qty_text(order.qty)}\x0140={order.kind.fix}\x01{_kind_tags(order)}"
             f"60={fix_time(time.time())}\x01{_POST_ONLY if order.post_only else ''}",
         )
@@ -381,7 +378,7 @@ class FixClient(Dispatcher):
         return (
             "F",
             cancel_id,
-            f"11={cancel_id}\x0137={order.txid}\x0154={_SIDE[order.side]}\x01"
+            f"11={cancel_id}\x0137={order.txid}\x0154={fix.SIDE_CODES[order.side]}\x01"
             f"55={order.market.symbol}\x0160={fix_time(time.time())}\x01",
         )
 
@@ -390,7 +387,7 @@ class FixClient(Dispatcher):
         replace_id = self.next_id()
         current = self.current_ids.get(order.txid, order.cl_ord_id)
         body = (
-            f"11={replace_id}\x0137={order.txid}\x0141={current}\x0154={_SIDE[order.side]}"
+            f"11={replace_id}\x0137={order.txid}\x0141={current}\x0154={fix.SIDE_CODES[order.side]}"
             f"\x0155={m.symbol}\x0140={order.kind.fix}\x0160={fix_time(time.time())}\x01"
         )
         if qty:

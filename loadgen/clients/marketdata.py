@@ -166,7 +166,7 @@ class BookSubscriber:
             return
         if not payload.startswith(b'{"channel":"book"'):
             if b'"success":false' in payload:
-                on_error(ws.read_reply(orjson.loads(payload))[0] or "subscribe refused")
+                on_error(str(ws.read_reply(orjson.loads(payload), "subscribe refused")[0]))
             return
         known = _READ.get(payload)
         if known is None:  # the first subscriber here to hear these bytes reads them

@@ -350,7 +350,7 @@ class WsClient(Dispatcher):
             params[words.limit] = price / 10**m.price_decimals
         if qty:
             params[words.qty] = qty / 10**m.lot_decimals
-        return self._request("edit", params, _added)
+        return self._request("edit", params, _edited)
 
     def cancel(self, order: LiveOrder) -> Outcome | None:
         return self._request("cancel", {WS.cancel_id: [order.txid]})
@@ -397,6 +397,10 @@ def _outcome(op: str, post: Any, reply: dict[str, Any] | None, t0: int, stamp: S
 # What an accepted reply's result gives the trader (Outcome.detail): messages.py reads it.
 def _added(outcome: Outcome, result: Any) -> None:
     outcome.detail = messages.ws_added(result)
+
+
+def _edited(outcome: Outcome, result: Any) -> None:
+    outcome.detail = messages.ws_edited(result)
 
 
 def _batch_added(outcome: Outcome, result: Any) -> None:

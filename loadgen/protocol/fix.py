@@ -60,22 +60,25 @@ PASSWORD = 554
 KRAKEN_NONCE = 5025
 CANCEL_ON_DISCONNECT = 8674
 
-# The application fields of Kraken's order messages (facts 5), by name: what the venue's
-# rejects call a tag, and what both ends write and read.
-FIELD_NAMES = {
-    11: "ClOrdID", 14: "CumQty", 18: "ExecInst", 37: "OrderID", 38: "OrderQty", 39: "OrdStatus",
-    40: "OrdType", 41: "OrigClOrdID", 44: "Price", 54: "Side", 55: "Symbol", 59: "TimeInForce",
-    60: "TransactTime", 98: "EncryptMethod", 99: "StopPx", 108: "HeartBtInt",
-    126: "ExpireTime", 150: "ExecType", 530: "MassCancelRequestType", 1138: "DisplayQty",
-    7928: "SelfTradePreventionType",
-}  # fmt: skip
-SIDE_CODES = {"buy": "1", "sell": "2"}  # Side (54)
+# Names of the tags the venue's rejects name (a missing or bad field: "Side (54)"; facts 5).
+FIELD_NAMES = {11: "ClOrdID", 37: "OrderID", 38: "OrderQty", 40: "OrdType", 41: "OrigClOrdID",
+               44: "Price", 54: "Side", 55: "Symbol", 60: "TransactTime", 98: "EncryptMethod",
+               99: "StopPx", 108: "HeartBtInt", 126: "ExpireTime",
+               530: "MassCancelRequestType"}  # fmt: skip
+# Side (54), and the ExecutionReport's ExecType (150) and OrdStatus (39) codes the venue writes
+# and the traders read (facts 5, 11).
+SIDE_CODES = {"buy": "1", "sell": "2"}
 SIDES = {code: side for side, code in SIDE_CODES.items()}
-CLOSED_STATUSES = (
-    "2",
-    "4",
-    "C",
-)  # OrdStatus (39) of an order that is gone: filled, canceled, expired
+EXEC_NEW, EXEC_CANCELED, EXEC_REPLACED, EXEC_EXPIRED, EXEC_RESTATED, EXEC_TRADE = \
+    "0", "4", "5", "C", "D", "F"  # fmt: skip
+STATUS_NEW, STATUS_PARTIAL, STATUS_FILLED, STATUS_CANCELED, STATUS_EXPIRED = \
+    "0", "1", "2", "4", "C"  # fmt: skip
+CLOSED_STATUSES = (STATUS_FILLED, STATUS_CANCELED, STATUS_EXPIRED)  # the order is gone
+NAMES_ORDER = (EXEC_NEW, EXEC_REPLACED, EXEC_TRADE)  # ExecTypes whose 11 is the order's own
+EXEC_ORDER_STATUS = "I"  # an ExecutionReport answering an OrderStatusRequest
+NO_FILL = (EXEC_NEW, EXEC_CANCELED, EXEC_REPLACED, EXEC_ORDER_STATUS)  # ExecTypes with no fill
+# The order messages' answers (facts 5): the venue sends them, the traders match them.
+EXECUTION_REPORT, MASS_CANCEL_REPORT, BUSINESS_REJECT = "8", "r", "j"
 
 # Session-level MsgTypes.
 HEARTBEAT = "0"

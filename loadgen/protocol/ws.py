@@ -83,12 +83,12 @@ def reply_ok(
     return orjson.dumps(msg)
 
 
-def read_reply(msg: dict[str, Any]) -> tuple[str | None, Any]:
+def read_reply(msg: dict[str, Any], missing: str = "no error given") -> tuple[str | None, Any]:
     """A method's reply, as reply_ok and reply_error write it: (None, its result) when it
-    succeeded, else (its error, None)."""
+    succeeded, else (its error, None); `missing` where a refusal gives no error."""
     if msg.get("success") is True:
         return None, msg.get("result")
-    return str(msg.get("error", "no error given")), None
+    return str(msg.get("error", missing)), None
 
 
 def reply_error(

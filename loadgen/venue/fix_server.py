@@ -65,8 +65,6 @@ BR_UNKNOWN_SECURITY = 2
 BR_UNSUPPORTED_MSGTYPE = 3
 BR_APP_NOT_AVAILABLE = 4
 
-_SIDES = fix.SIDES  # Side (54), the traders' own table (protocol/fix.py)
-_SIDE_CODE = fix.SIDE_CODES
 # OrdType (40) and TimeInForce (59) codes (facts 5); trailing stops are refused by name.
 _ORD_TYPES = orderkinds.FIX_ORD_TYPES  # the traders' own table (protocol/orderkinds.py)
 _REFUSED_ORD_TYPES = {"U": "trailing-stop", "V": "trailing-stop-limit"}
@@ -82,7 +80,6 @@ _REFUSED_TAGS = {
 _REFUSED_TAG_SET = frozenset(_REFUSED_TAGS)
 _EXEC_INST_REFUSED = {"E": "ExecInst (18) E: reduce-only (margin) is not served",
                       "f": "ExecInst (18) f: fees are charged in the quote currency here"}  # fmt: skip
-_FIELD_NAMES = fix.FIELD_NAMES
 _exec_ids = itertools.count(1)
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 MAX_CL_NUMBER_DIGITS = 18
@@ -154,7 +151,7 @@ class FixHost:
         for event in events:
             body = execution_report(event, now)
             if body:
-                self.session.send("8", body, now)
+                self.session.send(fix.EXECUTION_REPORT, body, now)
         if self.conn is not None:
             self.conn.write_outbox()
         else:  # away: numbered and stored for a ResendRequest, never sent ahead of a Logon
@@ -168,18 +165,19 @@ def execution_report(event: Event, now: float) -> str:
     pair = order.pair
     kind = event.kind
     done = event.filled >= order.qty
+    live = fix.STATUS_PARTIAL if event.filled else fix.STATUS_NEW
     if kind == EV_NEW:
-        exec_type, status = "0", "0"
+        exec_type, status = fix.EXEC_NEW, fix.STATUS_NEW
     elif kind == EV_TRADE:
-        exec_type, status = "F", "2" if done else "1"
+        exec_type, status = fix.EXEC_TRADE, fix.STATUS_FILLED if done else fix.STATUS_PARTIAL
     elif kind == EV_CANCELED:
-        exec_type, status = "4", "4"
+        exec_type, status = fix.EXEC_CANCELED, fix.STATUS_CANCELED
     elif kind == EV_AMENDED:
-        exec_type, status = "5", "1" if event.filled else "0"
+        exec_type, status = fix.EXEC_REPLACED, live
     elif kind == EV_EXPIRED:
-        exec_type, status = "C", "C"
+        exec_type, status = fix.EXEC_EXPIRED, fix.STATUS_EXPIRED
     elif kind in (EV_REFILL, EV_TRIGGERED):  # restated: a new slice, or the trigger reached
-        exec_type, status = "D", "1" if event.filled else "0"
+        exec_type, status = fix.EXEC_RESTATED, live
     else:
         return ""  # 'filled' is carried by the trade's 39=2
     # 11 is the ClOrdID of the request that caused the report (a cancel's or a replace's own),
@@ -222,7 +220,7 @@ def execution_report(event: Event, now: float) -> str:
         "2" if order.price else "1")  # fmt: skip
     return (
         f"37={order.txid}\x01{ids}17={event.trade_id or next(_exec_ids)}\x01150={exec_type}\x01"
-        f"39={status}\x0155={pair.symbol}\x0154={_SIDE_CODE[order.side]}\x01"
+        f"39={status}\x0155={pair.symbol}\x0154={fix.SIDE_CODES[order.side]}\x01"
         f"40={ord_type}\x0138={qty_text}\x01{price}{fill}"
         f"14={cum_text}\x01151={leaves_text}\x016={avg_text}\x01{text}"
         f"59={_TIF_CODE[order.tif]}\x0160={fix_time(now)}\x01"
@@ -457,7 +455,7 @@ class FixConnection(Connection):
                 check_deadline(fields[62], now, "ValidUntilTime (62)", FIX_TIME_FORMAT)
             handler(self, fields, now)
         except MissingField as exc:
-            name = _FIELD_NAMES.get(exc.tag, str(exc.tag))
+            name = fix.FIELD_NAMES.get(exc.tag, str(exc.tag))
             session.reject(
                 numbers.wire_int(fields[fix.MSG_SEQ_NUM]) or 0,
                 fix.REJECT_REQUIRED_TAG_MISSING,
@@ -498,7 +496,7 @@ class FixConnection(Connection):
         if fields.get(11):
             body.append((fix.BUSINESS_REJECT_REF_ID, fields[11]))
         body += [(fix.BUSINESS_REJECT_REASON, reason), (fix.TEXT, text)]
-        self.host.session.send("j", body, now)
+        self.host.session.send(fix.BUSINESS_REJECT, body, now)
 
     def _need(self, fields: dict[int, str], *tags: int) -> None:
         for tag in tags:
@@ -520,7 +518,7 @@ class FixConnection(Connection):
 
     def _spec(self, fields: dict[int, str], pair: Any, now: float) -> OrderSpec:
         """A NewOrderSingle's order (facts 5: tags 40, 44, 99, 1138, 59, 126, 18, 7928)."""
-        side = _SIDES.get(fields[54])
+        side = fix.SIDES.get(fields[54])
         if side is None:
             raise invalid("Side (54)")
         if not _REFUSED_TAG_SET.isdisjoint(fields):
@@ -629,15 +627,19 @@ class FixConnection(Connection):
         elif kind not in ("6", "7"):
             raise invalid("MassCancelRequestType (530)")
         count = self.exchange.cancel_batch(host.account, orders, fields[11])
-        host.session.send("r", [(11, fields[11]), (530, kind), (531, kind), (533, count)], now)
+        host.session.send(
+            fix.MASS_CANCEL_REPORT, [(11, fields[11]), (530, kind), (531, kind), (533, count)], now
+        )
 
     def _status(self, fields: dict[int, str], now: float) -> None:
         order = self._target(fields)
         assert self.host is not None
+        status = fix.STATUS_PARTIAL if order.filled else fix.STATUS_NEW
         body = execution_report(Event(EV_NEW, order), now).replace(
-            "150=0\x0139=0", "150=I\x0139=" + ("1" if order.filled else "0")
+            f"150={fix.EXEC_NEW}\x0139={fix.STATUS_NEW}",
+            f"150={fix.EXEC_ORDER_STATUS}\x0139={status}",
         )
-        self.host.session.send("8", body, now)
+        self.host.session.send(fix.EXECUTION_REPORT, body, now)
 
 
 def _fix_expire(text: str, now: float) -> float:

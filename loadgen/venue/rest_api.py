@@ -56,7 +56,7 @@ REFUSED_PARAMS = {
 }
 _DEFAULTS = {"leverage": ("none",), "reduce_only": (False, "false", "False", "0", 0),
              "starttm": ("0", 0, "+0"), "asset_class": ("currency",)}  # fmt: skip
-OFLAGS = frozenset(("post", "fciq", "nompp", "viqc", "fcib"))
+OFLAGS = frozenset((REST.order.post_only, "fciq", "nompp", REST.order.quote_flag, "fcib"))
 TIME_IN_FORCE = orderkinds.REST_TIME_IN_FORCE
 STP_TYPES = {mode: mode for mode in STP_MODES}
 MIN_EXPIRE_S = 5.0  # expiretm `+<n>`: at least 5 s ahead (facts 9)
@@ -64,7 +64,6 @@ MAX_EXPIRE_S = 31 * 86400.0  # "at most one month ahead"
 # Order-entry calls are charged to the trading counter, not the REST call counter (facts 2).
 TRADING_METHODS = REST_TRADING
 W = REST.order  # how AddOrder names an order's parts (protocol/messages.py)
-CL_ORD_IDS = "cl_ord_ids"  # CancelOrderBatch's list of client ids (the traders send txids)
 
 
 def truthy(value: Any) -> bool:
@@ -122,7 +121,7 @@ def order_info(order: Order) -> dict[str, Any]:
     """One order as OpenOrders, ClosedOrders and QueryOrders show it (facts 8.1)."""
     pair = order.pair
     avg = order.cost // order.filled if order.filled else 0
-    flags = ["fciq"] + (["post"] if order.post_only else [])
+    flags = ["fciq"] + ([W.post_only] if order.post_only else [])
     info: dict[str, Any] = {
         "refid": None,
         "userref": order.userref if order.userref is not None else 0,
@@ -191,8 +190,8 @@ class RestApi:
             now = self.exchange.mono()
             if not account.rest_counter.charge(ratelimit.rest_cost(method), now):
                 raise VenueError(E_REST_RATE, RATE_LIMITED)
-        elif "deadline" in params:
-            check_deadline(params["deadline"], self.exchange.wall())
+        elif REST.deadline in params:
+            check_deadline(params[REST.deadline], self.exchange.wall())
         return self.private_methods[method](account, params)
 
     # ---- order entry ---------------------------------------------------------------------
@@ -209,9 +208,9 @@ class RestApi:
         _refuse_unserved(params)
         spec = OrderSpec(pair, side, order_type, 0, validate=validate)
         flags = _oflags(params[W.flags]) if W.flags in params else _NO_FLAGS
-        if "viqc" in flags:
+        if W.quote_flag in flags:
             if order_type != "market" or side != BUY:
-                raise invalid(f"{W.flags} viqc is for buy market orders only")
+                raise invalid(f"{W.flags} {W.quote_flag} is for buy market orders only")
             # the quote amount, to 8 decimals, as lots * ticks (what Book.lots_for_cost spends)
             spec.quote_cost = parse_qty(pair, required(params, W.qty)) * pair.price_scale
         else:
@@ -346,7 +345,7 @@ class RestApi:
         amend_id = self.exchange.amend_order(
             account, order, post_only=truthy(params.get(REST.amend.post_only)), **fields
         )
-        return {"amend_id": amend_id}
+        return {REST.amend_id: amend_id}
 
     def edit_order(self, account: Account, params: dict[str, Any]) -> Any:
         words = REST.edit
@@ -378,7 +377,7 @@ class RestApi:
             "price": pair.fmt_price(new.price),
             "price2": "0",
             "orders_cancelled": 0 if validate else 1,
-            "originaltxid": order.txid,
+            REST.edited_from: order.txid,
             "status": "ok",
         }
         if not validate:
@@ -417,7 +416,7 @@ class RestApi:
 
     def cancel_order_batch(self, account: Account, params: dict[str, Any]) -> Any:
         ids = _ids(params.get(REST.batch_cancel), REST.cancel_id)
-        ids += _ids(params.get(CL_ORD_IDS), W.cl_ord_id)
+        ids += _ids(params.get(REST.batch_cancel_cl), W.cl_ord_id)
         if not ids or len(set(ids)) > MAX_BATCH_CANCEL:
             raise invalid(REST.batch_cancel)
         found: dict[str, Order] = {}
@@ -515,7 +514,7 @@ def _ids(value: Any, key: str) -> list[tuple[str, str]]:
     """CancelOrderBatch ids: a list of {key: id} objects (or bare ids)."""
     if value is None:
         return []
-    field = REST.batch_cancel if key == REST.cancel_id else CL_ORD_IDS
+    field = REST.batch_cancel if key == REST.cancel_id else REST.batch_cancel_cl
     if not isinstance(value, list):
         raise invalid(field)
     out = []

@@ -58,13 +58,12 @@ _REFUSED = {
     "effective_time": ("a scheduled start is not served by the embedded venue", ()),
     "conditional": ("conditional close orders are not served by the embedded venue", ()),
     "fee_preference": ("fees are charged in the quote currency here", ("quote",)),
-    "limit_price_type": ("only static limit prices are served", ("static",)),
+    W.limit_price_type: ("only static limit prices are served", ("static",)),
     "sender_sub_id": ("sub-accounts are not served by the embedded venue", ()),
 }
 
 
 _REFUSED_NAMES = frozenset(_REFUSED)
-CASH_QTY = "cash_order_qty"  # a buy market order's size in the quote currency (REST: viqc)
 
 
 def _refuse_unserved(params: dict[str, Any]) -> None:
@@ -142,10 +141,10 @@ class WsApi:
             raise invalid(W.type)
         _refuse_unserved(params)
         spec = OrderSpec(pair, side, order_type, 0, validate=_flag(params, W.validate))
-        if CASH_QTY in params:  # a buy market order sized in quote (REST's viqc)
+        if W.quote_qty in params:  # a buy market order sized in quote (REST's viqc)
             if order_type != "market" or side != BUY or W.qty in params:
-                raise invalid(f"{CASH_QTY} is for buy market orders, without {W.qty}")
-            spec.quote_cost = _number(pair, params, CASH_QTY) * pair.price_scale
+                raise invalid(f"{W.quote_qty} is for buy market orders, without {W.qty}")
+            spec.quote_cost = _number(pair, params, W.quote_qty) * pair.price_scale
         else:
             spec.qty = _number(pair, params, W.qty)
         self._prices(params, pair, spec)
@@ -270,14 +269,14 @@ class WsApi:
                 if key in params else None
                 for name, key, kind in AMEND_FIELDS
             }  # fmt: skip
-            for key in ("trigger_price_type",):
+            for key in (WS.amend.trigger_price_type,):
                 if params.get(key, "static") != "static":
                     raise invalid(f"{key} (only static prices are served)")
             post_only = _flag(params, WS.amend.post_only)
         except VenueError as exc:
             self.exchange.charge_refused(account, pair, ratelimit.AMEND_FIXED, exc)
         amend_id = self.exchange.amend_order(account, order, post_only=post_only, **fields)
-        result = {"amend_id": amend_id, WS.amend.order_id: order.txid}
+        result = {WS.amend_id: amend_id, WS.amend.order_id: order.txid}
         if order.cl_ord_id is not None:
             result[W.cl_ord_id] = order.cl_ord_id
         return result
@@ -304,7 +303,7 @@ class WsApi:
         new = self.exchange.edit_order(
             account, order, qty=qty, price=price, userref=userref, validate=validate, origin="ws"
         )
-        return {WS.edited: new.txid, "original_order_id": order.txid}
+        return {WS.edited: new.txid, WS.edited_from: order.txid}
 
     def cancel_order(self, account: Account, params: dict[str, Any]) -> list[Any]:
         """One transaction, and one reply, per id (facts 4.2)."""
@@ -380,7 +379,7 @@ def _order_fields(order: Order, data: dict[str, Any]) -> dict[str, Any]:
     data[W.tif] = order.tif.upper()
     data["fee_ccy_pref"] = "fciq"
     if order.price:
-        data["limit_price_type"] = "static"
+        data[W.limit_price_type] = "static"
         data[W.limit] = order.price / pair.price_scale
     if order.trigger:
         data[W.trigger_in] = {W.trigger_ref: "last", W.trigger: order.trigger / pair.price_scale,

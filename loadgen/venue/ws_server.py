@@ -16,6 +16,7 @@ import itertools
 from typing import TYPE_CHECKING, Any
 
 from loadgen.protocol import errors, ws, wsframe
+from loadgen.protocol.messages import WS
 from loadgen.protocol.wsframe import FrameParser, WsProtocolError
 from loadgen.venue.conn import Connection
 from loadgen.venue.engine import E_UNAVAILABLE, EV_NEW, Event, VenueError, check_deadline
@@ -232,8 +233,8 @@ class WsConnection(Connection):
         if faults.unavailable_ratio and faults.unavailable():
             return [self._error(method, req_id, E_UNAVAILABLE, time_in)]
         try:
-            if "deadline" in params:
-                check_deadline(params["deadline"], time_in, least=WS_DEADLINE_MIN_S)
+            if WS.deadline in params:
+                check_deadline(params[WS.deadline], time_in, least=WS_DEADLINE_MIN_S)
             result = handler(account, params)
         except VenueError as exc:
             return [self._error(method, req_id, exc.message, time_in)]
