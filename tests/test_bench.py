@@ -71,7 +71,7 @@ def test_the_simulator_sees_the_master_end_while_it_is_still_unreaped():
     reaps only after the simulator exits: an exited, unreaped master (a zombie) is an end."""
     import time
 
-    from loadgen.bench.master import wait_for_end
+    from loadgen.procs import wait_for_end
 
     child = subprocess.Popen([sys.executable, "-c", "pass"])  # exits, not reaped: a zombie
     try:

@@ -22,11 +22,8 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-import psutil
 
 from loadgen.run import free_port
 
@@ -106,21 +103,6 @@ def measure_one(workers: int, seconds: int, folder: Path) -> dict[str, Any]:
         if master.poll() is None:
             master.kill()
             master.wait()
-
-
-def wait_for_end(pid: int, seconds: float, sleep: Callable[[float], Any] = time.sleep) -> None:
-    """Until the process has exited: gone, or a zombie (the simulator waits so for the master).
-    The master is the bench's child, reaped only once the simulator has exited: waiting for its
-    pid to vanish (psutil's wait on a process not ours) waited out the whole bound after every
-    master, 63 s a count."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-                return
-        except psutil.NoSuchProcess:
-            return
-        sleep(0.1)
 
 
 def takes(rows: list[dict[str, Any]]) -> dict[str, Any]:

@@ -31,10 +31,10 @@ from locust import User, argument_parser, constant, task
 from locust.env import Environment
 from locust.event import Events
 
-from loadgen.bench.master import wait_for_end
 from loadgen.metrics.recorder import Recorder, Window
 from loadgen.metrics.store import complete_lines
 from loadgen.outcome import OK, RATE_LIMITED, REJECTED, Outcome
+from loadgen.procs import wait_for_end
 from loadgen.protocol.operations import OPS
 from loadgen.users.recording import FINAL_MESSAGE, KEYS_QUIET, PACE_MESSAGE
 
