@@ -194,7 +194,14 @@ class Window:
                 self.limits = Limits()
             self.limits.add(other.limits)
 
-    def encode(self) -> dict[str, Any]:
+    def encode(self, pause: Callable[[], None] | None = None) -> dict[str, Any]:
+        """The window as windows.jsonl holds it and a worker ships it; `pause` is called after
+        each cell's histograms (users/encoding.py yields there)."""
+        cells = {}
+        for key, cell in sorted(self.cells.items()):
+            cells[key] = cell.encode()
+            if pause is not None:
+                pause()
         out: dict[str, Any] = {
             "t": self.t,
             "users": self.users,
@@ -205,7 +212,7 @@ class Window:
             "lag_ms": round(self.lag_ms, 3),
             "procs": self.procs,
             "span": round(self.span, 3),
-            "cells": {k: c.encode() for k, c in sorted(self.cells.items())},
+            "cells": cells,
         }
         for name in COUNTERS:
             if getattr(self, name):

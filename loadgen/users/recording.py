@@ -53,6 +53,7 @@ from loadgen.metrics.store import (
 from loadgen.outcome import Outcome
 from loadgen.procs import die_with_parent
 from loadgen.users import options, webui
+from loadgen.users.encoding import WindowEncoder
 from loadgen.users.locust_stats import trim_per_second
 
 log = logging.getLogger("loadgen.recording")
@@ -142,7 +143,8 @@ class Pace:
 pace = Pace()
 recorder: Recorder | None = None
 _writer: ResultsWriter | None = None
-_pending: list[Window] = []  # a worker's closed windows, until the next report to the master
+_pending: list[dict[str, Any]] = []  # a worker's encoded windows, until its next report
+_encoder: WindowEncoder | None = None  # closed windows, encoded off the request path
 _ticker: gevent.Greenlet | None = None
 _sampler: gevent.Greenlet | None = None
 _environment: Environment | None = None
@@ -236,7 +238,12 @@ def on_test_start(environment: Environment, **_: Any) -> None:
         except ResultsWriteError as exc:
             _results_failed(exc, environment)
     if not isinstance(runner, MasterRunner):
-        sink = _pending.append if isinstance(runner, WorkerRunner) else _local_window
+        global _encoder
+        if _encoder is not None:
+            _encoder.drain()  # a new test: the last one's windows first
+        worker = isinstance(runner, WorkerRunner)
+        _encoder = WindowEncoder(_pending.append if worker else _write_local)
+        sink = _encoder.put if worker else _local_window
         recorder = Recorder(sink, gauges=lambda: _gauges(environment))
         global _sampler, _sampled_at
         if _sampler is None:
@@ -284,9 +291,20 @@ def _planned_seconds(environment: Environment) -> float:
 
 
 def _local_window(window: Window) -> None:
-    if _writer is not None:
-        _write(_writer.append, window)
+    if _writer is not None and _encoder is not None:
+        _encoder.put(window)
     webui.feed(window)
+
+
+def _write_local(record: dict[str, Any]) -> None:
+    if _writer is not None:
+        _write(_writer.append_encoded, record, "local")
+
+
+def _drain() -> None:
+    """Every closed window encoded and written (or queued for the master) now."""
+    if _encoder is not None:
+        _encoder.drain()
 
 
 def _gauges(environment: Environment) -> tuple[int, float]:
@@ -438,7 +456,7 @@ def _results_failed(exc: ResultsWriteError, environment: Environment | None) -> 
 @events.report_to_master.add_listener
 def ship_windows(client_id: str, data: dict[str, Any]) -> None:
     if _pending:
-        data["loadgen_windows"] = [w.encode() for w in _pending]
+        data["loadgen_windows"] = list(_pending)
         _pending.clear()
 
 
@@ -487,6 +505,7 @@ def on_test_stop(environment: Environment, **_: Any) -> None:
     if recorder is not None:
         recorder.flush()
         recorder = None
+    _drain()
     if isinstance(runner, WorkerRunner):  # results are the master's: it writes what we send
         data: dict[str, Any] = {KEYS_QUIET: quiet}
         ship_windows("", data)
@@ -523,6 +542,7 @@ def on_quit(**_: Any) -> None:
     global _writer
     if _ticker is not None:
         _ticker.kill(block=False)
+    _drain()
     if _writer is not None:
         _writer.close()
         _writer = None
