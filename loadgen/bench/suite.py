@@ -321,8 +321,11 @@ def targets(r: dict[str, Any]) -> list[str]:
                      f"{row['median_us']:.1f} us", row["median_us"] <= budget))  # fmt: skip
     if not isinstance(r["wire"], str):
         for case in r["wire"]:
-            rows.append((f"wire truth, {case['case']}", "within" if case["met"] else "outside",
-                         case["met"]))  # fmt: skip
+            busy = case.get("generator")
+            where = "within" if case["met"] else "outside"
+            if busy and not case["met"]:  # what the generator was doing: the likely cause
+                where += f" (generator {wire_bench.generator_text(busy)})"
+            rows.append((f"wire truth, {case['case']}", where, case["met"]))
     ol = r["open_loop"]
     rows.append(("open loop 1,000 req/s: P99 <= 5 ms, < 1% late",
                  f"{ol['at_1000']['p99_us'] / 1000:.2f} ms, {ol['at_1000']['late_share']:.2%}",

@@ -26,7 +26,7 @@ from typing import Any
 
 from loadgen.bench.runs import loadgen_run
 from loadgen.metrics.store import read_windows
-from loadgen.report.analysis import tally
+from loadgen.report.analysis import generator, tally
 from loadgen.venue.process import VenueProcess, core_split
 from loadgen.wire import capture, match, pcap
 
@@ -145,9 +145,18 @@ def run_case(case: Case, seconds: int, folder: Path, log: Callable[[str], None])
             for p in PERCENTILES) + f" (loadgen/wire, {len(values)} on the wire)"
             + ("" if ok else "  OUT OF BOUND"))  # fmt: skip
     (folder / "wire.pcap").unlink(missing_ok=True)  # large; the figures are kept
+    busy = generator(windows)
+    log(f"  generator: {generator_text(busy)}")
     return {"case": case.name, "rate": case.rate, "hog": case.hog, "bound": list(case.bound),
-            "exit": done.returncode, "protocols": rows,
+            "exit": done.returncode, "protocols": rows, "generator": busy,
             "met": all(r["within_bound"] for r in rows.values())}  # fmt: skip
+
+
+def generator_text(busy: dict[str, Any]) -> str:
+    """The generator's load in a case: a reply read late shares the newest kernel stamp of its
+    read (TCP merges what waits on a socket), so a busy generator reads as venue latency."""
+    return (f"{busy['cpu_per_process']:.2f} CPU-s/s, event loop late P50 "
+            f"{busy['lag_ms_p50']:.1f} ms, max {busy['lag_ms_max']:.1f} ms")  # fmt: skip
 
 
 def _hog(core: int | None) -> subprocess.Popen[bytes]:
@@ -180,7 +189,11 @@ def table_lines(cases: list[dict[str, Any]]) -> list[str]:
             lines.append(
                 f"{c['case'][:33] + ' ' + protocol:<40}{cells}  {share:.0%}/{floor} us {met}"
             )
-    lines.append("(loadgen's service-time percentile / the capture's, microseconds)")
+        if "generator" in c:
+            lines.append(f"{'':<4}generator: {generator_text(c['generator'])}")
+    lines.append("(loadgen's service-time percentile / the capture's, microseconds; a reply read "
+                 "late takes its read's newest kernel stamp, so a busy generator reads as "
+                 "latency)")  # fmt: skip
     return lines
 
 
