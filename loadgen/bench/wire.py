@@ -26,7 +26,7 @@ from typing import Any
 
 from loadgen.bench.runs import loadgen_run
 from loadgen.metrics.store import read_windows
-from loadgen.report.analysis import generator, tally
+from loadgen.report.analysis import WHOLE_S, generator, tally
 from loadgen.venue.process import VenueProcess, core_split
 from loadgen.wire import capture, match, pcap
 
@@ -145,7 +145,7 @@ def run_case(case: Case, seconds: int, folder: Path, log: Callable[[str], None])
             for p in PERCENTILES) + f" (loadgen/wire, {len(values)} on the wire)"
             + ("" if ok else "  OUT OF BOUND"))  # fmt: skip
     (folder / "wire.pcap").unlink(missing_ok=True)  # large; the figures are kept
-    busy = generator(windows)
+    busy = generator([w for w in windows if w.span >= WHOLE_S])  # the load's seconds
     log(f"  generator: {generator_text(busy)}")
     return {"case": case.name, "rate": case.rate, "hog": case.hog, "bound": list(case.bound),
             "exit": done.returncode, "protocols": rows, "generator": busy,

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import gevent
+from gevent import socket
 
 from loadgen.metrics.recorder import Recorder, Window
 from loadgen.outcome import OK, Outcome
@@ -27,18 +28,27 @@ def _windows(n: int, cells: int = 6) -> list[Window]:
     return closed
 
 
-def test_windows_leave_in_order_and_readers_run_between_the_cells() -> None:
+def test_windows_leave_in_order_and_a_socket_reader_runs_between_the_cells() -> None:
+    """A greenlet waiting on a socket (as the reply readers do) gets its data while the
+    windows are still being encoded, not after every cell of them."""
     windows = _windows(3)
     done: list[dict[str, Any]] = []
-    ran: list[int] = []  # how many windows were out when another greenlet got to run
-    encoder = WindowEncoder(done.append)
-    for window in windows:
-        encoder.put(window)
-    reader = gevent.spawn(lambda: ran.append(len(done)))
-    gevent.joinall([reader], timeout=5)
-    assert ran == [0]  # it ran while the first window was still being encoded
-    while encoder.queue:
-        gevent.sleep(0)
+    ran: list[int] = []  # how many windows were out when the reader got its data
+    mine, theirs = socket.socketpair()
+    try:
+        reader = gevent.spawn(lambda: (mine.recv(16), ran.append(len(done))))
+        gevent.sleep(0)  # the reader waits on its socket
+        encoder = WindowEncoder(done.append)
+        for window in windows:
+            encoder.put(window)
+        theirs.sendall(b"reply")  # in the socket before the encoder starts
+        reader.join(timeout=5)
+        assert ran == [0]  # the first window was still being encoded
+        while encoder.queue:
+            gevent.sleep(0.001)
+    finally:
+        mine.close()
+        theirs.close()
     assert [record["t"] for record in done] == [w.t for w in windows]
     assert done == [w.encode() for w in windows]  # the same encoding as at once
 
@@ -49,10 +59,27 @@ def test_a_drain_mid_window_loses_and_repeats_nothing() -> None:
     encoder = WindowEncoder(done.append)
     for window in windows:
         encoder.put(window)
-    gevent.sleep(0)  # the encoder starts the first window and yields after its first cell
-    gevent.sleep(0)
+    gevent.sleep(0)  # the encoder starts the first window and pauses after its first cell
     assert not done and encoder.queue
     encoder.drain()
     assert [record["t"] for record in done] == [w.t for w in windows]
     gevent.sleep(0.01)  # the killed greenlet writes nothing after the drain
     assert len(done) == 3
+
+
+def test_a_window_that_cannot_be_encoded_is_left_out_and_holds_back_none(monkeypatch) -> None:
+    windows = _windows(3)
+    done: list[dict[str, Any]] = []
+    encoder = WindowEncoder(done.append)
+    encode = Window.encode
+
+    def broken_second(self: Window, pause: Any = None) -> dict[str, Any]:
+        if self.t == windows[1].t:
+            raise ValueError("a bug")
+        return encode(self, pause)
+
+    monkeypatch.setattr(Window, "encode", broken_second)
+    for window in windows:
+        encoder.put(window)
+    encoder.drain()
+    assert [record["t"] for record in done] == [windows[0].t, windows[2].t]
