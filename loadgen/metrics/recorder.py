@@ -172,6 +172,12 @@ class Window:
     def count(self) -> int:
         return sum(c.count for c in self.cells.values())
 
+    def copy(self) -> Window:
+        """A window of its own with the same figures (a merge into it leaves this one as is)."""
+        own = Window(self.t, procs=0, span=0.0)
+        own.add(self)
+        return own
+
     def add(self, other: Window) -> None:
         for key, cell in other.cells.items():
             mine = self.cells.get(key)

@@ -39,8 +39,9 @@ class Live:
             if w.t == window.t:
                 w.add(window)
                 break
-        else:
-            self.recent.append(window)
+        else:  # its own copy: a later window of the same second merges into it, and the
+            # recorder's one may still be queued for encoding (users/encoding.py)
+            self.recent.append(window.copy())
             self.recent = deque(sorted(self.recent, key=lambda w: w.t))
         while len(self.recent) > RECENT_S + 2:
             self._retire(self.recent.popleft())

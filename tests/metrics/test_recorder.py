@@ -11,7 +11,7 @@ import pytest
 from loadgen.metrics.hist import Latencies
 from loadgen.metrics.recorder import Recorder, Window, cell_key, merge, split_key
 from loadgen.metrics.store import ResultsWriter, read_raw, read_windows
-from loadgen.outcome import Outcome
+from loadgen.outcome import OK, REJECTED, Outcome
 
 
 class FakeClock:
@@ -237,3 +237,19 @@ def test_market_data_rides_the_windows_apart_from_the_requests_and_merges() -> N
     assert merged.md == {"updates": 6, "checksum_failures": 2}
     assert merged.md_latency.count == 6 and merged.md_latency.max_us >= 40_000
     assert merged.md_latency.percentile(50) <= 4_100  # 1, 1, 2, 4, 40, 40 ms
+
+
+def test_a_copy_of_a_window_encodes_alike_and_a_merge_into_it_leaves_the_original() -> None:
+    closed: list[Window] = []
+    now = [1000.5]
+    rec = Recorder(closed.append, clock=lambda: now[0], gauges=lambda: (3, 20.0))
+    rec.record(Outcome("rest", "add", OK, 120))
+    rec.record(Outcome("ws", "cancel", REJECTED, 80, "EOrder:Unknown order"))
+    now[0] = 1001.2
+    rec.tick()
+    original = closed[0]
+    copy = original.copy()
+    assert copy.encode() == original.encode()
+    before = original.encode()
+    copy.add(original)
+    assert original.encode() == before and copy.count == 2 * original.count
