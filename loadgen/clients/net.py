@@ -107,7 +107,7 @@ def recv_stamped(sock: socket.socket, stamp: Stamp) -> bytes:
                 data, ancillary, _, _ = raw.recvmsg(READ_SIZE, _ANCILLARY)
                 break
             except BlockingIOError:  # woken by a send's stamp on the error queue, not data
-                tx_stamp(raw, 0, drain=True)
+                tx_stamp(raw, 0)
         for level, kind, payload in ancillary:
             if kind == SO_TIMESTAMPNS and level == _socket.SOL_SOCKET:
                 sec, nsec = _TIMESPEC.unpack_from(payload)
@@ -154,15 +154,10 @@ def sent_at(sock: socket.socket, before: int) -> int:
     return before
 
 
-def tx_stamp(raw: Any, since: int, drain: bool = False) -> int:
-    """The kernel's transmit stamp of the send just made, read off the socket's error queue:
-    the first one taken at or after `since` (stale stamps of earlier sends before it are read
-    and dropped); 0 when the queue holds none. `drain`: read the queue to its end.
-
-    The usual queue holds exactly this send's one stamp (a write under 64 KiB is one packet on
-    loopback), so the read stops there: one system call, not a second one that fails with
-    EAGAIN (an exception in Python) to learn the queue is empty. A stamp left behind (a write
-    sent as several packets) wakes the reader, which drains it (recv_stamped)."""
+def tx_stamp(raw: Any, since: int) -> int:
+    """The kernel's transmit stamp of the latest send, read off (and emptying) the socket's
+    error queue; 0 when it holds none taken at or after `since` (not sent yet, or a stale
+    stamp of an earlier send, which a wake-up for it also clears)."""
     latest = 0
     while True:
         try:
@@ -173,8 +168,6 @@ def tx_stamp(raw: Any, since: int, drain: bool = False) -> int:
             if level == _socket.SOL_SOCKET and kind == SO_TIMESTAMPING:
                 sec, nsec = _STAMPS3.unpack_from(payload)[:2]
                 latest = max(latest, sec * 1_000_000_000 + nsec)
-        if latest >= since and since and not drain:
-            return latest
 
 
 def latency_us(sent_ns: int, answered_ns: int) -> int:
