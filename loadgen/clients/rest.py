@@ -133,7 +133,7 @@ class RestClient(Dispatcher):
         return out
 
     def _request(self, op: str, fields: str,
-                 post: Callable[[Outcome, Any], None] | None = None) -> Outcome | None:  # fmt: skip
+                 post: Callable[[Any], Any] | None = None) -> Outcome | None:  # fmt: skip
         """One operation (its REST method from protocol/operations.py): done at once (its
         Outcome), or queued after begin() (None)."""
         return self._submit((op, self._encode(REST_METHOD[op], fields), post))
@@ -221,7 +221,7 @@ class RestClient(Dispatcher):
     def add(self, order: LiveOrder) -> Outcome | None:
         fields = "&".join(f"{k}={v}" for k, v in _order_fields(order).items())
         fields = f"{W.pair}={order.market.name}&{fields}"
-        return self._request("add", fields, _added)
+        return self._request("add", fields, messages.rest_added)
 
     def amend(self, order: LiveOrder, price: int = 0, qty: int = 0) -> Outcome | None:
         m, words = order.market, REST.amend
@@ -241,25 +241,25 @@ class RestClient(Dispatcher):
             fields += f"&{words.limit}={m.price_text(price)}"
         if qty:
             fields += f"&{words.qty}={m.qty_text(qty)}"
-        return self._request("edit", fields, _edited)
+        return self._request("edit", fields, messages.rest_edited)
 
     def cancel(self, order: LiveOrder) -> Outcome | None:
         return self._request("cancel", f"{REST.cancel_id}={order.txid}")
 
     def cancel_all(self) -> Outcome | None:
-        return self._request("cancel_all", "", _count)
+        return self._request("cancel_all", "", messages.rest_count)
 
     def batch_add(self, orders: list[LiveOrder]) -> Outcome | None:
         m = orders[0].market
         body = rest.encode_form(
             {W.pair: m.name, REST.batch: [_order_fields(o, raw=False) for o in orders]}
         )
-        return self._request("batch_add", body.decode(), _batch_added)
+        return self._request("batch_add", body.decode(), messages.rest_batch_added)
 
     def batch_cancel(self, orders: list[LiveOrder]) -> Outcome | None:
         ids = [{REST.cancel_id: o.txid} for o in orders]
         body = rest.encode_form({REST.batch_cancel: ids})
-        return self._request("batch_cancel", body.decode(), _count)
+        return self._request("batch_cancel", body.decode(), messages.rest_count)
 
 
 def _order_fields(order: LiveOrder, raw: bool = True) -> dict[str, str]:
@@ -298,30 +298,10 @@ def _outcome(op: str, post: Any, sent: int, latency: int, errors: list[str], res
         outcome = Outcome.from_error(PROTOCOL, op, latency, errors[0])
     else:
         outcome = Outcome(PROTOCOL, op, OK, latency)
-        if post is not None:
-            post(outcome, result)
+        if post is not None:  # what the trader reads back (messages.py's reader)
+            outcome.detail = post(result)
     outcome.sent_ns, outcome.answered_ns, outcome.stamp = sent, answered, source
     return outcome
-
-
-# What an accepted reply's result gives the trader (Outcome.detail): messages.py reads it.
-def _added(outcome: Outcome, result: Any) -> None:
-    outcome.detail = messages.rest_added(result)
-
-
-def _edited(outcome: Outcome, result: Any) -> None:
-    outcome.detail = messages.rest_edited(result)
-
-
-def _batch_added(outcome: Outcome, result: Any) -> None:
-    outcome.detail = messages.rest_batch_added(result)
-
-
-def _count(outcome: Outcome, result: Any) -> None:
-    """How many orders were still open (a batch cancel's rate-limit cost)."""
-    count = messages.count(result, REST)
-    if count is not None:
-        outcome.detail = count
 
 
 def public(host: str, method: str, tls: ssl.SSLContext | None = None, timeout: float = 10.0) -> Any:

@@ -187,7 +187,7 @@ class WsClient(Dispatcher):
     # ---- requests: one at a time, or several on the wire at once (pipelined) -------------------
 
     def _request(self, op: str, params: dict[str, Any],
-                 post: Callable[[Outcome, Any], None] | None = None) -> Outcome | None:  # fmt: skip
+                 post: Callable[[Any], Any] | None = None) -> Outcome | None:  # fmt: skip
         """One operation (its WS v2 method from protocol/operations.py): done at once (its
         Outcome), or queued after begin() (None)."""
         params["token"] = self.token
@@ -330,7 +330,7 @@ class WsClient(Dispatcher):
     def add(self, order: LiveOrder) -> Outcome | None:
         params = self._order_params(order)
         params[W.pair] = order.market.symbol
-        return self._request("add", params, _added)
+        return self._request("add", params, messages.ws_added)
 
     def amend(self, order: LiveOrder, price: int = 0, qty: int = 0) -> Outcome | None:
         m, words = order.market, WS.amend
@@ -350,22 +350,22 @@ class WsClient(Dispatcher):
             params[words.limit] = price / 10**m.price_decimals
         if qty:
             params[words.qty] = qty / 10**m.lot_decimals
-        return self._request("edit", params, _edited)
+        return self._request("edit", params, messages.ws_edited)
 
     def cancel(self, order: LiveOrder) -> Outcome | None:
         return self._request("cancel", {WS.cancel_id: [order.txid]})
 
     def cancel_all(self) -> Outcome | None:
-        return self._request("cancel_all", {}, _count)
+        return self._request("cancel_all", {}, messages.ws_count)
 
     def batch_add(self, orders: list[LiveOrder]) -> Outcome | None:
         params = {W.pair: orders[0].market.symbol,
                   WS.batch: [self._order_params(o) for o in orders]}  # fmt: skip
-        return self._request("batch_add", params, _batch_added)
+        return self._request("batch_add", params, messages.ws_batch_added)
 
     def batch_cancel(self, orders: list[LiveOrder]) -> Outcome | None:
         return self._request("batch_cancel", {WS.batch_cancel: [o.txid for o in orders]},
-                             _count)  # fmt: skip
+                             messages.ws_count)  # fmt: skip
 
 
 def _refused(queued: list[Any], done: Done, failure: str) -> None:
@@ -388,30 +388,10 @@ def _outcome(op: str, post: Any, reply: dict[str, Any] | None, t0: int, stamp: S
             outcome = Outcome.from_error(PROTOCOL, op, latency, error)
         else:
             outcome = Outcome(PROTOCOL, op, OK, latency)
-            if post is not None:
-                post(outcome, result)
+            if post is not None:  # what the trader reads back (messages.py's reader)
+                outcome.detail = post(result)
     outcome.sent_ns, outcome.answered_ns, outcome.stamp = t0, stamp.ns, stamp.source
     return outcome
-
-
-# What an accepted reply's result gives the trader (Outcome.detail): messages.py reads it.
-def _added(outcome: Outcome, result: Any) -> None:
-    outcome.detail = messages.ws_added(result)
-
-
-def _edited(outcome: Outcome, result: Any) -> None:
-    outcome.detail = messages.ws_edited(result)
-
-
-def _batch_added(outcome: Outcome, result: Any) -> None:
-    outcome.detail = messages.ws_batch_added(result)
-
-
-def _count(outcome: Outcome, result: Any) -> None:
-    """How many orders were still open (a batch cancel's rate-limit cost)."""
-    count = messages.count(result, WS)
-    if count is not None:
-        outcome.detail = count
 
 
 def open_upgraded(address: tuple[str, int], path: str, host: str, timeout: float,

@@ -224,7 +224,16 @@ def ws_batch_added(result: list[dict[str, Any]]) -> list[str | None]:
 
 
 def count(result: Any, dialect: Dialect) -> int | None:
-    """How many orders a cancel-all or a batch cancel ended, where the result says."""
+    """How many orders a cancel-all or a batch cancel ended, where the result says (None when
+    it does not: the trader then knows no count)."""
     if isinstance(result, dict) and isinstance(result.get(dialect.count), int):
         return result[dialect.count]
     return None
+
+
+def rest_count(result: Any) -> int | None:
+    return count(result, REST)
+
+
+def ws_count(result: Any) -> int | None:
+    return count(result, WS)

@@ -14,6 +14,7 @@ import pytest
 from loadgen.clients import rest as rest_client
 from loadgen.flow.market import Market
 from loadgen.outcome import OK
+from loadgen.protocol import messages
 from tests.clients import Rest
 
 GOLDEN = json.loads((Path(__file__).parent.parent / "golden" / "kraken_rest.json").read_text())
@@ -125,11 +126,11 @@ def test_documented_edit_and_query_requests_on_the_keys_own_orders(rest: Any) ->
 def test_the_traders_read_documented_responses() -> None:
     """The REST trader's decoders, fed Kraken's own examples."""
     add = REST["AddOrder"]["response"]
-    outcome = rest_client._outcome("add", rest_client._added, 0, 10, add["error"],
+    outcome = rest_client._outcome("add", messages.rest_added, 0, 10, add["error"],
                                    add["result"], "", 0, "user")  # fmt: skip
     assert (outcome.outcome, outcome.detail) == (OK, "OUF4EM-FRGI2-MQMWZD")
     edit = REST["EditOrder"]["response"]
-    outcome = rest_client._outcome("edit", rest_client._edited, 0, 10, [], edit["result"], "", 0,
+    outcome = rest_client._outcome("edit", messages.rest_edited, 0, 10, [], edit["result"], "", 0,
                                    "user")  # fmt: skip
     assert outcome.detail == "OYVGEW-VYV5B-UUEXSK"
     tick = REST["Ticker"]["response"]["result"]["XXBTZUSD"]
@@ -140,6 +141,6 @@ def test_the_traders_read_documented_responses() -> None:
     assert (xbt.name, xbt.symbol, xbt.price_decimals, xbt.min_lots) == ("XBTUSD", "BTC/USD", 1,
                                                                         10_000)  # fmt: skip
     assert (eth.name, eth.symbol) == ("ETHXBT", "ETH/BTC")
-    refused = rest_client._outcome("add", rest_client._added, 0, 10,
+    refused = rest_client._outcome("add", messages.rest_added, 0, 10,
                                    ["EOrder:Rate limit exceeded"], None, "", 0, "user")  # fmt: skip
     assert refused.outcome == "rate_limited"

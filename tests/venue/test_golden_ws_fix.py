@@ -11,6 +11,7 @@ from typing import Any
 from loadgen.clients import ws as ws_client
 from loadgen.clients.net import Stamp
 from loadgen.outcome import OK
+from loadgen.protocol import messages
 from tests.clients import fix_time, text
 from tests.venue.test_golden import shape_problems
 
@@ -60,7 +61,7 @@ def test_the_ws_trader_reads_documented_replies() -> None:
              "result": WS["amend_order"]["result"], **times}  # fmt: skip
     outcome = ws_client._outcome("amend", None, reply, 0, Stamp(10_000), "")
     assert outcome.outcome == OK
-    added = ws_client._outcome("add", ws_client._added, {**reply, "method": "add_order"}, 0,
+    added = ws_client._outcome("add", messages.ws_added, {**reply, "method": "add_order"}, 0,
                                Stamp(10_000), "")  # fmt: skip
     assert added.detail == "OAIYAU-LGI3M-PFM5VW"
     update = json.dumps(WS["executions_pending_new"]["message"]).encode()
