@@ -239,8 +239,7 @@ def on_test_start(environment: Environment, **_: Any) -> None:
             _results_failed(exc, environment)
     if not isinstance(runner, MasterRunner):
         global _encoder
-        if _encoder is not None:
-            _encoder.drain()  # a new test: the last one's windows first
+        _drain()  # a new test: the last one's windows first
         worker = isinstance(runner, WorkerRunner)
         _encoder = WindowEncoder(_pending.append if worker else _write_local)
         sink = _encoder.put if worker else _local_window
