@@ -252,7 +252,7 @@ class TraderUser(User):
                 if schedule.rate > 0 and schedule.next_at <= now:
                     break
                 wait = schedule.next_at - now if schedule.rate > 0 else recording.TICK_S
-                gevent.sleep(min(wait, recording.TICK_S))
+                gevent.sleep(min(wait, recording.pace.nap(now)))
                 now = time.monotonic()
             intended = schedule.take()
             if now - intended > max(GENERATOR_LATE_S, 1.0 / schedule.rate):

@@ -42,7 +42,7 @@ from locust.runners import (
 )
 
 from loadgen.conformance import Decision
-from loadgen.flow.pacing import Throttle
+from loadgen.flow.pacing import Pace
 from loadgen.metrics.recorder import Recorder, Window
 from loadgen.metrics.store import (
     EXIT_RESULTS_UNWRITABLE,
@@ -127,20 +127,7 @@ def _is_rate(value: object) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value) and value >= 0
 
 
-class Pace:
-    """This process's pace: the open-loop rate per user, its share of the hard cap, and the
-    op mix of the stage the shape is in (None: the run's own mix)."""
-
-    def __init__(self) -> None:
-        self.per_user = 0.0
-        self.cap = Throttle()
-        self.mix: dict[str, float] | None = None
-
-    def apply(self, per_user: float, cap: float, mix: dict[str, float] | None) -> None:
-        self.per_user, self.cap.rate, self.mix = per_user, cap, mix
-
-
-pace = Pace()
+pace = Pace(TICK_S)
 recorder: Recorder | None = None
 _writer: ResultsWriter | None = None
 _pending: list[dict[str, Any]] = []  # a worker's encoded windows, until its next report
@@ -209,7 +196,14 @@ def on_init(environment: Environment, **_: Any) -> None:
 
 
 def _on_pace_message(msg: Any, **_: Any) -> None:
-    pace.apply(float(msg.data["per_user"]), float(msg.data["cap"]), msg.data.get("mix"))
+    next_in = msg.data.get("next_in")
+    pace.apply(
+        float(msg.data["per_user"]),
+        float(msg.data["cap"]),
+        msg.data.get("mix"),
+        None if next_in is None else float(next_in),
+        time.monotonic(),
+    )
 
 
 @events.test_start.add_listener
@@ -321,22 +315,28 @@ def _tick(environment: Environment) -> None:
         runner = environment.runner
         if isinstance(runner, MasterRunner):
             _watch_workers(runner)
+        nap = TICK_S
         if not isinstance(runner, WorkerRunner):
-            wanted = _wanted_pace(environment)
+            shape = environment.shape_class
+            ends = shape.next_change() if hasattr(shape, "next_change") else None
+            wanted = (*_wanted_pace(environment), ends)
             if isinstance(runner, MasterRunner):  # a worker joining or lost: new shares
                 nodes = runner.clients.ready + runner.clients.spawning + runner.clients.running
                 wanted = (*wanted, frozenset(n.id for n in nodes))  # what worker_count counts
+            next_in = None if ends is None else max(0.0, ends - shape.get_run_time())
             if wanted != last:
                 last = wanted
                 per_user, cap, mix = wanted[:3]
                 if isinstance(runner, MasterRunner):
                     share = cap / max(1, runner.worker_count)
-                    msg = {"per_user": per_user, "cap": share, "mix": mix}
+                    msg = {"per_user": per_user, "cap": share, "mix": mix, "next_in": next_in}
                     runner.send_message(PACE_MESSAGE, msg)
                 else:
-                    pace.apply(per_user, cap, mix)
+                    pace.apply(per_user, cap, mix, next_in, time.monotonic())
             _trim_locust_stats(environment)
-        gevent.sleep(TICK_S)
+            if next_in is not None:  # wake as the step ends (just after: its new stage)
+                nap = min(TICK_S, next_in + 0.001)
+        gevent.sleep(nap)
 
 
 def _trim_locust_stats(environment: Environment) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from locust import LoadTestShape
 
-from loadgen.profiles import Profile, level_at, stage_at
+from loadgen.profiles import Profile, level_at, stage_at, step_ends
 
 
 class ProfileShape(LoadTestShape):
@@ -28,6 +28,11 @@ class ProfileShape(LoadTestShape):
             return None
         level = level_at(self.profile, self.get_run_time())
         return level[1] if level else 0.0
+
+    def next_change(self) -> float | None:
+        """The run time (s) at which the running step ends: the pace moves on at that moment,
+        not at its next tick (None in a ramp)."""
+        return step_ends(self.profile, self.get_run_time())
 
     def current_users(self) -> int:
         level = level_at(self.profile, self.get_run_time())

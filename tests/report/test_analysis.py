@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from loadgen.flow.pacing import Schedule, Throttle
+from loadgen.flow.pacing import PACE_SLACK_S, Pace, Schedule, Throttle
 from loadgen.metrics.recorder import Recorder, Window
 from loadgen.metrics.store import ResultsWriter
 from loadgen.outcome import Outcome
-from loadgen.profiles import Profile, Slo, Stage, Target, level_at
+from loadgen.profiles import Profile, Slo, Stage, Target, level_at, step_ends
 from loadgen.report import analysis, junit
 from loadgen.report.compare import compare_runs
 
@@ -258,6 +258,37 @@ def test_the_shape_ramps_then_holds_and_ends() -> None:
     assert level_at(prof, 12.0) == (100, 1000.0)
     assert level_at(prof, 16.0) == (50, 4000.0)
     assert level_at(prof, 20.0) is None
+
+
+def test_users_asleep_across_a_step_wake_just_after_it() -> None:
+    stages = (Stage("step", 5, 600, 2000.0), Stage("ramp", 10, 600, 6000.0),
+              Stage("spike", 2, 600, 9000.0))  # fmt: skip
+    prof = Profile("p", "p.toml", "", Target(), {"rest": 1, "ws": 0, "fix": 0}, None, {"XBTUSD": 1},
+                   0.1, 0, "open", 20000.0, 10.0, stages, Slo())  # fmt: skip
+    assert step_ends(prof, 1.5) == 5.0 and step_ends(prof, 15.2) == 17.0
+    assert step_ends(prof, 7.0) is None and step_ends(prof, 17.0) is None  # a ramp; the end
+    pace = Pace(tick=0.25)
+    assert pace.nap(now=100.0) == 0.25  # no step known: a tick
+    pace.apply(2000 / 600, 0.0, None, next_in=0.1, now=100.0)
+    assert pace.nap(now=100.0) == pytest.approx(0.1 + PACE_SLACK_S)  # not a whole tick
+    assert pace.nap(now=99.0) == 0.25
+    assert pace.nap(now=100.2) == 0.25  # past it (the new pace is late): ticks again
+    pace.apply(6000 / 600, 0.0, None, next_in=None, now=100.1)
+    assert pace.nap(now=100.1) == 0.25
+
+
+def test_a_level_holds_only_the_windows_wholly_inside_its_stage() -> None:
+    """A window that a step falls in carries both loads: it belongs to no level."""
+    windows = [Window(t) for t in range(1001, 1010)]
+    meta = {"start": 1000.3, "stages": [{"kind": "step", "duration": 2},
+                                         {"kind": "step", "duration": 5},
+                                         {"kind": "step", "duration": 0.5}]}  # fmt: skip
+    got = {name: [w.t for w in ws] for name, ws in analysis.levels(windows, meta)}
+    assert got == {
+        "stage 1 (step)": [1002],  # [1001, 1002) of [1000.3, 1002.3)
+        "stage 2 (step)": [1004, 1005, 1006, 1007],  # of [1002.3, 1007.3)
+        "stage 3 (step)": [1008],  # shorter than a window: the window centred in it
+    }
 
 
 def test_windows_without_stages_are_cut_into_five_second_levels() -> None:
