@@ -31,6 +31,7 @@ from loadgen.clients.net import (
     Done,
     NonceSource,
     Stamp,
+    callbacks,
     connect,
     latency_us,
     recv_stamped,
@@ -213,14 +214,15 @@ class FixClient(Dispatcher):
         """
         return self._submit((op, messages, skip_unknown, post))
 
-    def _send(self, queued: list[Any], done: Done | None) -> list[_Exchange]:
+    def _send(self, queued: list[Any], dones: list[Done] | None) -> list[_Exchange]:
         """Hand the queued exchanges' messages to the session and write them in one go; each
-        message is owed an answer from here (`_pending`, by ClOrdID)."""
+        message is owed an answer from here (`_pending`, by ClOrdID). `dones`: where each
+        exchange's Outcome goes (open loop), None when flush() reads them itself."""
         session = self.session
         now = time.time()
         exchanges = []
-        for op, messages, skip_unknown, post in queued:
-            ex = _Exchange(op, len(messages), skip_unknown, post, done, 0)
+        for n, (op, messages, skip_unknown, post) in enumerate(queued):
+            ex = _Exchange(op, len(messages), skip_unknown, post, dones[n] if dones else None, 0)
             exchanges.append(ex)
             self._open += 1
             for i, (msg_type, cl_ord_id, body) in enumerate(messages):
@@ -317,21 +319,22 @@ class FixClient(Dispatcher):
 
     # ---- open loop: send now, answers as they come (net.Dispatcher) ---------------------------
 
-    def dispatch(self, done: Done) -> None:
+    def dispatch(self, done: Done | list[Done]) -> None:
         """Send the queued exchanges in one write and return; each Outcome goes to `done`."""
         queued = self._take()
+        dones = callbacks(done, len(queued))
         try:
             if self.sock is None or self.session.state != ACTIVE:
                 self._connect()
         except (OSError, FixFailure) as exc:
             self._broken(f"transport: {exc}", ERROR)
             end = Stamp(time.time_ns())
-            for op, messages, skip_unknown, post in queued:
-                ex = _Exchange(op, len(messages), skip_unknown, post, done, end.ns)
+            for (op, messages, skip_unknown, post), done_one in zip(queued, dones, strict=True):
+                ex = _Exchange(op, len(messages), skip_unknown, post, done_one, end.ns)
                 ex.fail(f"transport: {exc}", ERROR, end)
             return
         try:
-            self._send(queued, done)  # owed from before the write: failing it fails them too
+            self._send(queued, dones)  # owed from before the write: failing it fails them too
         except (OSError, FixFailure) as exc:
             self._broken(f"transport: {exc}", ERROR)
             return

@@ -221,12 +221,23 @@ class Pipelined:
 Done = Callable[[Outcome], None]  # where an open-loop operation's Outcome goes
 
 
+def callbacks(done: Done | list[Done], n: int) -> list[Done]:
+    """Where each of `n` queued operations' Outcome goes: `done` for all, or one each, in
+    order, from a list."""
+    if not isinstance(done, list):
+        return [done] * n
+    if len(done) != n:
+        raise ValueError(f"{len(done)} callbacks for {n} queued operations")
+    return done
+
+
 class Dispatcher(Pipelined):
     """Open loop, the way algorithmic traders run: dispatch() sends the queued operations in one
     write and returns at once; a reader greenlet per connection matches the answers as they
     arrive (each client by its own key: HTTP order, req_id, ClOrdID) and hands each Outcome to
-    the callback given with its operation. A failed or silent connection (nothing for the
-    client's timeout while answers are owed) ends; what it still owed gets that failure.
+    the callback given with its operation (one for all of them, or a list, one each). A failed
+    or silent connection (nothing for the client's timeout while answers are owed) ends; what
+    it still owed gets that failure.
 
     Each client supplies dispatch(), _pump(sock) (one read, completing what it answers),
     in_flight() and _oldest() (the operations owed an answer, and when the oldest went) and
@@ -238,7 +249,7 @@ class Dispatcher(Pipelined):
     timeout: float
     failures: tuple[type[BaseException], ...] = (OSError,)  # what ends a connection
 
-    def dispatch(self, done: Done) -> None:
+    def dispatch(self, done: Done | list[Done]) -> None:
         raise NotImplementedError
 
     def in_flight(self) -> int:

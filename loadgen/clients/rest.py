@@ -28,6 +28,7 @@ from loadgen.clients.net import (
     Dispatcher,
     Done,
     NonceSource,
+    callbacks,
     latency_us,
     recv_stamped,
     send_all,
@@ -151,24 +152,25 @@ class RestClient(Dispatcher):
     def _socket(self) -> Any:
         return self.conn.sock
 
-    def dispatch(self, done: Done) -> None:
+    def dispatch(self, done: Done | list[Done]) -> None:
         """Send the queued calls pipelined in one write and return; each Outcome goes to
         `done` as its reply comes (HTTP/1.1 answers in order: a slow reply holds the replies
         behind it, never the next send)."""
         queued = self._take()
+        dones = callbacks(done, len(queued))
         conn = self.conn
         if conn.sock is None:
             try:
                 conn._connect()
             except TransportError as exc:
                 now = time.time_ns()
-                for op, _, post in queued:
-                    done(_outcome(op, post, now, 0, [], None, f"transport: {exc}", now, ""))
+                for (op, _, post), done_one in zip(queued, dones, strict=True):
+                    done_one(_outcome(op, post, now, 0, [], None, f"transport: {exc}", now, ""))
                 return
             conn._replies = []
         t0 = time.time_ns()  # just before the write; owed from here (a reply may come in it)
-        for op, _, post in queued:
-            self._fifo.append((op, post, t0, done))
+        for (op, _, post), done_one in zip(queued, dones, strict=True):
+            self._fifo.append((op, post, t0, done_one))
         data = queued[0][1] if len(queued) == 1 else b"".join(q[1] for q in queued)
         try:
             send_all(conn.sock, data)

@@ -35,6 +35,7 @@ from loadgen.clients.net import (
     Dispatcher,
     Done,
     Stamp,
+    callbacks,
     connect,
     latency_us,
     recv_stamped,
@@ -237,14 +238,15 @@ class WsClient(Dispatcher):
 
     # ---- open loop: send now, answers as they come (net.Dispatcher) ---------------------------
 
-    def dispatch(self, done: Done) -> None:
+    def dispatch(self, done: Done | list[Done]) -> None:
         """Send the queued requests in one write and return; each Outcome goes to `done`."""
         queued = self._take()
+        dones = callbacks(done, len(queued))
         try:
             if self.sock is None:
                 self._connect()
         except self.failures as exc:
-            _refused(queued, done, f"transport: {exc or exc.__class__.__name__}")
+            _refused(queued, dones, f"transport: {exc or exc.__class__.__name__}")
             self.close()
             self.backoff.failed()
             return
@@ -255,9 +257,9 @@ class WsClient(Dispatcher):
             frames.append(wsframe.encode_frame(wsframe.OP_TEXT, payload, mask=True))
         t0 = time.time_ns()  # just before the write, the encoding done
         inflight = self._inflight
-        for req_id, (op, _, _, post) in zip(ids, queued, strict=True):
+        for req_id, (op, _, _, post), done_one in zip(ids, queued, dones, strict=True):
             # in flight before the write: a reply read while sendall waits finds its entry
-            inflight[req_id] = (op, post, t0, done)
+            inflight[req_id] = (op, post, t0, done_one)
         try:
             send_all(self.sock, frames[0] if len(frames) == 1 else b"".join(frames))
         except self.failures as exc:
@@ -368,10 +370,10 @@ class WsClient(Dispatcher):
                              messages.ws_count)  # fmt: skip
 
 
-def _refused(queued: list[Any], done: Done, failure: str) -> None:
+def _refused(queued: list[Any], dones: list[Done], failure: str) -> None:
     """Requests that never went (the connection could not be made): each gets `failure`."""
     now = Stamp(time.time_ns())
-    for op, _, _, post in queued:
+    for (op, _, _, post), done in zip(queued, dones, strict=True):
         done(_outcome(op, post, None, now.ns, now, failure))
 
 

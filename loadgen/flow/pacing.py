@@ -74,21 +74,35 @@ class Schedule:
         return intended
 
 
+# How far ahead of the cap's steady pace sends may go at once: a user behind schedule sends
+# what is due in one write, and users whose timers fall due in one turn of the event loop send
+# together. Without it, every send within 1/rate of the last one slept for its slot: an extra
+# wake-up (about 6 us of gevent here) for a few tens of microseconds at the caps open-loop runs
+# set (twice their top rate).
+BURST_S = 0.002
+
+
 class Throttle:
-    """At most `rate` slots per second; rate 0 means no cap."""
+    """At most `rate` slots per second, over any stretch of time, plus BURST_S's worth at once
+    (the generic cell rate algorithm, as token buckets and ATM policers meter); rate 0 means no
+    cap. `next_at` is the theoretical time of the next slot at the steady pace."""
 
     def __init__(self, rate: float = 0.0) -> None:
         self.rate = rate
         self.next_at = 0.0
+
+    def free(self, now: float) -> bool:
+        """Whether a slot is free at `now`: take() would not make its caller wait."""
+        return self.rate <= 0 or self.next_at - BURST_S <= now
 
     def take(self, now: float, n: int = 1) -> float:
         """The time this caller may send `n` requests at (now, or later when the cap is
         reached)."""
         if self.rate <= 0:
             return now
-        slot = max(now, self.next_at)
-        self.next_at = slot + n / self.rate
-        return slot
+        due = max(now, self.next_at)
+        self.next_at = due + n / self.rate
+        return max(now, due - BURST_S)
 
 
 # Users waiting across a step of the load wake this long after it, once the ticker (on a

@@ -18,6 +18,7 @@ from locust import User, constant, task
 
 from loadgen import conformance, keyuse
 from loadgen.clients.api import TraderClient
+from loadgen.clients.net import Done
 from loadgen.conformance import KeyShadow
 from loadgen.flow.mix import OpMix, parse_kinds, parse_weights
 from loadgen.flow.model import Action, FlowModel
@@ -28,6 +29,7 @@ from loadgen.users import options, recording
 
 WINDOW_POLL_S = 0.001  # open loop, a full window: how often to look for room again
 OPEN_TURNS = 100  # open loop: sends per call of the task (bounded; Locust stops it any time)
+OPEN_BATCH = 16  # open loop: at most this many sends already due go out in one write
 DRAIN_S = 2.0  # at its stop, a user waits this long at most for the answers it is owed
 DRAIN_POLL_S = 0.005
 _MIX_CACHE: dict[str, OpMix] = {}
@@ -179,21 +181,18 @@ class TraderUser(User):
         for the part of the delay the venue caused: a send held because OPEN_WINDOW requests
         were still unanswered. What the generator adds (a timer woken late, a busy core) is not
         the venue's; `late` counts those sends.
+
+        Sends of this user's that are already due when one goes (the generator fell a whole
+        interval or more behind) go with it in the same write, up to OPEN_BATCH: each is as
+        late as it is, but the write, its stamp and the reader's wake-up are paid once for all
+        of them, as the pipelined loop pays them, so a generator that has fallen behind
+        catches up instead of falling further behind (issue 14: "sends due in the same tick go
+        out in one write per connection"). With stay_under each send waits for its own room.
         """
         intended = self.wait_turn()
         assert intended is not None
         self.follow_stage_mix()
-        held = 0.0
-        if self.client.in_flight() >= OPEN_WINDOW:
-            start = time.monotonic()
-            while self.client.in_flight() >= OPEN_WINDOW:
-                gevent.sleep(WINDOW_POLL_S)
-            now = time.monotonic()
-            held = now - start
-            if recording.generator_stalled(start, now):
-                held = 0.0  # answers may have been in while this process could not read them
-            elif held > LATE_S:
-                recording.behind_schedule(venue=True)
+        held = self.hold_for_window()
         now = time.monotonic()
         action = self.free_action(now)
         shadow = self.shadow
@@ -203,10 +202,62 @@ class TraderUser(User):
             if wait > 0:
                 gevent.sleep(wait)
                 now = time.monotonic()
-        self._busy.update(map(id, action.targets))
         self.client.begin()
+        dones = [self.queue(action, charges, held, now)]
+        while (
+            not self.stay_under
+            and action.op != "cancel_all"  # it would take the next ones' orders from under them
+            and len(dones) < OPEN_BATCH
+            and self.another_due(now, len(dones))
+        ):
+            action = self.free_action(now)
+            charges = conformance.plan(self.protocol, action) if shadow is not None else []
+            dones.append(self.queue(action, charges, 0.0, now))
+        self.client.dispatch(dones[0] if len(dones) == 1 else dones)
+
+    def hold_for_window(self) -> float:
+        """Open loop: wait while OPEN_WINDOW requests are unanswered; how long that was the
+        venue's doing (seconds; 0 when this process could not read its answers meanwhile)."""
+        if self.client.in_flight() < OPEN_WINDOW:
+            return 0.0
+        start = time.monotonic()
+        while self.client.in_flight() >= OPEN_WINDOW:
+            gevent.sleep(WINDOW_POLL_S)
+        now = time.monotonic()
+        if recording.generator_stalled(start, now):
+            return 0.0  # answers may have been in while this process could not read them
+        if now - start > LATE_S:
+            recording.behind_schedule(venue=True)
+        return now - start
+
+    def queue(self, action: Action, charges: list, held: float, now: float) -> Done:
+        """Queue an open-loop action on the client; where its Outcome goes."""
+        self._busy.update(map(id, action.targets))
         self.issue(action)
-        self.client.dispatch(lambda outcome: self.answered(action, charges, held, now, outcome))
+        return lambda outcome: self.answered(action, charges, held, now, outcome)
+
+    def another_due(self, now: float, queued: int) -> bool:
+        """Whether this user's next send is due already, with room in the window and a slot
+        under the rate cap for it; its slot is taken when it is."""
+        schedule = self.schedule
+        assert schedule is not None
+        cap = recording.pace.cap
+        if (
+            schedule.rate <= 0
+            or schedule.next_at > now
+            or self.client.in_flight() + queued >= OPEN_WINDOW
+            or not cap.free(now)
+        ):
+            return False
+        cap.take(now)
+        self.note_late(now, schedule.take())
+        return True
+
+    def note_late(self, now: float, intended: float) -> None:
+        """Count a send the generator let slip a whole interval behind (pacing.py)."""
+        assert self.schedule is not None
+        if now - intended > max(GENERATOR_LATE_S, 1.0 / self.schedule.rate):
+            recording.behind_schedule(venue=False)  # the generator fell a send behind
 
     def free_action(self, now: float) -> Action:
         """The flow's next action, drawn again (up to 3 times) while it targets an order with
@@ -255,8 +306,7 @@ class TraderUser(User):
                 gevent.sleep(min(wait, recording.pace.nap(now)))
                 now = time.monotonic()
             intended = schedule.take()
-            if now - intended > max(GENERATOR_LATE_S, 1.0 / schedule.rate):
-                recording.behind_schedule(venue=False)  # the generator fell a send behind
+            self.note_late(now, intended)
         slot = recording.pace.cap.take(now)
         if slot > now:
             gevent.sleep(slot - now)

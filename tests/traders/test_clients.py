@@ -175,6 +175,43 @@ def test_open_loop_sends_never_wait_for_answers(knob_venue_proc, protocol):
 
 
 @pytest.mark.parametrize("protocol", ["rest", "ws", "fix"])
+def test_open_loop_sends_due_together_go_in_one_write_each_answered_to_its_own(
+    venue_proc, protocol, monkeypatch
+):
+    """A user behind schedule sends what is due in one write (users/base.trade_open): one
+    callback per operation, each handed its own operation's Outcome."""
+    import sys
+
+    info = catalog(30)[-3]
+    pair = Market.from_asset_pair(info.public_info(), info.ref_price)
+    client = make_client(protocol, venue_proc)
+    client.cancel_all()  # connected, logged on
+    module = sys.modules[type(client).__module__]
+    writes: list[bytes] = []
+    send_all = module.send_all
+    monkeypatch.setattr(
+        module, "send_all", lambda sock, data: (writes.append(data), send_all(sock, data))[1]
+    )
+    price = round(pair.mid * 0.8 * 10**pair.price_decimals)  # rests: far under the market
+    added: list = []
+    cancelled: list = []
+    client.begin()
+    client.add(LiveOrder("3", pair, BUY, price, pair.min_lots, 0.0))
+    client.cancel_all()
+    client.dispatch([added.append, cancelled.append])
+    _await(cancelled, 1)
+    _await(added, 1)
+    client.begin()
+    client.cancel_all()
+    with pytest.raises(ValueError, match="2 callbacks for 1 queued"):
+        client.dispatch([added.append, cancelled.append])
+    assert len(writes) == 1  # (before close: FIX's Logout is a write of its own)
+    client.close()
+    assert [(o.op, o.outcome) for o in added + cancelled] == [("add", OK), ("cancel_all", OK)]
+    assert added[0].detail and cancelled[0].detail == 1  # the new order's id; the one cancelled
+
+
+@pytest.mark.parametrize("protocol", ["rest", "ws", "fix"])
 def test_open_loop_answers_owed_past_the_timeout_are_timeouts(knob_venue_proc, protocol):
     """Stalled for the last 5 s of every 8: a request sent in a stall is owed past the client's
     0.5 s timeout, the watchdog ends its connection and it becomes a timeout; a request sent
