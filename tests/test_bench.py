@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from loadgen.bench import suite, traders
+from loadgen.bench import openloop, suite, traders
 
 
 def test_steady_cost_leaves_out_start_up_and_counts_only_the_steady_part():
@@ -83,6 +83,25 @@ def test_the_simulator_sees_the_master_end_while_it_is_still_unreaped():
     started = time.monotonic()
     wait_for_end(child.pid, 30)  # reaped: gone
     assert time.monotonic() - started < 1
+
+
+def test_the_open_loop_ceiling_names_what_stopped_it():
+    """The median run's first step not held, with why: its late share and the generator's CPU."""
+
+    def run(held: int, late: float) -> dict:
+        steps = [{"offered": r, "achieved": r * 0.99, "late_share": 0.0, "held": True,
+                  "generator_cpu": r / 10_000} for r in openloop.CEILING_STEPS if r <= held]  # fmt: skip
+        steps.append({"offered": held + 2000, "achieved": held + 1900.0, "late_share": late,
+                      "held": False, "generator_cpu": 0.97})  # fmt: skip
+        return {"held_rps": held, "top_rps": held + 1900.0, "steps": steps}
+
+    result = openloop.summarize([{"p99_us": 1500, "late_share": 0.0}],
+                                [run(6000, 0.2), run(8000, 0.05), run(10000, 0.5)])  # fmt: skip
+    assert result["ceiling"]["held_rps"] == 8000 and not result["ceiling"]["met"]
+    (_, line) = openloop.table_lines(result)
+    assert line.endswith("; first step not held: 10,000/s, 9,900 achieved, 5.0% of sends late, "
+                         "generator at 0.97 of its core")  # fmt: skip
+    assert openloop.first_missed([{"held_rps": 14000, "top_rps": 14000.0, "steps": []}]) == ""
 
 
 def test_bench_quick_writes_json_and_prints_the_table(tmp_path: Path):

@@ -85,8 +85,24 @@ def ceiling(folder: Path, step_s: int) -> dict[str, Any]:
             held = rate
         top = max(top, level["throughput_rps"])
         rows.append({"offered": rate, "achieved": level["throughput_rps"],
-                     "late_share": round(level["late"] / count, 4), "held": kept})  # fmt: skip
+                     "late_share": round(level["late"] / count, 4), "held": kept,
+                     "generator_cpu": round(level["cpu_s"] / level["seconds"], 3)
+                     if level["seconds"] else None})  # fmt: skip
     return {"held_rps": held, "top_rps": top, "steps": rows}
+
+
+def first_missed(runs: list[dict[str, Any]]) -> str:
+    """What stopped the median run: its first step not held, with its late share and the
+    generator's CPU there (a figure names its cause)."""
+    ranked = sorted(runs, key=lambda r: (r["held_rps"], r["top_rps"]))
+    run = ranked[len(ranked) // 2]
+    missed = next((s for s in run["steps"] if not s["held"]), None)
+    if missed is None:
+        return ""
+    cpu = missed.get("generator_cpu")
+    return (f"; first step not held: {missed['offered']:,}/s, {missed['achieved']:,.0f} achieved, "
+            f"{missed['late_share']:.1%} of sends late"
+            + (f", generator at {cpu:.2f} of its core" if cpu is not None else ""))  # fmt: skip
 
 
 def summarize(runs_at: list[dict[str, Any]], runs_ceiling: list[dict[str, Any]]) -> dict[str, Any]:
@@ -98,7 +114,7 @@ def summarize(runs_at: list[dict[str, Any]], runs_ceiling: list[dict[str, Any]])
         "at_1000": {"p99_us": p99, "late_share": late, "runs": runs_at,
                     "met": p99 <= TARGET_P99_US and late < LATE_SHARE},
         "ceiling": {"held_rps": held, "top_rps": top, "runs": runs_ceiling,
-                    "met": held >= TARGET_CEILING},
+                    "met": held >= TARGET_CEILING, "stopped_by": first_missed(runs_ceiling)},
     }  # fmt: skip
 
 
@@ -122,7 +138,7 @@ def table_lines(r: dict[str, Any]) -> list[str]:
         f"{'met' if a['met'] else 'NOT met'})",
         f"open loop, one worker: ceiling {c['held_rps']:,.0f} req/s held, "
         f"{c['top_rps']:,.0f} req/s at most (target 10,000 held: "
-        f"{'met' if c['met'] else 'NOT met'})",
+        f"{'met' if c['met'] else 'NOT met'}){c.get('stopped_by', '')}",
     ]
 
 
