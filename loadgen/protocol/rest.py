@@ -11,6 +11,7 @@ only parses them afterwards.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 from collections.abc import Mapping
@@ -96,14 +97,19 @@ def encode_form(fields: Mapping[str, Any]) -> bytes:
         if isinstance(value, list):
             for i, item in enumerate(value):
                 if isinstance(item, Mapping):
-                    parts.extend(
-                        f"{quote(f'{key}[{i}][{k}]', safe='')}={_q(v)}" for k, v in item.items()
-                    )
+                    parts.extend(f"{_bracketed(key, i, k)}={_q(v)}" for k, v in item.items())
                 else:
-                    parts.append(f"{quote(f'{key}[{i}]', safe='')}={_q(item)}")
+                    parts.append(f"{_bracketed(key, i)}={_q(item)}")
         else:
             parts.append(f"{key}={_q(value)}")
     return "&".join(parts).encode()
+
+
+@functools.lru_cache(maxsize=1024)
+def _bracketed(key: str, i: int, name: str = "") -> str:
+    """`orders[0][price]`, quoted: a batch repeats the same few names (urllib's quote walks
+    a string with brackets a character at a time, 8 calls a request in an open-loop run)."""
+    return quote(f"{key}[{i}][{name}]" if name else f"{key}[{i}]", safe="")
 
 
 def _q(value: Any) -> str:
