@@ -531,12 +531,11 @@ def level_at(profile: Profile, elapsed: float) -> tuple[int, float] | None:
     return max(users, 1 if stage.users else 0), prev_rate + (stage.rate - prev_rate) * done
 
 
-def step_ends(profile: Profile, elapsed: float) -> float | None:
-    """The run time (s) at which the stage running at `elapsed` ends, where its load holds
-    until then (a step, a spike, a soak); None in a ramp, whose rate moves all along, and once
-    the run is over."""
+def stage_ends(profile: Profile, elapsed: float) -> float | None:
+    """The run time (s) at which the stage running at `elapsed` ends (a step's load, a ramp's
+    last rate or mix change there); None once the run is over."""
     found = stage_at(profile, elapsed)
-    if found is None or found[1].kind == "ramp":
+    if found is None:
         return None
     return sum(stage.duration for stage in profile.stages[: found[0] + 1])
 

@@ -92,10 +92,11 @@ def ceiling(folder: Path, step_s: int) -> dict[str, Any]:
 
 
 def first_missed(runs: list[dict[str, Any]]) -> str:
-    """What stopped the median run: its first step not held, with its late share and the
-    generator's CPU there (a figure names its cause)."""
+    """What stopped the median run (the lower of the middle two of an even count): its first
+    step not held, with its late share and the generator's CPU there (a figure names its
+    cause)."""
     ranked = sorted(runs, key=lambda r: (r["held_rps"], r["top_rps"]))
-    run = ranked[len(ranked) // 2]
+    run = ranked[(len(ranked) - 1) // 2]
     missed = next((s for s in run["steps"] if not s["held"]), None)
     if missed is None:
         return ""

@@ -156,8 +156,8 @@ class RestClient(Dispatcher):
         """Send the queued calls pipelined in one write and return; each Outcome goes to
         `done` as its reply comes (HTTP/1.1 answers in order: a slow reply holds the replies
         behind it, never the next send)."""
+        dones = callbacks(done, len(self._queued or ()))  # a wrong count leaves the queue be
         queued = self._take()
-        dones = callbacks(done, len(queued))
         conn = self.conn
         if conn.sock is None:
             try:

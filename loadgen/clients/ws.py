@@ -240,8 +240,8 @@ class WsClient(Dispatcher):
 
     def dispatch(self, done: Done | list[Done]) -> None:
         """Send the queued requests in one write and return; each Outcome goes to `done`."""
+        dones = callbacks(done, len(self._queued or ()))  # a wrong count leaves the queue be
         queued = self._take()
-        dones = callbacks(done, len(queued))
         try:
             if self.sock is None:
                 self._connect()

@@ -49,11 +49,18 @@ class Schedule:
     last one (so a rate given while it is tiny, at the foot of a ramp, never leaves a user
     parked minutes ahead), but never before the moment the rate changed: a faster rate heard
     a little after the last send must not make its first slot overdue on arrival (that send
-    would count as behind schedule through no one's fault)."""
+    would count as behind schedule through no one's fault).
 
-    def __init__(self, start: float, rate: float) -> None:
+    Users hear a new rate at one moment (the pace moves at the shape's step, pacing.Pace), so
+    each keeps a phase of its own: re-timed, a user's next slot is the first one not before the
+    change on the grid of its own last send; started (first rate, or after a rate of 0) it is
+    `phase` of an interval after the change. Otherwise every user would send at once, a
+    step's burst repeated every interval for the whole stage."""
+
+    def __init__(self, start: float, rate: float, phase: float = 0.0) -> None:
         self.next_at = start
         self.rate = rate
+        self.phase = phase  # of an interval, in [0, 1): where this user starts on a new rate
         self.last: float | None = None  # the intended time of the last send
 
     def set_rate(self, rate: float, now: float) -> None:
@@ -62,9 +69,11 @@ class Schedule:
             return
         if rate > 0:
             if self.rate <= 0 or self.last is None:
-                self.next_at = max(self.next_at, now) if self.last is None else now
+                start = now + self.phase / rate
+                self.next_at = max(self.next_at, start) if self.last is None else start
             else:
-                self.next_at = max(now, self.last + 1.0 / rate)
+                steps = max(1, math.ceil((now - self.last) * rate))
+                self.next_at = self.last + steps / rate
         self.rate = rate
 
     def take(self) -> float:
@@ -72,6 +81,16 @@ class Schedule:
         intended = self.last = self.next_at
         self.next_at = intended + 1.0 / self.rate
         return intended
+
+
+def take_due(schedule: Schedule, cap: Throttle, now: float, room: int) -> float | None:
+    """Open loop, a user sending: the intended time of its next send when that is due at `now`
+    already (the generator fell behind), with `room` left in its window and a slot free under
+    the cap, both taken; None otherwise. Sends due together go in one write."""
+    if room <= 0 or schedule.rate <= 0 or schedule.next_at > now or not cap.free(now):
+        return None
+    cap.take(now)
+    return schedule.take()
 
 
 # How far ahead of the cap's steady pace sends may go at once: a user behind schedule sends
@@ -83,9 +102,10 @@ BURST_S = 0.002
 
 
 class Throttle:
-    """At most `rate` slots per second, over any stretch of time, plus BURST_S's worth at once
-    (the generic cell rate algorithm, as token buckets and ATM policers meter); rate 0 means no
-    cap. `next_at` is the theoretical time of the next slot at the steady pace."""
+    """At most `rate` slots per second over any stretch of time, with BURST_S's worth (and one)
+    let through at once (the generic cell rate algorithm, as token buckets and ATM policers
+    meter); rate 0 means no cap. `next_at` is the theoretical time of the next slot at the
+    steady pace."""
 
     def __init__(self, rate: float = 0.0) -> None:
         self.rate = rate
@@ -108,6 +128,8 @@ class Throttle:
 # Users waiting across a step of the load wake this long after it, once the ticker (on a
 # worker, the master's message) has moved the pace on.
 PACE_SLACK_S = 0.005
+PACE_GRACE_S = 0.05  # then a short poll, for a new pace that comes late...
+PACE_POLL_S = 0.002  # ...this often
 
 
 class Pace:
@@ -135,12 +157,16 @@ class Pace:
         next_in: float | None,
         now: float,
     ) -> None:
-        """The pace from `now` on, and in how many seconds the shape will change it (None:
-        not known; a ramp's pace moves at every tick)."""
+        """The pace from `now` on, and in how many seconds the shape's stage ends (None: the
+        run is over, or the shape has no stages)."""
         self.per_user, self.cap.rate, self.mix = per_user, cap, mix
         self.next_change = math.inf if next_in is None else now + next_in
 
     def nap(self, now: float) -> float:
-        """How long a user waiting for its next send may sleep before it looks again."""
+        """How long a user waiting for its next send may sleep before it looks again: a tick,
+        or until just after the shape's next change; and while the new pace is late (on a
+        worker, the master's message), a short poll for PACE_GRACE_S."""
         until = self.next_change + PACE_SLACK_S - now
-        return min(self.tick, until) if until > 0 else self.tick
+        if until > 0:
+            return min(self.tick, until)
+        return PACE_POLL_S if -until < PACE_GRACE_S else self.tick

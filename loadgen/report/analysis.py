@@ -186,11 +186,12 @@ def _verdict(name: str, kind: str, limit: str, measured: float, ok: bool) -> dic
 def levels(windows: list[Window], meta: dict[str, Any]) -> list[tuple[str, list[Window]]]:
     """The run cut into stretches of one load: the profile's stages, or 5 s each.
 
-    A level holds the windows that lie wholly inside its stage. Windows are wall-clock seconds
-    and stages start where the run did, so the window a step falls in carries part of both
-    loads: counted in the new level it made a 2,000 -> 6,000 req/s step read 2-3% short of
-    what was sent at 6,000 (measured, `loadgen bench openloop`), a level "not held" that was.
-    Such a window is in the run's totals and its second-by-second series, in no level.
+    A level holds the windows that lie wholly inside its stage (give or take EDGE_S). Windows
+    are wall-clock seconds and stages start where the run did, so the window a step falls in
+    carries part of both loads: counted in the new level it made a 2,000 -> 6,000 req/s step
+    read 2-3% short of what was sent at 6,000 (measured, `loadgen bench openloop`), a level
+    "not held" that was. Such a window is in the run's totals and its second-by-second
+    series, in no level.
     """
     if not windows:
         return []
@@ -206,14 +207,28 @@ def levels(windows: list[Window], meta: dict[str, Any]) -> list[tuple[str, list[
             (f"{k * 5}-{k * 5 + 5} s", t0 + k * 5, t0 + k * 5 + 5)
             for k in range(math.ceil((windows[-1].t - t0) / 5))
         ]
+    spans = _spans(windows)
     out = []
     for name, lo, hi in bounds:
-        inside = [w for w in windows if lo - EDGE_S <= w.t - 1 and w.t <= hi + EDGE_S]
-        if not inside:  # a stage shorter than a window: the windows centred in it
-            inside = [w for w in windows if lo <= w.t - 0.5 < hi]  # window t covers [t - 1, t)
+        inside = [w for w, (a, b) in zip(windows, spans, strict=True)
+                  if lo - EDGE_S <= a and b <= hi + EDGE_S]  # fmt: skip
+        if not inside:  # a stage holding no whole window (under 2 s, by its phase): the
+            inside = [w for w in windows if lo <= w.t - 0.5 < hi]  # windows centred in it
         if inside:
             out.append((name, inside))
     return out
+
+
+def _spans(windows: list[Window]) -> list[tuple[float, float]]:
+    """The stretch of time each window covers: [t - 1, t), less for the first window (it
+    began when the run did: the end of its second) and the last (flushed when the run ended:
+    the start of its second)."""
+    spans = [(w.t - 1.0, float(w.t)) for w in windows]
+    if windows:
+        first, last = windows[0], windows[-1]
+        spans[0] = (first.t - first.span, spans[0][1])
+        spans[-1] = (spans[-1][0], last.t - 1.0 + last.span if last is not first else last.t)
+    return spans
 
 
 def covered_seconds(windows: list[Window]) -> float:

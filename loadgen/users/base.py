@@ -22,7 +22,14 @@ from loadgen.clients.net import Done
 from loadgen.conformance import KeyShadow
 from loadgen.flow.mix import OpMix, parse_kinds, parse_weights
 from loadgen.flow.model import Action, FlowModel
-from loadgen.flow.pacing import GENERATOR_LATE_S, LATE_S, OPEN_WINDOW, Schedule, pipeline_problem
+from loadgen.flow.pacing import (
+    GENERATOR_LATE_S,
+    LATE_S,
+    OPEN_WINDOW,
+    Schedule,
+    pipeline_problem,
+    take_due,
+)
 from loadgen.outcome import ERROR, OK, RATE_LIMITED, REJECTED, TIMEOUT, Outcome
 from loadgen.ratelimit import INF, TIERS, batch_cancel_cost
 from loadgen.users import options, recording
@@ -30,6 +37,7 @@ from loadgen.users import options, recording
 WINDOW_POLL_S = 0.001  # open loop, a full window: how often to look for room again
 OPEN_TURNS = 100  # open loop: sends per call of the task (bounded; Locust stops it any time)
 OPEN_BATCH = 16  # open loop: at most this many sends already due go out in one write
+PHI = 0.6180339887  # users' phases on a new rate: user n at n * PHI (mod 1), evenly spread
 DRAIN_S = 2.0  # at its stop, a user waits this long at most for the answers it is owed
 DRAIN_POLL_S = 0.005
 _MIX_CACHE: dict[str, OpMix] = {}
@@ -103,7 +111,7 @@ class TraderUser(User):
         self._base_mix = self.flow.mix
         self._stage_mix: dict[str, float] | None = None
         self.schedule = (
-            Schedule(time.monotonic(), recording.pace.per_user)
+            Schedule(time.monotonic(), recording.pace.per_user, (self.number * PHI) % 1.0)
             if recording.open_loop(self.environment)
             else None
         )
@@ -237,20 +245,13 @@ class TraderUser(User):
         return lambda outcome: self.answered(action, charges, held, now, outcome)
 
     def another_due(self, now: float, queued: int) -> bool:
-        """Whether this user's next send is due already, with room in the window and a slot
-        under the rate cap for it; its slot is taken when it is."""
-        schedule = self.schedule
-        assert schedule is not None
-        cap = recording.pace.cap
-        if (
-            schedule.rate <= 0
-            or schedule.next_at > now
-            or self.client.in_flight() + queued >= OPEN_WINDOW
-            or not cap.free(now)
-        ):
+        """Whether this user's next send is due already (pacing.take_due), its slot taken."""
+        assert self.schedule is not None
+        room = OPEN_WINDOW - self.client.in_flight() - queued
+        intended = take_due(self.schedule, recording.pace.cap, now, room)
+        if intended is None:
             return False
-        cap.take(now)
-        self.note_late(now, schedule.take())
+        self.note_late(now, intended)
         return True
 
     def note_late(self, now: float, intended: float) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from locust import LoadTestShape
 
-from loadgen.profiles import Profile, level_at, stage_at, step_ends
+from loadgen.profiles import Profile, level_at, stage_at, stage_ends
 
 
 class ProfileShape(LoadTestShape):
@@ -30,9 +30,9 @@ class ProfileShape(LoadTestShape):
         return level[1] if level else 0.0
 
     def next_change(self) -> float | None:
-        """The run time (s) at which the running step ends: the pace moves on at that moment,
-        not at its next tick (None in a ramp)."""
-        return step_ends(self.profile, self.get_run_time())
+        """The run time (s) at which the running stage ends: the pace moves on at that moment,
+        not at its next tick (a ramp's pace moves at every tick besides)."""
+        return stage_ends(self.profile, self.get_run_time())
 
     def current_users(self) -> int:
         level = level_at(self.profile, self.get_run_time())

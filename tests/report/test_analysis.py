@@ -9,11 +9,20 @@ from pathlib import Path
 
 import pytest
 
-from loadgen.flow.pacing import BURST_S, PACE_SLACK_S, Pace, Schedule, Throttle
+from loadgen.flow.pacing import (
+    BURST_S,
+    PACE_GRACE_S,
+    PACE_POLL_S,
+    PACE_SLACK_S,
+    Pace,
+    Schedule,
+    Throttle,
+    take_due,
+)
 from loadgen.metrics.recorder import Recorder, Window
 from loadgen.metrics.store import ResultsWriter
 from loadgen.outcome import Outcome
-from loadgen.profiles import Profile, Slo, Stage, Target, level_at, step_ends
+from loadgen.profiles import Profile, Slo, Stage, Target, level_at, stage_ends
 from loadgen.report import analysis, junit
 from loadgen.report.compare import compare_runs
 
@@ -273,16 +282,53 @@ def test_users_asleep_across_a_step_wake_just_after_it() -> None:
               Stage("spike", 2, 600, 9000.0))  # fmt: skip
     prof = Profile("p", "p.toml", "", Target(), {"rest": 1, "ws": 0, "fix": 0}, None, {"XBTUSD": 1},
                    0.1, 0, "open", 20000.0, 10.0, stages, Slo())  # fmt: skip
-    assert step_ends(prof, 1.5) == 5.0 and step_ends(prof, 15.2) == 17.0
-    assert step_ends(prof, 7.0) is None and step_ends(prof, 17.0) is None  # a ramp; the end
+    assert stage_ends(prof, 1.5) == 5.0 and stage_ends(prof, 7.0) == 15.0  # a ramp's end too
+    assert stage_ends(prof, 15.2) == 17.0 and stage_ends(prof, 17.0) is None  # the run's end
     pace = Pace(tick=0.25)
-    assert pace.nap(now=100.0) == 0.25  # no step known: a tick
+    assert pace.nap(now=100.0) == 0.25  # no change known: a tick
     pace.apply(2000 / 600, 0.0, None, next_in=0.1, now=100.0)
     assert pace.nap(now=100.0) == pytest.approx(0.1 + PACE_SLACK_S)  # not a whole tick
     assert pace.nap(now=99.0) == 0.25
-    assert pace.nap(now=100.2) == 0.25  # past it (the new pace is late): ticks again
+    late = 100.1 + PACE_SLACK_S + PACE_GRACE_S / 2  # past it, the new pace not in yet (a
+    assert pace.nap(now=late) == PACE_POLL_S  # worker whose message is late): poll for it
+    assert pace.nap(now=late + PACE_GRACE_S) == 0.25  # ...for a while, then tick again
     pace.apply(6000 / 600, 0.0, None, next_in=None, now=100.1)
     assert pace.nap(now=100.1) == 0.25
+
+
+def test_sends_already_due_are_taken_together_within_the_window_and_the_cap() -> None:
+    s = Schedule(start=10.0, rate=100.0)  # 10 ms a send; the generator woke at 10.035
+    s.take()
+    cap = Throttle(rate=0.0)
+    due = [take_due(s, cap, now=10.035, room=8) for _ in range(5)]
+    assert due[:3] == pytest.approx([10.01, 10.02, 10.03]) and due[3:] == [None, None]
+    assert s.next_at == pytest.approx(10.04)  # the next one waits for its time
+    s = Schedule(start=10.0, rate=100.0)
+    s.take()
+    assert [take_due(s, cap, 10.035, room) for room in (1, 0)] == [pytest.approx(10.01), None]
+    assert take_due(s, Throttle(rate=1.0), 10.035, 8) is not None  # a cap's burst: one more
+    tight = Throttle(rate=1.0)
+    tight.take(10.035)
+    assert take_due(s, tight, 10.035, 8) is None  # and then none till its slot
+    s.set_rate(0.0, now=10.035)
+    assert take_due(s, cap, 10.035, 8) is None  # no rate, no sends
+
+
+def test_users_woken_at_a_step_keep_their_own_phases() -> None:
+    """600 users hear a step from 2,000 to 6,000 req/s at one moment, and 600 others a first
+    rate: their next sends stay spread over the new interval, not all at once."""
+    users = [Schedule(start=0.0, rate=2000 / 600, phase=(n * 0.618) % 1) for n in range(600)]
+    for n, s in enumerate(users):  # each has sent, at its own point of the old interval
+        s.next_at = 9.7 + 0.3 * ((n * 0.618) % 1)
+        s.take()
+    fresh = [Schedule(start=0.0, rate=0.0, phase=(n * 0.618) % 1) for n in range(600)]
+    for group in (users, fresh):
+        for s in group:
+            s.set_rate(6000 / 600, now=10.0)
+        slots = [s.next_at - 10.0 for s in group]
+        assert all(0 <= t < 0.1 + 1e-9 for t in slots)  # within one new interval
+        busiest = max(sum(1 for t in slots if k / 100 <= t < (k + 1) / 100) for k in range(10))
+        assert busiest <= 90  # of 600 in a tenth of it: spread (60 each when even)
 
 
 def test_a_level_holds_only_the_windows_wholly_inside_its_stage() -> None:
@@ -295,8 +341,14 @@ def test_a_level_holds_only_the_windows_wholly_inside_its_stage() -> None:
     assert got == {
         "stage 1 (step)": [1002],  # [1001, 1002) of [1000.3, 1002.3)
         "stage 2 (step)": [1004, 1005, 1006, 1007],  # of [1002.3, 1007.3)
-        "stage 3 (step)": [1008],  # shorter than a window: the window centred in it
+        "stage 3 (step)": [1008],  # holds no whole window: the window centred in it
     }
+    # a run's first and last windows cover only part of their second: the part the run ran
+    first, *rest, last = [Window(t) for t in range(1001, 1008)]
+    first.span, last.span = 0.7, 0.3  # [1000.3, 1001) and [1006, 1006.3)
+    meta = {"start": 1000.3, "stages": [{"kind": "step", "duration": 6}]}
+    ((_, level),) = analysis.levels([first, *rest, last], meta)
+    assert [w.t for w in level] == list(range(1001, 1008))
 
 
 def test_windows_without_stages_are_cut_into_five_second_levels() -> None:

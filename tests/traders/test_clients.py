@@ -205,9 +205,13 @@ def test_open_loop_sends_due_together_go_in_one_write_each_answered_to_its_own(
     client.cancel_all()
     with pytest.raises(ValueError, match="2 callbacks for 1 queued"):
         client.dispatch([added.append, cancelled.append])
-    assert len(writes) == 1  # (before close: FIX's Logout is a write of its own)
+    assert len(writes) == 1
+    client.dispatch([cancelled.append])  # the queue was left as it was: it goes now
+    _await(cancelled, 2)
+    assert len(writes) == 2  # (before close: FIX's Logout is a write of its own)
     client.close()
-    assert [(o.op, o.outcome) for o in added + cancelled] == [("add", OK), ("cancel_all", OK)]
+    assert [(o.op, o.outcome) for o in added + cancelled] == [
+        ("add", OK), ("cancel_all", OK), ("cancel_all", OK)]  # fmt: skip
     assert added[0].detail and cancelled[0].detail == 1  # the new order's id; the one cancelled
 
 
