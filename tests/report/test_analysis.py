@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import math
 import random
 from pathlib import Path
@@ -251,15 +250,15 @@ def test_a_new_rate_re_times_the_next_send_from_the_last() -> None:
 def test_the_throttle_hands_out_at_most_rate_slots_per_second() -> None:
     cap = Throttle(rate=100.0)
     slots = [cap.take(now=5.0) for _ in range(250)]
-    assert slots[0] == 5.0 and slots[-1] == pytest.approx(7.49 - BURST_S)
-    assert all(b - a == pytest.approx(0.01) for a, b in itertools.pairwise(slots[1:]))
+    assert slots[0] == 5.0 and slots[-1] == pytest.approx(7.49)
     assert Throttle().take(now=3.0) == 3.0  # rate 0: no cap
-    fast = Throttle(rate=10_000.0)  # 0.1 ms a slot: BURST_S's worth go at once, then the pace
-    slots = [fast.take(now=1.0) for _ in range(40)]
-    burst = int(BURST_S * 10_000)
-    assert slots[: burst + 1] == [1.0] * (burst + 1) and slots[burst + 1] > 1.0
-    assert slots[-1] == pytest.approx(1.0 + 39 / 10_000 - BURST_S)
-    assert fast.free(now=slots[-1] + 0.0001) and not fast.free(now=slots[-1])
+    fast = Throttle(rate=10_000.0)  # 0.1 ms a slot: a batch may run BURST_S ahead, no more
+    fast.take(now=1.0)
+    ahead = 0
+    while fast.free(now=1.0):
+        fast.take(now=1.0)
+        ahead += 1
+    assert ahead == round(BURST_S * 10_000) and fast.free(now=1.0001)
 
 
 def test_the_shape_ramps_then_holds_and_ends() -> None:
