@@ -31,7 +31,6 @@ from loadgen.clients.net import (
     Done,
     NonceSource,
     Stamp,
-    callbacks,
     connect,
     latency_us,
     recv_stamped,
@@ -321,8 +320,7 @@ class FixClient(Dispatcher):
 
     def dispatch(self, done: Done | list[Done]) -> None:
         """Send the queued exchanges in one write and return; each Outcome goes to `done`."""
-        dones = callbacks(done, len(self._queued or ()))  # a wrong count leaves the queue be
-        queued = self._take()
+        queued, dones = self._take_each(done)
         try:
             if self.sock is None or self.session.state != ACTIVE:
                 self._connect()

@@ -221,16 +221,6 @@ class Pipelined:
 Done = Callable[[Outcome], None]  # where an open-loop operation's Outcome goes
 
 
-def callbacks(done: Done | list[Done], n: int) -> list[Done]:
-    """Where each of `n` queued operations' Outcome goes: `done` for all, or one each, in
-    order, from a list."""
-    if not isinstance(done, list):
-        return [done] * n
-    if len(done) != n:
-        raise ValueError(f"{len(done)} callbacks for {n} queued operations")
-    return done
-
-
 class Dispatcher(Pipelined):
     """Open loop, the way algorithmic traders run: dispatch() sends the queued operations in one
     write and returns at once; a reader greenlet per connection matches the answers as they
@@ -251,6 +241,17 @@ class Dispatcher(Pipelined):
 
     def dispatch(self, done: Done | list[Done]) -> None:
         raise NotImplementedError
+
+    def _take_each(self, done: Done | list[Done]) -> tuple[list[Any], list[Done]]:
+        """The queued operations, ending the queue, each with where its Outcome goes: `done`
+        for all, or one each, in order, from a list. A list of the wrong length raises and
+        leaves the queue as it was."""
+        n = len(self._queued or ())
+        if not isinstance(done, list):
+            return self._take(), [done] * n
+        if len(done) != n:
+            raise ValueError(f"{len(done)} callbacks for {n} queued operations")
+        return self._take(), done
 
     def in_flight(self) -> int:
         """Operations sent and not answered yet."""

@@ -28,7 +28,6 @@ from loadgen.clients.net import (
     Dispatcher,
     Done,
     NonceSource,
-    callbacks,
     latency_us,
     recv_stamped,
     send_all,
@@ -156,8 +155,7 @@ class RestClient(Dispatcher):
         """Send the queued calls pipelined in one write and return; each Outcome goes to
         `done` as its reply comes (HTTP/1.1 answers in order: a slow reply holds the replies
         behind it, never the next send)."""
-        dones = callbacks(done, len(self._queued or ()))  # a wrong count leaves the queue be
-        queued = self._take()
+        queued, dones = self._take_each(done)
         conn = self.conn
         if conn.sock is None:
             try:

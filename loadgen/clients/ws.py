@@ -35,7 +35,6 @@ from loadgen.clients.net import (
     Dispatcher,
     Done,
     Stamp,
-    callbacks,
     connect,
     latency_us,
     recv_stamped,
@@ -240,8 +239,7 @@ class WsClient(Dispatcher):
 
     def dispatch(self, done: Done | list[Done]) -> None:
         """Send the queued requests in one write and return; each Outcome goes to `done`."""
-        dones = callbacks(done, len(self._queued or ()))  # a wrong count leaves the queue be
-        queued = self._take()
+        queued, dones = self._take_each(done)
         try:
             if self.sock is None:
                 self._connect()
