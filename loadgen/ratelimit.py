@@ -20,11 +20,12 @@ Choices where the facts are silent (written down in the README too):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
-INF = float("inf")
+INF: Final = float("inf")
 # Decay rates like 3.75/s and 2.34/s are not exact in binary floating point: a counter that has
 # decayed by exactly one point may read 179.0000000001. Comparisons allow this much slack.
-EPSILON = 1e-9
+EPSILON: Final = 1e-9
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +38,7 @@ class Tier:
     max_open_orders: int  # open orders per pair
 
 
-TIERS: dict[str, Tier] = {
+TIERS: Final[dict[str, Tier]] = {
     # Kraken's published tiers (S7 for the REST counter, S8/S9 for the trading counter).
     "starter": Tier("starter", 15, 0.33, 60, 1.0, 60),
     "intermediate": Tier("intermediate", 20, 0.5, 125, 2.34, 80),
@@ -45,20 +46,20 @@ TIERS: dict[str, Tier] = {
     # Not Kraken's: for measuring the venue's or the generator's raw capacity.
     "unlimited": Tier("unlimited", INF, 0.0, INF, 0.0, 1_000_000),
 }
-DEFAULT_TIER = "pro"
+DEFAULT_TIER: Final = "pro"
 
 # Age-based penalties, (age below seconds, points), from the table in S8. Past the last row: 0.
-AMEND_PENALTY = ((5.0, 3), (10.0, 2), (15.0, 1))
-EDIT_PENALTY = ((5.0, 6), (10.0, 5), (15.0, 4), (45.0, 2), (90.0, 1))
-CANCEL_PENALTY = ((5.0, 8), (10.0, 6), (15.0, 5), (45.0, 4), (90.0, 2), (300.0, 1))
+AMEND_PENALTY: Final = ((5.0, 3), (10.0, 2), (15.0, 1))
+EDIT_PENALTY: Final = ((5.0, 6), (10.0, 5), (15.0, 4), (45.0, 2), (90.0, 1))
+CANCEL_PENALTY: Final = ((5.0, 8), (10.0, 6), (15.0, 5), (45.0, 4), (90.0, 2), (300.0, 1))
 
-ADD_COST = 1.0  # fixed cost of AddOrder
-AMEND_FIXED = 1.0
-EDIT_FIXED = 1.0
+ADD_COST: Final = 1.0  # fixed cost of AddOrder
+AMEND_FIXED: Final = 1.0
+EDIT_FIXED: Final = 1.0
 
 # REST counter costs (S7): most calls +1; ledger and trade-history calls +2.
-REST_DEFAULT_COST = 1.0
-REST_COSTS = {"Ledgers": 2.0, "QueryLedgers": 2.0, "TradesHistory": 2.0, "QueryTrades": 2.0}
+REST_DEFAULT_COST: Final = 1.0
+REST_COSTS: Final = {"Ledgers": 2.0, "QueryLedgers": 2.0, "TradesHistory": 2.0, "QueryTrades": 2.0}
 
 
 def penalty(table: tuple[tuple[float, int], ...], age: float) -> int:

@@ -39,6 +39,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from loadgen import native
 from loadgen.bench import marketdata, openloop, traders, venue
 from loadgen.bench import master as master_bench
 from loadgen.bench import wire as wire_bench
@@ -155,7 +156,8 @@ def main(args: argparse.Namespace) -> int:
     out = Path(args.results) / f"bench-{time.strftime('%Y%m%d-%H%M%S')}"
     (out / "runs").mkdir(parents=True, exist_ok=True)
     result: dict[str, Any] = {"started": time.time(), "quick": args.quick,
-                              "machine": {"cores": os.cpu_count()}, "goal_rps": GOAL_RPS}  # fmt: skip
+                              "machine": {"cores": os.cpu_count(), "modules": native.running()},
+                              "goal_rps": GOAL_RPS}  # fmt: skip
 
     def log(line: str) -> None:
         print(line, flush=True)
@@ -246,7 +248,8 @@ def capacity(result: dict[str, Any]) -> dict[str, Any]:
 
 def table(r: dict[str, Any]) -> list[str]:
     runs = "1 run (--quick: not figures to quote)" if r["quick"] else "medians"
-    lines = [f"loadgen bench: {r['machine']['cores']} cores, {runs}", ""]
+    modules = r["machine"].get("modules", "")
+    lines = [f"loadgen bench: {r['machine']['cores']} cores, {runs}; modules {modules}", ""]
     lines.append(f"{'venue':<14}{'us/request':>11}{'target':>8}")
     for protocol, row in r["venue"].items():
         lines.append(f"{protocol:<14}{row['median_us']:>11.1f}{row['target_us']:>8.0f}")

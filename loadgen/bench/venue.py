@@ -32,6 +32,7 @@ from typing import Any
 import httptools
 import psutil
 
+from loadgen import native
 from loadgen.keys import COMP_IDS_FIELD
 from loadgen.protocol import fix, rest, wsframe
 from loadgen.protocol.clock import fix_time
@@ -524,7 +525,7 @@ def _print_report(
     report: dict[str, list[RunResult]], args: argparse.Namespace, pinned: bool
 ) -> int:
     where = "venue and driver pinned to separate cores" if pinned else "NOT pinned (one core)"
-    where += f"; {args.pairs} pairs, tier {args.tier}"
+    where += f"; {args.pairs} pairs, tier {args.tier}; venue modules {native.running()}"
     print(
         f"venue CPU per order request: {args.runs} runs x {args.requests} requests "
         f"(adds + cancels), {args.connections} connections x {args.window} in flight; {where}"

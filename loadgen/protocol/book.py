@@ -20,11 +20,11 @@ import heapq
 import json
 import zlib
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Final
 
-DEPTHS = (10, 25, 100, 500, 1000)  # the depths a book subscription may ask for (default 10)
-DEFAULT_DEPTH = 10
-CHECKSUM_LEVELS = 10
+DEPTHS: Final = (10, 25, 100, 500, 1000)  # the depths a book subscription may ask for (default 10)
+DEFAULT_DEPTH: Final = 10
+CHECKSUM_LEVELS: Final = 10
 
 Level = tuple[str, str]  # (price text, qty text) at the pair's precision
 
@@ -182,7 +182,7 @@ class BookStates:
         return new, held
 
 
-_DECODER = json.JSONDecoder(parse_float=str)
+_DECODER: Final = json.JSONDecoder(parse_float=str)
 
 
 def parse(payload: bytes) -> dict:

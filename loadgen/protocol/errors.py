@@ -8,26 +8,30 @@ by prefix; this module names the ones that are sent or matched whole.
 
 from __future__ import annotations
 
-INVALID_ARGUMENTS = "EGeneral:Invalid arguments"  # + ":<what>" (the venue says what)
-UNKNOWN_METHOD = "EGeneral:Unknown method"
-INTERNAL = "EGeneral:Internal error"
-UNKNOWN_ORDER = "EOrder:Unknown order"  # also what a cancel of a filled order gets
-UNKNOWN_PAIR = "EQuery:Unknown asset pair"
-UNKNOWN_ASSET = "EQuery:Unknown asset"
-TRADE_RATE = "EOrder:Rate limit exceeded"  # the per-pair trading counter
-REST_RATE = "EAPI:Rate limit exceeded"  # the REST call counter
-ORDERS_LIMIT = "EOrder:Orders limit exceeded"
-FUNDS = "EOrder:Insufficient funds"
-ORDER_MIN = "EOrder:Order minimum not met"
-COST_MIN = "EOrder:Cost minimum not met"
-PRICE = "EOrder:Invalid price"
-POST_ONLY = "EOrder:Post only order"
-UNAVAILABLE = "EService:Unavailable"
-DEADLINE = "EService:Deadline elapsed"
-INVALID_KEY = "EAPI:Invalid key"
-INVALID_SIGNATURE = "EAPI:Invalid signature"
-INVALID_NONCE = "EAPI:Invalid nonce"
-INVALID_SESSION = "ESession:Invalid session"  # a bad WS token (what clients report for v1/v2)
+from typing import Final
+
+INVALID_ARGUMENTS: Final = "EGeneral:Invalid arguments"  # + ":<what>" (the venue says what)
+UNKNOWN_METHOD: Final = "EGeneral:Unknown method"
+INTERNAL: Final = "EGeneral:Internal error"
+UNKNOWN_ORDER: Final = "EOrder:Unknown order"  # also what a cancel of a filled order gets
+UNKNOWN_PAIR: Final = "EQuery:Unknown asset pair"
+UNKNOWN_ASSET: Final = "EQuery:Unknown asset"
+TRADE_RATE: Final = "EOrder:Rate limit exceeded"  # the per-pair trading counter
+REST_RATE: Final = "EAPI:Rate limit exceeded"  # the REST call counter
+ORDERS_LIMIT: Final = "EOrder:Orders limit exceeded"
+FUNDS: Final = "EOrder:Insufficient funds"
+ORDER_MIN: Final = "EOrder:Order minimum not met"
+COST_MIN: Final = "EOrder:Cost minimum not met"
+PRICE: Final = "EOrder:Invalid price"
+POST_ONLY: Final = "EOrder:Post only order"
+UNAVAILABLE: Final = "EService:Unavailable"
+DEADLINE: Final = "EService:Deadline elapsed"
+INVALID_KEY: Final = "EAPI:Invalid key"
+INVALID_SIGNATURE: Final = "EAPI:Invalid signature"
+INVALID_NONCE: Final = "EAPI:Invalid nonce"
+INVALID_SESSION: Final = (
+    "ESession:Invalid session"  # a bad WS token (what clients report for v1/v2)
+)
 
 
 def invalid_arguments(what: str) -> str:

@@ -22,83 +22,91 @@ import hashlib
 import hmac
 import zlib
 from collections.abc import Iterable
+from typing import Final
 
 from loadgen.protocol import numbers
 
-SOH = "\x01"
-BEGIN_STRING = "FIX.4.4"
-_BEGIN = b"8=FIX.4.4\x019="
-MAX_MESSAGE = 64 * 1024  # An order message is ~200 bytes; a 64 KiB one is garbage or an attack.
+SOH: Final = "\x01"
+BEGIN_STRING: Final = "FIX.4.4"
+_BEGIN: Final = b"8=FIX.4.4\x019="
+MAX_MESSAGE: Final = (
+    64 * 1024
+)  # An order message is ~200 bytes; a 64 KiB one is garbage or an attack.
 
 # Tags used by the codec and the session (FIX 4.4 numbering).
-BEGIN_SEQ_NO = 7
-BODY_LENGTH = 9
-CHECKSUM = 10
-END_SEQ_NO = 16
-MSG_SEQ_NUM = 34
-MSG_TYPE = 35
-NEW_SEQ_NO = 36
-POSS_DUP = 43
-REF_SEQ_NUM = 45
-SENDER_COMP_ID = 49
-SENDING_TIME = 52
-TARGET_COMP_ID = 56
-TEXT = 58
-ENCRYPT_METHOD = 98
-HEARTBT_INT = 108
-TEST_REQ_ID = 112
-ORIG_SENDING_TIME = 122
-GAP_FILL = 123
-RESET_SEQ_NUM = 141
-REF_TAG_ID = 371
-REF_MSG_TYPE = 372
-SESSION_REJECT_REASON = 373
-BUSINESS_REJECT_REF_ID = 379
-BUSINESS_REJECT_REASON = 380
-USERNAME = 553
-PASSWORD = 554
-KRAKEN_NONCE = 5025
-CANCEL_ON_DISCONNECT = 8674
+BEGIN_SEQ_NO: Final = 7
+BODY_LENGTH: Final = 9
+CHECKSUM: Final = 10
+END_SEQ_NO: Final = 16
+MSG_SEQ_NUM: Final = 34
+MSG_TYPE: Final = 35
+NEW_SEQ_NO: Final = 36
+POSS_DUP: Final = 43
+REF_SEQ_NUM: Final = 45
+SENDER_COMP_ID: Final = 49
+SENDING_TIME: Final = 52
+TARGET_COMP_ID: Final = 56
+TEXT: Final = 58
+ENCRYPT_METHOD: Final = 98
+HEARTBT_INT: Final = 108
+TEST_REQ_ID: Final = 112
+ORIG_SENDING_TIME: Final = 122
+GAP_FILL: Final = 123
+RESET_SEQ_NUM: Final = 141
+REF_TAG_ID: Final = 371
+REF_MSG_TYPE: Final = 372
+SESSION_REJECT_REASON: Final = 373
+BUSINESS_REJECT_REF_ID: Final = 379
+BUSINESS_REJECT_REASON: Final = 380
+USERNAME: Final = 553
+PASSWORD: Final = 554
+KRAKEN_NONCE: Final = 5025
+CANCEL_ON_DISCONNECT: Final = 8674
 
 # Names of the tags the venue's rejects name (a missing or bad field: "Side (54)"; facts 5).
-FIELD_NAMES = {11: "ClOrdID", 37: "OrderID", 38: "OrderQty", 40: "OrdType", 41: "OrigClOrdID",
+FIELD_NAMES: Final = {11: "ClOrdID", 37: "OrderID", 38: "OrderQty", 40: "OrdType", 41: "OrigClOrdID",
                44: "Price", 54: "Side", 55: "Symbol", 60: "TransactTime", 98: "EncryptMethod",
                99: "StopPx", 108: "HeartBtInt", 126: "ExpireTime",
                530: "MassCancelRequestType"}  # fmt: skip
 # Side (54), and the ExecutionReport's ExecType (150) and OrdStatus (39) codes the venue writes
 # and the traders read (facts 5, 11).
-SIDE_CODES = {"buy": "1", "sell": "2"}
-SIDES = {code: side for side, code in SIDE_CODES.items()}
+SIDE_CODES: Final = {"buy": "1", "sell": "2"}
+SIDES: Final = {code: side for side, code in SIDE_CODES.items()}
 EXEC_NEW, EXEC_CANCELED, EXEC_REPLACED, EXEC_EXPIRED, EXEC_RESTATED, EXEC_TRADE = \
     "0", "4", "5", "C", "D", "F"  # fmt: skip
 STATUS_NEW, STATUS_PARTIAL, STATUS_FILLED, STATUS_CANCELED, STATUS_EXPIRED = \
     "0", "1", "2", "4", "C"  # fmt: skip
-CLOSED_STATUSES = (STATUS_FILLED, STATUS_CANCELED, STATUS_EXPIRED)  # the order is gone
-NAMES_ORDER = (EXEC_NEW, EXEC_REPLACED, EXEC_TRADE)  # ExecTypes whose 11 is the order's own
-EXEC_ORDER_STATUS = "I"  # an ExecutionReport answering an OrderStatusRequest
-NO_FILL = (EXEC_NEW, EXEC_CANCELED, EXEC_REPLACED, EXEC_ORDER_STATUS)  # ExecTypes with no fill
+CLOSED_STATUSES: Final = (STATUS_FILLED, STATUS_CANCELED, STATUS_EXPIRED)  # the order is gone
+NAMES_ORDER: Final = (EXEC_NEW, EXEC_REPLACED, EXEC_TRADE)  # ExecTypes whose 11 is the order's own
+EXEC_ORDER_STATUS: Final = "I"  # an ExecutionReport answering an OrderStatusRequest
+NO_FILL: Final = (
+    EXEC_NEW,
+    EXEC_CANCELED,
+    EXEC_REPLACED,
+    EXEC_ORDER_STATUS,
+)  # ExecTypes with no fill
 # The order messages' answers (facts 5): the venue sends them, the traders match them.
 EXECUTION_REPORT, MASS_CANCEL_REPORT, BUSINESS_REJECT = "8", "r", "j"
 
 # Session-level MsgTypes.
-HEARTBEAT = "0"
-TEST_REQUEST = "1"
-RESEND_REQUEST = "2"
-REJECT = "3"
-SEQUENCE_RESET = "4"
-LOGOUT = "5"
-LOGON = "A"
-ADMIN_TYPES = frozenset(
+HEARTBEAT: Final = "0"
+TEST_REQUEST: Final = "1"
+RESEND_REQUEST: Final = "2"
+REJECT: Final = "3"
+SEQUENCE_RESET: Final = "4"
+LOGOUT: Final = "5"
+LOGON: Final = "A"
+ADMIN_TYPES: Final = frozenset(
     (HEARTBEAT, TEST_REQUEST, RESEND_REQUEST, REJECT, SEQUENCE_RESET, LOGOUT, LOGON)
 )
 
 # SessionRejectReason (373) values used by the venue.
-REJECT_INVALID_TAG = 0
-REJECT_REQUIRED_TAG_MISSING = 1
-REJECT_VALUE_INCORRECT = 5
-REJECT_INCORRECT_FORMAT = 6
-REJECT_INVALID_MSGTYPE = 11
-REJECT_OTHER = 99
+REJECT_INVALID_TAG: Final = 0
+REJECT_REQUIRED_TAG_MISSING: Final = 1
+REJECT_VALUE_INCORRECT: Final = 5
+REJECT_INCORRECT_FORMAT: Final = 6
+REJECT_INVALID_MSGTYPE: Final = 11
+REJECT_OTHER: Final = 99
 
 
 class FixFramingError(Exception):
@@ -157,7 +165,7 @@ def header(sender: str, target: str, seq: int, sending_time: str, poss_dup: str 
     return f"49={sender}\x0156={target}\x0134={seq}\x0152={sending_time}\x01{extra}"
 
 
-_TAG_NUMBERS = {str(tag): tag for tag in range(1, 10_000)}  # str -> int for every common tag
+_TAG_NUMBERS: Final = {str(tag): tag for tag in range(1, 10_000)}  # str -> int for every common tag
 
 
 def decode(text: str) -> dict[int, str]:

@@ -33,34 +33,35 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
+from typing import Final
 
 from loadgen.protocol import fix, numbers
 from loadgen.protocol.clock import fix_time
 
-AWAIT_LOGON = "await_logon"
-ACTIVE = "active"
-CLOSED = "closed"
+AWAIT_LOGON: Final = "await_logon"
+ACTIVE: Final = "active"
+CLOSED: Final = "closed"
 
 # Sent app messages kept for resend: at most STORE_LIMIT (~0.8 MB a session) and none older than
 # STORE_AGE_S, so a session's memory follows its recent traffic, not its history. Older ones are
 # gap-filled, as an engine that does not persist messages does (QuickFIX PersistMessages=N): a
 # reconnect's resend usually comes within seconds, though past 1,000 messages/s a session keeps
 # under 2 s of them.
-STORE_LIMIT = 2_000
-STORE_AGE_S = 60.0
-QUEUE_LIMIT = 10_000  # Messages held while a gap is open; beyond it the peer is broken.
-TEST_REQUEST_GRACE = 1.2  # FIX convention: allow 20% over HeartBtInt before a TestRequest.
+STORE_LIMIT: Final = 2_000
+STORE_AGE_S: Final = 60.0
+QUEUE_LIMIT: Final = 10_000  # Messages held while a gap is open; beyond it the peer is broken.
+TEST_REQUEST_GRACE: Final = 1.2  # FIX convention: allow 20% over HeartBtInt before a TestRequest.
 
 # Kraken's FIX day (facts 5, S13/S15): "a logical session rollover every day at 22:00 UTC. The
 # rollover lasts approximately 30 seconds. Both Trading and Market Data sequence numbers reset
 # to 0 after rollover." Both ends keep this schedule, as FIX engines keep a session's
 # StartTime (QuickFIX): the first Logon of a new day starts at MsgSeqNum 1 with 141=Y.
-ROLLOVER_UTC = "22:00"
-ROLLOVER_S = 30.0
+ROLLOVER_UTC: Final = "22:00"
+ROLLOVER_S: Final = 30.0
 # The venue's rollover time when none is given, as Locust reads LOCUST_*: the test suite sets it
 # "off", so no test depends on the time of day it runs at.
-ROLLOVER_ENV = "LOADGEN_FIX_ROLLOVER"
-DAY_S = 86_400
+ROLLOVER_ENV: Final = "LOADGEN_FIX_ROLLOVER"
+DAY_S: Final = 86_400
 
 
 def rollover_second(text: str) -> int:
@@ -390,7 +391,7 @@ def _seq(fields: dict[int, str]) -> int | None:
     return numbers.wire_int(fields.get(fix.MSG_SEQ_NUM, ""))
 
 
-_ADMIN_HANDLERS: dict[str, Callable[[FixSession, dict[int, str], float], None]] = {
+_ADMIN_HANDLERS: Final[dict[str, Callable[[FixSession, dict[int, str], float], None]]] = {
     fix.HEARTBEAT: FixSession._on_heartbeat,
     fix.TEST_REQUEST: FixSession._on_test_request,
     fix.RESEND_REQUEST: FixSession._on_resend_request,

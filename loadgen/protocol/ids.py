@@ -8,8 +8,10 @@ a tenth of a base-36 render, since the venue makes one for every order.
 
 from __future__ import annotations
 
-_MASK = (1 << 64) - 1
-_MULT = 0x9E3779B97F4A7C15  # odd (2^64 / golden ratio): a bijection modulo 2^64
+from typing import Final
+
+_MASK: Final = (1 << 64) - 1
+_MULT: Final = 0x9E3779B97F4A7C15  # odd (2^64 / golden ratio): a bijection modulo 2^64
 
 
 class IdFactory:

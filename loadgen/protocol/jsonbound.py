@@ -8,12 +8,12 @@ anything past MAX_DEPTH is refused where it is parsed, by name.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
-MAX_DEPTH = 8
+MAX_DEPTH: Final = 8
 # No request needs more containers than a 15-order batch (~60); past this many brackets a
 # message is refused unread rather than walked (a 256 KiB `[[],[],...]` is 85,000 of them).
-MAX_CONTAINERS = 1024
+MAX_CONTAINERS: Final = 1024
 
 
 def too_deep(raw: bytes | str, value: Any, limit: int = MAX_DEPTH) -> bool:

@@ -28,7 +28,7 @@ What the rows leave to the code of each end, written down:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,11 +92,11 @@ class Dialect:
 
 
 # AmendOrder and amend_order spell their fields alike on both APIs (facts 4.2).
-_AMEND = {"limit": "limit_price", "qty": "order_qty", "trigger": "trigger_price",
+_AMEND: Final = {"limit": "limit_price", "qty": "order_qty", "trigger": "trigger_price",
           "display": "display_qty", "post_only": "post_only"}  # fmt: skip
 # REST's AmendOrder takes no price types (facts 1.3); WS's amend_order does (facts 4.2)
 
-REST = Dialect(
+REST: Final = Dialect(
     order=OrderWords(
         pair="pair",
         side="type",
@@ -135,7 +135,7 @@ REST = Dialect(
     count="count",
 )
 
-WS = Dialect(
+WS: Final = Dialect(
     order=OrderWords(
         pair="symbol",
         side="side",
@@ -176,13 +176,13 @@ WS = Dialect(
 
 # The executions channel (WS v2, facts 4.3): an update names its order and what happened to it;
 # the order's own fields follow, under add_order's words (WS.order).
-EXEC_ORDER_ID = "order_id"
-EXEC_TYPE = "exec_type"
-ENDING_EXEC_TYPES = ("filled", "canceled", "expired")  # the updates after which it is gone
+EXEC_ORDER_ID: Final = "order_id"
+EXEC_TYPE: Final = "exec_type"
+ENDING_EXEC_TYPES: Final = ("filled", "canceled", "expired")  # the updates after which it is gone
 
 # An amend's fields on either API, as the venue parses them: (what changes, the field, a
 # quantity or a price). REST sends decimal text, WS numbers.
-AMEND_FIELDS = (
+AMEND_FIELDS: Final = (
     ("qty", _AMEND["qty"], "qty"),
     ("price", _AMEND["limit"], "price"),
     ("trigger", _AMEND["trigger"], "price"),

@@ -8,9 +8,11 @@ one is a named refusal, never an internal error.
 
 from __future__ import annotations
 
-NONCE_DIGITS = 20  # a Kraken nonce is an unsigned 64-bit integer: at most 20 decimal digits
-MAX_NONCE = 2**64 - 1
-FIELD_DIGITS = 18  # other integers (sequence numbers, userrefs, timeouts) fit in int64
+from typing import Final
+
+NONCE_DIGITS: Final = 20  # a Kraken nonce is an unsigned 64-bit integer: at most 20 decimal digits
+MAX_NONCE: Final = 2**64 - 1
+FIELD_DIGITS: Final = 18  # other integers (sequence numbers, userrefs, timeouts) fit in int64
 
 
 def wire_int(text: object, digits: int = FIELD_DIGITS, signed: bool = False) -> int | None:

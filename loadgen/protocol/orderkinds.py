@@ -29,10 +29,13 @@ Choices where the docs leave room, written down:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 REST, WS, FIX = "rest", "ws", "fix"
-GTD_LIFETIME_S = 30  # a GTD order's life; REST's `expiretm=+30` (at least 5 s ahead, facts 9)
-ICEBERG_SHOWN = 10  # an iceberg shows 1/10 of its size (Kraken's floor is 1/15)
+GTD_LIFETIME_S: Final = (
+    30  # a GTD order's life; REST's `expiretm=+30` (at least 5 s ahead, facts 9)
+)
+ICEBERG_SHOWN: Final = 10  # an iceberg shows 1/10 of its size (Kraken's floor is 1/15)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +57,7 @@ class Kind:
         return bool(self.trigger)
 
 
-KINDS: dict[str, Kind] = {
+KINDS: Final[dict[str, Kind]] = {
     k.name: k
     for k in (
         Kind("limit", "limit", "2"),
@@ -70,17 +73,19 @@ KINDS: dict[str, Kind] = {
         Kind("take-profit-limit", "take-profit-limit", "T", trigger="profit"),
     )
 }
-LIMIT = KINDS["limit"]
-REST_TIF = {"gtc": "", "ioc": "IOC", "gtd": "GTD"}  # timeinforce ("" = the default, GTC)
-FIX_TIF = {"gtc": "1", "ioc": "3", "fok": "4", "gtd": "6"}  # TimeInForce (59)
+LIMIT: Final = KINDS["limit"]
+REST_TIF: Final = {"gtc": "", "ioc": "IOC", "gtd": "GTD"}  # timeinforce ("" = the default, GTC)
+FIX_TIF: Final = {"gtc": "1", "ioc": "3", "fok": "4", "gtd": "6"}  # TimeInForce (59)
 
 # The same rows read the other way, as the venue parses what a trader sent: one dialect.
-ORDER_TYPES = tuple(dict.fromkeys(k.type for k in KINDS.values()))  # ordertype / order_type
-TRIGGER_TYPES = frozenset(k.type for k in KINDS.values() if k.trigger)
-LIMIT_TYPES = frozenset(k.type for k in KINDS.values() if k.limit)  # those with a limit price
-REST_TIME_IN_FORCE = {"GTC": "gtc"} | {code: tif for tif, code in REST_TIF.items() if code}
-FIX_ORD_TYPES = {k.fix: k.type for k in KINDS.values() if not k.display}  # iceberg: 2 + 1138
-FIX_TIME_IN_FORCE = {code: tif for tif, code in FIX_TIF.items()}
+ORDER_TYPES: Final = tuple(dict.fromkeys(k.type for k in KINDS.values()))  # ordertype / order_type
+TRIGGER_TYPES: Final = frozenset(k.type for k in KINDS.values() if k.trigger)
+LIMIT_TYPES: Final = frozenset(
+    k.type for k in KINDS.values() if k.limit
+)  # those with a limit price
+REST_TIME_IN_FORCE: Final = {"GTC": "gtc"} | {code: tif for tif, code in REST_TIF.items() if code}
+FIX_ORD_TYPES: Final = {k.fix: k.type for k in KINDS.values() if not k.display}  # iceberg: 2 + 1138
+FIX_TIME_IN_FORCE: Final = {code: tif for tif, code in FIX_TIF.items()}
 
 
 def for_protocol(weights: dict[str, float], protocol: str) -> dict[str, float]:

@@ -15,18 +15,18 @@ import functools
 import hashlib
 import hmac
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 from urllib.parse import quote, unquote_plus
 
 import orjson
 
 from loadgen.protocol import jsonbound
 
-PRIVATE_PREFIX = "/0/private/"
-PUBLIC_PREFIX = "/0/public/"
+PRIVATE_PREFIX: Final = "/0/private/"
+PUBLIC_PREFIX: Final = "/0/public/"
 
-FORM = "application/x-www-form-urlencoded"
-JSON = "application/json"
+FORM: Final = "application/x-www-form-urlencoded"
+JSON: Final = "application/json"
 
 _sha256 = hashlib.sha256
 _sha512 = hashlib.sha512
@@ -36,9 +36,9 @@ class RestProtocolError(ValueError):
     """A body or envelope that does not follow the REST wire format."""
 
 
-_IPAD = bytes(b ^ 0x36 for b in range(256))
-_OPAD = bytes(b ^ 0x5C for b in range(256))
-_SHA512_BLOCK = 128
+_IPAD: Final = bytes(b ^ 0x36 for b in range(256))
+_OPAD: Final = bytes(b ^ 0x5C for b in range(256))
+_SHA512_BLOCK: Final = 128
 
 
 class KeyedHmac:
@@ -121,9 +121,9 @@ def _q(value: Any) -> str:
 # Bounds on a form body (the venue's only recursive parse): Kraken's deepest documented key is
 # `close[ordertype]` inside a batch (`orders[0][close][ordertype]`, three brackets), and its
 # widest body a 15-order batch (~200 fields). Past these a body is refused, never walked.
-MAX_FORM_DEPTH = 4
-MAX_FORM_FIELDS = 1024
-MAX_FORM_INDEX_DIGITS = 4  # `orders[0]` .. `orders[9999]`
+MAX_FORM_DEPTH: Final = 4
+MAX_FORM_FIELDS: Final = 1024
+MAX_FORM_INDEX_DIGITS: Final = 4  # `orders[0]` .. `orders[9999]`
 
 
 def decode_form(body: bytes) -> dict[str, Any]:

@@ -7,17 +7,17 @@ success, result or error (one string, not an array), time_in and time_out. Chann
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
 from loadgen.protocol import jsonbound
 from loadgen.protocol.clock import rfc3339
 
-HEARTBEAT = orjson.dumps({"channel": "heartbeat"})
+HEARTBEAT: Final = orjson.dumps({"channel": "heartbeat"})
 # The public channels a market-data subscriber follows (clients/marketdata): the book it keeps
 # and checks, the ticker, and the trades whose trade_id (a sequence per book) shows any gap.
-MD_CHANNELS = ("book", "ticker", "trade")
+MD_CHANNELS: Final = ("book", "ticker", "trade")
 
 
 def parse_md_channels(text: str) -> tuple[str, ...]:

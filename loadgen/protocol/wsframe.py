@@ -16,28 +16,29 @@ import base64
 import hashlib
 import os
 import struct
+from typing import Final
 
 try:  # The C unmasker from `websockets`, ten times faster than the int XOR below.
     from websockets.speedups import apply_mask as _c_apply_mask
 except ImportError:  # pragma: no cover - websockets is a declared dependency
-    _c_apply_mask = None
+    _c_apply_mask = None  # type: ignore[assignment]
 
-OP_CONT = 0x0
-OP_TEXT = 0x1
-OP_BINARY = 0x2
-OP_CLOSE = 0x8
-OP_PING = 0x9
-OP_PONG = 0xA
+OP_CONT: Final = 0x0
+OP_TEXT: Final = 0x1
+OP_BINARY: Final = 0x2
+OP_CLOSE: Final = 0x8
+OP_PING: Final = 0x9
+OP_PONG: Final = 0xA
 
-CLOSE_NORMAL = 1000
-CLOSE_GOING_AWAY = 1001
-CLOSE_PROTOCOL_ERROR = 1002
-CLOSE_UNSUPPORTED = 1003
-CLOSE_INVALID_DATA = 1007
-CLOSE_TOO_BIG = 1009
+CLOSE_NORMAL: Final = 1000
+CLOSE_GOING_AWAY: Final = 1001
+CLOSE_PROTOCOL_ERROR: Final = 1002
+CLOSE_UNSUPPORTED: Final = 1003
+CLOSE_INVALID_DATA: Final = 1007
+CLOSE_TOO_BIG: Final = 1009
 
-_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-DEFAULT_MAX_SIZE = 1 << 20  # 1 MiB: far above any order message; a bigger one is an attack.
+_GUID: Final = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+DEFAULT_MAX_SIZE: Final = 1 << 20  # 1 MiB: far above any order message; a bigger one is an attack.
 
 
 class WsProtocolError(Exception):

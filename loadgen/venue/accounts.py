@@ -14,7 +14,7 @@ import secrets
 from collections import OrderedDict, deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from loadgen import ratelimit
 from loadgen.keys import COMP_IDS_FIELD, DEFAULT_SEED, derive_comp_ids, derive_key
@@ -25,14 +25,16 @@ from loadgen.venue.pairs import BALANCE_DECIMALS
 if TYPE_CHECKING:
     from loadgen.venue.book import Order
 
-DEFAULT_KEY_COUNT = 100
-TOKEN_TTL_S = 900.0  # GetWebSocketsToken: "use within 15 minutes" (facts 4.1)
-DEFAULT_MAX_NOTIONAL = 10_000_000.0  # an order worth more (in quote units) is "Insufficient funds"
+DEFAULT_KEY_COUNT: Final = 100
+TOKEN_TTL_S: Final = 900.0  # GetWebSocketsToken: "use within 15 minutes" (facts 4.1)
+DEFAULT_MAX_NOTIONAL: Final = (
+    10_000_000.0  # an order worth more (in quote units) is "Insufficient funds"
+)
 # Every test key starts with this much of every asset (balances at BALANCE_DECIMALS): enough
 # that an hour of mixed flow never runs a key dry, small enough that a deliberately large
 # order can (Insufficient funds).
-FILLS_KEPT = 50  # the executions snapshot's snap_trades: "last 50 fills" (facts 10.3)
-DEFAULT_BALANCE = 1_000_000_000 * 10**BALANCE_DECIMALS
+FILLS_KEPT: Final = 50  # the executions snapshot's snap_trades: "last 50 fills" (facts 10.3)
+DEFAULT_BALANCE: Final = 1_000_000_000 * 10**BALANCE_DECIMALS
 
 
 class Account:
@@ -85,7 +87,7 @@ class Token:
     holders: int = 0  # live connections that used it: while any lives it stays valid (facts 4.1)
 
 
-TOKEN_SWEEP_AT = 4096  # issued tokens past this: expired, unheld ones are dropped
+TOKEN_SWEEP_AT: Final = 4096  # issued tokens past this: expired, unheld ones are dropped
 
 
 class Accounts:

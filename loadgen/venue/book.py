@@ -10,10 +10,10 @@ Cost per operation depends on the levels touched, never on the number of pairs o
 from __future__ import annotations
 
 from heapq import heapify, heappop, heappush
-from typing import Any
+from typing import Any, Final
 
-BUY = "buy"
-SELL = "sell"
+BUY: Final = "buy"
+SELL: Final = "sell"
 
 
 class Order:

@@ -26,7 +26,7 @@ Shapes as Kraken documents them (facts 10.1; docs.kraken.com/api/docs/websocket-
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import orjson
 
@@ -38,11 +38,11 @@ if TYPE_CHECKING:
     from loadgen.venue.pairs import Pair
     from loadgen.venue.tape import Tape
 
-TRADE_SNAPSHOT = 50  # "snapshot = last 50 trades" (facts 10.1)
-OHLC_SNAPSHOT = 2  # candles in an ohlc snapshot (Kraken's example shows two)
-DAY_S = 86_400
-TRIGGERS = ("trades", "bbo")
-_SIDE_TYPE = {"l": "limit", "m": "market"}
+TRADE_SNAPSHOT: Final = 50  # "snapshot = last 50 trades" (facts 10.1)
+OHLC_SNAPSHOT: Final = 2  # candles in an ohlc snapshot (Kraken's example shows two)
+DAY_S: Final = 86_400
+TRIGGERS: Final = ("trades", "bbo")
+_SIDE_TYPE: Final = {"l": "limit", "m": "market"}
 
 
 class PublicFeed(Protocol):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
     from loadgen.venue.context import ServerContext
@@ -23,7 +23,7 @@ log = logging.getLogger("loadgen.venue")
 # After a refusal the venue sends its last words (Logout, close frame, HTTP error), half-closes,
 # and keeps reading and dropping what the peer still sends for this long before closing: a
 # socket closed with unread input sends a TCP reset, and the reset would destroy those words.
-LINGER_S = 2.0
+LINGER_S: Final = 2.0
 
 
 class Connection(asyncio.Protocol):
@@ -32,7 +32,9 @@ class Connection(asyncio.Protocol):
     def __init__(self, venue: ServerContext) -> None:
         self.venue = venue
         self.faults = venue.faults
-        self.loop = venue.loop
+        # Connections exist only while the loop serves them (app.serve sets it first).
+        assert venue.loop is not None
+        self.loop: asyncio.AbstractEventLoop = venue.loop
         self.transport: asyncio.Transport | None = None
         self._release_at = 0.0  # loop time before which nothing more may be written
         self._batch: list[bytes] | None = None  # replies of the read being handled

@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 from loadgen import ratelimit
 from loadgen.protocol import errors, orderkinds
@@ -48,51 +48,51 @@ from loadgen.venue.tape import Tape
 from loadgen.venue.triggers import Triggers
 
 # Error strings: protocol/errors.py, under the names the venue's modules use.
-E_INVALID = errors.INVALID_ARGUMENTS
-E_UNKNOWN_ORDER = errors.UNKNOWN_ORDER
-E_UNKNOWN_PAIR = errors.UNKNOWN_PAIR
-E_TRADE_RATE = errors.TRADE_RATE
-E_REST_RATE = errors.REST_RATE
-E_ORDERS_LIMIT = errors.ORDERS_LIMIT
-E_FUNDS = errors.FUNDS
-E_ORDER_MIN = errors.ORDER_MIN
-E_PRICE = errors.PRICE
-E_POST_ONLY = errors.POST_ONLY
-E_UNAVAILABLE = errors.UNAVAILABLE
-E_DEADLINE = errors.DEADLINE
-E_COST_MIN = errors.COST_MIN
+E_INVALID: Final = errors.INVALID_ARGUMENTS
+E_UNKNOWN_ORDER: Final = errors.UNKNOWN_ORDER
+E_UNKNOWN_PAIR: Final = errors.UNKNOWN_PAIR
+E_TRADE_RATE: Final = errors.TRADE_RATE
+E_REST_RATE: Final = errors.REST_RATE
+E_ORDERS_LIMIT: Final = errors.ORDERS_LIMIT
+E_FUNDS: Final = errors.FUNDS
+E_ORDER_MIN: Final = errors.ORDER_MIN
+E_PRICE: Final = errors.PRICE
+E_POST_ONLY: Final = errors.POST_ONLY
+E_UNAVAILABLE: Final = errors.UNAVAILABLE
+E_DEADLINE: Final = errors.DEADLINE
+E_COST_MIN: Final = errors.COST_MIN
 
 # What kind of refusal each error is, for protocols that classify (FIX 380, client outcomes).
-RATE_LIMITED = "rate_limited"
-REJECTED = "rejected"
-INVALID = "invalid"
+RATE_LIMITED: Final = "rate_limited"
+REJECTED: Final = "rejected"
+INVALID: Final = "invalid"
 
-MAX_BATCH_ADD = 15  # AddOrderBatch / batch_add: 2..15 orders (facts 1.3, 4.2)
-MIN_BATCH_ADD = 2
-MAX_BATCH_CANCEL = 50  # CancelOrderBatch: at most 50 ids
-MIN_BATCH_CANCEL = 2  # WS batch_cancel: 2 to 50 (facts 4.2)
-MAX_CL_ORD_ID = 36  # a UUID in its long form
-DEAD_MAN_MAX_S = 86400  # CancelAllOrdersAfter timeout must be below a day
-DEADLINE_MAX_S = 60.0  # a request's deadline may be at most 60 s ahead (facts 1.3, 4.2)
+MAX_BATCH_ADD: Final = 15  # AddOrderBatch / batch_add: 2..15 orders (facts 1.3, 4.2)
+MIN_BATCH_ADD: Final = 2
+MAX_BATCH_CANCEL: Final = 50  # CancelOrderBatch: at most 50 ids
+MIN_BATCH_CANCEL: Final = 2  # WS batch_cancel: 2 to 50 (facts 4.2)
+MAX_CL_ORD_ID: Final = 36  # a UUID in its long form
+DEAD_MAN_MAX_S: Final = 86400  # CancelAllOrdersAfter timeout must be below a day
+DEADLINE_MAX_S: Final = 60.0  # a request's deadline may be at most 60 s ahead (facts 1.3, 4.2)
 
 # Event kinds, with the ExecType names the WS executions channel uses.
-EV_NEW = "new"
-EV_TRADE = "trade"
-EV_FILLED = "filled"
-EV_CANCELED = "canceled"
-EV_AMENDED = "amended"
-EV_REFILL = "iceberg_refill"
-EV_EXPIRED = "expired"
-EV_TRIGGERED = "triggered"  # a stop/take-profit order reached its trigger (WS: `status`)
+EV_NEW: Final = "new"
+EV_TRADE: Final = "trade"
+EV_FILLED: Final = "filled"
+EV_CANCELED: Final = "canceled"
+EV_AMENDED: Final = "amended"
+EV_REFILL: Final = "iceberg_refill"
+EV_EXPIRED: Final = "expired"
+EV_TRIGGERED: Final = "triggered"  # a stop/take-profit order reached its trigger (WS: `status`)
 
-STP_MODES = ("cancel-newest", "cancel-oldest", "cancel-both")
-TRIGGER_TYPES = orderkinds.TRIGGER_TYPES  # stop-loss, take-profit and their -limit variants
+STP_MODES: Final = ("cancel-newest", "cancel-oldest", "cancel-both")
+TRIGGER_TYPES: Final = orderkinds.TRIGGER_TYPES  # stop-loss, take-profit and their -limit variants
 # Trigger types that fire when the last price rises to the trigger, by side (the rest fire when
 # it falls to it): a stop-loss buy and a take-profit sell.
-_FIRES_UP = {("stop-loss", BUY), ("stop-loss-limit", BUY), ("take-profit", SELL),
+_FIRES_UP: Final = {("stop-loss", BUY), ("stop-loss-limit", BUY), ("take-profit", SELL),
              ("take-profit-limit", SELL)}  # fmt: skip
-CLOSED_KEPT = 1000  # closed orders kept per key for ClosedOrders / QueryOrders
-AMENDS_KEPT = 100  # OrderAmends entries kept per order: the original and the latest
+CLOSED_KEPT: Final = 1000  # closed orders kept per key for ClosedOrders / QueryOrders
+AMENDS_KEPT: Final = 100  # OrderAmends entries kept per order: the original and the latest
 
 
 class VenueError(Exception):
@@ -175,9 +175,9 @@ class Event:
 
 # Parsed quantities and prices by (text, scale): clients send the same few strings again and
 # again, and a lookup costs a tenth of parsing and checking one. Bounded: cleared when full.
-_SCALED: dict[tuple[Any, int], int] = {}
-_SCALED_LIMIT = 65_536
-_NUMBER_TYPES = (str, float, int)
+_SCALED: Final[dict[tuple[Any, int], int]] = {}
+_SCALED_LIMIT: Final = 65_536
+_NUMBER_TYPES: Final = (str, float, int)
 
 
 def _scaled(value: Any, scale: int) -> int | None:

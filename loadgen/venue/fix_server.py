@@ -17,7 +17,7 @@ from __future__ import annotations
 import itertools
 import re
 from math import inf as INF
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from loadgen import ratelimit
 from loadgen.protocol import errors, fix, numbers, orderkinds
@@ -53,43 +53,47 @@ if TYPE_CHECKING:
     from loadgen.venue.context import ServerContext
 
 LOGON_TIMEOUT_S = 10.0  # a connection must have logged on by then
-TARGET_COMP_ID = "KRAKEN-TRD"  # facts 5: TargetCompID of the trading session
-NONCE_WINDOW_MS = 5000  # 5025 must be within 5 s of server time (facts 5)
-DEFAULT_HEARTBEAT_S = 60  # 108: 60 recommended
-FIX_TIME_FORMAT = "%Y%m%d-%H:%M:%S.%f"  # UTCTimestamp with fractions, e.g. 20240101-12:00:00.123
+TARGET_COMP_ID: Final = "KRAKEN-TRD"  # facts 5: TargetCompID of the trading session
+NONCE_WINDOW_MS: Final = 5000  # 5025 must be within 5 s of server time (facts 5)
+DEFAULT_HEARTBEAT_S: Final = 60  # 108: 60 recommended
+FIX_TIME_FORMAT: Final = (
+    "%Y%m%d-%H:%M:%S.%f"  # UTCTimestamp with fractions, e.g. 20240101-12:00:00.123
+)
 
 # BusinessRejectReason (380) for the venue's refusals (facts 5, 35=j).
-BR_OTHER = 0
-BR_UNKNOWN_ID = 1
-BR_UNKNOWN_SECURITY = 2
-BR_UNSUPPORTED_MSGTYPE = 3
-BR_APP_NOT_AVAILABLE = 4
+BR_OTHER: Final = 0
+BR_UNKNOWN_ID: Final = 1
+BR_UNKNOWN_SECURITY: Final = 2
+BR_UNSUPPORTED_MSGTYPE: Final = 3
+BR_APP_NOT_AVAILABLE: Final = 4
 
 # OrdType (40) and TimeInForce (59) codes (facts 5); trailing stops are refused by name.
-_ORD_TYPES = orderkinds.FIX_ORD_TYPES  # the traders' own table (protocol/orderkinds.py)
-_REFUSED_ORD_TYPES = {"U": "trailing-stop", "V": "trailing-stop-limit"}
-_ORD_TYPE_CODE = {v: k for k, v in _ORD_TYPES.items()} | {"iceberg": "2"}
-_TIF = orderkinds.FIX_TIME_IN_FORCE
-_TIF_CODE = {v: k for k, v in _TIF.items()}
-_STP = {"0": "cancel-both", "1": "cancel-newest", "2": "cancel-oldest"}  # 7928
+_ORD_TYPES: Final = orderkinds.FIX_ORD_TYPES  # the traders' own table (protocol/orderkinds.py)
+_REFUSED_ORD_TYPES: Final = {"U": "trailing-stop", "V": "trailing-stop-limit"}
+_ORD_TYPE_CODE: Final = {v: k for k, v in _ORD_TYPES.items()} | {"iceberg": "2"}
+_TIF: Final = orderkinds.FIX_TIME_IN_FORCE
+_TIF_CODE: Final = {v: k for k, v in _TIF.items()}
+_STP: Final = {"0": "cancel-both", "1": "cancel-newest", "2": "cancel-oldest"}  # 7928
 # NewOrderSingle tags Kraken documents that the venue does not serve: refused by name.
-_REFUSED_TAGS = {
+_REFUSED_TAGS: Final = {
     5001: "Leverage (5001): margin trading is not served by the embedded venue",
     168: "EffectiveTime (168): a scheduled start is not served by the embedded venue",
 }
-_REFUSED_TAG_SET = frozenset(_REFUSED_TAGS)
-_EXEC_INST_REFUSED = {"E": "ExecInst (18) E: reduce-only (margin) is not served",
+_REFUSED_TAG_SET: Final = frozenset(_REFUSED_TAGS)
+_EXEC_INST_REFUSED: Final = {"E": "ExecInst (18) E: reduce-only (margin) is not served",
                       "f": "ExecInst (18) f: fees are charged in the quote currency here"}  # fmt: skip
 _exec_ids = itertools.count(1)
-_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-MAX_CL_NUMBER_DIGITS = 18
+_UUID: Final = re.compile(
+    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+)
+MAX_CL_NUMBER_DIGITS: Final = 18
 
 
 # Sessions (SenderCompIDs) are kept across reconnects, as Kraken keeps a day's; once this many
 # exist, those with no connection for HOST_IDLE_S are forgotten (a reconnect after that starts
 # a new session), so the table follows the sessions in use, not every CompID ever seen.
-HOSTS_SWEEP_AT = 1024
-HOST_IDLE_S = 600.0
+HOSTS_SWEEP_AT: Final = 1024
+HOST_IDLE_S: Final = 600.0
 
 
 def _forget_idle_hosts(hosts: dict[str, FixHost], now: float) -> None:
@@ -265,8 +269,8 @@ class FixConnection(Connection):
         for item in items:
             try:
                 self._on_message(item, now)
-            except Exception as exc:  # a bug must cost one message, never the venue
-                self.venue.problems.report("FIX handler", exc)
+            except Exception as bug:  # a bug must cost one message, never the venue
+                self.venue.problems.report("FIX handler", bug)
                 if self.host is not None:
                     self.host.session.logout("internal error", self.wall())
             if self.closed or (self.host is not None and self.host.session.closed):
@@ -464,8 +468,8 @@ class FixConnection(Connection):
                 ref_tag=exc.tag,
                 ref_msg_type=msg_type,
             )
-        except VenueError as exc:
-            self._business_reject(fields, _reason_code(exc), exc.message, now)
+        except VenueError as refused:
+            self._business_reject(fields, _reason_code(refused), refused.message, now)
 
     def _check_cl_ord_id(self, value: str) -> None:
         """Kraken's ClOrdID (11): an ever-increasing positive number of up to 18 digits, or a
@@ -665,8 +669,10 @@ def _reason_code(exc: VenueError) -> int:
     return BR_OTHER  # rate limits and other business refusals (facts 5: 380=0, text in 58)
 
 
-_ORDER_MESSAGES = frozenset("DFGq")  # what the venue counts as served (H, a status query, is not)
-_APP_HANDLERS = {
+_ORDER_MESSAGES: Final = frozenset(
+    "DFGq"
+)  # what the venue counts as served (H, a status query, is not)
+_APP_HANDLERS: Final = {
     "D": FixConnection._new_order,
     "F": FixConnection._cancel,
     "G": FixConnection._replace,

@@ -23,7 +23,7 @@ import heapq
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from loadgen.protocol import book as bookmsg
 from loadgen.protocol import wsframe
@@ -39,13 +39,13 @@ if TYPE_CHECKING:
     from loadgen.venue.tape import Tape
 
 FeedKey = tuple[str, str, Any]  # (channel, pair altname, depth / event_trigger / interval)
-COALESCE_S = 0.01  # changes within 10 ms go out as one update per feed
+COALESCE_S: Final = 0.01  # changes within 10 ms go out as one update per feed
 # Under load the window grows to this many times the last publish's own time, so writing to
 # every subscriber takes at most about a third of the venue's core and order entry keeps the
 # rest: with thousands of subscribers updates come less often, and bigger, never later and later.
-ADAPT = 2.0
-SLOW_BYTES = 4 * 1024 * 1024  # unread book bytes past which a subscriber is dropped
-SLOW_GRACE_S = 10.0
+ADAPT: Final = 2.0
+SLOW_BYTES: Final = 4 * 1024 * 1024  # unread book bytes past which a subscriber is dropped
+SLOW_GRACE_S: Final = 10.0
 
 
 def top(side: BookSide, depth: int, bids: bool) -> dict[int, int]:
@@ -115,7 +115,7 @@ class Channel:
     make: Callable[[Pair, Any, Book, Tape], PublicFeed]
 
 
-CHANNELS: dict[str, Channel] = {
+CHANNELS: Final[dict[str, Channel]] = {
     "book": Channel("depth", bookmsg.DEFAULT_DEPTH, bookmsg.DEPTHS, True,
                     lambda pair, depth, book, _: Feed(pair, depth, book)),
     "ticker": Channel("event_trigger", "trades", channels.TRIGGERS, True,

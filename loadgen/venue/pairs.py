@@ -8,18 +8,19 @@ Prices and quantities live as integers: price in ticks (10^-price_decimals), qua
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Final
 
 from loadgen.protocol import assets
 
-DEFAULT_PAIR_COUNT = 720  # "the real venue lists 700+ markets"
-LOT_DECIMALS = 8  # Kraken quotes volumes to 8 decimals on spot pairs
+DEFAULT_PAIR_COUNT: Final = 720  # "the real venue lists 700+ markets"
+LOT_DECIMALS: Final = 8  # Kraken quotes volumes to 8 decimals on spot pairs
 # Balances are integers of 10^-18 of an asset: a fill's cost (lots * ticks, at most 10^-15 of
 # the quote here) and its fee convert exactly.
-BALANCE_DECIMALS = 18
+BALANCE_DECIMALS: Final = 18
 
 # (base altname, quote altname, price decimals, ordermin, reference price): real pairs first,
 # so examples and tests read like Kraken's own ("XXBTZUSD" / "XBTUSD" / "BTC/USD").
-_REAL = (
+_REAL: Final = (
     ("XBT", "USD", 1, "0.0001", 60000.0),
     ("ETH", "USD", 2, "0.002", 3000.0),
     ("XBT", "EUR", 1, "0.0001", 55000.0),
@@ -36,13 +37,13 @@ _REAL = (
     ("ETH", "USDT", 2, "0.002", 3000.0),
     ("USDT", "USD", 4, "5", 1.0),
 )
-_SYNTH_QUOTES = ("USD", "EUR", "USDT", "GBP")
+_SYNTH_QUOTES: Final = ("USD", "EUR", "USDT", "GBP")
 
 
 # Decimal texts by (units, decimals): replies and ExecutionReports print the same few sizes
 # and prices again and again; a lookup is a fraction of a float format. Bounded.
-_TEXTS: dict[tuple[int, int], str] = {}
-_TEXTS_LIMIT = 65_536
+_TEXTS: Final[dict[tuple[int, int], str]] = {}
+_TEXTS_LIMIT: Final = 65_536
 
 
 def _fmt(units: int, decimals: int) -> str:
@@ -72,15 +73,15 @@ def fmt_balance(units: int, decimals: int) -> str:
 
 # Kraken's fee schedules as AssetPairs lists them: [30-day volume in USD, percent] [S4]. The
 # venue charges the first tier (every test key is new); the schedule is listed whole.
-FEES_TAKER = [[0, 0.26], [50000, 0.24], [100000, 0.22], [250000, 0.2], [500000, 0.18],
+FEES_TAKER: Final = [[0, 0.26], [50000, 0.24], [100000, 0.22], [250000, 0.2], [500000, 0.18],
               [1000000, 0.16], [2500000, 0.14], [5000000, 0.12], [10000000, 0.1]]  # fmt: skip
-FEES_MAKER = [[0, 0.16], [50000, 0.14], [100000, 0.12], [250000, 0.1], [500000, 0.08],
+FEES_MAKER: Final = [[0, 0.16], [50000, 0.14], [100000, 0.12], [250000, 0.1], [500000, 0.08],
               [1000000, 0.06], [2500000, 0.04], [5000000, 0.02], [10000000, 0]]  # fmt: skip
-TAKER_FEE_BP = 26  # basis points: FEES_TAKER's first tier
-MAKER_FEE_BP = 16
+TAKER_FEE_BP: Final = 26  # basis points: FEES_TAKER's first tier
+MAKER_FEE_BP: Final = 16
 # Cost minimum and cost decimals by quote asset (Kraken: XBTUSD 0.5 / 5, ETHXBT 0.00002 / 6).
-_COST_RULES = {"XBT": ("0.00002", 6)}
-_COST_DEFAULT = ("0.5", 5)
+_COST_RULES: Final = {"XBT": ("0.00002", 6)}
+_COST_DEFAULT: Final = ("0.5", 5)
 
 
 @dataclass(frozen=True, slots=True)

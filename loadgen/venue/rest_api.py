@@ -7,7 +7,7 @@ both. A bad parameter is `EGeneral:Invalid arguments:<field>`, naming the field.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from loadgen import ratelimit
 from loadgen.protocol import numbers, orderkinds
@@ -41,29 +41,29 @@ if TYPE_CHECKING:
     from loadgen.venue.context import ServerContext
 
 # AddOrder's ordertype values (facts 9): served, and refused by name.
-ORDER_TYPES = orderkinds.ORDER_TYPES  # the traders' own table (protocol/orderkinds.py)
-LIMIT_TYPES = orderkinds.LIMIT_TYPES
-REFUSED_ORDER_TYPES = ("trailing-stop", "trailing-stop-limit", "settle-position")
+ORDER_TYPES: Final = orderkinds.ORDER_TYPES  # the traders' own table (protocol/orderkinds.py)
+LIMIT_TYPES: Final = orderkinds.LIMIT_TYPES
+REFUSED_ORDER_TYPES: Final = ("trailing-stop", "trailing-stop-limit", "settle-position")
 # Parameters Kraken documents that the venue does not serve: each refused by name, with why,
 # when it asks for something other than the default (never silently mis-served).
-NO_MARGIN = "margin trading is not served by the embedded venue"
-REFUSED_PARAMS = {
+NO_MARGIN: Final = "margin trading is not served by the embedded venue"
+REFUSED_PARAMS: Final = {
     "leverage": NO_MARGIN,
     "reduce_only": NO_MARGIN,
     "starttm": "a scheduled start is not served by the embedded venue",
     "close": "conditional close orders are not served by the embedded venue",
     "asset_class": "only currency pairs are served by the embedded venue",
 }
-_DEFAULTS = {"leverage": ("none",), "reduce_only": (False, "false", "False", "0", 0),
+_DEFAULTS: Final = {"leverage": ("none",), "reduce_only": (False, "false", "False", "0", 0),
              "starttm": ("0", 0, "+0"), "asset_class": ("currency",)}  # fmt: skip
-OFLAGS = frozenset((REST.order.post_only, "fciq", "nompp", REST.order.quote_flag, "fcib"))
-TIME_IN_FORCE = orderkinds.REST_TIME_IN_FORCE
-STP_TYPES = {mode: mode for mode in STP_MODES}
-MIN_EXPIRE_S = 5.0  # expiretm `+<n>`: at least 5 s ahead (facts 9)
-MAX_EXPIRE_S = 31 * 86400.0  # "at most one month ahead"
+OFLAGS: Final = frozenset((REST.order.post_only, "fciq", "nompp", REST.order.quote_flag, "fcib"))
+TIME_IN_FORCE: Final = orderkinds.REST_TIME_IN_FORCE
+STP_TYPES: Final = {mode: mode for mode in STP_MODES}
+MIN_EXPIRE_S: Final = 5.0  # expiretm `+<n>`: at least 5 s ahead (facts 9)
+MAX_EXPIRE_S: Final = 31 * 86400.0  # "at most one month ahead"
 # Order-entry calls are charged to the trading counter, not the REST call counter (facts 2).
-TRADING_METHODS = REST_TRADING
-W = REST.order  # how AddOrder names an order's parts (protocol/messages.py)
+TRADING_METHODS: Final = REST_TRADING
+W: Final = REST.order  # how AddOrder names an order's parts (protocol/messages.py)
 
 
 def truthy(value: Any) -> bool:
@@ -91,7 +91,7 @@ def required(params: dict[str, Any], field: str) -> Any:
     return value
 
 
-_WORDS = {"stop-loss": "stop loss", "take-profit": "take profit",
+_WORDS: Final = {"stop-loss": "stop loss", "take-profit": "take profit",
           "stop-loss-limit": "stop loss", "take-profit-limit": "take profit"}  # fmt: skip
 
 
@@ -114,7 +114,7 @@ def descr(order: Order) -> dict[str, str]:
     }
 
 
-_CLOSED_STATUS = {"filled": "closed", "canceled": "canceled", "expired": "expired"}
+_CLOSED_STATUS: Final = {"filled": "closed", "canceled": "canceled", "expired": "expired"}
 
 
 def order_info(order: Order) -> dict[str, Any]:
@@ -309,7 +309,7 @@ class RestApi:
             cost = ratelimit.batch_add_cost(len(orders) if isinstance(orders, list) else 1)
             self.exchange.charge_refused(account, pair, cost, exc)
         results = self.exchange.add_batch(account, pair, specs, origin="rest")
-        out = []
+        out: list[dict[str, Any]] = []
         for item in results:
             if isinstance(item, VenueError):
                 out.append({"error": item.message})
@@ -332,7 +332,7 @@ class RestApi:
         try:
             if params.get(W.pair) is not None and self.exchange.pair(params[W.pair]) is not pair:
                 raise invalid(W.pair)
-            fields = {
+            fields: dict[str, Any] = {
                 name: (parse_price if kind == "price" else parse_qty)(
                     pair, _absolute(params[key]), key
                 )
@@ -371,7 +371,7 @@ class RestApi:
         new = self.exchange.edit_order(
             account, order, qty=qty, price=price_ticks, userref=userref, validate=validate
         )
-        result = {
+        result: dict[str, Any] = {
             "descr": descr(new),
             "volume": pair.fmt_qty(new.qty),
             "price": pair.fmt_price(new.price),
@@ -450,7 +450,7 @@ class RestApi:
         return {"status": "online", "timestamp": rfc3339_seconds(self.exchange.wall())}
 
 
-_REFUSED_NAMES = frozenset(REFUSED_PARAMS)
+_REFUSED_NAMES: Final = frozenset(REFUSED_PARAMS)
 
 
 def _refuse_unserved(params: dict[str, Any]) -> None:
@@ -466,7 +466,7 @@ def _refuse_unserved(params: dict[str, Any]) -> None:
             raise invalid(f"close ({REFUSED_PARAMS['close']})")
 
 
-_NO_FLAGS: frozenset[str] = frozenset()
+_NO_FLAGS: Final[frozenset[str]] = frozenset()
 
 
 def _oflags(value: Any) -> frozenset[str] | set[str]:

@@ -8,7 +8,7 @@ HTTP error status and a closed connection; API-level errors get Kraken's envelop
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import httptools
 
@@ -20,19 +20,19 @@ from loadgen.venue.rest_api import TRADING_METHODS
 if TYPE_CHECKING:
     from loadgen.venue.context import ServerContext
 
-MAX_BODY = 64 * 1024  # a 15-order batch is ~2 KiB; 64 KiB is generous, more is abuse
-MAX_HEADERS = 16 * 1024
+MAX_BODY: Final = 64 * 1024  # a 15-order batch is ~2 KiB; 64 KiB is generous, more is abuse
+MAX_HEADERS: Final = 16 * 1024
 # A head (request line and headers) still open after this many bytes is refused: httptools
 # gathers a URL or header until it ends. Counted from the end of the last request, so the count
 # may hold up to one read (64 KiB) of that request's body besides.
-HEAD_LIMIT = MAX_HEADERS + 64 * 1024
+HEAD_LIMIT: Final = MAX_HEADERS + 64 * 1024
 
-E_INVALID_KEY = errors.INVALID_KEY
-E_INVALID_SIGNATURE = errors.INVALID_SIGNATURE
-E_INVALID_NONCE = errors.INVALID_NONCE
-E_UNKNOWN_METHOD = errors.UNKNOWN_METHOD
+E_INVALID_KEY: Final = errors.INVALID_KEY
+E_INVALID_SIGNATURE: Final = errors.INVALID_SIGNATURE
+E_INVALID_NONCE: Final = errors.INVALID_NONCE
+E_UNKNOWN_METHOD: Final = errors.UNKNOWN_METHOD
 
-_STATUS = {
+_STATUS: Final = {
     200: b"200 OK",
     400: b"400 Bad Request",
     404: b"404 Not Found",
@@ -87,8 +87,8 @@ class RestConnection(Connection):
         except httptools.HttpParserCallbackError as exc:  # one of ours raised: a venue bug
             self.venue.problems.report("REST parser callback", exc.__context__ or exc)
             self._fail(500, "", error=errors.INTERNAL)
-        except httptools.HttpParserError as exc:
-            self._fail(400, f"malformed HTTP: {exc}")
+        except httptools.HttpParserError as malformed:
+            self._fail(400, f"malformed HTTP: {malformed}")
         else:
             # httptools gathers a URL or header until it ends: a peer that never ends one
             # must not grow the venue without bound (nor cost it a quadratic concatenation)
@@ -196,8 +196,8 @@ class RestConnection(Connection):
             return rest.ok(method(params))
         except rest.RestProtocolError as exc:
             return rest.error(errors.invalid_arguments(str(exc)))
-        except VenueError as exc:
-            return rest.error(exc.message)
+        except VenueError as refused:
+            return rest.error(refused.message)
 
     def private(self, name: str, path: bytes) -> bytes:
         if name in TRADING_METHODS:
@@ -225,8 +225,8 @@ class RestConnection(Connection):
         if params is None:
             try:
                 params = rest.decode_form(body)
-            except rest.RestProtocolError as exc:
-                return rest.error(errors.invalid_arguments(str(exc)))
+            except rest.RestProtocolError as bad_form:
+                return rest.error(errors.invalid_arguments(str(bad_form)))
             if params.get("nonce") != nonce_text:  # a second, escaped `nonce` field
                 return rest.error(E_INVALID_NONCE)
         account.last_nonce = value
@@ -234,8 +234,8 @@ class RestConnection(Connection):
             return rest.error(E_UNAVAILABLE)
         try:
             return rest.ok(self.api.call_private(name, account, params))
-        except VenueError as exc:
-            return rest.error(exc.message)
+        except VenueError as refused:
+            return rest.error(refused.message)
 
 
 def _nonce_text(nonce: Any) -> str:

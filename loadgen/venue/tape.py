@@ -14,12 +14,12 @@ minutes.
 from __future__ import annotations
 
 from collections import deque
-from typing import Any
+from typing import Any, Final
 
-TRADES_KEPT = 1000  # Trades' default and maximum `count` (facts 7)
-CANDLES_KEPT = 1440  # 24 hours of 1-minute candles
-OHLC_INTERVALS = (1, 5, 15, 30, 60, 240, 1440, 10080, 21600)  # minutes (facts 7)
-OHLC_ROWS = 720  # "at most the 720 most recent entries"
+TRADES_KEPT: Final = 1000  # Trades' default and maximum `count` (facts 7)
+CANDLES_KEPT: Final = 1440  # 24 hours of 1-minute candles
+OHLC_INTERVALS: Final = (1, 5, 15, 30, 60, 240, 1440, 10080, 21600)  # minutes (facts 7)
+OHLC_ROWS: Final = 720  # "at most the 720 most recent entries"
 
 # candle fields: [minute start (s), open, high, low, close, sum of price*qty, qty, trades]
 _T, _O, _H, _L, _C, _PQ, _V, _N = range(8)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from loadgen import ratelimit
 from loadgen.protocol import assets, numbers
@@ -47,12 +47,12 @@ if TYPE_CHECKING:
     from loadgen.venue.context import ServerContext
 
 
-W = WS.order  # how add_order names an order's parts (protocol/messages.py)
-_STP = {"cancel_newest": "cancel-newest", "cancel_oldest": "cancel-oldest",
+W: Final = WS.order  # how add_order names an order's parts (protocol/messages.py)
+_STP: Final = {"cancel_newest": "cancel-newest", "cancel_oldest": "cancel-oldest",
         "cancel_both": "cancel-both"}  # fmt: skip
 # add_order fields Kraken documents that the venue does not serve, refused by name unless
 # they ask for the default (never silently mis-served).
-_REFUSED = {
+_REFUSED: Final = {
     "margin": (NO_MARGIN, (False,)),
     "reduce_only": (NO_MARGIN, (False,)),
     "effective_time": ("a scheduled start is not served by the embedded venue", ()),
@@ -63,7 +63,7 @@ _REFUSED = {
 }
 
 
-_REFUSED_NAMES = frozenset(_REFUSED)
+_REFUSED_NAMES: Final = frozenset(_REFUSED)
 
 
 def _refuse_unserved(params: dict[str, Any]) -> None:
@@ -264,7 +264,7 @@ class WsApi:
         pair = order.pair
         try:
             _refuse_unserved(params)
-            fields = {
+            fields: dict[str, Any] = {
                 name: (_price if kind == "price" else _number)(pair, params, key)
                 if key in params else None
                 for name, key, kind in AMEND_FIELDS
@@ -361,9 +361,9 @@ class WsApi:
             for order in orders:
                 found[order.txid] = order
         for value in cl_ids:
-            order = account.by_cl_ord_id.get(value) if isinstance(value, str) else None
-            if order is not None:
-                found[order.txid] = order
+            named = account.by_cl_ord_id.get(value) if isinstance(value, str) else None
+            if named is not None:
+                found[named.txid] = named
         if not found:
             raise VenueError(E_UNKNOWN_ORDER)
         return {WS.count: self.exchange.cancel_batch(account, list(found.values()))}
@@ -415,11 +415,11 @@ def order_snapshot(order: Order) -> dict[str, Any]:
     return _order_fields(order, data)
 
 
-_STATUS_OF = {"new": "new", "filled": "filled", "canceled": "canceled", "expired": "expired"}
+_STATUS_OF: Final = {"new": "new", "filled": "filled", "canceled": "canceled", "expired": "expired"}
 # exec_types that order_status=false leaves out: only new, filled, canceled and expired
 # reach such a subscriber (facts 10.3)
-STATUS_ONLY = frozenset(("pending_new", EV_TRADE, EV_AMENDED, EV_REFILL, "status"))
-_EXEC_TYPE = {EV_TRIGGERED: "status"}
+STATUS_ONLY: Final = frozenset(("pending_new", EV_TRADE, EV_AMENDED, EV_REFILL, "status"))
+_EXEC_TYPE: Final = {EV_TRIGGERED: "status"}
 
 
 def execution(event: Event, now: float, usd: Callable[[str], float]) -> dict[str, Any]:

@@ -13,7 +13,7 @@ wrong types) gets an error reply and the connection stays open.
 from __future__ import annotations
 
 import itertools
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from loadgen.protocol import errors, ws, wsframe
 from loadgen.protocol.messages import WS
@@ -27,14 +27,16 @@ if TYPE_CHECKING:
     from loadgen.venue.accounts import Account
     from loadgen.venue.context import ServerContext
 
-MAX_HANDSHAKE = 8 * 1024
-MAX_MESSAGE = 256 * 1024  # a 15-order batch_add is ~3 KiB
-E_INVALID_SESSION = errors.INVALID_SESSION
-E_UNKNOWN_METHOD = errors.UNKNOWN_METHOD
-WS_DEADLINE_MIN_S = 0.5  # "deadline: 500 ms to 60 s ahead" (facts 4.2)
+MAX_HANDSHAKE: Final = 8 * 1024
+MAX_MESSAGE: Final = 256 * 1024  # a 15-order batch_add is ~3 KiB
+E_INVALID_SESSION: Final = errors.INVALID_SESSION
+E_UNKNOWN_METHOD: Final = errors.UNKNOWN_METHOD
+WS_DEADLINE_MIN_S: Final = 0.5  # "deadline: 500 ms to 60 s ahead" (facts 4.2)
 _connection_ids = itertools.count(1)
-CLOSE_POLICY = 1008  # RFC 6455 7.4.1: a message that violates policy (here: reading too slowly)
-MAX_SYMBOLS = 200  # symbols one public subscribe may name (Kraken's level3 allows 200)
+CLOSE_POLICY: Final = (
+    1008  # RFC 6455 7.4.1: a message that violates policy (here: reading too slowly)
+)
+MAX_SYMBOLS: Final = 200  # symbols one public subscribe may name (Kraken's level3 allows 200)
 
 
 def _public_params_problem(symbols: Any, name: str | None, value: Any,
@@ -236,8 +238,8 @@ class WsConnection(Connection):
             if WS.deadline in params:
                 check_deadline(params[WS.deadline], time_in, least=WS_DEADLINE_MIN_S)
             result = handler(account, params)
-        except VenueError as exc:
-            return [self._error(method, req_id, exc.message, time_in)]
+        except VenueError as refused:
+            return [self._error(method, req_id, refused.message, time_in)]
         if method == "cancel_order":
             return [
                 self._error(method, req_id, r.message, time_in)
@@ -333,7 +335,8 @@ class WsConnection(Connection):
         channel = params["channel"]
         spec = CHANNELS[channel]
         name = spec.param
-        symbols, snapshot = params.get("symbol"), params.get("snapshot", spec.snapshot)
+        symbols: Any = params.get("symbol")
+        snapshot = params.get("snapshot", spec.snapshot)
         value = params.get(name, spec.default) if name else None
         problem = _public_params_problem(symbols, name, value, spec.values, snapshot)
         if problem:

@@ -7,6 +7,7 @@ names the wrong part (side for type, the edit's price for the amend's) fails."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -126,10 +127,10 @@ WS_PARAMS = {
 def test_every_ws_word_is_a_parameter_of_its_documented_method() -> None:
     w = WS.order
     nested = {w.trigger, w.trigger_ref, w.trigger_price_type}
-    words = {getattr(w, name) for name in w.__slots__} - {"", *nested}  # type: ignore[attr-defined]
+    words = {getattr(w, f.name) for f in dataclasses.fields(w)} - {"", *nested}
     assert words <= WS_PARAMS["add_order"]
     assert nested <= WS_PARAMS["triggers"] and w.trigger_in == "triggers"
-    amend = {getattr(WS.amend, name) for name in WS.amend.__slots__} - {""}  # type: ignore[attr-defined]
+    amend = {getattr(WS.amend, f.name) for f in dataclasses.fields(WS.amend)} - {""}
     assert amend <= WS_PARAMS["amend_order"]
     edit = {WS.edit.order_id, WS.edit.limit, WS.edit.qty}
     assert edit <= WS_PARAMS["edit_order"] and edit <= WS_PARAMS["amend_order"]

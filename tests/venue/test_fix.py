@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import socket
 import time
@@ -434,16 +435,26 @@ def test_an_app_message_with_a_unicode_sequence_number_ends_the_session_by_name(
 
 def test_sessions_gone_for_ten_minutes_are_forgotten_once_there_are_many():
     """Found in review: every SenderCompID ever seen kept a session (and its store)."""
-    from types import SimpleNamespace
-
+    from loadgen.protocol.fixsession import FixSession
     from loadgen.venue import fix_server
+    from loadgen.venue.app import Venue, VenueConfig
+
+    venue = Venue(VenueConfig(keys=1, pairs=1, keys_file=None))
+    account = venue.accounts.all[0]
+    loop = venue.context.loop = asyncio.new_event_loop()
+
+    def host(left_at: float, conn: fix_server.FixConnection | None = None) -> fix_server.FixHost:
+        made = fix_server.FixHost(FixSession("KRAKEN-TRD", "S"), account, time.time)
+        made.conn, made.left_at = conn, left_at
+        return made
 
     now = 10_000.0
-    hosts = {f"S{i}": SimpleNamespace(conn=None, left_at=now - 700) for i in range(1100)}
-    hosts["LIVE"] = SimpleNamespace(conn=object(), left_at=0.0)
-    hosts["RECENT"] = SimpleNamespace(conn=None, left_at=now - 5)
-    fix_server._forget_idle_hosts(hosts, now)  # type: ignore[arg-type]
+    hosts = {f"S{i}": host(now - 700) for i in range(1100)}
+    hosts["LIVE"] = host(0.0, conn=fix_server.FixConnection(venue.context))
+    hosts["RECENT"] = host(now - 5)
+    fix_server._forget_idle_hosts(hosts, now)
+    loop.close()
     assert set(hosts) == {"LIVE", "RECENT"}
-    few = {"S": SimpleNamespace(conn=None, left_at=0.0)}
-    fix_server._forget_idle_hosts(few, now)  # type: ignore[arg-type]
+    few = {"S": host(0.0)}
+    fix_server._forget_idle_hosts(few, now)
     assert set(few) == {"S"}  # below the sweep size, a day's sessions are kept
