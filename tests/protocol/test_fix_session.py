@@ -109,6 +109,16 @@ def test_the_resend_store_keeps_recent_messages_only():
     assert [m[35] for m in out] == ["4", "8"] and out[0][36] == out[1][34]
 
 
+def test_each_stored_message_ages_out_on_its_own_time():
+    s = active()
+    s.send("8", [(37, "first")], T)
+    s.send("8", [(37, "second")], T + 30)
+    s.send("8", [(37, "third")], T + STORE_AGE_S + 1)  # the first is too old now, not the second
+    assert [body for _, body, _, _ in s._store.values()] == ["37=second\x01", "37=third\x01"]
+    s.send("8", [(37, "fourth")], T + STORE_AGE_S + 31)
+    assert [body for _, body, _, _ in s._store.values()] == ["37=third\x01", "37=fourth\x01"]
+
+
 def test_a_resend_of_everything_on_a_long_session_costs_what_is_stored():
     """7=1 16=0 after ten million messages: one gap fill and the stored ones, at once."""
     s = active()
