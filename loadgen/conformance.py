@@ -33,7 +33,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from loadgen import ratelimit
 from loadgen.outcome import ERROR, LIMIT_TRADING, RATE_LIMITED, TIMEOUT, Outcome, classify
@@ -45,23 +45,23 @@ from loadgen.ratelimit import AMEND_PENALTY, CANCEL_PENALTY, EDIT_PENALTY, Tier,
 # and a venue that refused a batch cancel at a reach of [179.999, 180.0] (172 + 8 against 180)
 # was once called too strict (issue 13). 1e-6 points is far above the rounding either side can
 # gather over a run (ratelimit.EPSILON is 1e-9), and a millionth of the smallest charge.
-TOLERANCE = 1e-6
+TOLERANCE: Final = 1e-6
 
-AGREED = "agreed"
-FALSE_REJECT = "false_reject"
-MISSED_REJECT = "missed_reject"
-AMBIGUOUS = "ambiguous"
-DECISIONS = (AGREED, FALSE_REJECT, MISSED_REJECT, AMBIGUOUS)
-DIVERGENCES = (FALSE_REJECT, MISSED_REJECT)
+AGREED: Final = "agreed"
+FALSE_REJECT: Final = "false_reject"
+MISSED_REJECT: Final = "missed_reject"
+AMBIGUOUS: Final = "ambiguous"
+DECISIONS: Final = (AGREED, FALSE_REJECT, MISSED_REJECT, AMBIGUOUS)
+DIVERGENCES: Final = (FALSE_REJECT, MISSED_REJECT)
 
-CONFORMS = "conforms"
-TOO_STRICT = "too_strict"  # refuses what the published limits allow
-TOO_LENIENT = "too_lenient"  # allows what the published limits refuse
-BOTH = "both"
-VERDICTS = (CONFORMS, TOO_STRICT, TOO_LENIENT, BOTH)
+CONFORMS: Final = "conforms"
+TOO_STRICT: Final = "too_strict"  # refuses what the published limits allow
+TOO_LENIENT: Final = "too_lenient"  # allows what the published limits refuse
+BOTH: Final = "both"
+VERDICTS: Final = (CONFORMS, TOO_STRICT, TOO_LENIENT, BOTH)
 
-HISTORY = 8  # requests per key and pair kept to show what led to a divergence
-UNKNOWN_ORDER = errors.UNKNOWN_ORDER
+HISTORY: Final = 8  # requests per key and pair kept to show what led to a divergence
+UNKNOWN_ORDER: Final = errors.UNKNOWN_ORDER
 
 
 def verdict(false_rejects: int, missed_rejects: int) -> str:
@@ -149,7 +149,8 @@ def _plan_batch_add(protocol: str, action: Any) -> list[Charge]:
 
 def _plan_amend(protocol: str, action: Any) -> list[Charge]:
     target = action.targets[0]
-    fixed, table = ratelimit.AMEND_FIXED, AMEND_PENALTY
+    table: tuple[tuple[float, int], ...] = AMEND_PENALTY
+    fixed = ratelimit.AMEND_FIXED
     if action.op == "edit" and protocol != "fix":  # FIX's cancel-replace is an amend at Kraken
         fixed, table = ratelimit.EDIT_FIXED, EDIT_PENALTY
     return [Charge(target.market.name, fixed, table, [_age(target)])]
@@ -183,7 +184,7 @@ def _plan_forced(protocol: str, action: Any) -> list[Charge]:
 
 # What each of the traders' operations charges (a dropped FIX session is planned as the
 # cancel-all the venue makes of its orders: users/base.judge)
-_PLANS = {
+_PLANS: Final = {
     "add": _plan_add,
     "batch_add": _plan_batch_add,
     "amend": _plan_amend,

@@ -33,9 +33,22 @@ from types import ModuleType
 PURE_ENV = "LOADGEN_PURE_PYTHON"
 HASHES_NAME = "_native_sources.json"  # written by setup.py beside this file: module -> sha256
 
-# The venue's request path and the codecs both sides share (profiled under `bench venue`).
+# The venue's request path and the codecs both sides share (profiled under `bench venue`), and
+# the generator's pure logic: order flow, pacing, outcomes, conformance, the recorder.
 COMPILED: tuple[str, ...] = (
     "loadgen.ratelimit",
+    "loadgen.conformance",
+    "loadgen.outcome",
+    "loadgen.flow.market",
+    "loadgen.flow.mix",
+    "loadgen.flow.model",
+    "loadgen.flow.orders",
+    "loadgen.flow.pacing",
+    "loadgen.metrics.hdrcodec",
+    "loadgen.metrics.hist",
+    "loadgen.metrics.recorder",
+    "loadgen.protocol.assets",
+    "loadgen.protocol.operations",
     "loadgen.protocol.book",
     "loadgen.protocol.clock",
     "loadgen.protocol.errors",

@@ -14,27 +14,27 @@ A rate-limit rejection is an expected outcome, not a failure (DESIGN, measuremen
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from loadgen.protocol import errors
 
-OK = "ok"
-RATE_LIMITED = "rate_limited"
-REJECTED = "rejected"
-ERROR = "error"
-TIMEOUT = "timeout"
-CLASSES = (OK, RATE_LIMITED, REJECTED, ERROR, TIMEOUT)
+OK: Final = "ok"
+RATE_LIMITED: Final = "rate_limited"
+REJECTED: Final = "rejected"
+ERROR: Final = "error"
+TIMEOUT: Final = "timeout"
+CLASSES: Final = (OK, RATE_LIMITED, REJECTED, ERROR, TIMEOUT)
 
 # Which limiter refused a rate-limited request.
-LIMIT_TRADING = "trading"  # EOrder:Rate limit exceeded: the per-pair matching-engine counter
-LIMIT_REST = "rest"  # EAPI:Rate limit exceeded: the REST call counter
-LIMIT_THROTTLE = (
+LIMIT_TRADING: Final = "trading"  # EOrder:Rate limit exceeded: the per-pair matching-engine counter
+LIMIT_REST: Final = "rest"  # EAPI:Rate limit exceeded: the REST call counter
+LIMIT_THROTTLE: Final = (
     "throttle"  # EService: Throttled, EGeneral:Too many requests, HTTP 429, WS msg rate
 )
 
 # Error-string prefixes (facts 1.4) -> (class, limit). First match wins, so longer prefixes of
 # the same family come first.
-_RULES: tuple[tuple[str, str, str], ...] = (
+_RULES: Final[tuple[tuple[str, str, str], ...]] = (
     (errors.TRADE_RATE, RATE_LIMITED, LIMIT_TRADING),
     (errors.REST_RATE, RATE_LIMITED, LIMIT_REST),
     ("EService: Throttled", RATE_LIMITED, LIMIT_THROTTLE),

@@ -9,27 +9,27 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from loadgen.protocol import assets
 
-BUY = "buy"
-SELL = "sell"
+BUY: Final = "buy"
+SELL: Final = "sell"
 
-STEP_TICKS = 1.0  # standard deviation of the mid's move per quote, in ticks
+STEP_TICKS: Final = 1.0  # standard deviation of the mid's move per quote, in ticks
 # Each step also pulls the mid back toward the market's reference by this share of the way
 # (mean reversion): every trader walks its own mid, and without a pull two traders' mids drift
 # apart without bound, until one's resting quotes cross the other's (fills nobody asked for).
 # Stationary spread of a mid: STEP_TICKS / sqrt(2 * REVERT), about 2.2 ticks.
-REVERT = 0.1
-REST_DEPTH_TICKS = 3.0  # mean distance behind the mid of a resting quote, in ticks
-CROSS_DEPTH_TICKS = 3.0  # mean distance through the mid of a crossing quote, in ticks
+REVERT: Final = 0.1
+REST_DEPTH_TICKS: Final = 3.0  # mean distance behind the mid of a resting quote, in ticks
+CROSS_DEPTH_TICKS: Final = 3.0  # mean distance through the mid of a crossing quote, in ticks
 # A stop or take-profit's trigger waits beyond the mid by at least TRIGGER_GAP_TICKS plus an
 # exponential of this mean: with mids spread ~2 ticks and crossing quotes ~3 ticks through
 # them, the last trade price reaches a share of the triggers (they fire) and not most.
-TRIGGER_GAP_TICKS = 2
-TRIGGER_DEPTH_TICKS = 6.0
-TRIGGER_SLIP_TICKS = 2  # a -limit variant's limit: this far past its trigger, toward a fill
+TRIGGER_GAP_TICKS: Final = 2
+TRIGGER_DEPTH_TICKS: Final = 6.0
+TRIGGER_SLIP_TICKS: Final = 2  # a -limit variant's limit: this far past its trigger, toward a fill
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,21 +8,22 @@ import itertools
 import math
 import random
 from collections.abc import Mapping
+from typing import Final
 
 from loadgen.protocol import orderkinds
 from loadgen.protocol.operations import OPS
 
 # Algorithmic flow is mostly place-and-cancel, some amends and edits, a few batches and rare
 # cancel-alls (the shape of market-making traffic; weights are relative, any scale).
-DEFAULT_WEIGHTS: dict[str, float] = {
+DEFAULT_WEIGHTS: Final[dict[str, float]] = {
     "add": 45, "cancel": 35, "amend": 10, "edit": 4, "batch_add": 3, "batch_cancel": 2,
     "cancel_all": 1,
 }  # fmt: skip
 # What an operation needs from the trader's live orders; short of that it becomes an add.
-NEEDS_LIVE = {"amend": 1, "edit": 1, "cancel": 1, "cancel_all": 1, "batch_cancel": 2}
+NEEDS_LIVE: Final = {"amend": 1, "edit": 1, "cancel": 1, "cancel_all": 1, "batch_cancel": 2}
 
 
-_KINDS_CACHE: dict[tuple[str, str], dict[str, float] | None] = {}
+_KINDS_CACHE: Final[dict[tuple[str, str], dict[str, float] | None]] = {}
 
 
 class MixError(ValueError):

@@ -17,6 +17,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Final
 
 from loadgen.flow.market import BUY, SELL, Market, PriceWalk, slipped
 from loadgen.flow.mix import OpMix
@@ -25,18 +26,20 @@ from loadgen.outcome import Outcome
 from loadgen.protocol import errors
 from loadgen.protocol.orderkinds import GTD_LIFETIME_S, ICEBERG_SHOWN, KINDS, LIMIT, Kind
 
-MAX_LIVE = 50  # a trader's open orders before it cancels rather than adds (below Starter's 60)
-BATCH_MIN = 2  # Kraken batches: 2..15 orders to add, up to 50 ids to cancel (facts 1.3)
-BATCH_ADD_MAX = 15
-BATCH_CANCEL_MAX = 50
-SIZE_SCALE = 1.5  # order size: the pair's minimum times 1 + int(an exponential of this mean)
-CL_ORD_ID_DIGITS = 18  # FIX: an ever-increasing number of up to 18 characters (facts 5)
+MAX_LIVE: Final = (
+    50  # a trader's open orders before it cancels rather than adds (below Starter's 60)
+)
+BATCH_MIN: Final = 2  # Kraken batches: 2..15 orders to add, up to 50 ids to cancel (facts 1.3)
+BATCH_ADD_MAX: Final = 15
+BATCH_CANCEL_MAX: Final = 50
+SIZE_SCALE: Final = 1.5  # order size: the pair's minimum times 1 + int(an exponential of this mean)
+CL_ORD_ID_DIGITS: Final = 18  # FIX: an ever-increasing number of up to 18 characters (facts 5)
 # One sequence for every trader in the process: each trader's ids increase, and so does every
 # id the process gives one FIX session, whoever drew it (Kraken refuses a ClOrdID that does not
 # rise, facts 11). It starts at the time in units of 10 us (modulo 10^12, 115 days), so a
 # process that takes over a session (a restart, the next run on the same keys) goes on above
 # the ids of the one before, unless that one drew more than 100,000 ids a second.
-_SEQUENCE = itertools.count(time.time_ns() // 10_000 % 10**12)
+_SEQUENCE: Final = itertools.count(time.time_ns() // 10_000 % 10**12)
 
 
 def cl_ord_id(user: int) -> str:
@@ -49,8 +52,8 @@ def cl_ord_id(user: int) -> str:
 # a slow venue leaves unanswered), so the oldest go first past this. Most ids heard are of
 # orders the flow already forgot (a cancel's own event): a trader kept 4,096 of them each
 # (issue 13's soak: the generator grew).
-EARLY_ENDS_KEPT = 256
-GTD_MARGIN_S = 1.0  # a GTD order is forgotten this long before the venue expires it
+EARLY_ENDS_KEPT: Final = 256
+GTD_MARGIN_S: Final = 1.0  # a GTD order is forgotten this long before the venue expires it
 
 
 @dataclass(slots=True)
@@ -298,7 +301,7 @@ class FlowModel:
             self.gone(target)
 
 
-_LEARN = {
+_LEARN: Final = {
     "add": FlowModel._learn_add,
     "batch_add": FlowModel._learn_batch_add,
     "cancel": FlowModel._learn_cancel,

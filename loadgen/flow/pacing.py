@@ -16,19 +16,22 @@ Pace: what a process's users pace themselves by, as the shape (or the master) se
 from __future__ import annotations
 
 import math
+from typing import Final
 
-LATE_S = 0.001  # a send held over 1 ms past its intended time by the venue's last reply is late
+LATE_S: Final = (
+    0.001  # a send held over 1 ms past its intended time by the venue's last reply is late
+)
 # A send the generator itself let slip is late once it is a whole send interval behind (its
 # next send is already due: the schedule slipped), and never under 10 ms: the event loop runs a
 # ready greenlet or a timer a few milliseconds late on a shared machine (the lag sampler
 # measures that part), and a slip that leaves the next slot untouched costs the venue nothing
 # (the open-loop latency never charges it for the generator's delay).
-GENERATOR_LATE_S = 0.010
-MAX_PIPELINE = 256  # requests a user may put on the wire per turn
+GENERATOR_LATE_S: Final = 0.010
+MAX_PIPELINE: Final = 256  # requests a user may put on the wire per turn
 # Open loop: the requests a user may have unanswered at once. Sends go on schedule whatever the
 # answers do until this many are owed; past it the venue is holding the user back (a stalled
 # venue would otherwise be sent an unbounded backlog), and that wait is charged to the venue.
-OPEN_WINDOW = 64
+OPEN_WINDOW: Final = 64
 
 
 def pipeline_problem(pipeline: int, open_loop: bool, stay_under: bool) -> str:
@@ -99,7 +102,7 @@ def take_due(schedule: Schedule, cap: Throttle, now: float, room: int) -> float 
 # measured: at 5,000 req/s on 30 users the P99 that loadgen read was 5.5-6.3 ms against
 # 0.7-1.5 ms on the wire, 0.7-1.4 ms against the same with each send waiting (bench wire, two
 # alternating rounds).
-BURST_S = 0.002
+BURST_S: Final = 0.002
 
 
 class Throttle:
@@ -126,9 +129,9 @@ class Throttle:
 
 # Users waiting across a step of the load wake this long after it, once the ticker (on a
 # worker, the master's message) has moved the pace on.
-PACE_SLACK_S = 0.005
-PACE_GRACE_S = 0.05  # then a short poll, for a new pace that comes late...
-PACE_POLL_S = 0.002  # ...this often
+PACE_SLACK_S: Final = 0.005
+PACE_GRACE_S: Final = 0.05  # then a short poll, for a new pace that comes late...
+PACE_POLL_S: Final = 0.002  # ...this often
 
 
 class Pace:

@@ -22,21 +22,24 @@ import base64
 import binascii
 import struct
 import zlib
+from typing import Final
 
-SIGNIFICANT_DIGITS = 3
-LOWEST = 1
-SUB_BUCKET_BITS = 11  # 2 * 10**3 rounded up to a power of two: 2,048 sub-buckets
-HALF_BITS = SUB_BUCKET_BITS - 1
-HALF = 1 << HALF_BITS
-MASK = (1 << SUB_BUCKET_BITS) - 1
+SIGNIFICANT_DIGITS: Final = 3
+LOWEST: Final = 1
+SUB_BUCKET_BITS: Final = 11  # 2 * 10**3 rounded up to a power of two: 2,048 sub-buckets
+HALF_BITS: Final = SUB_BUCKET_BITS - 1
+HALF: Final = 1 << HALF_BITS
+MASK: Final = (1 << SUB_BUCKET_BITS) - 1
 
-_ENCODING_COOKIE = 0x1C849303 | 0x10  # "V2", word size marker as hdrh and HdrHistogram_c write
-_COMPRESSION_COOKIE = 0x1C849304 | 0x10
-_COOKIE_BASE_MASK = ~0xF0
-_EXT = struct.Struct(">II")
-_PAYLOAD = struct.Struct(">IIIIQQd")  # 40 bytes
-MAX_PAYLOAD = 4 * 1024 * 1024  # as hdrh: a counts array past this is no histogram of ours
-MAX_INDEX = 64 * HALF  # counts of values up to 2**63: any index past it is damage
+_ENCODING_COOKIE: Final = (
+    0x1C849303 | 0x10
+)  # "V2", word size marker as hdrh and HdrHistogram_c write
+_COMPRESSION_COOKIE: Final = 0x1C849304 | 0x10
+_COOKIE_BASE_MASK: Final = ~0xF0
+_EXT: Final = struct.Struct(">II")
+_PAYLOAD: Final = struct.Struct(">IIIIQQd")  # 40 bytes
+MAX_PAYLOAD: Final = 4 * 1024 * 1024  # as hdrh: a counts array past this is no histogram of ours
+MAX_INDEX: Final = 64 * HALF  # counts of values up to 2**63: any index past it is damage
 
 
 class HdrCodecError(ValueError):
@@ -106,8 +109,8 @@ def decode(text: str | bytes) -> dict[int, int]:
     inflate = zlib.decompressobj()
     try:
         payload = inflate.decompress(raw[_EXT.size : _EXT.size + length], MAX_PAYLOAD)
-    except zlib.error as exc:
-        raise HdrCodecError(f"histogram payload: {exc}") from exc
+    except zlib.error as bad:
+        raise HdrCodecError(f"histogram payload: {bad}") from bad
     if not inflate.eof or len(payload) < _PAYLOAD.size:
         raise HdrCodecError("histogram payload cut short (or over 4 MB)")
     cookie, size, offset, digits, lowest, _highest, _ratio = _PAYLOAD.unpack_from(payload)

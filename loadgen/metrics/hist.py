@@ -22,12 +22,15 @@ from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import accumulate
+from typing import Final
 
 from loadgen.metrics import hdrcodec
 
-LOWEST_US = 1
-HIGHEST_US = 3_600_000_000  # one hour: no request outlives the run's timeouts by that much
-SIGNIFICANT_DIGITS = hdrcodec.SIGNIFICANT_DIGITS  # DESIGN: microseconds, 3 significant digits
+LOWEST_US: Final = 1
+HIGHEST_US: Final = 3_600_000_000  # one hour: no request outlives the run's timeouts by that much
+SIGNIFICANT_DIGITS: Final = (
+    hdrcodec.SIGNIFICANT_DIGITS
+)  # DESIGN: microseconds, 3 significant digits
 PERCENTILES = (25.0, 50.0, 95.0, 99.0, 99.9)
 
 

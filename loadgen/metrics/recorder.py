@@ -28,7 +28,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from loadgen.metrics.hist import Latencies
 from loadgen.outcome import RATE_LIMITED, Outcome
@@ -123,8 +123,8 @@ class Limits:
         )
 
 
-MAX_DIVERGENCES = 5  # per window: the first few, each with the requests that led to it
-MAX_COUNTERS = 16  # per window and process: the busiest shadow counters
+MAX_DIVERGENCES: Final = 5  # per window: the first few, each with the requests that led to it
+MAX_COUNTERS: Final = 16  # per window and process: the busiest shadow counters
 
 
 def _pick(fn: Callable[[float, float], float], mine: float | None, theirs: float) -> float:
@@ -132,11 +132,11 @@ def _pick(fn: Callable[[float, float], float], mine: float | None, theirs: float
 
 
 # the book updates' fan-out, as an SLO latency selector names it (MarketDataUser)
-MD_BOOK = "md/book"
+MD_BOOK: Final = "md/book"
 
 # a window's named counts, summed on merge
-COUNTERS = ("reasons", "cleanup", "user_errors", "stamps", "md")
-MAX_REASON = 120  # characters of a venue's error text kept as a reason (the texts are short)
+COUNTERS: Final = ("reasons", "cleanup", "user_errors", "stamps", "md")
+MAX_REASON: Final = 120  # characters of a venue's error text kept as a reason (the texts are short)
 
 
 def _count(into: dict[str, int], other: dict[str, int]) -> None:

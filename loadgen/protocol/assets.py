@@ -10,8 +10,10 @@ traders turn an AssetPairs entry into the symbol WS v2 and FIX want.
 
 from __future__ import annotations
 
+from typing import Final
+
 # altname -> (asset ID, decimals, display_decimals), as Kraken's public Assets lists them [S4].
-ASSETS: dict[str, tuple[str, int, int]] = {
+ASSETS: Final[dict[str, tuple[str, int, int]]] = {
     "XBT": ("XXBT", 10, 5),
     "ETH": ("XETH", 10, 5),
     "XRP": ("XXRP", 8, 5),
@@ -26,14 +28,14 @@ ASSETS: dict[str, tuple[str, int, int]] = {
     "LINK": ("LINK", 10, 5),
     "USDT": ("USDT", 8, 4),
 }
-DEFAULT_DECIMALS = (8, 5)  # an asset the table lacks (the venue's synthetic markets)
+DEFAULT_DECIMALS: Final = (8, 5)  # an asset the table lacks (the venue's synthetic markets)
 
 # WS v2 and FIX spell these assets as the rest of the industry does (facts 10.4).
-V2_NAMES = {"XBT": "BTC", "XDG": "DOGE"}
-V1_NAMES = {v2: v1 for v1, v2 in V2_NAMES.items()}
+V2_NAMES: Final = {"XBT": "BTC", "XDG": "DOGE"}
+V1_NAMES: Final = {v2: v1 for v1, v2 in V2_NAMES.items()}
 
 # Pair IDs that do not follow the rule in `pair_id` (as Kraken lists them) [S4].
-PAIR_ID_EXCEPTIONS = {"XDGUSD": "XDGUSD", "USDTUSD": "USDTZUSD"}
+PAIR_ID_EXCEPTIONS: Final = {"XDGUSD": "XDGUSD", "USDTUSD": "USDTZUSD"}
 
 
 def asset_id(altname: str) -> str:

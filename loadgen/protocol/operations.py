@@ -11,6 +11,7 @@ keeps its own lists on purpose: it checks loadgen from the outside.)
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,7 +23,7 @@ class Operation:
 
 
 # In the order the op mix draws them (flow/mix.py: the order is part of a seed's draws)
-OPERATIONS: dict[str, Operation] = {
+OPERATIONS: Final[dict[str, Operation]] = {
     op.name: op
     for op in (
         Operation("add", "AddOrder", "add_order", "D"),
@@ -34,7 +35,9 @@ OPERATIONS: dict[str, Operation] = {
         Operation("batch_cancel", "CancelOrderBatch", "batch_cancel", "F"),
     )
 }
-OPS = tuple(OPERATIONS)
-REST_METHOD = {op.name: op.rest for op in OPERATIONS.values()}
-WS_METHOD = {op.name: op.ws for op in OPERATIONS.values()}
-REST_TRADING = frozenset(REST_METHOD.values())  # what the venue charges to the trading counter
+OPS: Final = tuple(OPERATIONS)
+REST_METHOD: Final = {op.name: op.rest for op in OPERATIONS.values()}
+WS_METHOD: Final = {op.name: op.ws for op in OPERATIONS.values()}
+REST_TRADING: Final = frozenset(
+    REST_METHOD.values()
+)  # what the venue charges to the trading counter

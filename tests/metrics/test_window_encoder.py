@@ -67,18 +67,11 @@ def test_a_drain_mid_window_loses_and_repeats_nothing() -> None:
     assert len(done) == 3
 
 
-def test_a_window_that_cannot_be_encoded_is_left_out_and_holds_back_none(monkeypatch) -> None:
+def test_a_window_that_cannot_be_encoded_is_left_out_and_holds_back_none() -> None:
     windows = _windows(3)
     done: list[dict[str, Any]] = []
     encoder = WindowEncoder(done.append)
-    encode = Window.encode
-
-    def broken_second(self: Window, pause: Any = None) -> dict[str, Any]:
-        if self.t == windows[1].t:
-            raise ValueError("a bug")
-        return encode(self, pause)
-
-    monkeypatch.setattr(Window, "encode", broken_second)
+    windows[1].cells["broken"] = None  # type: ignore[assignment]  # a bug: encode() raises
     for window in windows:
         encoder.put(window)
     encoder.drain()
