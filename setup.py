@@ -8,6 +8,7 @@ runs as itself, never as its stale compiled form (loadgen/native.py).
 
 from __future__ import annotations
 
+import importlib.machinery
 import importlib.util
 import json
 import os
@@ -25,14 +26,28 @@ native = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(native)
 
 
+def remove_build(root: Path) -> None:
+    """Take away what an earlier build left under `root`: the hashes, every listed module's
+    extension and the shared library. A module that fails to build this time, or a build
+    skipped, must not leave the last build's extension to pass for the sources."""
+    (root / "loadgen" / native.HASHES_NAME).unlink(missing_ok=True)
+    for module in native.COMPILED:
+        for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+            native.source_path(module, root).with_suffix(suffix).unlink(missing_ok=True)
+    for shared in root.glob("*__mypyc.*"):
+        shared.unlink()
+
+
 def ext_modules() -> list[Any]:
     if os.environ.get(native.PURE_ENV, "") not in ("", "0"):
         print(f"loadgen: {native.PURE_ENV} is set: not compiling")
+        remove_build(HERE)
         return []
     try:
         from mypyc.build import mypycify
     except ImportError:
         print("loadgen: mypyc is not installed: not compiling")
+        remove_build(HERE)
         return []
     paths = [str(native.source_path(m, Path(".")).as_posix()) for m in native.COMPILED]
     # The build runs before the dependencies are installed (pip's isolated build): what they
@@ -41,6 +56,7 @@ def ext_modules() -> list[Any]:
         extensions = mypycify(["--ignore-missing-imports", *paths], opt_level="3")
     except SystemExit:  # mypyc refuses a module that does not type-check: say so, run sources
         print("loadgen: mypyc found type errors (above): not compiling", file=sys.stderr)
+        remove_build(HERE)
         return []
     for ext in extensions:
         ext.optional = True  # no C compiler: install anyway, run the sources
@@ -51,6 +67,8 @@ class BuildExt(build_ext):
     """build_ext, then the sources' hashes beside the extensions once every one was built."""
 
     def run(self) -> None:
+        for root in (HERE, Path(self.build_lib)):
+            remove_build(root)
         super().run()
         if not self.extensions:
             return

@@ -144,6 +144,6 @@ def choose() -> str:
 
 
 def running() -> str:
-    """'compiled (mypyc)' or 'pure Python (why)', for `loadgen bench` and `loadgen --version`."""
+    """'compiled (mypyc)' or 'pure Python (why)', for `loadgen bench` and `bench venue`."""
     reason = choose()
     return f"pure Python ({reason})" if reason else "compiled (mypyc)"

@@ -177,12 +177,12 @@ def decode(text: str) -> dict[int, str]:
         # Measured 3.0 us a NewOrderSingle against 6.9 us field by field; the loop by index
         # beats dict(zip(map(...))) both compiled (1.6 against 2.1 us) and not (2.1 against 2.3).
         tokens = text[:-1].replace(SOH, "=").split("=")
-        numbers = _TAG_NUMBERS
+        tags = _TAG_NUMBERS
         try:
             for i in range(0, len(tokens), 2):
-                fields[numbers[tokens[i]]] = tokens[i + 1]
+                fields[tags[tokens[i]]] = tokens[i + 1]
             return fields
-        except KeyError:
+        except (KeyError, IndexError):
             fields.clear()  # a tag that is not a plain number below 10000: the path below does
     for part in text.split(SOH):
         if not part:

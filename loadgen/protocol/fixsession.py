@@ -189,6 +189,7 @@ class FixSession:
             self.next_out = 1
             self.next_in = 1
             self._store.clear()
+            self._prune_at = 0.0
             self._queue.clear()
         self.heartbeat_s = float(fields.get(fix.HEARTBT_INT, self.heartbeat_s))
         self.state = ACTIVE
@@ -212,6 +213,7 @@ class FixSession:
         self.next_out = 1
         self.next_in = 1
         self._store.clear()
+        self._prune_at = 0.0
         self._queue.clear()
 
     def logon_too_low(self, fields: dict[int, str]) -> bool:
@@ -226,6 +228,7 @@ class FixSession:
             self.next_out = 1
             self.next_in = 1
             self._store.clear()
+            self._prune_at = 0.0
         self.send(fix.LOGON, body, now)
 
     def logon_accepted(self, fields: dict[int, str], now: float) -> None:
