@@ -8,7 +8,6 @@ runs as itself, never as its stale compiled form (loadgen/native.py).
 
 from __future__ import annotations
 
-import importlib.machinery
 import importlib.util
 import json
 import os
@@ -32,8 +31,8 @@ def remove_build(root: Path) -> None:
     skipped, must not leave the last build's extension to pass for the sources."""
     (root / "loadgen" / native.HASHES_NAME).unlink(missing_ok=True)
     for module in native.COMPILED:
-        for suffix in importlib.machinery.EXTENSION_SUFFIXES:
-            native.source_path(module, root).with_suffix(suffix).unlink(missing_ok=True)
+        for path in native.extension_paths(module, root):
+            path.unlink(missing_ok=True)
     for shared in root.glob("*__mypyc.*"):
         shared.unlink()
 
@@ -41,13 +40,11 @@ def remove_build(root: Path) -> None:
 def ext_modules() -> list[Any]:
     if os.environ.get(native.PURE_ENV, "") not in ("", "0"):
         print(f"loadgen: {native.PURE_ENV} is set: not compiling")
-        remove_build(HERE)
         return []
     try:
         from mypyc.build import mypycify
     except ImportError:
         print("loadgen: mypyc is not installed: not compiling")
-        remove_build(HERE)
         return []
     paths = [str(native.source_path(m, Path(".")).as_posix()) for m in native.COMPILED]
     # The build runs before the dependencies are installed (pip's isolated build): what they
@@ -56,7 +53,6 @@ def ext_modules() -> list[Any]:
         extensions = mypycify(["--ignore-missing-imports", *paths], opt_level="3")
     except SystemExit:  # mypyc refuses a module that does not type-check: say so, run sources
         print("loadgen: mypyc found type errors (above): not compiling", file=sys.stderr)
-        remove_build(HERE)
         return []
     for ext in extensions:
         ext.optional = True  # no C compiler: install anyway, run the sources
@@ -81,4 +77,7 @@ class BuildExt(build_ext):
         (package / native.HASHES_NAME).write_text(json.dumps(hashes, indent=1) + "\n")
 
 
-setup(ext_modules=ext_modules(), cmdclass={"build_ext": BuildExt})
+EXTENSIONS = ext_modules()
+if not EXTENSIONS:  # skipped: an earlier build's extensions must not run for the sources
+    remove_build(HERE)
+setup(ext_modules=EXTENSIONS, cmdclass={"build_ext": BuildExt})

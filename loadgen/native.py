@@ -89,13 +89,14 @@ def source_hash(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _extension(module: str, root: Path) -> Path | None:
+def extension_paths(module: str, root: Path = ROOT) -> list[Path]:
+    """Where a build may put the module's extension, beside its source (one per suffix)."""
     source = source_path(module, root)
-    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
-        candidate = source.with_suffix(suffix)
-        if candidate.exists():
-            return candidate
-    return None
+    return [source.with_suffix(suffix) for suffix in importlib.machinery.EXTENSION_SUFFIXES]
+
+
+def _extension(module: str, root: Path) -> Path | None:
+    return next((p for p in extension_paths(module, root) if p.exists()), None)
 
 
 def why_pure(root: Path = ROOT) -> str:
