@@ -50,7 +50,7 @@ def ext_modules() -> list[Any]:
     # The build runs before the dependencies are installed (pip's isolated build): what they
     # export is typed Any here, alike in every build.
     try:
-        extensions = mypycify(["--ignore-missing-imports", *paths], opt_level="3")
+        extensions = mypycify(["--ignore-missing-imports", "--no-site-packages", *paths], opt_level="3")
     except SystemExit:  # mypyc refuses a module that does not type-check: say so, run sources
         print("loadgen: mypyc found type errors (above): not compiling", file=sys.stderr)
         return []

@@ -37,6 +37,10 @@ HASHES_NAME = "_native_sources.json"  # written by setup.py beside this file: mo
 # the generator's pure logic: order flow, pacing, outcomes, conformance, the recorder.
 COMPILED: tuple[str, ...] = (
     "loadgen.ratelimit",
+    "loadgen.clients.dispatch",
+    "loadgen.clients.fix",
+    "loadgen.clients.rest",
+    "loadgen.clients.ws",
     "loadgen.conformance",
     "loadgen.outcome",
     "loadgen.flow.market",

@@ -25,10 +25,9 @@ from typing import Any
 from gevent import socket
 
 from loadgen.clients.backoff import Backoff
+from loadgen.clients.dispatch import Dispatcher, Done
 from loadgen.clients.net import (
     MILLISECONDS,
-    Dispatcher,
-    Done,
     NonceSource,
     Stamp,
     connect,
@@ -64,7 +63,7 @@ class FixFailure(Exception):
 
 class FixClient(Dispatcher):
     protocol = PROTOCOL
-    failures = (OSError, FixFailure)
+    failures: tuple[type[BaseException], ...] = (OSError, FixFailure)
 
     def __init__(
         self,
@@ -316,7 +315,7 @@ class FixClient(Dispatcher):
             if ex.done is not None:
                 ex.done(ex.outcome("", "", self.stamp))
 
-    # ---- open loop: send now, answers as they come (net.Dispatcher) ---------------------------
+    # ---- open loop: send now, answers as they come (dispatch.Dispatcher) ---------------------------
 
     def dispatch(self, done: Done | list[Done]) -> None:
         """Send the queued exchanges in one write and return; each Outcome goes to `done`."""

@@ -72,7 +72,8 @@ class HttpConnection:
         self.sent_at = time.time_ns()  # a failed connect's outcome is timed from here
         sock = self.sock or self._connect()
         self._body = []
-        self._replies = replies = []
+        replies: list[Reply] = []  # the parser's callbacks append to it
+        self._replies = replies
         n = len(requests)
         try:
             self.sent_at = send_stamped(sock, requests[0] if n == 1 else b"".join(requests))
@@ -98,22 +99,25 @@ class HttpConnection:
         try:
             sock = connect((self.host, self.port), self.timeout, self.backoff, self.tls)
         except OSError as exc:
-            self._fail()
+            self.drop()
             raise TransportError(f"connect: {exc}") from None
         self.sock = sock
         self.parser = httptools.HttpResponseParser(self)
         return sock
 
-    def _fail(self, exc: TransportError | None = None) -> TransportError | None:
-        """Drop the socket; the next request reconnects after a growing backoff. Returns `exc`
-        with the replies that had come in as its `partial`."""
+    def _fail(self, exc: TransportError) -> TransportError:
+        """Drop the socket (the next request reconnects after a growing backoff); `exc`, with
+        the replies that had come in as its `partial`."""
+        self.drop()
+        exc.partial = self._replies
+        return exc
+
+    def drop(self) -> None:
+        """Drop the socket; the next request reconnects after a growing backoff."""
         if self.sock is not None:
             self.sock.close()
             self.sock = None
         self.backoff.failed()
-        if exc is not None:
-            exc.partial = self._replies
-        return exc
 
     def close(self) -> None:
         if self.sock is not None:

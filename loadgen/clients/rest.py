@@ -23,10 +23,9 @@ from typing import Any
 
 import httptools
 
+from loadgen.clients.dispatch import Dispatcher, Done
 from loadgen.clients.http import HttpConnection, TransportError, TransportTimeout
 from loadgen.clients.net import (
-    Dispatcher,
-    Done,
     NonceSource,
     latency_us,
     recv_stamped,
@@ -48,7 +47,7 @@ W = REST.order  # how AddOrder names an order's parts (protocol/messages.py)
 
 class RestClient(Dispatcher):
     protocol = PROTOCOL
-    failures = (OSError, TransportError, httptools.HttpParserError)
+    failures: tuple[type[BaseException], ...] = (OSError, TransportError, httptools.HttpParserError)
 
     def __init__(
         self,
@@ -116,7 +115,7 @@ class RestClient(Dispatcher):
             replies = exc.partial
         end = time.time_ns()
         t0 = self.conn.sent_at  # after a reconnect: a connect is never part of a latency
-        out = []
+        out: list[tuple[int, list[str], Any, str, int, str]] = []
         for i in range(len(requests)):
             if i >= len(replies):
                 out.append((latency_us(t0, end), [], None, failure, end, ""))
@@ -146,7 +145,7 @@ class RestClient(Dispatcher):
         return [_outcome(op, post, sent, *call) for (op, _, post), call in zip(queued, calls,
                                                                                 strict=True)]  # fmt: skip
 
-    # ---- open loop: send now, answers as they come (net.Dispatcher) ---------------------------
+    # ---- open loop: send now, answers as they come (dispatch.Dispatcher) ---------------------------
 
     def _socket(self) -> Any:
         return self.conn.sock
@@ -172,8 +171,8 @@ class RestClient(Dispatcher):
         data = queued[0][1] if len(queued) == 1 else b"".join(q[1] for q in queued)
         try:
             send_all(conn.sock, data)
-        except OSError as exc:
-            self._broken(f"transport: {exc or exc.__class__.__name__}", ERROR)
+        except OSError as lost:
+            self._broken(f"transport: {lost or lost.__class__.__name__}", ERROR)
             return
         sent = sent_at(conn.sock, t0)
         fifo = self._fifo
@@ -211,7 +210,7 @@ class RestClient(Dispatcher):
         owed = list(self._fifo)
         self._fifo.clear()
         self._stop_reader()
-        self.conn._fail()
+        self.conn.drop()
         now = time.time_ns()
         for op, post, t0, done in owed:
             done(_outcome(op, post, t0, latency_us(t0, now), [], None, failure, now, ""))
@@ -314,12 +313,12 @@ def public(host: str, method: str, tls: ssl.SSLContext | None = None, timeout: f
             errors, result = rest.parse_reply(resp.read())
     except urllib.error.HTTPError as exc:
         raise ConnectionError(f"GET {url}: HTTP {exc.code} {exc.reason}") from None
-    except urllib.error.URLError as exc:
-        raise ConnectionError(f"GET {url}: {_reason(exc.reason)}") from None
-    except OSError as exc:
-        raise ConnectionError(f"GET {url}: {_reason(exc)}") from None
-    except rest.RestProtocolError as exc:
-        raise ConnectionError(f"GET {url}: not a Kraken reply ({exc})") from None
+    except urllib.error.URLError as unreachable:
+        raise ConnectionError(f"GET {url}: {_reason(unreachable.reason)}") from None
+    except OSError as broken:
+        raise ConnectionError(f"GET {url}: {_reason(broken)}") from None
+    except rest.RestProtocolError as foreign:
+        raise ConnectionError(f"GET {url}: not a Kraken reply ({foreign})") from None
     if errors:
         raise ConnectionError(f"GET {url}: {errors[0]}")
     return result

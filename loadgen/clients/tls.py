@@ -94,7 +94,8 @@ class TlsStream:
             return f"{head}; certificate NOT verified (insecure), sha256 {digest}..."
         subject = _name(cert.get("subject", ())) or "?"
         issuer = _name(cert.get("issuer", ())) or "?"
-        alt = ", ".join(v for k, v in cert.get("subjectAltName", ()) if k in ("DNS", "IP Address"))
+        names: Any = cert.get("subjectAltName", ())  # ((kind, name), ...)
+        alt = ", ".join(v for k, v in names if k in ("DNS", "IP Address"))
         return (
             f"{head}; certificate {subject}{f' ({alt})' if alt else ''} from {issuer}, "
             f"valid until {cert.get('notAfter', '?')}, verified"

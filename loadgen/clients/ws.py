@@ -31,9 +31,8 @@ from typing import Any
 from gevent import socket
 
 from loadgen.clients.backoff import Backoff
+from loadgen.clients.dispatch import Dispatcher, Done
 from loadgen.clients.net import (
-    Dispatcher,
-    Done,
     Stamp,
     connect,
     latency_us,
@@ -64,6 +63,12 @@ _ENDS_ORDER = re.compile(
 ).search
 
 
+def _req_id(msg: dict[str, Any] | None) -> int:
+    """A reply's req_id (-1: none, or not an integer: it answers nothing this client sent)."""
+    req_id = msg.get("req_id") if msg is not None else None
+    return req_id if isinstance(req_id, int) else -1
+
+
 def _ends_order(raw: bytes) -> bool:
     """Does this executions message report an order's end (without parsing it)?"""
     return _ENDS_ORDER(raw) is not None
@@ -74,7 +79,7 @@ _ids = itertools.count(1)
 
 class WsClient(Dispatcher):
     protocol = PROTOCOL
-    failures = (OSError, WsProtocolError, ws.WsMessageError)
+    failures: tuple[type[BaseException], ...] = (OSError, WsProtocolError, ws.WsMessageError)
 
     def __init__(
         self,
@@ -110,7 +115,7 @@ class WsClient(Dispatcher):
         self.sock = sock
         self.frames = FrameParser(expect_masked=False)
         self.inbox = deque()
-        self._feed(rest)
+        self._feed(sock, rest)
         if self.on_execution is not None:
             params = {"channel": "executions", "token": self.token, "snap_orders": False}
             self._send("subscribe", params, 0)
@@ -131,12 +136,13 @@ class WsClient(Dispatcher):
         payload = ws.request(method, params, req_id)
         self.sock.sendall(wsframe.encode_frame(wsframe.OP_TEXT, payload, mask=True))
 
-    def _feed(self, data: bytes) -> None:
+    def _feed(self, sock: socket.socket, data: bytes) -> None:
+        """The frames of a read: text to the inbox, a ping answered on `sock` (where it came)."""
         for opcode, payload in self.frames.feed(data):
             if opcode == wsframe.OP_TEXT:
                 self.inbox.append(payload)
             elif opcode == wsframe.OP_PING:
-                self.sock.sendall(wsframe.encode_frame(wsframe.OP_PONG, payload, mask=True))
+                sock.sendall(wsframe.encode_frame(wsframe.OP_PONG, payload, mask=True))
             elif opcode == wsframe.OP_CLOSE:
                 code, reason = wsframe.parse_close(payload)
                 raise ConnectionError(f"venue closed the WebSocket ({code} {reason})")
@@ -154,9 +160,9 @@ class WsClient(Dispatcher):
                 data = recv_stamped(self.sock, stamp)
                 if not data:
                     raise ConnectionError("venue closed the connection")
-                self._feed(data)
+                self._feed(self.sock, data)
             msg = self._reply(inbox.popleft())
-            index = waiting.pop(msg.get("req_id"), None) if msg is not None else None
+            index = waiting.pop(_req_id(msg), None)
             if index is not None:
                 replies[index], at[index] = msg, stamp
 
@@ -235,7 +241,7 @@ class WsClient(Dispatcher):
             for (op, _, _, post), reply, stamp in zip(queued, replies, at, strict=True)
         ]
 
-    # ---- open loop: send now, answers as they come (net.Dispatcher) ---------------------------
+    # ---- open loop: send now, answers as they come (dispatch.Dispatcher) ---------------------------
 
     def dispatch(self, done: Done | list[Done]) -> None:
         """Send the queued requests in one write and return; each Outcome goes to `done`."""
@@ -282,11 +288,11 @@ class WsClient(Dispatcher):
         data = recv_stamped(sock, stamp)
         if not data:
             raise ConnectionError("venue closed the connection")
-        self._feed(data)
+        self._feed(sock, data)
         inbox, inflight = self.inbox, self._inflight
         while inbox:
             msg = self._reply(inbox.popleft())
-            entry = inflight.pop(msg.get("req_id"), None) if msg is not None else None
+            entry = inflight.pop(_req_id(msg), None)
             if entry is not None:
                 op, post, t0, done = entry
                 done(_outcome(op, post, msg, t0, stamp, ""))

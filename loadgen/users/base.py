@@ -18,7 +18,7 @@ from locust import User, constant, task
 
 from loadgen import conformance, keyuse
 from loadgen.clients.api import TraderClient
-from loadgen.clients.net import Done
+from loadgen.clients.dispatch import Done
 from loadgen.conformance import KeyShadow
 from loadgen.flow.mix import OpMix, parse_kinds, parse_weights
 from loadgen.flow.model import Action, FlowModel
