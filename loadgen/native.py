@@ -43,6 +43,7 @@ COMPILED: tuple[str, ...] = (
     "loadgen.clients.ws",
     "loadgen.conformance",
     "loadgen.outcome",
+    "loadgen.flow.draws",
     "loadgen.flow.market",
     "loadgen.flow.mix",
     "loadgen.flow.model",

@@ -63,7 +63,7 @@ def classify(error: str) -> tuple[str, str]:
     return ERROR, ""
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)  # its own __init__: the dataclass one would be Python's
 class Outcome:
     """One request's result. Latency is in microseconds (service time: sent to answered)."""
 
@@ -71,18 +71,44 @@ class Outcome:
     op: str  # "add" | "amend" | "edit" | "cancel" | "cancel_all" | "batch_add" | "batch_cancel"
     outcome: str  # one of CLASSES
     latency_us: int
-    error: str = ""  # the venue's error string, or the transport failure
-    limit: str = ""  # for rate_limited: LIMIT_TRADING, LIMIT_REST or LIMIT_THROTTLE
+    error: str  # the venue's error string, or the transport failure
+    limit: str  # for rate_limited: LIMIT_TRADING, LIMIT_REST or LIMIT_THROTTLE
     # What the flow model learns: add -> txid; edit -> the new txid; batch_add -> a txid or
     # None per order, in request order; cancel_all -> the count.
-    detail: Any = None
+    detail: Any
     # A request sent as several messages (FIX batches): each message's error, "" if accepted
-    parts: list[str] | None = None
+    parts: list[str] | None
     # When it went and when its answer arrived (wall-clock ns), and who stamped the answer:
     # "kernel" (as it reached the socket), "user" (when this process read it), "" (no answer)
-    sent_ns: int = 0
-    answered_ns: int = 0
-    stamp: str = ""
+    sent_ns: int
+    answered_ns: int
+    stamp: str
+
+    def __init__(
+        self,
+        protocol: str,
+        op: str,
+        outcome: str,
+        latency_us: int,
+        error: str = "",
+        limit: str = "",
+        detail: Any = None,
+        parts: list[str] | None = None,
+        sent_ns: int = 0,
+        answered_ns: int = 0,
+        stamp: str = "",
+    ) -> None:
+        self.protocol = protocol
+        self.op = op
+        self.outcome = outcome
+        self.latency_us = latency_us
+        self.error = error
+        self.limit = limit
+        self.detail = detail
+        self.parts = parts
+        self.sent_ns = sent_ns
+        self.answered_ns = answered_ns
+        self.stamp = stamp
 
     @classmethod
     def from_error(cls, protocol: str, op: str, latency_us: int, error: str) -> Outcome:

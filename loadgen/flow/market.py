@@ -11,6 +11,7 @@ import random
 from dataclasses import dataclass
 from typing import Any, Final
 
+from loadgen.flow import draws
 from loadgen.protocol import assets
 
 BUY: Final = "buy"
@@ -65,14 +66,15 @@ class Market:
 
     @property
     def min_lots(self) -> int:
-        return max(1, round(self.ordermin * 10**self.lot_decimals))
+        return max(1, round(self.ordermin * 10.0**self.lot_decimals))  # (a float: exact to 10^22)
 
 
 def _text(units: int, decimals: int) -> str:
     if not decimals:
         return str(units)
-    whole, frac = divmod(units, 10**decimals)
-    return f"{whole}.{frac:0{decimals}d}"
+    scale: int = 10**decimals  # (int ** int is Any to mypy: typed here, it is int arithmetic)
+    whole, frac = divmod(units, scale)
+    return f"{whole}.{str(scale + frac)[1:]}"  # not {frac:0{decimals}d}: a format call compiled
 
 
 class PriceWalk:
@@ -92,7 +94,7 @@ class PriceWalk:
     def step(self) -> int:
         """One step of the walk: the new mid, in ticks."""
         pull = (self.ref - self.mid) * REVERT
-        self.mid = max(10, self.mid + round(pull + self.rng.gauss(0.0, STEP_TICKS)))
+        self.mid = max(10, self.mid + round(pull + draws.gauss(self.rng, 0.0, STEP_TICKS)))
         return self.mid
 
     def quote(self, side: str, cross: bool | None = None) -> int:
@@ -103,16 +105,16 @@ class PriceWalk:
         if cross is None:
             cross = rng.random() < self.cross_share
         if cross:
-            depth = 1 + int(rng.expovariate(1.0 / CROSS_DEPTH_TICKS))
+            depth = 1 + int(draws.expovariate(rng, 1.0 / CROSS_DEPTH_TICKS))
             return self.mid + depth if side == BUY else max(1, self.mid - depth)
-        depth = 1 + int(rng.expovariate(1.0 / REST_DEPTH_TICKS))
+        depth = 1 + int(draws.expovariate(rng, 1.0 / REST_DEPTH_TICKS))
         return max(1, self.mid - depth) if side == BUY else self.mid + depth
 
     def trigger(self, side: str, kind: str) -> int:
         """A trigger price in ticks: a stop (kind "stop") waits on the losing side of the mid
         (below it for a sell, above for a buy), a take-profit ("profit") on the winning side."""
         self.step()
-        depth = TRIGGER_GAP_TICKS + int(self.rng.expovariate(1.0 / TRIGGER_DEPTH_TICKS))
+        depth = TRIGGER_GAP_TICKS + int(draws.expovariate(self.rng, 1.0 / TRIGGER_DEPTH_TICKS))
         above = (side == BUY) == (kind == "stop")
         return self.mid + depth if above else max(1, self.mid - depth)
 

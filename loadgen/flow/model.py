@@ -16,9 +16,10 @@ import random
 import time
 from collections import OrderedDict, deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Final
 
+from loadgen.flow import draws
 from loadgen.flow.market import BUY, SELL, Market, PriceWalk, slipped
 from loadgen.flow.mix import OpMix
 from loadgen.flow.orders import LiveOrder, OwnOrders
@@ -44,7 +45,10 @@ _SEQUENCE: Final = itertools.count(time.time_ns() // 10_000 % 10**12)
 
 def cl_ord_id(user: int) -> str:
     """An 18-digit ClOrdID: 6 digits of the user, 12 of the process's sequence."""
-    return f"{user % 1_000_000:06d}{next(_SEQUENCE):012d}"
+    seq: int = next(_SEQUENCE)
+    # str(10^n + x)[1:], not a format spec ({x:012d}): a str.format call when compiled
+    tail = str(1_000_000_000_000 + seq)[1:] if seq < 1_000_000_000_000 else str(seq)
+    return str(1_000_000 + user % 1_000_000)[1:] + tail
 
 
 # Ids of orders heard ended (on a channel) before their acceptance came back: only orders still
@@ -56,14 +60,30 @@ EARLY_ENDS_KEPT: Final = 256
 GTD_MARGIN_S: Final = 1.0  # a GTD order is forgotten this long before the venue expires it
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)  # its own __init__: the dataclass one would be Python's
 class Action:
     op: str
-    market: Market | None = None
-    new: list[LiveOrder] = field(default_factory=list)  # orders this action places
-    targets: list[LiveOrder] = field(default_factory=list)  # live orders it touches
-    price: int = 0  # amend/edit: the new price in ticks (0 = unchanged)
-    qty: int = 0  # amend/edit: the new quantity in lots (0 = unchanged)
+    market: Market | None
+    new: list[LiveOrder]  # orders this action places
+    targets: list[LiveOrder]  # live orders it touches
+    price: int  # amend/edit: the new price in ticks (0 = unchanged)
+    qty: int  # amend/edit: the new quantity in lots (0 = unchanged)
+
+    def __init__(
+        self,
+        op: str,
+        market: Market | None = None,
+        new: list[LiveOrder] | None = None,
+        targets: list[LiveOrder] | None = None,
+        price: int = 0,
+        qty: int = 0,
+    ) -> None:
+        self.op = op
+        self.market = market
+        self.new = [] if new is None else new
+        self.targets = [] if targets is None else targets
+        self.price = price
+        self.qty = qty
 
 
 class FlowModel:
@@ -137,7 +157,7 @@ class FlowModel:
     def _order(self, market: Market, now: float) -> LiveOrder:
         kind = self._kind()
         side = BUY if self.rng.random() < 0.5 else SELL
-        lots = market.min_lots * (1 + int(self.rng.expovariate(1.0 / SIZE_SCALE)))
+        lots = market.min_lots * (1 + int(draws.expovariate(self.rng, 1.0 / SIZE_SCALE)))
         walk = self.walks[market.name]
         order = LiveOrder(self.next_cl_ord_id(), market, side, 0, lots, now, kind=kind,
                           post_only=kind.post_only)  # fmt: skip
@@ -165,7 +185,7 @@ class FlowModel:
     def _batch_add(self, now: float) -> Action:
         market = self._market()
         room = min(BATCH_ADD_MAX, self.max_live - len(self.orders))
-        n = self.rng.randint(BATCH_MIN, max(BATCH_MIN, room))
+        n = draws.randint(self.rng, BATCH_MIN, max(BATCH_MIN, room))
         return Action("batch_add", market, new=[self._order(market, now) for _ in range(n)])
 
     def _cancel(self, now: float) -> Action:
@@ -174,7 +194,7 @@ class FlowModel:
         return Action("cancel", order.market, targets=[order])
 
     def _batch_cancel(self, now: float) -> Action:
-        n = self.rng.randint(BATCH_MIN, BATCH_CANCEL_MAX)
+        n = draws.randint(self.rng, BATCH_MIN, BATCH_CANCEL_MAX)
         return Action("batch_cancel", targets=self.orders.pick_many(self.rng, n))
 
     def _cancel_all(self, now: float) -> Action:

@@ -10,11 +10,12 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+from loadgen.flow import draws
 from loadgen.flow.market import Market
 from loadgen.protocol.orderkinds import LIMIT, Kind
 
 
-@dataclass(slots=True, eq=False)
+@dataclass(slots=True, eq=False, init=False)  # its own __init__: the dataclass one is Python's
 class LiveOrder:
     cl_ord_id: str
     market: Market
@@ -22,14 +23,46 @@ class LiveOrder:
     price: int  # ticks: the limit (0: none, a market or stop-loss order)
     qty: int  # lots
     placed: float  # monotonic seconds; amends reset it (the rate limit counts from there)
-    txid: str = ""  # the venue's order id, once it answered
-    acked: float = 0.0  # monotonic seconds: when the answer that set `placed` came back
-    post_only: bool = False  # maker only: refused rather than taking (loadgen check's orders)
-    kind: Kind = LIMIT  # its order type and time in force (protocol/orderkinds.py)
-    trigger: int = 0  # ticks: a stop or take-profit's trigger price
-    display: int = 0  # lots: an iceberg's visible slice
-    expires: float = 0.0  # monotonic seconds: when the venue ends a GTD order (0: never)
-    slot: int = field(default=-1, repr=False)  # position in OwnOrders._live
+    txid: str  # the venue's order id, once it answered
+    acked: float  # monotonic seconds: when the answer that set `placed` came back
+    post_only: bool  # maker only: refused rather than taking (loadgen check's orders)
+    kind: Kind  # its order type and time in force (protocol/orderkinds.py)
+    trigger: int  # ticks: a stop or take-profit's trigger price
+    display: int  # lots: an iceberg's visible slice
+    expires: float  # monotonic seconds: when the venue ends a GTD order (0: never)
+    slot: int = field(repr=False)  # position in OwnOrders._live
+
+    def __init__(
+        self,
+        cl_ord_id: str,
+        market: Market,
+        side: str,
+        price: int,
+        qty: int,
+        placed: float,
+        txid: str = "",
+        acked: float = 0.0,
+        post_only: bool = False,
+        kind: Kind = LIMIT,
+        trigger: int = 0,
+        display: int = 0,
+        expires: float = 0.0,
+        slot: int = -1,
+    ) -> None:
+        self.cl_ord_id = cl_ord_id
+        self.market = market
+        self.side = side
+        self.price = price
+        self.qty = qty
+        self.placed = placed
+        self.txid = txid
+        self.acked = acked
+        self.post_only = post_only
+        self.kind = kind
+        self.trigger = trigger
+        self.display = display
+        self.expires = expires
+        self.slot = slot
 
     def age(self, now: float) -> float:
         return now - self.placed
@@ -80,10 +113,10 @@ class OwnOrders:
         self.by_txid[txid] = order
 
     def pick(self, rng: random.Random) -> LiveOrder | None:
-        return self._live[rng.randrange(len(self._live))] if self._live else None
+        return self._live[draws.below(rng, len(self._live))] if self._live else None
 
     def pick_many(self, rng: random.Random, n: int) -> list[LiveOrder]:
-        return rng.sample(self._live, min(n, len(self._live)))
+        return draws.sample(rng, self._live, min(n, len(self._live)))
 
     def clear(self) -> None:
         self._live.clear()
