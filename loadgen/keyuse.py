@@ -93,7 +93,7 @@ def _recent(results: Path, now: float) -> list[Path]:
         folders = [f for f in results.iterdir() if f.is_dir()]
     except OSError:
         return []
-    out = []
+    out: list[Path] = []
     for folder in folders:
         try:
             if now - folder.stat().st_mtime > RECORD_TTL_S:

@@ -52,6 +52,7 @@ COMPILED: tuple[str, ...] = (
     "loadgen.metrics.hdrcodec",
     "loadgen.metrics.hist",
     "loadgen.metrics.recorder",
+    "loadgen.users.desk",
     "loadgen.protocol.assets",
     "loadgen.protocol.operations",
     "loadgen.protocol.book",

@@ -595,7 +595,7 @@ def capacity(summary: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
     timers and heartbeats."""
     busiest = max(summary["levels"], key=lambda lv: lv["throughput_rps"], default=None)
     cpu = busiest["cpu_s"] if busiest else 0.0
-    per_core = busiest["throughput_rps"] * busiest["seconds"] / cpu if cpu else 0.0
+    per_core = busiest["throughput_rps"] * busiest["seconds"] / cpu if busiest and cpu else 0.0
     cores = math.ceil(TARGET_RPS / (per_core * (1 - HEADROOM))) if per_core else None
     knee_rps = summary["knee"]["throughput_rps"]  # 0 when no level measured the venue
     return {

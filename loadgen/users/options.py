@@ -447,6 +447,7 @@ def _cancel_all(host: str, api_key: str, secret: str, tls: ssl.SSLContext | None
     client = RestClient(host, api_key, secret, timeout=5.0, tls=tls)
     outcome = client.cancel_all()
     client.close()
+    assert outcome is not None  # (None only while the client queues: after begin())
     if not outcome.ok:
         log.warning("cancel-all for %s... at test stop: %s", api_key[:8], outcome.error)
     return outcome

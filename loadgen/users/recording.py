@@ -320,7 +320,11 @@ def _tick(environment: Environment) -> None:
             shape = environment.shape_class
             ends = shape.next_change() if hasattr(shape, "next_change") else None
             # (the shape's start: a new test in the same stage is a new pace all the same)
-            wanted = (*_wanted_pace(environment), ends, getattr(shape, "start_time", None))
+            wanted: tuple[Any, ...] = (
+                *_wanted_pace(environment),
+                ends,
+                getattr(shape, "start_time", None),
+            )
             if isinstance(runner, MasterRunner):  # a worker joining or lost: new shares
                 nodes = runner.clients.ready + runner.clients.spawning + runner.clients.running
                 wanted = (*wanted, frozenset(n.id for n in nodes))  # what worker_count counts
