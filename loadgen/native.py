@@ -34,11 +34,15 @@ PURE_ENV = "LOADGEN_PURE_PYTHON"
 HASHES_NAME = "_native_sources.json"  # written by setup.py beside this file: module -> sha256
 
 # The venue's request path and the codecs both sides share (profiled under `bench venue`), and
-# the generator's pure logic: order flow, pacing, outcomes, conformance, the recorder.
+# the generator's per-request path (perf of `bench traders`): order flow, pacing, outcomes,
+# conformance, the recorder, the clients above net.py, and the traders' desk. Not the modules
+# that Locust or the tests reach into: net.py (its waits and stamps), users/base.py (a Locust
+# User), recording.py (Locust's hooks).
 COMPILED: tuple[str, ...] = (
     "loadgen.ratelimit",
     "loadgen.clients.dispatch",
     "loadgen.clients.fix",
+    "loadgen.clients.http",
     "loadgen.clients.rest",
     "loadgen.clients.ws",
     "loadgen.conformance",

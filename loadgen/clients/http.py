@@ -85,12 +85,12 @@ class HttpConnection:
                 self.parser.feed_data(data)
         except TimeoutError:
             raise self._fail(TransportTimeout(f"no reply within {self.timeout} s")) from None
-        except httptools.HttpParserError as exc:
-            raise self._fail(TransportError(f"malformed HTTP reply: {exc}")) from None
-        except OSError as exc:
-            raise self._fail(TransportError(str(exc) or exc.__class__.__name__)) from None
-        except TransportError as exc:
-            raise self._fail(exc) from None
+        except httptools.HttpParserError as malformed:
+            raise self._fail(TransportError(f"malformed HTTP reply: {malformed}")) from None
+        except OSError as lost:
+            raise self._fail(TransportError(str(lost) or lost.__class__.__name__)) from None
+        except TransportError as failed:
+            raise self._fail(failed) from None
         self.backoff.succeeded()
         self._replies = []  # taken: an open-loop reader on this connection starts afresh
         return replies

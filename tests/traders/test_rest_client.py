@@ -3,6 +3,11 @@ against a real venue process."""
 
 from __future__ import annotations
 
+import re
+
+import gevent
+from gevent import socket as gsocket
+
 from loadgen.clients.rest import NonceSource, RestClient
 from loadgen.flow.market import Market
 from loadgen.flow.model import FlowModel
@@ -14,32 +19,46 @@ SECRET = "kQH5HW/8p1uGOVjbgWA7FunAmGO8lsSUXNsu3eow76sz84Q18fWxnyRzBHCd3pd5nE9qa9
 BTC = Market.from_asset_pair(catalog(1)[0].public_info(), catalog(1)[0].ref_price)
 
 
-class Capture:
-    """Stands in for the connection: keeps the request, answers a canned reply."""
+def capture(reply: bytes) -> tuple[int, list[bytes]]:
+    """A peer on loopback that takes one HTTP request (kept whole in the list returned) and
+    answers `reply` as its JSON body: (its port, the requests)."""
+    listener = gsocket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    got: list[bytes] = []
 
-    def __init__(self, reply: bytes = b'{"error":[],"result":{"count":0}}') -> None:
-        self.sent: list[bytes] = []
-        self.reply = reply
-        self.sent_at = 0  # wall-clock ns of the last send, as HttpConnection keeps it
+    def serve() -> None:
+        conn, _ = listener.accept()
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += conn.recv(65536)
+        head = data.partition(b"\r\n\r\n")[0]
+        length = int(re.search(rb"Content-Length: (\d+)", head).group(1))
+        while len(data) < len(head) + 4 + length:
+            data += conn.recv(65536)
+        got.append(data)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(reply), reply))
+        conn.close()
+        listener.close()
 
-    def roundtrips(self, requests: list[bytes]) -> list[tuple[int, bytes, int, str]]:
-        self.sent += requests
-        return [(200, self.reply, 0, "user") for _ in requests]
+    gevent.spawn(serve)
+    return listener.getsockname()[1], got
 
 
 def test_request_bytes_carry_the_published_signature(monkeypatch):
-    """Facts 1.2's vector, through the client's own request builder."""
-    client = RestClient("http://127.0.0.1:8080", "KEY", SECRET)
-    client.conn = Capture()
+    """Facts 1.2's vector, through the client's own request builder, as a peer receives it."""
+    port, got = capture(b'{"error":[],"result":{"count":0}}')
+    client = RestClient(f"http://127.0.0.1:{port}", "KEY", SECRET)
     monkeypatch.setattr(client.nonces, "next", lambda: 1616492376594)
     client.call("AddOrder", "ordertype=limit&pair=XBTUSD&price=37500&type=buy&volume=1.25")
+    client.close()
     body = b"nonce=1616492376594&ordertype=limit&pair=XBTUSD&price=37500&type=buy&volume=1.25"
-    assert client.conn.sent == [
-        b"POST /0/private/AddOrder HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: loadgen\r\n"
+    assert got == [
+        b"POST /0/private/AddOrder HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUser-Agent: loadgen\r\n"
         b"API-Key: KEY\r\nContent-Type: application/x-www-form-urlencoded\r\n"
         b"API-Sign: 4/dpxb3iT4tp/ZCVEwSnEsLxx0bqyhLpdfOpc6fn7OR8+UClSV5n9E6aSS8MPtnRfp32bAb0nmbRn6H8nd"
         b"wLUQ==\r\n"
-        b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+        b"Content-Length: %d\r\n\r\n%s" % (port, len(body), body)
     ]
 
 
