@@ -134,7 +134,23 @@ class FlowModel:
             op = "cancel"
         if op == "batch_add" and live + BATCH_MIN > self.max_live:
             op = "cancel" if live else "add"
-        return getattr(self, f"_{op}")(now)
+        # By name, not getattr(self, f"_{op}"): that built a string and a bound method and
+        # called it through Python (2% of a compiled trader's time, by perf).
+        if op == "add":
+            return self._add(now)
+        if op == "cancel":
+            return self._cancel(now)
+        if op == "amend":
+            return self._amend(now)
+        if op == "edit":
+            return self._edit(now)
+        if op == "batch_add":
+            return self._batch_add(now)
+        if op == "batch_cancel":
+            return self._batch_cancel(now)
+        if op == "cancel_all":
+            return self._cancel_all(now)
+        raise ValueError(f"the order mix drew an unknown operation {op!r}")
 
     def _drop_expired(self, now: float) -> None:
         """Forget GTD orders whose time is (nearly) up: one lifetime for all, so the oldest

@@ -22,6 +22,7 @@ import hashlib
 import hmac
 import zlib
 from collections.abc import Iterable
+from types import FunctionType
 from typing import Final
 
 from loadgen.protocol import numbers
@@ -169,13 +170,50 @@ _TAG_NUMBERS: Final = {str(tag): tag for tag in range(1, 10_000)}  # str -> int 
 
 
 def decode(text: str) -> dict[int, str]:
-    """Fields of one framed message (its text as returned by FixReader)."""
+    """Fields of one framed message (its text as returned by FixReader); ValueError for a
+    field that is not tag=value (an empty field between two SOHs is skipped)."""
+    if NATIVE:
+        return _decode_by_char(text)
+    return _decode_by_split(text)
+
+
+def _decode_by_char(text: str) -> dict[int, str]:
+    """decode(), compiled: each tag's digits read as a number where they lie, so no string is
+    made of a tag (1.9 against 2.8 us a 24-field ExecutionReport, mypyc; as plain Python it
+    takes 9 us, which is why the sources run _decode_by_split)."""
+    fields: dict[int, str] = {}
+    n = len(text)
+    pos = 0
+    while pos < n:
+        start = pos
+        tag = 0
+        c = ord(text[pos])
+        if c == 1:  # an empty field
+            pos += 1
+            continue
+        while c != 61:  # '='
+            if not 48 <= c <= 57 or pos + 1 >= n:
+                raise ValueError(f"field {text[start : start + 20]!r} is not tag=value")
+            tag = tag * 10 + c - 48
+            pos += 1
+            c = ord(text[pos])
+        if pos == start:
+            raise ValueError(f"field {text[start : start + 20]!r} is not tag=value")
+        end = text.find(SOH, pos + 1)
+        if end < 0:  # the last field, unterminated (FixReader's messages end in SOH)
+            end = n
+        fields[tag] = text[pos + 1 : end]
+        pos = end + 1
+    return fields
+
+
+def _decode_by_split(text: str) -> dict[int, str]:
+    """decode(), as plain Python: splits in C where it can."""
     fields: dict[int, str] = {}
     if text.count("=") == text.count(SOH):
         # Every field has exactly one '=' (no '=' inside values, as in a base64 password):
         # split once and pair tags with values; tags map to ints by table, not int().
-        # Measured 3.0 us a NewOrderSingle against 6.9 us field by field; the loop by index
-        # beats dict(zip(map(...))) both compiled (1.6 against 2.1 us) and not (2.1 against 2.3).
+        # Measured 3.0 us a NewOrderSingle against 6.9 us field by field.
         tokens = text[:-1].replace(SOH, "=").split("=")
         tags = _TAG_NUMBERS
         try:
@@ -188,10 +226,17 @@ def decode(text: str) -> dict[int, str]:
         if not part:
             continue
         tag, sep, value = part.partition("=")
-        if not sep or not tag.isdigit():
+        if not sep or not tag.isascii() or not tag.isdigit():
             raise ValueError(f"field {part[:20]!r} is not tag=value")
         fields[int(tag)] = value
     return fields
+
+
+def _probe() -> None:
+    """(A function of this module's: compiled, it is not a Python function.)"""
+
+
+NATIVE: Final = not isinstance(_probe, FunctionType)  # this module runs compiled (mypyc)
 
 
 class FixReader:

@@ -166,3 +166,45 @@ def test_checksum_is_the_byte_sum_mod_256_at_every_size(size):
         data = bytes(rng.randrange(256) for _ in range(size))
         assert fix.checksum(data) == sum(data) % 256
     assert fix.checksum(b"\xff" * size) == (255 * size) % 256  # the largest sums
+
+
+DECODE_CASES = [
+    NOS_WIRE,
+    fix.encode("A", HEADER, [(98, 0), (108, 30), (553, "key"), (554, "a+b/c=="), (5025, 17)]),
+    fix.encode("8", HEADER, [(37, "O1"), (11, "1"), (58, "a=b=c"), (10000, "x"), (20001, "")]),
+]
+
+
+@pytest.mark.parametrize("wire", DECODE_CASES)
+def test_decode_reads_what_simplefix_reads_both_ways(wire):
+    """The compiled path (digits read in place) and the plain one (split in C) give the same
+    fields, and simplefix's parser finds the same: '=' inside a value, tags past 9999, an
+    empty value."""
+    (text,) = fix.FixReader().feed(wire)
+    parser = simplefix.FixParser(allow_empty_values=True)
+    parser.append_buffer(wire)
+    theirs = {int(tag): value.decode() for tag, value in parser.get_message().pairs}
+    assert fix._decode_by_char(text) == fix._decode_by_split(text) == theirs
+    assert fix.decode(text) == theirs
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["abc=1\x01", "=1\x01", "35\x01", "35=D\x0149", "3\u0663=x\x01", "35=D\x01 9=1\x01"],
+)
+def test_decode_refuses_a_field_that_is_not_tag_value_both_ways(text):
+    for decode in (fix._decode_by_char, fix._decode_by_split, fix.decode):
+        with pytest.raises(ValueError, match="is not tag=value"):
+            decode(text)
+
+
+def test_decode_skips_an_empty_field_and_takes_an_unterminated_last_one_both_ways():
+    text = "35=D\x01\x0111=7\x01"
+    assert fix._decode_by_char(text) == fix._decode_by_split(text) == {35: "D", 11: "7"}
+    assert fix._decode_by_char("35=D") == fix._decode_by_split("35=D") == {35: "D"}
+
+
+def test_the_compiled_module_takes_the_compiled_path():
+    from loadgen import native
+
+    assert (native.running() == "compiled (mypyc)") == fix.NATIVE
