@@ -14,6 +14,7 @@ import base64
 import functools
 import hashlib
 import hmac
+import re
 from collections.abc import Mapping
 from typing import Any, Final
 from urllib.parse import quote, unquote_plus
@@ -112,10 +113,16 @@ def _bracketed(key: str, i: int, name: str = "") -> str:
     return quote(f"{key}[{i}][{name}]" if name else f"{key}[{i}]", safe="")
 
 
+# What quote(text, safe="") leaves as it is (RFC 3986's unreserved characters): most values
+# (prices, sizes, pairs, ids) are only these, and a match is 0.14 us where quote() is 0.38.
+_UNRESERVED: Final = re.compile(r"[A-Za-z0-9_.~-]*\Z").match
+
+
 def _q(value: Any) -> str:
     if value is True or value is False:
         return "true" if value else "false"
-    return quote(str(value), safe="")
+    text = str(value)
+    return text if _UNRESERVED(text) else quote(text, safe="")
 
 
 # Bounds on a form body (the venue's only recursive parse): Kraken's deepest documented key is

@@ -359,7 +359,9 @@ class Desk:
     def report(self, outcome: Outcome, response_us: int) -> None:
         """Record an Outcome and hand it to Locust as a request event; `response_us` is the
         open loop's latency from the intended send (-1: the Outcome's own)."""
-        recording.record(outcome, None if response_us < 0 else response_us)
+        recorder = recording.recorder  # (not recording.record: a Python call a request)
+        if recorder is not None:
+            recorder.record(outcome, None if response_us < 0 else response_us)
         name = outcome.op
         exception = None
         if outcome.outcome == RATE_LIMITED:

@@ -55,6 +55,17 @@ def test_form_encoding_both_ways(fields, wire):
     assert decoded == expected
 
 
+@pytest.mark.parametrize(
+    "value",
+    ["60000.1", "XBTUSD", "a-b_c.d~e", "", "a b", "a+b", "a\n", "a/b", "é", "100%", "x=y&z", -1.5],
+)
+def test_a_value_is_quoted_as_urllib_quotes_it(value):
+    """The plain-value shortcut leaves a value as quote() would, and quotes the rest."""
+    from urllib.parse import quote
+
+    assert rest.encode_form({"k": value}) == f"k={quote(str(value), safe='')}".encode()
+
+
 def test_unescaped_brackets_decode_to_lists():
     body = b"orders[0][txid]=A&orders[1][txid]=B&cl_ord_ids[0][cl_ord_id]=x"
     assert rest.decode_form(body) == {
