@@ -47,8 +47,9 @@ def ext_modules() -> list[Any]:
         print("loadgen: mypyc is not installed: not compiling")
         return []
     paths = [str(native.source_path(m, Path(".")).as_posix()) for m in native.COMPILED]
-    # The build runs before the dependencies are installed (pip's isolated build): what they
-    # export is typed Any here, alike in every build.
+    # The build runs before the dependencies are installed (pip's isolated build), and a
+    # developer's build beside them must not differ: what they export is typed Any here
+    # (--no-site-packages: mypy does not look for them), alike in every build.
     try:
         extensions = mypycify(["--ignore-missing-imports", "--no-site-packages", *paths], opt_level="3")
     except SystemExit:  # mypyc refuses a module that does not type-check: say so, run sources

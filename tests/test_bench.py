@@ -164,3 +164,17 @@ def test_bench_handshake_ends_when_the_venue_closes_instead_of_answering():
         return str(refused.value)
 
     assert "before the FIX Logon reply" in asyncio.run(attempt())
+
+
+def test_bench_venue_names_the_rate_limit_when_its_keys_run_out_of_room():
+    """Enough requests on one pair charge the bench keys' counters past tier starter's: the
+    figures are refused, and the reason given is the bench's own plan, not the venue."""
+    done = subprocess.run(
+        [sys.executable, "-m", "loadgen.cli", "bench", "venue", "--protocols", "fix,rest",
+         "--runs", "1", "--requests", "400", "--pairs", "1", "--connections", "1",
+         "--tier", "starter"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "some requests were refused" in done.stdout
+    assert "for a rate limit" in done.stdout and "--tier unlimited" in done.stdout

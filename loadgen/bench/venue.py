@@ -84,6 +84,7 @@ class RunResult:
     errors: int
     cpu_s: float
     wall_s: float
+    limited: int = 0  # of the errors, refusals for a rate limit
 
     @property
     def us_per_request(self) -> float:
@@ -247,15 +248,20 @@ def fix_payloads(plan: Plan, connections: int, sessions: list[dict]) -> list[lis
 # ---- reply counters (bytes in -> (replies, errors)) -----------------------------------------------
 
 
+LIMITED = "Rate limit exceeded"  # in each API's refusal for a rate limit (EOrder:, EAPI:)
+
+
 class RestCounter:
     def __init__(self) -> None:
         self.replies = 0
         self.errors = 0
+        self.limited = 0
         self.parser = httptools.HttpResponseParser(self)
 
     def on_body(self, body: bytes) -> None:
         if not body.startswith(b'{"error":[]'):
             self.errors += 1
+            self.limited += LIMITED.encode() in body
 
     def on_message_complete(self) -> None:
         self.replies += 1
@@ -268,6 +274,7 @@ class WsCounter:
     def __init__(self) -> None:
         self.replies = 0
         self.errors = 0
+        self.limited = 0
         self.frames = wsframe.FrameParser(expect_masked=False)
 
     def feed(self, data: bytes) -> None:
@@ -276,12 +283,14 @@ class WsCounter:
                 self.replies += 1
                 if b'"success":true' not in payload:
                     self.errors += 1
+                    self.limited += LIMITED.encode() in payload
 
 
 class FixCounter:
     def __init__(self) -> None:
         self.replies = 0
         self.errors = 0
+        self.limited = 0
         self.reader = fix.FixReader()
 
     def feed(self, data: bytes) -> None:
@@ -293,6 +302,7 @@ class FixCounter:
             else:
                 self.replies += 1
                 self.errors += 1
+                self.limited += isinstance(msg, str) and LIMITED in msg
 
 
 # ---- driving ---------------------------------------------------------------------------------------
@@ -400,7 +410,9 @@ async def _run(
         )
     )
     cpu1, t1 = venue.cpu(), time.perf_counter()
-    return RunResult(protocol, sent, sum(k.errors for k in counters), cpu1 - cpu0, t1 - t0)
+    errors = sum(k.errors for k in counters)
+    limited = sum(k.limited for k in counters)
+    return RunResult(protocol, sent, errors, cpu1 - cpu0, t1 - t0, limited)
 
 
 def key_groups(keys: list[dict], connections: int) -> dict[str, list[dict]]:
@@ -516,6 +528,7 @@ def summarize(report: dict[str, list[RunResult]]) -> dict[str, dict[str, Any]]:
             "target_us": TARGET_US[protocol],
             "median_req_per_s": statistics.median(r.requests / r.wall_s for r in runs),
             "errors": sum(r.errors for r in runs),
+            "rate_limited": sum(r.limited for r in runs),
         }
         for protocol, runs in report.items()
     }
@@ -550,5 +563,13 @@ def _print_report(
         print(f"over target: {', '.join(failed_targets)}")
     if any(v["errors"] for v in out.values()):
         print("some requests were refused: the figures are not of accepted order entry")
+        limited = sum(v["rate_limited"] for v in out.values())
+        if limited:  # the bench keys' per-pair counters ran out of room: the bench's doing
+            print(
+                f"  {limited} of them for a rate limit (each cancel of an order it refused is "
+                f"refused too, as unknown): {args.runs} runs x {args.requests} requests charge "
+                f"the bench keys' per-pair counters past tier {args.tier}'s threshold; use fewer "
+                "--runs or --requests, or --tier unlimited"
+            )
         return 1
     return 0
