@@ -51,7 +51,9 @@ def ext_modules() -> list[Any]:
     # developer's build beside them must not differ: what they export is typed Any here
     # (--no-site-packages: mypy does not look for them), alike in every build.
     try:
-        extensions = mypycify(["--ignore-missing-imports", "--no-site-packages", *paths], opt_level="3")
+        extensions = mypycify(
+            ["--ignore-missing-imports", "--no-site-packages", *paths], opt_level="3"
+        )
     except SystemExit:  # mypyc refuses a module that does not type-check: say so, run sources
         print("loadgen: mypyc found type errors (above): not compiling", file=sys.stderr)
         return []
