@@ -183,7 +183,7 @@ def _plan_forced(protocol: str, action: Any) -> list[Charge]:
 
 
 # What each of the traders' operations charges (a dropped FIX session is planned as the
-# cancel-all the venue makes of its orders: users/base.judge)
+# cancel-all the venue makes of its orders: users/desk.Desk.judge)
 _PLANS: Final = {
     "add": _plan_add,
     "batch_add": _plan_batch_add,

@@ -13,6 +13,7 @@ A rate-limit rejection is an expected outcome, not a failure (DESIGN, measuremen
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -118,3 +119,20 @@ class Outcome:
     @property
     def ok(self) -> bool:
         return self.outcome == OK
+
+
+# What a reply's reader (protocol/messages.py) raises on a result that lacks what Kraken's
+# carries: a venue that is not quite Kraken.
+UNREADABLE: Final = (KeyError, IndexError, TypeError, ValueError, AttributeError)
+
+
+def read_back(outcome: Outcome, post: Callable[[Any], Any], result: Any) -> Outcome:
+    """`outcome` with what the trader reads back from its reply (its detail), or, where the
+    reply lacks it, an error naming what was missing: never an exception in the reader that
+    would lose the request (and, in open loop, the answers behind it)."""
+    try:
+        outcome.detail = post(result)
+    except UNREADABLE as exc:
+        outcome.outcome = ERROR
+        outcome.error = f"reply: not as Kraken's ({exc.__class__.__name__}: {exc})"
+    return outcome

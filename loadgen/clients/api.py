@@ -1,6 +1,6 @@
 """The one interface the three trader clients share (RestClient, WsClient, FixClient).
 
-The traders (users/base.py) hold a client only through this Protocol: an operation returns its
+The traders (users/desk.py) hold a client only through this Protocol: an operation returns its
 Outcome, or None while the client queues (after begin(), or in open loop); flush() sends the
 queue in one write and waits for every answer, dispatch() sends it and hands each Outcome to a
 callback as its answer arrives.

@@ -124,6 +124,12 @@ class Dispatcher(Pipelined):
                 if self._socket() is sock:
                     self._broken(f"transport: {exc or exc.__class__.__name__}", "error")
                 return
+            except Exception as unreadable:  # a reply the client could not take (its reader
+                # would die, and what it owed would wait for the watchdog): the connection ends
+                if self._socket() is sock:
+                    what = f"{unreadable.__class__.__name__}: {unreadable}"
+                    self._broken(f"reply: not as the venue's protocol has it ({what})", "error")
+                return
 
     def _stop_reader(self) -> None:
         reader, self._reader, self._reading = self._reader, None, None
@@ -133,8 +139,8 @@ class Dispatcher(Pipelined):
 
 WATCH_S = 0.25  # how often the watchdog looks for answers owed longer than a client's timeout
 # The clients with a reader running. A plain set, not a WeakSet (compiled classes take no weak
-# references): a reader holds its client anyway, and the watchdog lets go of each client whose
-# reader has ended or was stopped.
+# references): a reader holds its client anyway, and the watchdog lets go of each client once
+# its reader has ended or was stopped and nothing is owed.
 _watched: set[Dispatcher] = set()
 _watchdog: list[gevent.Greenlet] = []
 
@@ -152,9 +158,9 @@ def _watch_loop() -> None:
         gevent.sleep(WATCH_S)
         now = time.time_ns()
         for client in list(_watched):
-            if client._reader is None or client._reading is None:  # its reader is over
-                _watched.discard(client)
-                continue
             oldest = client._oldest()
+            if client._reader is None or (client._reading is None and not oldest):
+                _watched.discard(client)  # its reader is over, and nothing is owed
+                continue
             if oldest and now - oldest > client.timeout * 1e9:
                 client._broken(f"timeout: no reply within {client.timeout} s", "timeout")

@@ -38,7 +38,7 @@ from loadgen.clients.net import (
 )
 from loadgen.clients.tls import for_scheme
 from loadgen.flow.orders import LiveOrder
-from loadgen.outcome import ERROR, OK, TIMEOUT, Outcome
+from loadgen.outcome import ERROR, OK, TIMEOUT, Outcome, read_back
 from loadgen.protocol import errors, fix
 from loadgen.protocol.clock import fix_time
 from loadgen.protocol.fixsession import (
@@ -201,7 +201,7 @@ class FixClient(Dispatcher):
     # ---- exchanges: one at a time, or several on the wire at once (pipelined) ----------------
 
     def exchange(self, op: str, messages: list[tuple[str, str, str]], skip_unknown: bool = False,
-                 post: Callable[[Outcome], None] | None = None) -> Outcome | None:  # fmt: skip
+                 post: Callable[[Outcome], Any] | None = None) -> Outcome | None:  # fmt: skip
         """Send (msg_type, ClOrdID, body) messages, wait for each one's answer: the Outcome
         (None when queued after begin()).
 
@@ -416,8 +416,8 @@ class FixClient(Dispatcher):
     def edit(self, order: LiveOrder, price: int = 0, qty: int = 0) -> Outcome | None:
         """FIX has no legacy edit: a cancel-replace keeps the order id (detail: the same id)."""
 
-        def same_id(outcome: Outcome) -> None:
-            outcome.detail = order.txid if outcome.ok else None
+        def same_id(outcome: Outcome) -> Any:
+            return order.txid if outcome.ok else None
 
         return self.exchange("edit", [self._replace(order, price, qty)], post=same_id)
 
@@ -446,12 +446,13 @@ def _kind_tags(order: LiveOrder) -> str:
     return tags
 
 
-def _first_id(outcome: Outcome) -> None:
-    outcome.detail = outcome.detail[0] if outcome.ok else None
+def _first_id(outcome: Outcome) -> Any:
+    """An add's detail: the order id its ExecutionReport gave (read_back: the Outcome's)."""
+    return outcome.detail[0] if outcome.ok else None
 
 
-def _mass_count(outcome: Outcome) -> None:
-    outcome.detail = int(outcome.detail[0] or 0) if outcome.ok else None
+def _mass_count(outcome: Outcome) -> Any:
+    return int(outcome.detail[0] or 0) if outcome.ok else None
 
 
 class _Exchange:
@@ -459,7 +460,7 @@ class _Exchange:
 
     __slots__ = ("answers", "at", "done", "errors", "left", "op", "post", "skip_unknown", "t0")
 
-    def __init__(self, op: str, n: int, skip_unknown: bool, post: Callable[[Outcome], None] | None,
+    def __init__(self, op: str, n: int, skip_unknown: bool, post: Callable[[Outcome], Any] | None,
                  done: Done | None, t0: int) -> None:  # fmt: skip
         self.op = op
         self.answers: list[Any] = [None] * n
@@ -492,7 +493,7 @@ class _Exchange:
             for index, error in self.errors:
                 outcome.parts[index] = error
         if self.post is not None:
-            self.post(outcome)
+            read_back(outcome, self.post, outcome)
         outcome.sent_ns, outcome.answered_ns, outcome.stamp = self.t0, stamp.ns, stamp.source
         return outcome
 

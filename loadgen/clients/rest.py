@@ -35,7 +35,7 @@ from loadgen.clients.net import (
 from loadgen.clients.tls import VERIFY_ADVICE, for_scheme
 from loadgen.flow.market import Market
 from loadgen.flow.orders import LiveOrder
-from loadgen.outcome import ERROR, OK, TIMEOUT, Outcome
+from loadgen.outcome import ERROR, OK, TIMEOUT, Outcome, read_back
 from loadgen.protocol import assets, messages, rest
 from loadgen.protocol.messages import REST
 from loadgen.protocol.operations import REST_METHOD
@@ -298,7 +298,7 @@ def _outcome(op: str, post: Any, sent: int, latency: int, errors: list[str], res
     else:
         outcome = Outcome(PROTOCOL, op, OK, latency)
         if post is not None:  # what the trader reads back (messages.py's reader)
-            outcome.detail = post(result)
+            read_back(outcome, post, result)
     outcome.sent_ns, outcome.answered_ns, outcome.stamp = sent, answered, source
     return outcome
 

@@ -43,7 +43,7 @@ from loadgen.clients.net import (
 )
 from loadgen.clients.tls import for_scheme
 from loadgen.flow.orders import LiveOrder
-from loadgen.outcome import ERROR, OK, TIMEOUT, Outcome
+from loadgen.outcome import ERROR, OK, TIMEOUT, Outcome, read_back
 from loadgen.protocol import messages, ws, wsframe
 from loadgen.protocol.clock import rfc3339_seconds
 from loadgen.protocol.messages import WS
@@ -395,7 +395,7 @@ def _outcome(op: str, post: Any, reply: dict[str, Any] | None, t0: int, stamp: S
         else:
             outcome = Outcome(PROTOCOL, op, OK, latency)
             if post is not None:  # what the trader reads back (messages.py's reader)
-                outcome.detail = post(result)
+                read_back(outcome, post, result)
     outcome.sent_ns, outcome.answered_ns, outcome.stamp = t0, stamp.ns, stamp.source
     return outcome
 

@@ -40,6 +40,8 @@ def gauss(rng: random.Random, mu: float, sigma: float) -> float:
 
 def below(rng: random.Random, n: int) -> int:
     """Random.randrange(n) for n > 0 (Random._randbelow_with_getrandbits)."""
+    if n <= 0:  # (getrandbits(0) is 0: the loop below would never end)
+        raise ValueError(f"empty range for a draw below {n}")
     k = n.bit_length()
     r = rng.getrandbits(k)
     while r >= n:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import zlib
 from collections.abc import Iterable
 from types import FunctionType
@@ -207,12 +208,16 @@ def _decode_by_char(text: str) -> dict[int, str]:
     return fields
 
 
+_FIELD_WITHOUT_EQ: Final = re.compile("(?:^|\x01)[^=\x01]*\x01").search
+
+
 def _decode_by_split(text: str) -> dict[int, str]:
     """decode(), as plain Python: splits in C where it can."""
     fields: dict[int, str] = {}
-    if text.count("=") == text.count(SOH):
-        # Every field has exactly one '=' (no '=' inside values, as in a base64 password):
-        # split once and pair tags with values; tags map to ints by table, not int().
+    if text.count("=") == text.count(SOH) and not _FIELD_WITHOUT_EQ(text):
+        # Every field has exactly one '=' (none inside values, as in a base64 password: as
+        # many '=' as fields, and no field without one, empty fields included): split once
+        # and pair tags with values; tags map to ints by table, not int().
         # Measured 3.0 us a NewOrderSingle against 6.9 us field by field.
         tokens = text[:-1].replace(SOH, "=").split("=")
         tags = _TAG_NUMBERS

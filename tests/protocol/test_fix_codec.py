@@ -198,6 +198,29 @@ def test_decode_refuses_a_field_that_is_not_tag_value_both_ways(text):
             decode(text)
 
 
+def _decoded(decode, text):
+    try:
+        return decode(text)
+    except ValueError:
+        return "ValueError"
+
+
+def test_both_decode_paths_agree_on_every_short_text():
+    """Every text of up to 6 characters over tags' digits, '=', SOH and a letter: the compiled
+    path and the plain one give the same fields or both refuse ('=' in a value balanced by a
+    field without one used to fool the plain path's split)."""
+    import itertools
+
+    alphabet = "13=\x01a"
+    for n in range(1, 7):
+        for chars in itertools.product(alphabet, repeat=n):
+            text = "".join(chars)
+            by_char = _decoded(fix._decode_by_char, text)
+            assert by_char == _decoded(fix._decode_by_split, text), repr(text)
+    for text in ("35=1=2\x0158\x01", "1==1\x01\x01", "35=D\x01554=a+b==\x01"):
+        assert _decoded(fix._decode_by_char, text) == _decoded(fix._decode_by_split, text)
+
+
 def test_decode_skips_an_empty_field_and_takes_an_unterminated_last_one_both_ways():
     text = "35=D\x01\x0111=7\x01"
     assert fix._decode_by_char(text) == fix._decode_by_split(text) == {35: "D", 11: "7"}

@@ -19,7 +19,7 @@ BTC = Market.from_asset_pair(catalog(1)[0].public_info(), catalog(1)[0].ref_pric
 @pytest.mark.parametrize("protocol", ["rest", "ws", "fix"])
 def test_every_operation(venue_proc, protocol):
     client = make_client(protocol, venue_proc)
-    assert isinstance(client, TraderClient)  # the one interface users/base.py holds them by
+    assert isinstance(client, TraderClient)  # the one interface users/desk.py holds them by
     model = FlowModel([BTC], seed=1, cross_share=0.0)
     first = model._order(BTC, 0.0)
     placed = client.add(first)
@@ -178,7 +178,7 @@ def test_open_loop_sends_never_wait_for_answers(knob_venue_proc, protocol):
 def test_open_loop_sends_due_together_go_in_one_write_each_answered_to_its_own(
     venue_proc, protocol, monkeypatch
 ):
-    """A user behind schedule sends what is due in one write (users/base.trade_open): one
+    """A user behind schedule sends what is due in one write (users/desk.Desk.turn_open): one
     callback per operation, each handed its own operation's Outcome."""
     import sys
 

@@ -4,6 +4,7 @@ against a real venue process."""
 from __future__ import annotations
 
 import re
+import time
 
 import gevent
 from gevent import socket as gsocket
@@ -107,3 +108,43 @@ def test_a_reconnect_is_never_part_of_a_latency(venue_proc, monkeypatch):
     client.close()
     assert outcome.ok and took >= 0.3  # the connect happened inside the call...
     assert outcome.latency_us < 250_000, outcome  # ...and is not in its latency
+
+
+def test_open_loop_a_reply_short_of_krakens_is_an_error_and_what_follows_still_ends():
+    """A venue answers an add with no txid, then never answers the cancel-all behind it: the
+    add's Outcome names the missing field (no exception kills the reader), and the cancel-all
+    times out on the client's own timeout rather than waiting for ever."""
+    from loadgen.outcome import TIMEOUT
+
+    listener = gsocket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        data = b""
+        while data.count(b"POST ") < 2:
+            data += conn.recv(65536)
+        reply = b'{"error":[],"result":{}}'
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(reply), reply))
+        gevent.sleep(10)  # the cancel-all is never answered (the test ends well before)
+        conn.close()
+
+    server = gevent.spawn(serve)
+    client = RestClient(f"http://127.0.0.1:{listener.getsockname()[1]}", "KEY", SECRET, 0.5)
+    outcomes: list = []
+    client.begin()
+    client.add(LiveOrder("7", BTC, "buy", 100, BTC.min_lots, 0.0))
+    client.cancel_all()
+    client.dispatch(outcomes.append)
+    deadline = time.monotonic() + 10
+    while len(outcomes) < 2 and time.monotonic() < deadline:
+        gevent.sleep(0.05)
+    client.close()
+    server.kill()
+    listener.close()
+    added, cancelled = outcomes
+    assert added.op == "add" and added.outcome == ERROR and "txid" in added.error, added
+    assert added.error.startswith("reply: not as Kraken's (KeyError")
+    assert cancelled.op == "cancel_all" and cancelled.outcome == TIMEOUT, cancelled
+    assert client.in_flight() == 0
