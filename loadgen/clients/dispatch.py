@@ -120,16 +120,18 @@ class Dispatcher(Pipelined):
         while self._socket() is sock:
             try:
                 self._pump(sock)
-            except self.failures as exc:  # the socket's, the protocol's
+            except Exception as exc:  # the connection ends, and what it owed fails with this
                 if self._socket() is sock:
-                    self._broken(f"transport: {exc or exc.__class__.__name__}", "error")
+                    self._broken(self._failure(exc), "error")
                 return
-            except Exception as unreadable:  # a reply the client could not take (its reader
-                # would die, and what it owed would wait for the watchdog): the connection ends
-                if self._socket() is sock:
-                    what = f"{unreadable.__class__.__name__}: {unreadable}"
-                    self._broken(f"reply: not as the venue's protocol has it ({what})", "error")
-                return
+
+    def _failure(self, exc: Exception) -> str:
+        """What ended a connection: the socket's or the protocol's failure (`failures`), or a
+        reply the client could not take (its reader would otherwise die, and what it owed wait
+        for the watchdog)."""
+        if isinstance(exc, self.failures):
+            return f"transport: {exc or exc.__class__.__name__}"
+        return f"reply: not as the venue's protocol has it ({exc.__class__.__name__}: {exc})"
 
     def _stop_reader(self) -> None:
         reader, self._reader, self._reading = self._reader, None, None

@@ -68,15 +68,14 @@ class TraderUser(User):
             cross_share=opts.cross_share,
             kinds=parse_kinds(getattr(opts, "order_types", ""), self.protocol),
         )
-        self.schedule = (
+        schedule = (
             Schedule(time.monotonic(), recording.pace.per_user, (self.number * PHI) % 1.0)
             if recording.open_loop(self.environment)
             else None
         )
         self.shadow = shadow_for(self.api_key, f"k{self.number}", opts.tier)
-        self.stay_under = bool(opts.stay_under) and self.shadow is not None
-        self.pipeline = int(getattr(opts, "pipeline", 1))
-        problem = pipeline_problem(self.pipeline, self.schedule is not None, opts.stay_under)
+        pipeline = int(getattr(opts, "pipeline", 1))
+        problem = pipeline_problem(pipeline, schedule is not None, opts.stay_under)
         if problem:
             raise ValueError(f"--pipeline: {problem}")
         self.client = self.connect()
@@ -85,9 +84,9 @@ class TraderUser(User):
             self.flow,
             self.client,
             self.shadow,
-            self.stay_under,
-            self.pipeline,
-            self.schedule,
+            bool(opts.stay_under) and self.shadow is not None,
+            pipeline,
+            schedule,
             self.environment.events.request.fire,
             self.user_error,
         )

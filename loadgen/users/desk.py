@@ -359,7 +359,7 @@ class Desk:
     def report(self, outcome: Outcome, response_us: int) -> None:
         """Record an Outcome and hand it to Locust as a request event; `response_us` is the
         open loop's latency from the intended send (-1: the Outcome's own)."""
-        recorder = recording.recorder  # (not recording.record: a Python call a request)
+        recorder = recording.recorder  # (read here, not through a Python call a request)
         if recorder is not None:
             recorder.record(outcome, None if response_us < 0 else response_us)
         name = outcome.op

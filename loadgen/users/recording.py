@@ -141,11 +141,6 @@ _final: set[str] = set()  # master: workers whose last windows arrived
 _known: set[str] = set()  # master: every worker seen since the test started
 
 
-def record(outcome: Outcome, response_us: int | None = None) -> None:
-    if recorder is not None:
-        recorder.record(outcome, response_us)
-
-
 def market_data(kind: str, latency_us: int | None = None, n: int = 1) -> None:
     if recorder is not None:
         recorder.market_data(kind, latency_us, n)
