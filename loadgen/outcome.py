@@ -29,9 +29,8 @@ CLASSES: Final = (OK, RATE_LIMITED, REJECTED, ERROR, TIMEOUT)
 # Which limiter refused a rate-limited request.
 LIMIT_TRADING: Final = "trading"  # EOrder:Rate limit exceeded: the per-pair matching-engine counter
 LIMIT_REST: Final = "rest"  # EAPI:Rate limit exceeded: the REST call counter
-LIMIT_THROTTLE: Final = (
-    "throttle"  # EService: Throttled, EGeneral:Too many requests, HTTP 429, WS msg rate
-)
+# EService: Throttled, EGeneral:Too many requests, HTTP 429, WS msg rate
+LIMIT_THROTTLE: Final = "throttle"
 
 # Error-string prefixes (facts 1.4) -> (class, limit). First match wins, so longer prefixes of
 # the same family come first.

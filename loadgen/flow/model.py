@@ -27,9 +27,8 @@ from loadgen.outcome import Outcome
 from loadgen.protocol import errors
 from loadgen.protocol.orderkinds import GTD_LIFETIME_S, ICEBERG_SHOWN, KINDS, LIMIT, Kind
 
-MAX_LIVE: Final = (
-    50  # a trader's open orders before it cancels rather than adds (below Starter's 60)
-)
+# a trader's open orders before it cancels rather than adds (below Starter's 60)
+MAX_LIVE: Final = 50
 BATCH_MIN: Final = 2  # Kraken batches: 2..15 orders to add, up to 50 ids to cancel (facts 1.3)
 BATCH_ADD_MAX: Final = 15
 BATCH_CANCEL_MAX: Final = 50

@@ -18,9 +18,8 @@ from __future__ import annotations
 import math
 from typing import Final
 
-LATE_S: Final = (
-    0.001  # a send held over 1 ms past its intended time by the venue's last reply is late
-)
+# a send held over 1 ms past its intended time by the venue's last reply is late
+LATE_S: Final = 0.001
 # A send the generator itself let slip is late once it is a whole send interval behind (its
 # next send is already due: the schedule slipped), and never under 10 ms: the event loop runs a
 # ready greenlet or a timer a few milliseconds late on a shared machine (the lag sampler

@@ -31,9 +31,8 @@ HALF_BITS: Final = SUB_BUCKET_BITS - 1
 HALF: Final = 1 << HALF_BITS
 MASK: Final = (1 << SUB_BUCKET_BITS) - 1
 
-_ENCODING_COOKIE: Final = (
-    0x1C849303 | 0x10
-)  # "V2", word size marker as hdrh and HdrHistogram_c write
+# "V2", word size marker as hdrh and HdrHistogram_c write
+_ENCODING_COOKIE: Final = 0x1C849303 | 0x10
 _COMPRESSION_COOKIE: Final = 0x1C849304 | 0x10
 _COOKIE_BASE_MASK: Final = ~0xF0
 _EXT: Final = struct.Struct(">II")

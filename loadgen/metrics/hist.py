@@ -28,9 +28,8 @@ from loadgen.metrics import hdrcodec
 
 LOWEST_US: Final = 1
 HIGHEST_US: Final = 3_600_000_000  # one hour: no request outlives the run's timeouts by that much
-SIGNIFICANT_DIGITS: Final = (
-    hdrcodec.SIGNIFICANT_DIGITS
-)  # DESIGN: microseconds, 3 significant digits
+# DESIGN: microseconds, 3 significant digits
+SIGNIFICANT_DIGITS: Final = hdrcodec.SIGNIFICANT_DIGITS
 PERCENTILES = (25.0, 50.0, 95.0, 99.0, 99.9)
 
 

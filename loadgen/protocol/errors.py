@@ -29,9 +29,8 @@ DEADLINE: Final = "EService:Deadline elapsed"
 INVALID_KEY: Final = "EAPI:Invalid key"
 INVALID_SIGNATURE: Final = "EAPI:Invalid signature"
 INVALID_NONCE: Final = "EAPI:Invalid nonce"
-INVALID_SESSION: Final = (
-    "ESession:Invalid session"  # a bad WS token (what clients report for v1/v2)
-)
+# a bad WS token (what clients report for v1/v2)
+INVALID_SESSION: Final = "ESession:Invalid session"
 
 
 def invalid_arguments(what: str) -> str:

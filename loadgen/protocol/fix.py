@@ -31,9 +31,8 @@ from loadgen.protocol import numbers
 SOH: Final = "\x01"
 BEGIN_STRING: Final = "FIX.4.4"
 _BEGIN: Final = b"8=FIX.4.4\x019="
-MAX_MESSAGE: Final = (
-    64 * 1024
-)  # An order message is ~200 bytes; a 64 KiB one is garbage or an attack.
+# An order message is ~200 bytes; a 64 KiB one is garbage or an attack.
+MAX_MESSAGE: Final = 64 * 1024
 
 # Tags used by the codec and the session (FIX 4.4 numbering).
 BEGIN_SEQ_NO: Final = 7

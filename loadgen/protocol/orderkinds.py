@@ -32,9 +32,8 @@ from dataclasses import dataclass
 from typing import Final
 
 REST, WS, FIX = "rest", "ws", "fix"
-GTD_LIFETIME_S: Final = (
-    30  # a GTD order's life; REST's `expiretm=+30` (at least 5 s ahead, facts 9)
-)
+# a GTD order's life; REST's `expiretm=+30` (at least 5 s ahead, facts 9)
+GTD_LIFETIME_S: Final = 30
 ICEBERG_SHOWN: Final = 10  # an iceberg shows 1/10 of its size (Kraken's floor is 1/15)
 
 

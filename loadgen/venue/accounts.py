@@ -27,9 +27,8 @@ if TYPE_CHECKING:
 
 DEFAULT_KEY_COUNT: Final = 100
 TOKEN_TTL_S: Final = 900.0  # GetWebSocketsToken: "use within 15 minutes" (facts 4.1)
-DEFAULT_MAX_NOTIONAL: Final = (
-    10_000_000.0  # an order worth more (in quote units) is "Insufficient funds"
-)
+# an order worth more (in quote units) is "Insufficient funds"
+DEFAULT_MAX_NOTIONAL: Final = 10_000_000.0
 # Every test key starts with this much of every asset (balances at BALANCE_DECIMALS): enough
 # that an hour of mixed flow never runs a key dry, small enough that a deliberately large
 # order can (Insufficient funds).

@@ -56,9 +56,8 @@ LOGON_TIMEOUT_S = 10.0  # a connection must have logged on by then
 TARGET_COMP_ID: Final = "KRAKEN-TRD"  # facts 5: TargetCompID of the trading session
 NONCE_WINDOW_MS: Final = 5000  # 5025 must be within 5 s of server time (facts 5)
 DEFAULT_HEARTBEAT_S: Final = 60  # 108: 60 recommended
-FIX_TIME_FORMAT: Final = (
-    "%Y%m%d-%H:%M:%S.%f"  # UTCTimestamp with fractions, e.g. 20240101-12:00:00.123
-)
+# UTCTimestamp with fractions, e.g. 20240101-12:00:00.123
+FIX_TIME_FORMAT: Final = "%Y%m%d-%H:%M:%S.%f"
 
 # BusinessRejectReason (380) for the venue's refusals (facts 5, 35=j).
 BR_OTHER: Final = 0

@@ -33,9 +33,8 @@ E_INVALID_SESSION: Final = errors.INVALID_SESSION
 E_UNKNOWN_METHOD: Final = errors.UNKNOWN_METHOD
 WS_DEADLINE_MIN_S: Final = 0.5  # "deadline: 500 ms to 60 s ahead" (facts 4.2)
 _connection_ids = itertools.count(1)
-CLOSE_POLICY: Final = (
-    1008  # RFC 6455 7.4.1: a message that violates policy (here: reading too slowly)
-)
+# RFC 6455 7.4.1: a message that violates policy (here: reading too slowly)
+CLOSE_POLICY: Final = 1008
 MAX_SYMBOLS: Final = 200  # symbols one public subscribe may name (Kraken's level3 allows 200)
 
 
